@@ -1,0 +1,49 @@
+"""The catalog database: SQLAlchemy models, sessions and migrations."""
+
+from __future__ import annotations
+
+from catalog_ai.db.base import NAMING_CONVENTION, Base
+from catalog_ai.db.models import (
+    Category,
+    Embedding,
+    ModelVersion,
+    Product,
+    ProductImage,
+    ProductStatus,
+    Review,
+    ReviewAction,
+    Suggestion,
+    SuggestionSource,
+    TaxonomyVersion,
+)
+from catalog_ai.db.session import (
+    dispose_engines,
+    ensure_schema_current,
+    get_engine,
+    session_factory,
+    unit_of_work,
+)
+from catalog_ai.db.types import UTCDateTime, utc_now
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Base",
+    "Category",
+    "Embedding",
+    "ModelVersion",
+    "Product",
+    "ProductImage",
+    "ProductStatus",
+    "Review",
+    "ReviewAction",
+    "Suggestion",
+    "SuggestionSource",
+    "TaxonomyVersion",
+    "UTCDateTime",
+    "dispose_engines",
+    "ensure_schema_current",
+    "get_engine",
+    "session_factory",
+    "unit_of_work",
+    "utc_now",
+]

@@ -1,0 +1,88 @@
+"""A product to classify, and its life cycle (``ProductStatus``)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, Index, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+
+from catalog_ai.db.base import Base
+from catalog_ai.db.types import str_enum, utc_now
+
+if TYPE_CHECKING:
+    from catalog_ai.db.models.category import Category
+    from catalog_ai.db.models.product_image import ProductImage
+    from catalog_ai.db.models.review import Review
+    from catalog_ai.db.models.suggestion import Suggestion
+
+__all__ = ["ProductStatus", "Product"]
+
+
+class ProductStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for a worker
+    PROCESSING = "processing"  # a worker has it
+    SUGGESTED = "suggested"  # has a suggestion, waiting for review
+    ACCEPTED = "accepted"  # has its final category
+    REJECTED = "rejected"  # a reviewer said it belongs nowhere
+    FAILED = "failed"  # could not be classified; ``error`` says why
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (
+        # The stale-work sweep: "pending/processing for longer than N minutes".
+        Index(None, "status", "status_changed_at"),
+    )
+    # Fetch server-set timestamps (updated_at) at flush, so they stay readable after the session.
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(512), default="", server_default="")
+    external_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    status: Mapped[ProductStatus] = mapped_column(
+        str_enum(ProductStatus, "product_status"),
+        default=ProductStatus.PENDING,
+        server_default=ProductStatus.PENDING.value,
+    )
+    error: Mapped[str | None] = mapped_column(Text)  # why it failed
+    # The final, accepted category.
+    category_id: Mapped[int | None] = mapped_column(
+        ForeignKey("categories.id", ondelete="RESTRICT"), index=True
+    )
+    label_source: Mapped[str | None] = mapped_column(String(16))  # import | auto | review
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    status_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    category: Mapped[Category | None] = relationship()
+    images: Mapped[list[ProductImage]] = relationship(
+        back_populates="product",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="ProductImage.id",
+    )
+    suggestions: Mapped[list[Suggestion]] = relationship(
+        back_populates="product",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Suggestion.id",
+    )
+    reviews: Mapped[list[Review]] = relationship(
+        back_populates="product",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Review.id",
+    )
+
+    @validates("status")
+    def _stamp_status_change(self, key: str, value: ProductStatus) -> ProductStatus:
+        # Every status change restarts the clock the stale-work sweep looks at.
+        self.status_changed_at = utc_now()
+        return value
+
+    def __repr__(self) -> str:
+        return f"Product(id={self.id!r}, status={self.status!r}, title={self.title!r})"

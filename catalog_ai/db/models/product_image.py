@@ -1,0 +1,44 @@
+"""A photo of a product, stored once per content hash in the media directory."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import BigInteger, ForeignKey, String, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from catalog_ai.db.base import Base
+
+if TYPE_CHECKING:
+    from catalog_ai.db.models.embedding import Embedding
+    from catalog_ai.db.models.product import Product
+
+__all__ = ["ProductImage"]
+
+
+class ProductImage(Base):
+    __tablename__ = "product_images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), index=True
+    )
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the file
+    stored_path: Mapped[str] = mapped_column(String(1024))  # relative to the media directory
+    width: Mapped[int]
+    height: Mapped[int]
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    format: Mapped[str] = mapped_column(String(16))  # PIL format name, e.g. "JPEG"
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    product: Mapped[Product] = relationship(back_populates="images")
+    embeddings: Mapped[list[Embedding]] = relationship(
+        back_populates="image", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return (
+            f"ProductImage(id={self.id!r}, product_id={self.product_id!r}, "
+            f"path={self.stored_path!r})"
+        )

@@ -1,0 +1,84 @@
+"""The one exception hierarchy of catalog_ai.
+
+Every error a user can cause derives from :class:`CatalogAIError`; its message names the bad value
+and, where there is one, the fix. The command line prints these without a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CatalogAIError",
+    "ConfigError",
+    "TaxonomyError",
+    "ImageError",
+    "BackboneError",
+    "PluginError",
+    "DatabaseError",
+    "ImportFolderError",
+    "DatasetError",
+]
+
+
+class CatalogAIError(Exception):
+    """Base class of every error catalog_ai raises on purpose."""
+
+
+class ConfigError(CatalogAIError):
+    """A setting (environment variable or option) has a value that cannot work."""
+
+
+class TaxonomyError(CatalogAIError):
+    """A category tree file or folder is malformed.
+
+    ``source`` and ``line`` say where; both are part of the message.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, line: int | None = None):
+        self.source = source
+        self.line = line
+        self.reason = message
+        where = ""
+        if source is not None:
+            where = f"{source}:{line}: " if line is not None else f"{source}: "
+        super().__init__(f"{where}{message}")
+
+
+class ImageError(CatalogAIError):
+    """A photo cannot be used: unreadable, corrupt, truncated, too large or not an image."""
+
+    def __init__(self, message: str, *, source: str | None = None):
+        self.source = source
+        self.reason = message
+        super().__init__(f"{source}: {message}" if source else message)
+
+
+class BackboneError(CatalogAIError):
+    """A backbone is unknown, cannot be built, or its weights are not available."""
+
+
+class PluginError(BackboneError):
+    """A backbone plugin failed to import or to validate.
+
+    Names the distribution (the installed package) and the entry point so the user knows which
+    package to fix, upgrade or uninstall.
+    """
+
+    def __init__(self, *, distribution: str, entry_point: str, cause: str):
+        self.distribution = distribution
+        self.entry_point = entry_point
+        self.cause = cause
+        super().__init__(
+            f"backbone plugin {entry_point!r} from distribution {distribution!r} is broken: {cause}"
+        )
+
+
+class DatabaseError(CatalogAIError):
+    """The catalog database is unreachable or not at the expected schema revision."""
+
+
+class ImportFolderError(CatalogAIError):
+    """A folder given for import does not exist or holds nothing importable."""
+
+
+class DatasetError(CatalogAIError):
+    """A dataset could not be fetched or does not have the expected layout."""

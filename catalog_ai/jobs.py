@@ -1,0 +1,58 @@
+"""Long jobs that own their transactions: one ``unit_of_work`` per chunk.
+
+Services never commit; a job that touches thousands of photos cannot hold one transaction open
+for minutes either (SQLite would block every worker). Each chunk commits complete products only,
+so an interrupted job leaves nothing half-written and re-running it skips what is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from catalog_ai.db import unit_of_work
+from catalog_ai.errors import ImportFolderError
+from catalog_ai.media import MediaStore
+from catalog_ai.progress import progress_bar
+from catalog_ai.services.catalog import ImportSummary, import_labelled_files, sync_taxonomy
+from catalog_ai.settings import get_settings
+from catalog_ai.taxonomy import scan_folder
+
+__all__ = ["FolderImportSummary", "import_folder"]
+
+
+@dataclass
+class FolderImportSummary(ImportSummary):
+    categories_added: int = 0
+    unlabelled: list[str] = field(default_factory=list)
+
+
+def import_folder(folder: Path, *, chunk_size: int = 64, progress: bool = False) -> FolderImportSummary:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImportFolderError(
+            f"{folder} is not a folder; give a folder whose sub-folders are categories "
+            "(e.g. train/Fruit/Apple/Granny-Smith/*.jpg)"
+        )
+    scan = scan_folder(folder)
+    if not scan.files:
+        raise ImportFolderError(f"{folder} holds no photos in category sub-folders")
+    settings = get_settings()
+    media = MediaStore(settings.media_dir)
+    summary = FolderImportSummary(unlabelled=[str(p) for p in scan.unlabelled])
+    with unit_of_work() as session:
+        summary.categories_added = sync_taxonomy(session, scan.taxonomy, source=f"folder:{folder}").added
+    with progress_bar(total=len(scan.files), desc="importing photos", unit="photo", enable=progress) as bar:
+        for start in range(0, len(scan.files), chunk_size):
+            chunk = scan.files[start : start + chunk_size]
+            with unit_of_work() as session:
+                part = import_labelled_files(
+                    session,
+                    chunk,
+                    media=media,
+                    max_bytes=settings.max_image_bytes,
+                    max_pixels=settings.max_image_pixels,
+                    on_file=lambda _f: bar.update(1),
+                )
+            summary.merge(part)
+    return summary

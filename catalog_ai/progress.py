@@ -1,0 +1,28 @@
+"""Progress bars for long work (imports, training, bulk classification), on stderr."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+__all__ = ["progress_bar"]
+
+
+class _Silent:
+    def update(self, n: int = 1) -> None:  # noqa: D401 - same signature as tqdm
+        pass
+
+    def set_postfix_str(self, s: str) -> None:
+        pass
+
+
+@contextmanager
+def progress_bar(*, total: int, desc: str, unit: str = "it", enable: bool = True) -> Iterator:
+    if not enable:
+        yield _Silent()
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True) as bar:
+        yield bar

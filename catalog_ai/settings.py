@@ -1,0 +1,104 @@
+"""All configuration in one place, read from environment variables.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| ``CATALOG_AI_HOME`` | ``./.catalog_ai`` | data directory of the embedded set-up |
+| ``CATALOG_AI_DATABASE_URL`` | ``sqlite:///$CATALOG_AI_HOME/catalog.db`` | SQLAlchemy URL |
+| ``CATALOG_AI_BROKER_URL`` | empty: tasks run in-process | Celery broker, e.g. ``redis://host:6379/0`` |
+| ``CATALOG_AI_RESULT_BACKEND`` | the broker URL | Celery result backend |
+| ``CATALOG_AI_MEDIA_DIR`` | ``$CATALOG_AI_HOME/media`` | content-addressed photo store |
+| ``CATALOG_AI_MODEL_DIR`` | ``$CATALOG_AI_HOME/models`` | trained model bundles |
+| ``CATALOG_AI_OFFLINE`` | ``0`` (``HF_HUB_OFFLINE=1`` also counts) | never try to download weights |
+| ``CATALOG_AI_MAX_IMAGE_BYTES`` | ``52428800`` (50 MiB) | largest photo file accepted |
+| ``CATALOG_AI_MAX_IMAGE_PIXELS`` | ``80000000`` | largest photo (width x height) decoded |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from catalog_ai.errors import ConfigError
+
+__all__ = ["Settings", "get_settings", "reset_settings"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a yes/no value; use 1 or 0")
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be greater than zero")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    broker_url: str | None
+    result_backend: str | None
+    media_dir: Path
+    model_dir: Path
+    offline: bool
+    max_image_bytes: int
+    max_image_pixels: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("CATALOG_AI_HOME") or ".catalog_ai").expanduser().resolve()
+        database_url = env.get("CATALOG_AI_DATABASE_URL") or f"sqlite:///{home / 'catalog.db'}"
+        broker_url = env.get("CATALOG_AI_BROKER_URL") or None
+        result_backend = env.get("CATALOG_AI_RESULT_BACKEND") or broker_url
+        media_dir = Path(env.get("CATALOG_AI_MEDIA_DIR") or home / "media").expanduser().resolve()
+        model_dir = Path(env.get("CATALOG_AI_MODEL_DIR") or home / "models").expanduser().resolve()
+        offline = _flag(env, "CATALOG_AI_OFFLINE", False) or _flag(env, "HF_HUB_OFFLINE", False)
+        return cls(
+            home=home,
+            database_url=database_url,
+            broker_url=broker_url,
+            result_backend=result_backend,
+            media_dir=media_dir,
+            model_dir=model_dir,
+            offline=offline,
+            max_image_bytes=_positive_int(env, "CATALOG_AI_MAX_IMAGE_BYTES", 50 * 1024 * 1024),
+            max_image_pixels=_positive_int(env, "CATALOG_AI_MAX_IMAGE_PIXELS", 80_000_000),
+        )
+
+    @property
+    def uses_broker(self) -> bool:
+        return self.broker_url is not None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings.from_env()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the CLI change the environment)."""
+    get_settings.cache_clear()

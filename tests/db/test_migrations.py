@@ -1,0 +1,177 @@
+"""Alembic migrations on SQLite and PostgreSQL: up, down, up again; agreement with the models."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from catalog_ai.db import Base, migrate
+from catalog_ai.errors import DatabaseError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TABLES = set(Base.metadata.tables)
+
+
+def _tables(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def _up_down_up(url: str) -> None:
+    assert migrate.current_revision(url) is None
+    migrate.upgrade(url)
+    assert migrate.current_revision(url) == migrate.head_revision()
+    assert _tables(url) == TABLES
+    migrate.check(url)
+
+    migrate.downgrade(url)
+    assert migrate.current_revision(url) is None
+    assert _tables(url) == set()
+
+    migrate.upgrade(url)
+    assert migrate.current_revision(url) == migrate.head_revision()
+    migrate.check(url)
+
+
+def test_up_down_up_on_sqlite(tmp_path: Path) -> None:
+    # The directory does not exist yet: upgrade must create it.
+    _up_down_up(f"sqlite:///{tmp_path / 'new' / 'dir' / 'catalog.db'}")
+
+
+@pytest.mark.integration
+def test_up_down_up_on_postgresql(postgres_url: str) -> None:
+    _up_down_up(postgres_url)
+
+
+def _schema(engine: sa.Engine, schema: str | None = None) -> dict[str, Any]:
+    """Everything about the tables that names or behaviour depend on, as plain comparable data."""
+    inspector = sa.inspect(engine)
+    out: dict[str, Any] = {}
+    for table in sorted(set(inspector.get_table_names(schema=schema)) - {"alembic_version"}):
+        out[table] = {
+            "columns": [
+                (c["name"], str(c["type"]), getattr(c["type"], "timezone", None), c["nullable"])
+                for c in inspector.get_columns(table, schema=schema)
+            ],
+            "pk": inspector.get_pk_constraint(table, schema=schema)["name"],
+            "fks": sorted(
+                (
+                    fk["name"],
+                    tuple(fk["constrained_columns"]),
+                    fk["referred_table"],
+                    tuple(fk["referred_columns"]),
+                    fk["options"].get("ondelete"),
+                )
+                for fk in inspector.get_foreign_keys(table, schema=schema)
+            ),
+            "uniques": sorted(
+                (u["name"], tuple(u["column_names"]))
+                for u in inspector.get_unique_constraints(table, schema=schema)
+            ),
+            "indexes": sorted(
+                (
+                    i["name"],
+                    tuple(i["column_names"]),
+                    bool(i["unique"]),
+                    str(i.get("dialect_options", {}).get(f"{engine.dialect.name}_where")),
+                )
+                for i in inspector.get_indexes(table, schema=schema)
+            ),
+            "checks": sorted(
+                (c["name"], c["sqltext"])
+                for c in inspector.get_check_constraints(table, schema=schema)
+            ),
+        }
+    return out
+
+
+def _same_schema_as_create_all(
+    migrated_url: str, models_engine: sa.Engine, schema: str | None
+) -> None:
+    migrate.upgrade(migrated_url)
+    Base.metadata.create_all(models_engine)
+    migrated_engine = sa.create_engine(migrated_url)
+    try:
+        migrated = _schema(migrated_engine)
+    finally:
+        migrated_engine.dispose()
+    from_models = _schema(models_engine, schema)
+    assert set(migrated) == TABLES
+    for table in sorted(TABLES):
+        assert migrated[table] == from_models[table], table
+    # The constraints the application relies on are really there, under their stable names.
+    assert [c[0] for c in migrated["products"]["checks"]] == ["ck_products_product_status"]
+    one_active = {i[0]: i[2:] for i in migrated["model_versions"]["indexes"]}
+    assert one_active["uq_model_versions_one_active"] == (True, "is_active")
+
+
+def test_migration_builds_what_the_models_declare_on_sqlite(tmp_path: Path) -> None:
+    models_engine = sa.create_engine(f"sqlite:///{tmp_path / 'models.db'}")
+    try:
+        _same_schema_as_create_all(f"sqlite:///{tmp_path / 'migrated.db'}", models_engine, None)
+    finally:
+        models_engine.dispose()
+
+
+@pytest.mark.integration
+def test_migration_builds_what_the_models_declare_on_postgresql(postgres_url: str) -> None:
+    # The models' copy goes into a second schema of the same fresh database.
+    admin = sa.create_engine(postgres_url)
+    with admin.begin() as connection:
+        connection.execute(sa.text("CREATE SCHEMA from_models"))
+    models_engine = admin.execution_options(schema_translate_map={None: "from_models"})
+    try:
+        _same_schema_as_create_all(postgres_url, models_engine, "from_models")
+    finally:
+        admin.dispose()
+
+
+def test_check_notices_a_schema_that_drifted_from_the_models(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    migrate.upgrade(url)
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP INDEX ix_suggestions_confidence"))
+        connection.execute(sa.text("ALTER TABLE products ADD COLUMN colour VARCHAR(20)"))
+    engine.dispose()
+    with pytest.raises(DatabaseError) as caught:
+        migrate.check(url)
+    assert "ix_suggestions_confidence" in str(caught.value)
+    assert "colour" in str(caught.value)
+
+
+def test_a_missing_migrations_folder_is_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path / "migrations")
+    with pytest.raises(DatabaseError, match="editable"):
+        migrate.upgrade(f"sqlite:///{tmp_path / 'catalog.db'}")
+
+
+def test_unknown_target_revision_raises_database_error(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="nosuchrev"):
+        migrate.upgrade(f"sqlite:///{tmp_path / 'catalog.db'}", revision="nosuchrev")
+
+
+def test_the_alembic_command_line_uses_catalog_ai_database_url(tmp_path: Path) -> None:
+    database = tmp_path / "cli" / "catalog.db"
+    env = {**os.environ, "CATALOG_AI_DATABASE_URL": f"sqlite:///{database}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(REPO_ROOT / "alembic.ini"), "upgrade", "head"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert migrate.current_revision(f"sqlite:///{database}") == migrate.head_revision()
