@@ -119,23 +119,27 @@ def taxonomy_import(file: Path, fmt: str) -> None:
 @taxonomy.command("show")
 @click.option("--max-depth", type=int, default=None, help="only print levels up to this depth")
 def taxonomy_show(max_depth: int | None) -> None:
-    """Print the catalog's category tree with product counts."""
+    """Print the catalog's category tree with product counts (a branch counts its whole subtree)."""
     from sqlalchemy import func, select
 
     from catalog_ai.db import Category, Product, unit_of_work
 
     _ensure_db()
     with unit_of_work() as session:
-        counts = dict(
-            session.execute(
-                select(Product.category_id, func.count()).group_by(Product.category_id)
-            ).all()
+        direct = dict(
+            session.execute(select(Product.category_id, func.count()).group_by(Product.category_id)).all()
         )
-        rows = session.execute(select(Category.id, Category.path, Category.name, Category.depth)).all()
-    for cid, path, name, depth in sorted(rows, key=lambda r: r.path):
-        if max_depth is None or depth <= max_depth:
-            n = counts.get(cid, 0)
-            click.echo(f"{'  ' * (depth - 1)}{name}" + (f"  ({n})" if n else ""))
+        rows = session.execute(select(Category.id, Category.parent_id, Category.path, Category.name, Category.depth)).all()
+    parent = {r.id: r.parent_id for r in rows}
+    total: dict[int, int] = {}
+    for cid, n in direct.items():
+        while cid is not None:
+            total[cid] = total.get(cid, 0) + n
+            cid = parent.get(cid)
+    for r in sorted(rows, key=lambda r: r.path):
+        if max_depth is None or r.depth <= max_depth:
+            n = total.get(r.id, 0)
+            click.echo(f"{'  ' * (r.depth - 1)}{r.name}" + (f"  ({n})" if n else ""))
 
 
 # --------------------------------------------------------------------------- catalog

@@ -1,0 +1,82 @@
+"""The command line, run in-process with click's runner against a temporary catalog."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from catalog_ai.cli import cli
+
+FIXTURES = Path(__file__).parent / "fixtures" / "taxonomy"
+
+
+@pytest.fixture
+def run(catalog_home):
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_db_upgrade_creates_the_embedded_database(run, catalog_home):
+    result = run("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert (catalog_home / "catalog.db").is_file()
+    assert "0001_initial" in run("db", "current").output
+
+
+def test_google_taxonomy_import_and_show(run):
+    result = run("taxonomy", "import", str(FIXTURES / "google_excerpt.txt"))
+    assert result.exit_code == 0, result.output
+    assert "38 categories read" in result.output and "38 added" in result.output
+    again = run("taxonomy", "import", str(FIXTURES / "google_excerpt.txt"))
+    assert "0 added, 38 already in the catalog" in again.output
+    shown = run("taxonomy", "show", "--max-depth", "1").output.splitlines()
+    assert "Animals & Pet Supplies" in shown
+
+
+def test_bad_taxonomy_file_is_one_clean_error_line(run, tmp_path):
+    bad = tmp_path / "tree.txt"
+    bad.write_text("Fruit > Apple\nFruit >  > Kiwi\n")
+    result = CliRunner().invoke(cli, ["taxonomy", "import", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}:2" in result.output and "Traceback" not in result.output
+
+
+def test_import_folder_reports_summary_and_failures(run, tmp_path):
+    root = tmp_path / "photos"
+    (root / "Fruit" / "Kiwi").mkdir(parents=True)
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 20), (90, 120, 30)).save(buf, "JPEG")
+    (root / "Fruit" / "Kiwi" / "k1.jpg").write_bytes(buf.getvalue())
+    (root / "Fruit" / "Kiwi" / "empty.jpg").write_bytes(b"")
+    result = CliRunner().invoke(cli, ["catalog", "import-folder", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "imported 1, duplicates 0, failed 1" in result.output
+    assert "empty.jpg" in result.output
+    stats = json.loads(CliRunner().invoke(cli, ["catalog", "stats"]).output)
+    assert stats["products"] == 1 and stats["by_status"]["accepted"] == 1
+
+
+def test_backbones_list_json(run):
+    data = json.loads(run("backbones", "list", "--json").output)
+    names = {b["name"] for b in data["backbones"]}
+    assert {"tiny-cnn", "efficientnet_lite0"} <= names
+    lite0 = next(b for b in data["backbones"] if b["name"] == "efficientnet_lite0")
+    assert lite0["offline_weights"] is True and lite0["embedding_dim"] == 1280
+
+
+def test_python_dash_m_entry_point():
+    out = subprocess.run(
+        [sys.executable, "-m", "catalog_ai", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "import-folder" not in out and "catalog" in out and "taxonomy" in out
