@@ -24,5 +24,14 @@ def progress_bar(*, total: int, desc: str, unit: str = "it", enable: bool = True
         return
     from tqdm import tqdm
 
-    with tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True) as bar:
+    # In a log file (no terminal) every redraw would be a new chunk of text: redraw rarely there.
+    interactive = sys.stderr.isatty()
+    with tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.1 if interactive else 5.0,
+    ) as bar:
         yield bar
