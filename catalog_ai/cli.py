@@ -218,6 +218,180 @@ def backbones_list(as_json: bool) -> None:
         click.secho(f"broken plugin {e['entry_point']} ({e['distribution']}): {e['error']}", fg="red")
 
 
+# --------------------------------------------------------------------------- training and models
+@cli.command("train")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="folder tree of labelled photos (sub-folders are categories)")
+@click.option("--from-catalog", is_flag=True, help="train on the catalog's accepted products instead")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="model bundle directory to write")
+@click.option("--backbone", default="efficientnet_lite0", show_default=True, help="see `catalog-ai backbones list`")
+@click.option("--backbone-weights", type=click.Path(path_type=Path), default=None,
+              help="local pretrained weights file (.safetensors or .pth) for the backbone")
+@click.option("--epochs", type=int, default=None, help="default: the preset's")
+@click.option("--image-size", type=int, default=None, help="input side in pixels (default: the backbone's)")
+@click.option("--val-data", type=click.Path(path_type=Path), default=None,
+              help="held-out folder tree for calibration and thresholds (default: 10%% of the training photos)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--frozen-groups", type=int, default=None, help="backbone layer groups kept frozen (stem first)")
+@click.option("--accelerator", default="auto", show_default=True, help="cpu, gpu, mps or auto")
+@click.option("--devices", default="auto", show_default=True, help="number of devices, e.g. 2 for two GPUs")
+@click.option("--strategy", default="auto", show_default=True, help="Lightning strategy, e.g. ddp")
+@click.option("--precision", default="32-true", show_default=True, help="e.g. 16-mixed or bf16-mixed on a GPU")
+@click.option("--num-workers", type=int, default=0, show_default=True, help="data loading processes")
+def train_cmd(data_dir, from_catalog, out_dir, backbone, backbone_weights, epochs, image_size, val_data, seed,
+              batch_size, lr, frozen_groups, accelerator, devices, strategy, precision, num_workers) -> None:
+    """Fine-tune a backbone into a calibrated hierarchical classifier and write a model bundle."""
+    from catalog_ai.training.fit import TrainConfig, fit
+    from catalog_ai.training.sources import examples_from_catalog, load_folder_examples
+
+    if bool(data_dir) == bool(from_catalog):
+        raise click.UsageError("give exactly one of --data DIR or --from-catalog")
+    config = TrainConfig(backbone=backbone, seed=seed, accelerator=accelerator, devices=devices,
+                         strategy=strategy, precision=precision, num_workers=num_workers,
+                         backbone_weights=str(backbone_weights) if backbone_weights else None)
+    for name, value in (("epochs", epochs), ("image_size", image_size), ("batch_size", batch_size),
+                        ("lr", lr), ("frozen_groups", frozen_groups)):
+        if value is not None:
+            setattr(config, name, value)
+    if from_catalog:
+        _ensure_db()
+        taxonomy, examples, description = examples_from_catalog()
+    else:
+        taxonomy, examples, description = load_folder_examples(data_dir)
+    held_out = None
+    if val_data is not None:
+        _, held_out, _ = load_folder_examples(val_data, taxonomy=taxonomy)
+    result = fit(config, taxonomy=taxonomy, examples=examples, out_dir=out_dir, held_out=held_out,
+                 data_description=description)
+    if result is None:
+        return
+    m = result.bundle.metrics["held_out"]
+    click.echo(
+        f"model {result.bundle.version} written to {out_dir}\n"
+        f"  trained on {result.n_train} photos, calibrated on {result.n_held_out} held-out photos, "
+        f"skipped {len(result.skipped)} unreadable; {result.seconds['total']:.0f} s\n"
+        f"  held-out: leaf accuracy {m['leaf_accuracy']:.3f}, depth accuracy "
+        + ", ".join(f"{a:.3f}" for a in m["depth_accuracy"])
+        + f", ECE {m['ece']:.3f}, temperature {m['temperature']:.2f}\n"
+        f"  next: catalog-ai evaluate --model {out_dir} --data DIR   |   catalog-ai models register {out_dir}"
+    )
+    for file, reason in result.skipped:
+        click.echo(f"  skipped: {file}: {reason}", err=True)
+
+
+@cli.command("predict")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)
+@click.argument("images_", metavar="IMAGE...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--top-k", type=int, default=3, show_default=True)
+def predict_cmd(model_dir: Path, images_: tuple[Path, ...], as_json: bool, top_k: int) -> None:
+    """Classify photos: the confident path, per-depth alternatives, confidence, model version."""
+    from catalog_ai.inference.predictor import Predictor
+
+    predictor = Predictor.load(model_dir)
+    predictor.decider.top_k = top_k
+    results = predictor.predict(images_)
+    if as_json:
+        _echo_json([
+            {"image": r.source, **({"error": r.error} if r.error else r.decision.to_dict())} for r in results
+        ])
+        return
+    for r in results:
+        if r.error:
+            click.secho(f"{r.source}: error: {r.error}", fg="red")
+            continue
+        d = r.decision
+        chosen = d.path or "(abstains: not confident even at the top level)"
+        note = "" if not d.backed_off else f"   [backed off from {d.leaf_path} at {d.leaf_confidence:.2f}]"
+        click.echo(f"{r.source}\n  {chosen}   confidence {d.confidence:.3f}"
+                   + ("   auto-accept" if d.auto_accept else "") + note)
+        for depth, level in enumerate(d.levels, start=1):
+            alts = ", ".join(f"{c.path.split(' > ')[-1]} {c.probability:.2f}" for c in level)
+            click.echo(f"    depth {depth}: {alts}")
+    click.echo(f"model {predictor.version}")
+
+
+@cli.command("evaluate")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
+              help="labelled folder tree (same category paths as the model)")
+@click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
+              help="write PNG plots and metrics.json here")
+def evaluate_cmd(model_dir: Path, data_dir: Path, as_json: bool, report_dir: Path | None) -> None:
+    """Accuracy per depth, top-5, hierarchical F1, calibration and coverage at precision."""
+    from catalog_ai.services.evaluate import evaluate_folder
+
+    result, skipped = evaluate_folder(model_dir, data_dir, report_dir=report_dir, progress=not as_json)
+    m = result.metrics
+    if as_json:
+        _echo_json(m)
+    else:
+        cov = m["coverage_at_precision"]
+        click.echo(
+            f"{m['n_images']} photos: leaf accuracy {m['leaf_accuracy']:.3f}, top-5 {m['top5_accuracy']:.3f}, "
+            f"depth accuracy {', '.join(f'{a:.3f}' for a in m['depth_accuracy'] if a is not None)}\n"
+            f"hierarchical F1 {m['hierarchical_f1']:.3f}, ECE {m['ece']:.3f}, coverage at precision "
+            + ", ".join(f"{k}: {v:.3f}" for k, v in cov.items() if v is not None)
+        )
+        if report_dir:
+            click.echo(f"report written to {report_dir}")
+    for file, reason in skipped:
+        click.echo(f"skipped unreadable photo {file}: {reason}", err=True)
+
+
+@cli.group()
+def models() -> None:
+    """Registered model versions."""
+
+
+@models.command("register")
+@click.argument("bundle_dir", type=click.Path(path_type=Path))
+@click.option("--add-categories", is_flag=True, help="add the model's categories the catalog lacks")
+@click.option("--activate", is_flag=True, help="also make it the active model")
+def models_register(bundle_dir: Path, add_categories: bool, activate: bool) -> None:
+    """Record a model bundle in the catalog."""
+    from catalog_ai.db import unit_of_work
+    from catalog_ai.services.models import activate_model, register_model
+
+    _ensure_db()
+    with unit_of_work() as session:
+        row = register_model(session, bundle_dir, add_categories=add_categories)
+        if activate:
+            activate_model(session, row.version)
+        version, active = row.version, row.is_active
+    click.echo(f"registered {version}" + (" (active)" if active else f"; activate with: catalog-ai models activate {version}"))
+
+
+@models.command("activate")
+@click.argument("version")
+def models_activate(version: str) -> None:
+    """Make VERSION the model that classifies new uploads."""
+    from catalog_ai.db import unit_of_work
+    from catalog_ai.services.models import activate_model
+
+    _ensure_db()
+    with unit_of_work() as session:
+        activate_model(session, version)
+    click.echo(f"active model: {version}")
+
+
+@models.command("list")
+def models_list() -> None:
+    """Registered model versions, the active one marked."""
+    from catalog_ai.db import unit_of_work
+    from catalog_ai.services.models import list_models
+
+    _ensure_db()
+    with unit_of_work() as session:
+        rows = [(m.version, m.is_active, m.backbone, (m.metrics or {}).get("held_out", {})) for m in list_models(session)]
+    for version, active, backbone, held in rows:
+        acc = held.get("leaf_accuracy")
+        click.echo(f"{'*' if active else ' '} {version}  {backbone}" + (f"  held-out leaf accuracy {acc:.3f}" if acc is not None else ""))
+
+
 # --------------------------------------------------------------------------- dataset
 @cli.group()
 def dataset() -> None:

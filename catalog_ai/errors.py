@@ -16,6 +16,7 @@ __all__ = [
     "DatabaseError",
     "ImportFolderError",
     "DatasetError",
+    "EvaluationError",
 ]
 
 
@@ -82,3 +83,7 @@ class ImportFolderError(CatalogAIError):
 
 class DatasetError(CatalogAIError):
     """A dataset could not be fetched or does not have the expected layout."""
+
+
+class EvaluationError(CatalogAIError):
+    """Evaluation inputs do not fit together (array shapes, taxonomy, thresholds, photo list)."""

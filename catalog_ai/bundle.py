@@ -1,0 +1,221 @@
+"""Model bundles: one self-contained directory per trained model.
+
+```
+bundle.json          manifest: format, version id, backbone and preprocessing, calibration,
+                     thresholds, metrics, training settings, file names
+model.safetensors    the network's weights (backbone and head); safetensors never runs code
+taxonomy.json        the category tree the head was trained on (leaf columns, node rows)
+prototypes.safetensors   (optional) few-shot prototype memory
+report/              (optional) evaluation plots
+```
+
+Loading needs nothing but this directory and the installed backbone plugin named in the
+manifest; no pickle is ever executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from catalog_ai.backbones.spec import Preprocessing
+from catalog_ai.errors import CatalogAIError
+from catalog_ai.inference.decision import Thresholds
+from catalog_ai.taxonomy import Taxonomy
+
+__all__ = ["BundleError", "FORMAT", "FORMAT_VERSION", "ModelBundle", "check_output_dir", "read_manifest", "write_bundle"]
+
+FORMAT = "catalog_ai.model_bundle"
+FORMAT_VERSION = 1
+MANIFEST = "bundle.json"
+WEIGHTS = "model.safetensors"
+TAXONOMY = "taxonomy.json"
+
+
+class BundleError(CatalogAIError):
+    """A model bundle is missing, incomplete, of an unknown format, or does not fit the catalog."""
+
+
+@dataclass
+class ModelBundle:
+    """What a bundle's manifest says, plus its taxonomy. Weights are loaded by the Predictor."""
+
+    path: Path
+    version: str
+    backbone: str
+    embedding_dim: int
+    preprocessing: Preprocessing
+    image_size: int
+    eval_crop_pct: float
+    temperature: float
+    thresholds: Thresholds
+    taxonomy: Taxonomy
+    metrics: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    created_at: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path / WEIGHTS
+
+    def manifest(self) -> dict:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "version": self.version,
+            "created_at": self.created_at,
+            "backbone": {
+                "name": self.backbone,
+                "embedding_dim": self.embedding_dim,
+                "preprocessing": self.preprocessing.to_dict(),
+            },
+            "image_size": self.image_size,
+            "eval_crop_pct": self.eval_crop_pct,
+            "calibration": {"method": "temperature", "temperature": self.temperature},
+            "thresholds": self.thresholds.to_dict(),
+            "taxonomy": {
+                "file": TAXONOMY,
+                "fingerprint": self.taxonomy.fingerprint(),
+                "n_nodes": len(self.taxonomy),
+                "n_leaves": len(self.taxonomy.leaf_ids),
+            },
+            "weights": WEIGHTS,
+            "metrics": self.metrics,
+            "training": self.training,
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+    def save_manifest(self) -> None:
+        _write_json_atomic(self.path / MANIFEST, self.manifest())
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelBundle:
+        path = Path(path)
+        data = read_manifest(path)
+        try:
+            taxonomy = Taxonomy.from_dict(json.loads((path / data["taxonomy"]["file"]).read_text("utf-8")))
+            bundle = cls(
+                path=path,
+                version=data["version"],
+                backbone=data["backbone"]["name"],
+                embedding_dim=int(data["backbone"]["embedding_dim"]),
+                preprocessing=Preprocessing.from_dict(data["backbone"]["preprocessing"]),
+                image_size=int(data["image_size"]),
+                eval_crop_pct=float(data.get("eval_crop_pct", 1.0)),
+                temperature=float(data["calibration"]["temperature"]),
+                thresholds=Thresholds.from_dict(data.get("thresholds", {})),
+                taxonomy=taxonomy,
+                metrics=data.get("metrics", {}),
+                training=data.get("training", {}),
+                created_at=data.get("created_at", ""),
+                extra=data.get("extra", {}),
+            )
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise BundleError(f"{path} has an incomplete or damaged manifest ({exc!r}); retrain or re-copy the bundle") from exc
+        if taxonomy.fingerprint() != data["taxonomy"].get("fingerprint", taxonomy.fingerprint()):
+            raise BundleError(f"{path}/{TAXONOMY} does not match the fingerprint in {MANIFEST}: the bundle was modified")
+        if not bundle.weights_path.is_file():
+            raise BundleError(f"{path} has no {WEIGHTS}; the bundle is incomplete")
+        return bundle
+
+
+def read_manifest(path: Path) -> dict:
+    manifest = Path(path) / MANIFEST
+    if not manifest.is_file():
+        raise BundleError(f"{path} is not a model bundle (no {MANIFEST}); give the directory `catalog-ai train --out` wrote")
+    try:
+        data = json.loads(manifest.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{manifest} cannot be read as JSON: {exc}") from exc
+    if data.get("format") != FORMAT:
+        raise BundleError(f"{manifest} is not a catalog_ai model bundle manifest")
+    if int(data.get("format_version", -1)) > FORMAT_VERSION:
+        raise BundleError(
+            f"{path} uses bundle format {data.get('format_version')}, newer than this catalog_ai "
+            f"understands ({FORMAT_VERSION}); upgrade catalog_ai"
+        )
+    return data
+
+
+def new_version_id(backbone: str, weights_file: Path) -> str:
+    digest = hashlib.sha256(weights_file.read_bytes()).hexdigest()[:8]
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    # At most 64 characters (the database column): the backbone part is shortened if needed.
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in backbone)[:40]
+    return f"{safe}-{stamp}-{digest}"
+
+
+_OWN_ENTRIES = {MANIFEST, WEIGHTS, TAXONOMY, "prototypes.safetensors", "report", "checkpoints", "metrics.json"}
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Refuse to write a bundle into a directory holding anything else (never delete user files)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise BundleError(f"{out_dir} is a file; give a directory for the model bundle")
+        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in _OWN_ENTRIES and not p.name.endswith(".tmp"))
+        if foreign:
+            raise BundleError(
+                f"{out_dir} already holds other files ({', '.join(foreign[:3])}); "
+                "give a new or empty directory for the model bundle"
+            )
+
+
+def write_bundle(
+    out_dir: Path,
+    *,
+    state_dict: dict,
+    backbone: str,
+    embedding_dim: int,
+    preprocessing: Preprocessing,
+    image_size: int,
+    eval_crop_pct: float,
+    temperature: float,
+    thresholds: Thresholds,
+    taxonomy: Taxonomy,
+    metrics: dict,
+    training: dict,
+) -> ModelBundle:
+    """Write a bundle. The manifest is written last and atomically: a directory with a manifest is
+    always complete, and an interrupted write leaves no manifest behind."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MANIFEST).unlink(missing_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    tmp = out_dir / (WEIGHTS + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": FORMAT})
+    tmp.replace(out_dir / WEIGHTS)
+    tmp = out_dir / (TAXONOMY + ".tmp")
+    tmp.write_text(json.dumps(taxonomy.to_dict(), ensure_ascii=False), "utf-8")
+    tmp.replace(out_dir / TAXONOMY)
+    bundle = ModelBundle(
+        path=out_dir,
+        version=new_version_id(backbone, out_dir / WEIGHTS),
+        backbone=backbone,
+        embedding_dim=embedding_dim,
+        preprocessing=preprocessing,
+        image_size=image_size,
+        eval_crop_pct=eval_crop_pct,
+        temperature=temperature,
+        thresholds=thresholds,
+        taxonomy=taxonomy,
+        metrics=metrics,
+        training=training,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    bundle.save_manifest()
+    return bundle
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), "utf-8")
+    tmp.replace(path)

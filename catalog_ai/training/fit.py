@@ -1,0 +1,263 @@
+"""``fit()``: train, calibrate on held-out photos, choose thresholds, write the model bundle."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from catalog_ai.backbones import get_backbone
+from catalog_ai.bundle import ModelBundle, check_output_dir, write_bundle
+from catalog_ai.calibration import fit_temperature, threshold_for_precision
+from catalog_ai.hierarchy import TreeIndex
+from catalog_ai.inference.decision import Thresholds
+from catalog_ai.settings import get_settings
+from catalog_ai.taxonomy import Taxonomy
+from catalog_ai.training.data import (
+    Augment,
+    Example,
+    HierarchyDataModule,
+    TrainingDataError,
+    check_examples,
+    stratified_split,
+)
+from catalog_ai.training.freezing import FreezeSchedule
+from catalog_ai.training.module import HierarchicalClassifierModule
+
+__all__ = ["TrainConfig", "TrainResult", "fit", "PRECISION_TARGETS"]
+
+log = logging.getLogger(__name__)
+
+PRECISION_TARGETS = ("0.95", "0.98", "0.99")
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting, as plain data (it is stored in the bundle's manifest)."""
+
+    backbone: str = "efficientnet_lite0"
+    epochs: int = 8
+    image_size: int | None = None  # default: the backbone's native input size
+    batch_size: int = 32
+    lr: float = 2e-3
+    backbone_lr_scale: float = 0.5
+    weight_decay: float = 0.02
+    label_smoothing: float = 0.1
+    dropout: float = 0.2
+    frozen_groups: int = 4
+    warmup_epochs: int = 0
+    crop_scale_min: float = 0.35
+    balance_power: float = 0.5
+    holdout: float = 0.1
+    eval_crop_pct: float = 1.0
+    decision_threshold: float = 0.5
+    auto_accept_precision: str = "0.98"
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: str = "auto"
+    strategy: str = "auto"
+    precision: str = "32-true"
+    num_workers: int = 0
+    backbone_weights: str | None = None
+    progress: bool = True
+    limit_train_batches: int | float | None = None  # tests: a few steps only
+
+
+@dataclass
+class TrainResult:
+    bundle: ModelBundle
+    n_train: int
+    n_held_out: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+
+
+def fit(
+    config: TrainConfig,
+    *,
+    taxonomy: Taxonomy,
+    examples: Sequence[Example],
+    out_dir: Path,
+    held_out: Sequence[Example] | None = None,
+    data_description: str = "",
+) -> TrainResult:
+    """Train a hierarchical classifier on ``examples`` and write a bundle to ``out_dir``.
+
+    Calibration and thresholds are fitted on ``held_out`` when given, else on a stratified
+    ``config.holdout`` share of ``examples`` that the network never trains on.
+    """
+    started = time.monotonic()
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir)
+    if config.decision_threshold < 0.5:
+        raise TrainingDataError("decision_threshold must be at least 0.5 (one confident category per level)")
+    if config.auto_accept_precision not in PRECISION_TARGETS:
+        raise TrainingDataError(f"auto_accept_precision must be one of {PRECISION_TARGETS}")
+    spec = get_backbone(config.backbone)
+    image_size = config.image_size or spec.preprocessing.input_size
+    check_examples(taxonomy, examples)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+
+    if held_out is None:
+        train_set, held_set = stratified_split(examples, config.holdout, seed=config.seed)
+    else:
+        check_examples_known(taxonomy, held_out)
+        train_set, held_set = list(examples), list(held_out)
+    if not held_set:
+        raise TrainingDataError(
+            "no held-out photos to calibrate on: give --val-data or use categories with at least 4 photos"
+        )
+
+    data = HierarchyDataModule(
+        taxonomy=taxonomy,
+        train=train_set,
+        held_out=held_set,
+        cache_root=get_settings().home / "cache" / "decoded",
+        image_size=image_size,
+        eval_crop_pct=config.eval_crop_pct,
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        seed=config.seed,
+        balance_power=config.balance_power,
+        augment=Augment(image_size, scale=(config.crop_scale_min, 1.0)),
+        interpolation=spec.preprocessing.interpolation,
+        progress=config.progress,
+    )
+    t0 = time.monotonic()
+    data.setup("fit")
+    decode_s = time.monotonic() - t0
+
+    module = HierarchicalClassifierModule(
+        backbone=config.backbone,
+        taxonomy=taxonomy.to_dict(),
+        lr=config.lr,
+        backbone_lr_scale=config.backbone_lr_scale,
+        weight_decay=config.weight_decay,
+        label_smoothing=config.label_smoothing,
+        dropout=config.dropout,
+        backbone_weights=config.backbone_weights,
+    )
+    trainer = L.Trainer(
+        max_epochs=config.epochs,
+        accelerator=config.accelerator,
+        devices=_devices(config.devices),
+        strategy=config.strategy,
+        precision=config.precision,
+        callbacks=[
+            FreezeSchedule(frozen_groups=config.frozen_groups, warmup_epochs=config.warmup_epochs),
+            L.pytorch.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0),
+        ],
+        logger=L.pytorch.loggers.CSVLogger(out_dir / "checkpoints", name="logs"),
+        enable_progress_bar=config.progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        reload_dataloaders_every_n_epochs=1,
+        log_every_n_steps=10,
+        limit_train_batches=config.limit_train_batches,
+        deterministic="warn",
+    )
+    t0 = time.monotonic()
+    trainer.fit(module, datamodule=data)
+    fit_s = time.monotonic() - t0
+    if not trainer.is_global_zero:  # other ranks of a multi-GPU run stop here
+        return None  # type: ignore[return-value]
+
+    t0 = time.monotonic()
+    logits, rows = held_out_logits(module, data)
+    tree = module.tree
+    mask = tree.target_mask(rows)
+    temperature = fit_temperature(logits, mask)
+    node_probs = tree.node_probs((logits / temperature).softmax(1)).double().numpy()
+    thresholds = choose_thresholds(node_probs, rows.numpy(), tree, config)
+    calibrate_s = time.monotonic() - t0
+
+    metrics = held_out_metrics(node_probs, rows.numpy(), taxonomy, thresholds)
+    metrics["temperature"] = temperature
+    skipped = [(str(e.file), reason) for e, reason in data.skipped]
+    seconds = {"decode": round(decode_s, 1), "fit": round(fit_s, 1), "calibrate": round(calibrate_s, 1)}
+    seconds["total"] = round(time.monotonic() - started, 1)
+    training = {
+        "config": asdict(config),
+        "image_size": image_size,
+        "data": data_description,
+        "n_train": len(data.train_set),
+        "n_held_out": len(data.held_set),
+        "skipped": len(skipped),
+        "seconds": seconds,
+        "device": str(trainer.strategy.root_device),
+    }
+    bundle = write_bundle(
+        out_dir,
+        state_dict=module.network.state_dict(),
+        backbone=config.backbone,
+        embedding_dim=spec.embedding_dim,
+        preprocessing=spec.preprocessing,
+        image_size=image_size,
+        eval_crop_pct=config.eval_crop_pct,
+        temperature=temperature,
+        thresholds=thresholds,
+        taxonomy=taxonomy,
+        metrics={"held_out": metrics},
+        training=training,
+    )
+    return TrainResult(bundle, len(data.train_set), len(data.held_set), skipped, seconds)
+
+
+def check_examples_known(taxonomy: Taxonomy, examples: Sequence[Example]) -> None:
+    unknown = sorted({e.label for e in examples} - {n.text for n in taxonomy})
+    if unknown:
+        raise TrainingDataError(
+            f"{len(unknown)} validation labels are not categories of the training tree "
+            f"(first: {unknown[0]!r}); validation photos must use the same category paths"
+        )
+
+
+def _devices(value: str):
+    return int(value) if str(value).isdigit() else value
+
+
+@torch.inference_mode()
+def held_out_logits(module: HierarchicalClassifierModule, data: HierarchyDataModule) -> tuple[torch.Tensor, torch.Tensor]:
+    module.eval()
+    device = module.device
+    all_logits, all_rows = [], []
+    for images_u8, rows in data.val_dataloader():
+        all_logits.append(module(images_u8.to(device)).float().cpu())
+        all_rows.append(torch.as_tensor(rows))
+    return torch.cat(all_logits), torch.cat(all_rows)
+
+
+def choose_thresholds(node_probs: np.ndarray, rows: np.ndarray, tree: TreeIndex, config: TrainConfig) -> Thresholds:
+    """Auto-accept thresholds per precision target, chosen on the held-out photos."""
+    conf, correct = leaf_confidence(node_probs, rows, tree)
+    by_precision = {p: threshold_for_precision(conf, correct, float(p)) for p in PRECISION_TARGETS}
+    return Thresholds(
+        decision=config.decision_threshold,
+        auto_accept=by_precision[config.auto_accept_precision],
+        auto_accept_by_precision=by_precision,
+    )
+
+
+def leaf_confidence(node_probs: np.ndarray, rows: np.ndarray, tree: TreeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 leaf confidence and whether that leaf is the label (or under it, for inner labels)."""
+    leaf_rows = tree.leaf_rows.cpu().numpy()
+    leaf_p = node_probs[:, leaf_rows]
+    best = leaf_p.argmax(1)
+    conf = leaf_p[np.arange(len(best)), best]
+    # Right when the label is the predicted leaf or one of its ancestors (an inner-node label is
+    # hit by any leaf below it; a leaf label only by itself).
+    chains = tree.taxonomy.leaf_ancestor_rows
+    correct = np.array([rows[i] in chains[b] for i, b in enumerate(best)], dtype=bool)
+    return conf, correct
+
+
+def held_out_metrics(node_probs: np.ndarray, rows: np.ndarray, taxonomy: Taxonomy, thresholds: Thresholds) -> dict:
+    from catalog_ai.evaluation import evaluate_arrays
+
+    return evaluate_arrays(node_probs, rows, taxonomy, thresholds=thresholds).metrics
