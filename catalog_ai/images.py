@@ -51,6 +51,7 @@ __all__ = [
     "ImageInfo",
     "read_bytes",
     "probe",
+    "probe_header",
     "load_image",
     "load_with_info",
 ]
@@ -172,6 +173,17 @@ def probe(
         fmt, mode, size = im.format or "image", im.mode, im.size
         _decode(im, source, fmt)
         return _info(data, fmt, mode, size, _orientation(im))
+
+
+def probe_header(
+    data: bytes, *, source: str | None = None, max_pixels: int | None = None
+) -> ImageInfo:
+    """Like :func:`probe` but reads the header only (format, size, pixel limit): no pixel is
+    decoded, so damage inside the image data is found later, when it is decoded."""
+    if not data:
+        raise ImageError("file is empty", source=source)
+    with _open(data, source, max_pixels) as im:
+        return _info(data, im.format or "image", im.mode, im.size, _orientation(im))
 
 
 def load_with_info(

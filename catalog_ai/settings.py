@@ -11,6 +11,16 @@
 | ``CATALOG_AI_OFFLINE`` | ``0`` (``HF_HUB_OFFLINE=1`` also counts) | never try to download weights |
 | ``CATALOG_AI_MAX_IMAGE_BYTES`` | ``52428800`` (50 MiB) | largest photo file accepted |
 | ``CATALOG_AI_MAX_IMAGE_PIXELS`` | ``80000000`` | largest photo (width x height) decoded |
+| ``CATALOG_AI_CLASSIFY_CHUNK`` | ``16`` | products per classification task (one batched forward) |
+| ``CATALOG_AI_VISIBILITY_TIMEOUT`` | ``300`` | seconds until a dead worker's task is re-delivered |
+| ``CATALOG_AI_STALE_AFTER`` | ``600`` | seconds pending/processing before the sweep re-enqueues |
+| ``CATALOG_AI_SWEEP_INTERVAL`` | ``60`` | seconds between sweeps (``catalog-ai worker --beat``) |
+| ``CATALOG_AI_MAX_ATTEMPTS`` | ``5`` | claims of one product before it is marked failed |
+| ``CATALOG_AI_TORCH_THREADS`` | torch's own; workers: cores / concurrency | threads per process |
+
+The visibility timeout must stay well above one task's length (seconds for a chunk) and short
+enough that a killed worker's chunk comes back soon; the sweep covers messages that are lost
+altogether. ``MAX_ATTEMPTS`` stops a photo that kills its worker every time from returning for ever.
 """
 
 from __future__ import annotations
@@ -65,6 +75,12 @@ class Settings:
     offline: bool
     max_image_bytes: int
     max_image_pixels: int
+    classify_chunk: int = 16
+    visibility_timeout: int = 300
+    stale_after: int = 600
+    sweep_interval: int = 60
+    max_attempts: int = 5
+    torch_threads: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +102,12 @@ class Settings:
             offline=offline,
             max_image_bytes=_positive_int(env, "CATALOG_AI_MAX_IMAGE_BYTES", 50 * 1024 * 1024),
             max_image_pixels=_positive_int(env, "CATALOG_AI_MAX_IMAGE_PIXELS", 80_000_000),
+            classify_chunk=_positive_int(env, "CATALOG_AI_CLASSIFY_CHUNK", 16),
+            visibility_timeout=_positive_int(env, "CATALOG_AI_VISIBILITY_TIMEOUT", 300),
+            stale_after=_positive_int(env, "CATALOG_AI_STALE_AFTER", 600),
+            sweep_interval=_positive_int(env, "CATALOG_AI_SWEEP_INTERVAL", 60),
+            max_attempts=_positive_int(env, "CATALOG_AI_MAX_ATTEMPTS", 5),
+            torch_threads=_positive_int(env, "CATALOG_AI_TORCH_THREADS", 0) or None,
         )
 
     @property

@@ -6,13 +6,15 @@ Sessions are opened at the edge (CLI command, worker task, dashboard action)::
         classify_product(session=session, product_id=42)
 
 Services take ``session`` and never commit; leaving the block commits, an exception rolls back.
+A service that must act once its rows are visible to others (enqueue a task for them) registers
+the action with :func:`on_commit`: it runs after the commit and is dropped on a rollback.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from catalog_ai.errors import DatabaseError
 from catalog_ai.settings import get_settings
@@ -34,6 +36,7 @@ __all__ = [
     "unit_of_work",
     "dispose_engines",
     "ensure_schema_current",
+    "on_commit",
     "safe_url",
 ]
 
@@ -158,14 +161,19 @@ def session_factory(url: str | None = None) -> sessionmaker[Session]:
         return factory
 
 
-def dispose_engines() -> None:
-    """Close every pooled connection and forget all engines (tests, forked workers)."""
+def dispose_engines(*, close: bool = True) -> None:
+    """Close every pooled connection and forget all engines (tests, forked workers).
+
+    In a process just forked from one that had connections, pass ``close=False``: the pooled
+    connections then are only forgotten, never closed, because closing them would also end the
+    parent's sessions on the shared sockets.
+    """
     with _lock:
         engines = list(_engines.values())
         _engines.clear()
         _factories.clear()
     for engine in engines:
-        engine.dispose()
+        engine.dispose(close=close)
 
 
 def _is_missing_table(exc: DBAPIError) -> bool:
@@ -191,6 +199,9 @@ def unit_of_work(url: str | None = None) -> Iterator[Session]:
     try:
         yield session
         session.commit()
+        callback_error = session.info.pop(_ON_COMMIT_ERROR, None)
+        if callback_error is not None:
+            raise callback_error
     except DBAPIError as exc:
         session.rollback()
         if _is_missing_table(exc):
@@ -208,3 +219,59 @@ def ensure_schema_current(engine: Engine) -> None:
     from catalog_ai.db.migrate import _check_revision
 
     _check_revision(engine)
+
+
+# --- on_commit ------------------------------------------------------------------------------------
+
+_ON_COMMIT = "catalog_ai.on_commit"
+_ON_COMMIT_ERROR = "catalog_ai.on_commit_error"
+
+
+def on_commit(session: Session, fn: Callable[[], object]) -> None:
+    """Run ``fn()`` once ``session``'s transaction has committed (saleor's ``on_commit``).
+
+    A task enqueued before the commit can reach a worker before the rows it names are visible;
+    one enqueued after a rollback names rows that never existed. Callbacks run in registration
+    order after the outermost commit; a rollback drops them (a savepoint's rollback drops the
+    ones registered inside it). If one raises, the others still run and :func:`unit_of_work`
+    raises the first error after the commit: the data is committed by then.
+    """
+    owner = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_ON_COMMIT, []).append((owner, fn))
+
+
+def _inside(owner: SessionTransaction | None, ended: SessionTransaction) -> bool:
+    while owner is not None:
+        if owner is ended:
+            return True
+        owner = owner.parent
+    return False
+
+
+@event.listens_for(Session, "after_commit")
+def _run_on_commit(session: Session) -> None:
+    # Raising inside SQLAlchemy's commit would leave the session half-closed: keep the first
+    # error for unit_of_work to raise once the commit is complete.
+    for _, fn in session.info.pop(_ON_COMMIT, []):
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - the other callbacks still run
+            session.info.setdefault(_ON_COMMIT_ERROR, exc)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_on_savepoint_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.nested and _ON_COMMIT in session.info:
+        session.info[_ON_COMMIT] = [
+            (owner, fn)
+            for owner, fn in session.info[_ON_COMMIT]
+            if not _inside(owner, previous_transaction)
+        ]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_on_end(session: Session, transaction: SessionTransaction) -> None:
+    # The outermost transaction ended without after_commit having taken the callbacks:
+    # rolled back or closed uncommitted.
+    if transaction.parent is None:
+        session.info.pop(_ON_COMMIT, None)

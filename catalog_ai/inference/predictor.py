@@ -54,10 +54,23 @@ class Predictor:
             spec.embedding_dim,
             len(bundle.taxonomy.leaf_ids),
         )
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        state = load_file(str(bundle.weights_path), device="cpu")
-        missing, unexpected = network.load_state_dict(state, strict=False)
+        try:
+            state = load_file(str(bundle.weights_path), device="cpu")
+        except (SafetensorError, OSError) as exc:
+            raise BundleError(
+                f"{bundle.weights_path} cannot be read ({exc}); retrain or re-copy the bundle"
+            ) from exc
+        try:
+            missing, unexpected = network.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shape mismatch: strict=False does not cover it
+            raise BundleError(
+                f"{bundle.path}: weights do not fit backbone {bundle.backbone!r} and the bundle's "
+                f"tree of {len(bundle.taxonomy.leaf_ids)} leaves ({str(exc).splitlines()[-1].strip()}); "
+                "the weights file comes from another model or plugin version"
+            ) from exc
         if missing or unexpected:
             raise BundleError(
                 f"{bundle.path}: weights do not fit backbone {bundle.backbone!r} "

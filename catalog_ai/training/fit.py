@@ -17,6 +17,7 @@ from catalog_ai.bundle import ModelBundle, check_output_dir, write_bundle
 from catalog_ai.calibration import fit_temperature, threshold_for_precision
 from catalog_ai.hierarchy import TreeIndex
 from catalog_ai.inference.decision import Thresholds
+from catalog_ai.preprocess import eval_square_size
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import Taxonomy
 from catalog_ai.training.data import (
@@ -29,6 +30,7 @@ from catalog_ai.training.data import (
 )
 from catalog_ai.training.freezing import FreezeSchedule
 from catalog_ai.training.module import HierarchicalClassifierModule
+from catalog_ai.training.probe import train_linear_probe
 
 __all__ = ["TrainConfig", "TrainResult", "fit", "PRECISION_TARGETS"]
 
@@ -41,6 +43,7 @@ PRECISION_TARGETS = ("0.95", "0.98", "0.99")
 class TrainConfig:
     """Every training setting, as plain data (it is stored in the bundle's manifest)."""
 
+    mode: str = "finetune"  # or "linear_probe": the quick model (frozen backbone, head only)
     backbone: str = "efficientnet_lite0"
     epochs: int = 8
     image_size: int | None = None  # default: the backbone's native input size
@@ -67,6 +70,14 @@ class TrainConfig:
     backbone_weights: str | None = None
     progress: bool = True
     limit_train_batches: int | float | None = None  # tests: a few steps only
+
+    @classmethod
+    def preset(cls, mode: str) -> TrainConfig:
+        """Defaults per mode: the probe trains a head only, on cached embeddings, so it takes
+        many more (and much cheaper) epochs."""
+        if mode == "linear_probe":
+            return cls(mode=mode, epochs=60, lr=3e-3, weight_decay=1e-4)
+        return cls(mode=mode)
 
 
 @dataclass
@@ -97,6 +108,8 @@ def fit(
     check_output_dir(out_dir)
     if config.decision_threshold < 0.5:
         raise TrainingDataError("decision_threshold must be at least 0.5 (one confident category per level)")
+    if config.mode not in ("finetune", "linear_probe"):
+        raise TrainingDataError(f"mode must be 'finetune' or 'linear_probe', not {config.mode!r}")
     if config.auto_accept_precision not in PRECISION_TARGETS:
         raise TrainingDataError(f"auto_accept_precision must be one of {PRECISION_TARGETS}")
     spec = get_backbone(config.backbone)
@@ -121,6 +134,8 @@ def fit(
         cache_root=get_settings().home / "cache" / "decoded",
         image_size=image_size,
         eval_crop_pct=config.eval_crop_pct,
+        # The probe sees each photo exactly as serving does: one cache for both splits.
+        train_square=eval_square_size(image_size, config.eval_crop_pct) if config.mode == "linear_probe" else None,
         batch_size=config.batch_size,
         num_workers=config.num_workers,
         seed=config.seed,
@@ -143,30 +158,22 @@ def fit(
         dropout=config.dropout,
         backbone_weights=config.backbone_weights,
     )
-    trainer = L.Trainer(
-        max_epochs=config.epochs,
-        accelerator=config.accelerator,
-        devices=_devices(config.devices),
-        strategy=config.strategy,
-        precision=config.precision,
-        callbacks=[
-            FreezeSchedule(frozen_groups=config.frozen_groups, warmup_epochs=config.warmup_epochs),
-            L.pytorch.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0),
-        ],
-        logger=L.pytorch.loggers.CSVLogger(out_dir / "checkpoints", name="logs"),
-        enable_progress_bar=config.progress,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        reload_dataloaders_every_n_epochs=1,
-        log_every_n_steps=10,
-        limit_train_batches=config.limit_train_batches,
-        deterministic="warn",
-    )
     t0 = time.monotonic()
-    trainer.fit(module, datamodule=data)
+    if config.mode == "linear_probe":
+        module.to("cuda" if config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu")
+        train_linear_probe(
+            module, data, epochs=config.epochs, lr=config.lr, weight_decay=config.weight_decay,
+            label_smoothing=config.label_smoothing, balance_power=config.balance_power, seed=config.seed,
+            progress=config.progress,
+        )
+        device = str(module.device)
+    else:
+        trainer = _trainer(config, out_dir)
+        trainer.fit(module, datamodule=data)
+        if not trainer.is_global_zero:  # other ranks of a multi-GPU run stop here
+            return None  # type: ignore[return-value]
+        device = str(trainer.strategy.root_device)
     fit_s = time.monotonic() - t0
-    if not trainer.is_global_zero:  # other ranks of a multi-GPU run stop here
-        return None  # type: ignore[return-value]
 
     t0 = time.monotonic()
     logits, rows = held_out_logits(module, data)
@@ -190,7 +197,7 @@ def fit(
         "n_held_out": len(data.held_set),
         "skipped": len(skipped),
         "seconds": seconds,
-        "device": str(trainer.strategy.root_device),
+        "device": device,
     }
     bundle = write_bundle(
         out_dir,
@@ -207,6 +214,28 @@ def fit(
         training=training,
     )
     return TrainResult(bundle, len(data.train_set), len(data.held_set), skipped, seconds)
+
+
+def _trainer(config: TrainConfig, out_dir: Path) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=config.epochs,
+        accelerator=config.accelerator,
+        devices=_devices(config.devices),
+        strategy=config.strategy,
+        precision=config.precision,
+        callbacks=[
+            FreezeSchedule(frozen_groups=config.frozen_groups, warmup_epochs=config.warmup_epochs),
+            L.pytorch.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0),
+        ],
+        logger=L.pytorch.loggers.CSVLogger(out_dir / "checkpoints", name="logs"),
+        enable_progress_bar=config.progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        reload_dataloaders_every_n_epochs=1,
+        log_every_n_steps=10,
+        limit_train_batches=config.limit_train_batches,
+        deterministic="warn",
+    )
 
 
 def check_examples_known(taxonomy: Taxonomy, examples: Sequence[Example]) -> None:

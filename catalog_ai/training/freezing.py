@@ -9,8 +9,8 @@ Two knobs, both measured on the Grocery Store data (docs/BENCHMARKS.md):
 - ``warmup_epochs``: for the first epochs only the new head trains, so its random initial
   gradients do not disturb the pretrained backbone.
 
-Frozen layers keep their BatchNorm statistics too (they are put back in eval mode at the start of
-every epoch, since Lightning switches the whole model to train mode).
+Frozen layers keep their BatchNorm statistics too: at the start of every epoch their BatchNorm
+layers are put in eval mode, and those of trainable layers in train mode.
 """
 
 from __future__ import annotations
@@ -43,8 +43,11 @@ class FreezeSchedule(L.Callback):
         for module_name, module in self._backbone(pl_module).named_modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 names = [f"{module_name}.{n}" for n, _ in module.named_parameters()]
-                if names and all(n in self._frozen_names for n in names):
-                    module.eval()
+                if names:
+                    # Both ways: Lightning 2.x restores each module's mode after validation instead
+                    # of switching the whole model to train, so a layer unfrozen after warm-up
+                    # would otherwise keep the eval mode it got while frozen.
+                    module.train(not all(n in self._frozen_names for n in names))
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._set(pl_module, warming_up=self.warmup_epochs > 0)

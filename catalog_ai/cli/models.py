@@ -1,190 +1,13 @@
-"""The ``catalog-ai`` command line.
-
-Commands are thin: they open a unit of work at the edge, call services, and print. Heavy modules
-(torch, timm) are imported inside the commands that need them so ``--help`` stays fast.
-"""
+"""Commands for backbones, training, prediction, evaluation and model versions."""
 
 from __future__ import annotations
 
-import json
-import sys
+import dataclasses
 from pathlib import Path
 
 import click
 
-from catalog_ai.errors import CatalogAIError
-
-__all__ = ["main", "cli"]
-
-
-class _Group(click.Group):
-    """Shows CatalogAIError messages as one clean line instead of a traceback."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except CatalogAIError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
-            ctx.exit(2)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="catalog-ai")
-def cli() -> None:
-    """Sort product photos into your store's category tree."""
-
-
-def main() -> None:
-    cli(prog_name="catalog-ai")
-
-
-def _echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-# --------------------------------------------------------------------------- db
-@cli.group()
-def db() -> None:
-    """The catalog database (schema migrations)."""
-
-
-@db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
-def db_upgrade(revision: str) -> None:
-    """Create or migrate the database schema."""
-    from catalog_ai.db import migrate
-    from catalog_ai.settings import get_settings
-
-    migrate.upgrade(revision=revision)
-    click.echo(f"database {_safe_url(get_settings().database_url)} at revision {migrate.current_revision()}")
-
-
-@db.command("downgrade")
-@click.argument("revision")
-def db_downgrade(revision: str) -> None:
-    """Migrate the schema down to REVISION ('base' drops everything)."""
-    from catalog_ai.db import migrate
-
-    migrate.downgrade(revision=revision)
-    click.echo(f"database at revision {migrate.current_revision()}")
-
-
-@db.command("current")
-def db_current() -> None:
-    """Show the schema revision of the database."""
-    from catalog_ai.db import migrate
-
-    click.echo(f"current: {migrate.current_revision()}  head: {migrate.head_revision()}")
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
-# --------------------------------------------------------------------------- taxonomy
-@cli.group()
-def taxonomy() -> None:
-    """Category trees."""
-
-
-@taxonomy.command("import")
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["auto", "paths", "google", "csv", "folder"]),
-    default="auto",
-    show_default=True,
-    help="paths: 'A > B > C' lines; google: 'ID - A > B' lines; csv: id,path or id,parent_id,name",
-)
-def taxonomy_import(file: Path, fmt: str) -> None:
-    """Add the categories of FILE (or folder tree) to the catalog."""
-    from catalog_ai.db import unit_of_work
-    from catalog_ai.services.catalog import sync_taxonomy
-    from catalog_ai.taxonomy import load_taxonomy
-
-    tree = load_taxonomy(file, format=fmt)
-    _ensure_db()
-    with unit_of_work() as session:
-        result = sync_taxonomy(session, tree, source=f"import:{file}")
-    click.echo(
-        f"{len(tree)} categories read (depth up to {tree.max_depth}, {len(tree.leaves)} leaves): "
-        f"{result.added} added, {result.existing} already in the catalog"
-        + (f"; taxonomy version {result.version}" if result.version else "")
-    )
-
-
-@taxonomy.command("show")
-@click.option("--max-depth", type=int, default=None, help="only print levels up to this depth")
-def taxonomy_show(max_depth: int | None) -> None:
-    """Print the catalog's category tree with product counts (a branch counts its whole subtree)."""
-    from sqlalchemy import func, select
-
-    from catalog_ai.db import Category, Product, unit_of_work
-
-    _ensure_db()
-    with unit_of_work() as session:
-        direct = dict(
-            session.execute(select(Product.category_id, func.count()).group_by(Product.category_id)).all()
-        )
-        rows = session.execute(select(Category.id, Category.parent_id, Category.path, Category.name, Category.depth)).all()
-    parent = {r.id: r.parent_id for r in rows}
-    total: dict[int, int] = {}
-    for cid, n in direct.items():
-        while cid is not None:
-            total[cid] = total.get(cid, 0) + n
-            cid = parent.get(cid)
-    for r in sorted(rows, key=lambda r: r.path):
-        if max_depth is None or r.depth <= max_depth:
-            n = total.get(r.id, 0)
-            click.echo(f"{'  ' * (r.depth - 1)}{r.name}" + (f"  ({n})" if n else ""))
-
-
-# --------------------------------------------------------------------------- catalog
-@cli.group()
-def catalog() -> None:
-    """Products and photos in the catalog."""
-
-
-@catalog.command("import-folder")
-@click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--chunk-size", default=64, show_default=True, help="photos per database transaction")
-def catalog_import_folder(folder: Path, chunk_size: int) -> None:
-    """Import labelled photos: FOLDER's sub-folders are the category tree.
-
-    Photos are copied into the media store; identical files are stored once, so running the
-    same import again adds nothing. Bad files are reported with their reason; the rest go on.
-    """
-    from catalog_ai.jobs import import_folder
-
-    _ensure_db()
-    summary = import_folder(folder, chunk_size=chunk_size, progress=True)
-    _print_import_summary(summary)
-
-
-def _print_import_summary(summary) -> None:
-    click.echo(
-        f"imported {summary.imported}, duplicates {summary.duplicates}, failed {len(summary.failed)}"
-        + (f", categories added {summary.categories_added}" if summary.categories_added else "")
-    )
-    for file, reason in summary.failed:
-        click.echo(f"  failed: {file}: {reason}", err=True)
-
-
-@catalog.command("stats")
-def catalog_stats() -> None:
-    """Counts of categories and products per status."""
-    from catalog_ai.services.stats import catalog_counts
-
-    _ensure_db()
-    from catalog_ai.db import unit_of_work
-
-    with unit_of_work() as session:
-        counts = catalog_counts(session)
-    _echo_json(counts)
-
+from catalog_ai.cli._root import cli, echo_json, ensure_db
 
 # --------------------------------------------------------------------------- backbones
 @cli.group()
@@ -204,7 +27,7 @@ def backbones_list(as_json: bool) -> None:
         for e in plugin_errors()
     ]
     if as_json:
-        _echo_json({"backbones": rows, "broken_plugins": errors})
+        echo_json({"backbones": rows, "broken_plugins": errors})
         return
     header = f"{'name':<26}{'distribution':<30}{'dim':>6}{'input':>7}  offline weights"
     click.echo(header)
@@ -224,6 +47,8 @@ def backbones_list(as_json: bool) -> None:
               help="folder tree of labelled photos (sub-folders are categories)")
 @click.option("--from-catalog", is_flag=True, help="train on the catalog's accepted products instead")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="model bundle directory to write")
+@click.option("--mode", type=click.Choice(["finetune", "linear_probe"]), default="finetune", show_default=True,
+              help="finetune: the accurate model; linear_probe: the quick one (frozen backbone, head only)")
 @click.option("--backbone", default="efficientnet_lite0", show_default=True, help="see `catalog-ai backbones list`")
 @click.option("--backbone-weights", type=click.Path(path_type=Path), default=None,
               help="local pretrained weights file (.safetensors or .pth) for the backbone")
@@ -240,7 +65,7 @@ def backbones_list(as_json: bool) -> None:
 @click.option("--strategy", default="auto", show_default=True, help="Lightning strategy, e.g. ddp")
 @click.option("--precision", default="32-true", show_default=True, help="e.g. 16-mixed or bf16-mixed on a GPU")
 @click.option("--num-workers", type=int, default=0, show_default=True, help="data loading processes")
-def train_cmd(data_dir, from_catalog, out_dir, backbone, backbone_weights, epochs, image_size, val_data, seed,
+def train_cmd(data_dir, from_catalog, out_dir, mode, backbone, backbone_weights, epochs, image_size, val_data, seed,
               batch_size, lr, frozen_groups, accelerator, devices, strategy, precision, num_workers) -> None:
     """Fine-tune a backbone into a calibrated hierarchical classifier and write a model bundle."""
     from catalog_ai.training.fit import TrainConfig, fit
@@ -248,7 +73,8 @@ def train_cmd(data_dir, from_catalog, out_dir, backbone, backbone_weights, epoch
 
     if bool(data_dir) == bool(from_catalog):
         raise click.UsageError("give exactly one of --data DIR or --from-catalog")
-    config = TrainConfig(backbone=backbone, seed=seed, accelerator=accelerator, devices=devices,
+    config = TrainConfig.preset(mode)
+    config = dataclasses.replace(config, backbone=backbone, seed=seed, accelerator=accelerator, devices=devices,
                          strategy=strategy, precision=precision, num_workers=num_workers,
                          backbone_weights=str(backbone_weights) if backbone_weights else None)
     for name, value in (("epochs", epochs), ("image_size", image_size), ("batch_size", batch_size),
@@ -256,7 +82,7 @@ def train_cmd(data_dir, from_catalog, out_dir, backbone, backbone_weights, epoch
         if value is not None:
             setattr(config, name, value)
     if from_catalog:
-        _ensure_db()
+        ensure_db()
         taxonomy, examples, description = examples_from_catalog()
     else:
         taxonomy, examples, description = load_folder_examples(data_dir)
@@ -294,7 +120,7 @@ def predict_cmd(model_dir: Path, images_: tuple[Path, ...], as_json: bool, top_k
     predictor.decider.top_k = top_k
     results = predictor.predict(images_)
     if as_json:
-        _echo_json([
+        echo_json([
             {"image": r.source, **({"error": r.error} if r.error else r.decision.to_dict())} for r in results
         ])
         return
@@ -327,7 +153,7 @@ def evaluate_cmd(model_dir: Path, data_dir: Path, as_json: bool, report_dir: Pat
     result, skipped = evaluate_folder(model_dir, data_dir, report_dir=report_dir, progress=not as_json)
     m = result.metrics
     if as_json:
-        _echo_json(m)
+        echo_json(m)
     else:
         cov = m["coverage_at_precision"]
         click.echo(
@@ -356,7 +182,7 @@ def models_register(bundle_dir: Path, add_categories: bool, activate: bool) -> N
     from catalog_ai.db import unit_of_work
     from catalog_ai.services.models import activate_model, register_model
 
-    _ensure_db()
+    ensure_db()
     with unit_of_work() as session:
         row = register_model(session, bundle_dir, add_categories=add_categories)
         if activate:
@@ -372,7 +198,7 @@ def models_activate(version: str) -> None:
     from catalog_ai.db import unit_of_work
     from catalog_ai.services.models import activate_model
 
-    _ensure_db()
+    ensure_db()
     with unit_of_work() as session:
         activate_model(session, version)
     click.echo(f"active model: {version}")
@@ -384,57 +210,9 @@ def models_list() -> None:
     from catalog_ai.db import unit_of_work
     from catalog_ai.services.models import list_models
 
-    _ensure_db()
+    ensure_db()
     with unit_of_work() as session:
         rows = [(m.version, m.is_active, m.backbone, (m.metrics or {}).get("held_out", {})) for m in list_models(session)]
     for version, active, backbone, held in rows:
         acc = held.get("leaf_accuracy")
         click.echo(f"{'*' if active else ' '} {version}  {backbone}" + (f"  held-out leaf accuracy {acc:.3f}" if acc is not None else ""))
-
-
-# --------------------------------------------------------------------------- dataset
-@cli.group()
-def dataset() -> None:
-    """Example datasets."""
-
-
-@dataset.command("fetch")
-@click.argument("name", type=click.Choice(["grocery-store"]))
-@click.option("--from", "from_dir", type=click.Path(path_type=Path), default=None,
-              help="use a local copy instead of downloading")
-@click.option("--dest", type=click.Path(path_type=Path), default=None,
-              help="where to put it (default: $CATALOG_AI_HOME/datasets/NAME)")
-def dataset_fetch(name: str, from_dir: Path | None, dest: Path | None) -> None:
-    """Get the Grocery Store dataset's train and val photos (never its held-back test split)."""
-    from catalog_ai.datasets import fetch_grocery_store
-
-    path = fetch_grocery_store(dest=dest, from_dir=from_dir, progress=True)
-    click.echo(str(path))
-
-
-# --------------------------------------------------------------------------- quickstart
-@cli.command("quickstart")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="a local copy of the Grocery Store dataset (default: ../shared/datasets/grocery-store, else download)")
-def quickstart(data: Path | None) -> None:
-    """The main job on the embedded set-up: create the catalog and import the example photos."""
-    from catalog_ai.quickstart import run_quickstart
-
-    run_quickstart(data=data)
-
-
-def _ensure_db() -> None:
-    """Migrate the embedded SQLite database on first use; server databases must be migrated."""
-    from catalog_ai.db import migrate
-    from catalog_ai.settings import get_settings
-
-    if get_settings().database_url.startswith("sqlite"):
-        migrate.upgrade()
-    else:
-        from catalog_ai.db.session import ensure_schema_current, get_engine
-
-        ensure_schema_current(get_engine())
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Synthetic category trees shaped like the Google product taxonomy, for scale benchmarks and tests.
+
+The real Google file (``taxonomy-with-ids.en-US.txt``) has about 5,600 categories in 7 levels under
+21 top-level categories; most categories sit at depth 3 to 5, few reach depth 7 (deeper categories
+have fewer children) and most categories are leaves. :func:`synthetic_google_lines` reproduces that shape at any size
+and depth, in the same ``ID - A > B > C`` line format, so building the tree goes through the real
+parser (:func:`catalog_ai.taxonomy.parse_google`).
+"""
+
+from __future__ import annotations
+
+import random
+
+from catalog_ai.taxonomy import Taxonomy, parse_google
+
+__all__ = ["default_roots", "synthetic_google_lines", "synthetic_taxonomy"]
+
+_WORDS = ("Home", "Garden", "Tools", "Pet", "Baby", "Toys", "Audio", "Video", "Kitchen", "Dining",
+          "Outdoor", "Sports", "Office", "Craft", "Party", "Health", "Beauty")
+# A parent at depth d accepts a new child with probability _DECAY ** (d - 1): wide top levels,
+# narrow deep ones. Only _OPEN of new categories ever take children, so about three in four
+# categories are leaves, as in Google's file (most branches end in a list of product types).
+_DECAY = 0.6
+_OPEN = 0.35
+
+
+def default_roots(n_nodes: int) -> int:
+    """Top-level categories of a tree this size: Google's 21 for big trees, fewer for small ones
+    (3 for 100 nodes, like the Grocery Store tree)."""
+    return min(21, max(2, n_nodes // 30))
+
+
+def synthetic_google_lines(n_nodes: int, depth: int, seed: int = 0, *,
+                           roots: int | None = None) -> list[str]:
+    """``n_nodes`` Google-format lines (``ID - A > B``), parents listed before children, whose
+    tree has exactly ``depth`` levels (one branch reaches the bottom); the same seed gives the
+    same lines."""
+    roots = default_roots(n_nodes) if roots is None else roots
+    if depth < 1 or roots < 1:
+        raise ValueError(f"depth and roots must be at least 1, got depth={depth}, roots={roots}")
+    if n_nodes < roots + depth - 1:
+        raise ValueError(f"{n_nodes} nodes cannot make {roots} roots and a {depth}-level branch; "
+                         f"ask for at least {roots + depth - 1} nodes")
+    rng = random.Random(seed)
+    paths: list[tuple[str, ...]] = [(f"{rng.choice(_WORDS)} & {_WORDS[i % len(_WORDS)]} "
+                                     f"Supplies {i}",) for i in range(roots)]
+    for level in range(2, depth + 1):  # one branch reaches the maximum depth
+        paths.append(paths[-1 if level > 2 else 0] + (f"Deep Level {level}",))
+    open_rows = [i for i, p in enumerate(paths) if len(p) < depth]
+    while len(paths) < n_nodes:
+        parent = paths[rng.choice(open_rows)]
+        if rng.random() > _DECAY ** (len(parent) - 1):  # deeper parents take fewer children
+            continue
+        paths.append((*parent, f"{rng.choice(_WORDS)}, {rng.choice(_WORDS)} & Co {len(paths)}"))
+        if len(parent) + 1 < depth and rng.random() < _OPEN:
+            open_rows.append(len(paths) - 1)
+    ids = rng.sample(range(1, max(600_000, 20 * n_nodes)), n_nodes)
+    body = sorted(zip(paths, ids, strict=True))  # the real file lists parents before children
+    return [f"{node_id} - {' > '.join(path)}" for path, node_id in body]
+
+
+def synthetic_taxonomy(n_nodes: int, depth: int, seed: int = 0, *,
+                       roots: int | None = None) -> Taxonomy:
+    """The tree of :func:`synthetic_google_lines`, parsed as a Google taxonomy file."""
+    return parse_google(synthetic_google_lines(n_nodes, depth, seed, roots=roots),
+                        source=f"<synthetic {n_nodes} nodes, {depth} levels>")

@@ -1,0 +1,107 @@
+"""Train on the Grocery Store train split, evaluate on val, measure serving speed.
+
+    .venv/bin/python benchmarks/train_grocery.py [--out DIR] [--epochs N] [--backbone NAME] ...
+
+Prints the figures recorded in docs/BENCHMARKS.md: training wall time, leaf and per-depth
+accuracy, coverage at 98 % precision, calibration, and photos/s on this machine. Calibration and
+thresholds are fitted on a held-out 10 % of *train*; val is only ever evaluated on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from catalog_ai.datasets import find_local_grocery_store
+from catalog_ai.inference.predictor import Predictor
+from catalog_ai.services.evaluate import evaluate_folder
+from catalog_ai.training.fit import TrainConfig, fit
+from catalog_ai.training.sources import load_folder_examples
+
+
+def measure_throughput(predictor: Predictor, files: list[Path], *, seconds: float = 20.0) -> dict:
+    """Photos/s of the network alone (prepared batches) and end to end (decode → Decision)."""
+    squares = [predictor.prepare(f) for f in files[: predictor.batch_size * 4]]
+    predictor.forward(squares[: predictor.batch_size])  # warm-up
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds / 2:
+        for i in range(0, len(squares), predictor.batch_size):
+            predictor.forward(squares[i : i + predictor.batch_size])
+            n += len(squares[i : i + predictor.batch_size])
+    network = n / (time.perf_counter() - start)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds / 2:
+        batch = files[n % len(files) : n % len(files) + predictor.batch_size * 4]
+        predictor.predict(batch)
+        n += len(batch)
+    end_to_end = n / (time.perf_counter() - start)
+    return {"network_photos_per_s": round(network, 1), "end_to_end_photos_per_s": round(end_to_end, 1),
+            "batch_size": predictor.batch_size, "threads": torch.get_num_threads()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=None, help="Grocery Store copy (default: ../shared/...)")
+    parser.add_argument("--out", type=Path, default=Path(".catalog_ai/models/grocery-benchmark"))
+    parser.add_argument("--backbone", default=None)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--frozen-groups", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--skip-train", action="store_true", help="evaluate an existing bundle at --out")
+    args = parser.parse_args(argv)
+
+    root = args.data or find_local_grocery_store(Path(__file__).resolve().parent)
+    if root is None:
+        print("Grocery Store dataset not found: pass --data DIR", file=sys.stderr)
+        return 2
+    config = TrainConfig(seed=args.seed, accelerator=args.accelerator)
+    for name in ("backbone", "epochs", "image_size", "frozen_groups"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
+
+    figures: dict = {
+        "machine": f"{platform.machine()} {os.cpu_count()} CPU threads, torch {torch.__version__}, "
+        f"cuda={'yes: ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no'}",
+    }
+    if not args.skip_train:
+        taxonomy, examples, description = load_folder_examples(root / "train")
+        started = time.monotonic()
+        result = fit(config, taxonomy=taxonomy, examples=examples, out_dir=args.out, data_description=description)
+        figures["train_wall_s"] = round(time.monotonic() - started, 1)
+        figures["train_seconds"] = result.seconds
+        figures["config"] = result.bundle.training["config"]
+        figures["held_out"] = {k: result.bundle.metrics["held_out"][k]
+                               for k in ("leaf_accuracy", "depth_accuracy", "ece")}
+    evaluation, skipped = evaluate_folder(args.out, root / "val", report_dir=args.out / "report")
+    m = evaluation.metrics
+    figures["val"] = {
+        "n_images": m["n_images"],
+        "leaf_accuracy": m["leaf_accuracy"],
+        "depth_accuracy": m["depth_accuracy"],
+        "coarse_accuracy": m["coarse_accuracy"],
+        "top5_accuracy": m["top5_accuracy"],
+        "hierarchical_f1": m["hierarchical_f1"],
+        "ece": m["ece"],
+        "coverage_at_precision": m["coverage_at_precision"],
+        "precision_at_threshold": m["precision_at_threshold"],
+        "skipped": len(skipped),
+    }
+    torch.set_num_threads(min(2, os.cpu_count() or 2))
+    predictor = Predictor.load(args.out)
+    val_files = sorted((root / "val").rglob("*.jpg"))
+    figures["serving_2_threads"] = measure_throughput(predictor, val_files)
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The root ``catalog-ai`` group and helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from catalog_ai.errors import CatalogAIError
+
+__all__ = ["cli", "main", "echo_json", "ensure_db", "safe_url"]
+
+
+class _Group(click.Group):
+    """Shows CatalogAIError messages as one clean line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CatalogAIError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="catalog-ai")
+def cli() -> None:
+    """Sort product photos into your store's category tree."""
+
+
+def main() -> None:
+    cli(prog_name="catalog-ai")
+
+
+def echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def ensure_db() -> None:
+    """Migrate the embedded SQLite database on first use; server databases must be migrated."""
+    from catalog_ai.db import migrate
+    from catalog_ai.settings import get_settings
+
+    if get_settings().database_url.startswith("sqlite"):
+        migrate.upgrade()
+    else:
+        from catalog_ai.db.session import ensure_schema_current, get_engine
+
+        ensure_schema_current(get_engine())

@@ -1,0 +1,177 @@
+"""Commands for the catalog: database schema, category trees, photo imports, datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from catalog_ai.cli._root import cli, echo_json, ensure_db, safe_url
+
+# --------------------------------------------------------------------------- db
+@cli.group()
+def db() -> None:
+    """The catalog database (schema migrations)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the database schema."""
+    from catalog_ai.db import migrate
+    from catalog_ai.settings import get_settings
+
+    migrate.upgrade(revision=revision)
+    click.echo(f"database {safe_url(get_settings().database_url)} at revision {migrate.current_revision()}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate the schema down to REVISION ('base' drops everything)."""
+    from catalog_ai.db import migrate
+
+    migrate.downgrade(revision=revision)
+    click.echo(f"database at revision {migrate.current_revision()}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the schema revision of the database."""
+    from catalog_ai.db import migrate
+
+    click.echo(f"current: {migrate.current_revision()}  head: {migrate.head_revision()}")
+
+
+# --------------------------------------------------------------------------- taxonomy
+@cli.group()
+def taxonomy() -> None:
+    """Category trees."""
+
+
+@taxonomy.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "paths", "google", "csv", "folder"]),
+    default="auto",
+    show_default=True,
+    help="paths: 'A > B > C' lines; google: 'ID - A > B' lines; csv: id,path or id,parent_id,name",
+)
+def taxonomy_import(file: Path, fmt: str) -> None:
+    """Add the categories of FILE (or folder tree) to the catalog."""
+    from catalog_ai.db import unit_of_work
+    from catalog_ai.services.catalog import sync_taxonomy
+    from catalog_ai.taxonomy import load_taxonomy
+
+    tree = load_taxonomy(file, format=fmt)
+    ensure_db()
+    with unit_of_work() as session:
+        result = sync_taxonomy(session, tree, source=f"import:{file}")
+    click.echo(
+        f"{len(tree)} categories read (depth up to {tree.max_depth}, {len(tree.leaves)} leaves): "
+        f"{result.added} added, {result.existing} already in the catalog"
+        + (f"; taxonomy version {result.version}" if result.version else "")
+    )
+
+
+@taxonomy.command("show")
+@click.option("--max-depth", type=int, default=None, help="only print levels up to this depth")
+def taxonomy_show(max_depth: int | None) -> None:
+    """Print the catalog's category tree with product counts (a branch counts its whole subtree)."""
+    from sqlalchemy import func, select
+
+    from catalog_ai.db import Category, Product, unit_of_work
+
+    ensure_db()
+    with unit_of_work() as session:
+        direct = dict(
+            session.execute(select(Product.category_id, func.count()).group_by(Product.category_id)).all()
+        )
+        rows = session.execute(select(Category.id, Category.parent_id, Category.path, Category.name, Category.depth)).all()
+    parent = {r.id: r.parent_id for r in rows}
+    total: dict[int, int] = {}
+    for cid, n in direct.items():
+        while cid is not None:
+            total[cid] = total.get(cid, 0) + n
+            cid = parent.get(cid)
+    for r in sorted(rows, key=lambda r: r.path):
+        if max_depth is None or r.depth <= max_depth:
+            n = total.get(r.id, 0)
+            click.echo(f"{'  ' * (r.depth - 1)}{r.name}" + (f"  ({n})" if n else ""))
+
+
+# --------------------------------------------------------------------------- catalog
+@cli.group()
+def catalog() -> None:
+    """Products and photos in the catalog."""
+
+
+@catalog.command("import-folder")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--chunk-size", default=64, show_default=True, help="photos per database transaction")
+def catalog_import_folder(folder: Path, chunk_size: int) -> None:
+    """Import labelled photos: FOLDER's sub-folders are the category tree.
+
+    Photos are copied into the media store; identical files are stored once, so running the
+    same import again adds nothing. Bad files are reported with their reason; the rest go on.
+    """
+    from catalog_ai.jobs import import_folder
+
+    ensure_db()
+    summary = import_folder(folder, chunk_size=chunk_size, progress=True)
+    _print_import_summary(summary)
+
+
+def _print_import_summary(summary) -> None:
+    click.echo(
+        f"imported {summary.imported}, duplicates {summary.duplicates}, failed {len(summary.failed)}"
+        + (f", categories added {summary.categories_added}" if summary.categories_added else "")
+    )
+    for file, reason in summary.failed:
+        click.echo(f"  failed: {file}: {reason}", err=True)
+
+
+@catalog.command("stats")
+def catalog_stats() -> None:
+    """Counts of categories and products per status."""
+    from catalog_ai.services.stats import catalog_counts
+
+    ensure_db()
+    from catalog_ai.db import unit_of_work
+
+    with unit_of_work() as session:
+        counts = catalog_counts(session)
+    echo_json(counts)
+
+
+# --------------------------------------------------------------------------- dataset
+@cli.group()
+def dataset() -> None:
+    """Example datasets."""
+
+
+@dataset.command("fetch")
+@click.argument("name", type=click.Choice(["grocery-store"]))
+@click.option("--from", "from_dir", type=click.Path(path_type=Path), default=None,
+              help="use a local copy instead of downloading")
+@click.option("--dest", type=click.Path(path_type=Path), default=None,
+              help="where to put it (default: $CATALOG_AI_HOME/datasets/NAME)")
+def dataset_fetch(name: str, from_dir: Path | None, dest: Path | None) -> None:
+    """Get the Grocery Store dataset's train and val photos (never its held-back test split)."""
+    from catalog_ai.datasets import fetch_grocery_store
+
+    path = fetch_grocery_store(dest=dest, from_dir=from_dir, progress=True)
+    click.echo(str(path))
+
+
+# --------------------------------------------------------------------------- quickstart
+@cli.command("quickstart")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="a local copy of the Grocery Store dataset (default: ../shared/datasets/grocery-store, else download)")
+def quickstart(data: Path | None) -> None:
+    """The main job on the embedded set-up: create the catalog and import the example photos."""
+    from catalog_ai.quickstart import run_quickstart
+
+    run_quickstart(data=data)

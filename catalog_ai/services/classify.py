@@ -1,0 +1,451 @@
+"""Classifying products with the active model: claim, run the model, record; and re-queueing.
+
+A worker handles a chunk of products in three steps, so no transaction stays open while the
+network runs::
+
+    with unit_of_work() as s: work = claim(s, ids, model_version_id=mv.id)   # -> processing
+    outcomes = run_model(predictor, work, media=media)                       # no session
+    with unit_of_work() as s: record(s, outcomes, model_version_id=mv.id)    # -> suggested/accepted/failed
+
+Every step is idempotent, because a queue delivers a message at least once, not exactly once:
+``claim`` skips products that already have a suggestion of this model version or are finished,
+and ``record`` inserts with ``ON CONFLICT DO NOTHING`` on (product, model version), so a
+redelivered chunk never creates a second suggestion. The database is the truth and the queue a
+hint: :func:`requeue_stale` puts back what a lost message or a dead worker left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select, and_, exists, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, selectinload
+
+from catalog_ai.db import (
+    Category,
+    Embedding,
+    ModelVersion,
+    Product,
+    ProductStatus,
+    Suggestion,
+    utc_now,
+)
+from catalog_ai.db.session import on_commit
+from catalog_ai.errors import CatalogAIError, ImageError
+from catalog_ai.media import MediaStore
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from catalog_ai.inference.decision import Decision
+    from catalog_ai.inference.predictor import Predictor
+
+__all__ = [
+    "HUMAN_LABELS",
+    "TransientStorageError",
+    "Work",
+    "Outcome",
+    "RecordSummary",
+    "RetrySummary",
+    "claim",
+    "run_model",
+    "record",
+    "schedule_classification",
+    "schedule_reclassification",
+    "mark_for_reclassification",
+    "requeue_stale",
+    "requeue_failed",
+]
+
+log = logging.getLogger(__name__)
+
+#: ``Product.label_source`` values set by people: a model never overrides them.
+HUMAN_LABELS = ("import", "review")
+_WAITING = (ProductStatus.PENDING, ProductStatus.PROCESSING)
+_MODEL_LABELLED = (ProductStatus.SUGGESTED, ProductStatus.ACCEPTED)
+
+
+class TransientStorageError(CatalogAIError):
+    """The media store could not be read for a reason that may pass (I/O error, stale NFS
+    handle, too many open files): the task retries. A missing file is not transient."""
+
+
+@dataclass(frozen=True)
+class Work:
+    """One claimed product: the photo the model will see."""
+
+    product_id: int
+    image_id: int
+    stored_path: str  # relative to the media store
+
+
+@dataclass
+class Outcome:
+    """The model's result for one product: a decision and embedding, or why there is none."""
+
+    product_id: int
+    image_id: int | None
+    decision: Decision | None = None
+    embedding: np.ndarray | None = None
+    error: str | None = None
+
+
+@dataclass
+class RecordSummary:
+    suggested: list[int] = field(default_factory=list)
+    accepted: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)  # already recorded, or finished meanwhile
+
+
+@dataclass
+class RetrySummary:
+    requeued: list[int] = field(default_factory=list)
+    not_found: list[int] = field(default_factory=list)
+    not_failed: list[tuple[int, str]] = field(default_factory=list)  # (product id, its status)
+    no_photo: list[int] = field(default_factory=list)  # failed at ingest: nothing to classify
+
+
+# --- which products a model may (re)classify -------------------------------------------------------
+
+
+def _has_suggestion(model_version_id: int):
+    return exists().where(
+        Suggestion.product_id == Product.id, Suggestion.model_version_id == model_version_id
+    )
+
+
+def _classifiable(model_version_id: int):
+    """Waiting products, and products labelled by an earlier model, that this version has not
+    suggested for yet. Labels given by people (import, review) are never touched."""
+    return and_(
+        or_(
+            Product.status.in_(_WAITING),
+            and_(
+                Product.status.in_(_MODEL_LABELLED),
+                or_(Product.label_source.is_(None), Product.label_source.not_in(HUMAN_LABELS)),
+            ),
+        ),
+        ~_has_suggestion(model_version_id),
+    )
+
+
+def _still_classifiable(product: Product) -> bool:
+    if product.status in _WAITING:
+        return True
+    return product.status in _MODEL_LABELLED and product.label_source not in HUMAN_LABELS
+
+
+# --- claim, run, record ------------------------------------------------------------------------------
+
+
+def claim(
+    session: Session, product_ids: Sequence[int], *, model_version_id: int, max_attempts: int = 5
+) -> list[Work]:
+    """Mark the products of ``product_ids`` that still need this model ``processing``.
+
+    Skips products that have a suggestion of this version already, are finished, or are being
+    claimed by another worker this instant (PostgreSQL ``SKIP LOCKED``). A product without a photo,
+    or one claimed ``max_attempts`` times already (its photo kills the worker), becomes ``failed``.
+    """
+    if not product_ids:
+        return []
+    query: Select[tuple[Product]] = (
+        select(Product)
+        .where(Product.id.in_(set(product_ids)), _classifiable(model_version_id))
+        .order_by(Product.id)
+        .options(selectinload(Product.images))
+        .with_for_update(of=Product, skip_locked=True)
+    )
+    work = []
+    for product in session.scalars(query):
+        if not product.images:
+            _fail(product, "no photo is stored for this product; ingest the photo again")
+        elif product.attempts >= max_attempts:
+            _fail(
+                product,
+                f"classification started {product.attempts} times without finishing (the worker "
+                f"stopped each time); check the worker logs, then run: catalog-ai retry {product.id}",
+            )
+        else:
+            product.status = ProductStatus.PROCESSING
+            product.attempts += 1
+            image = product.images[0]
+            work.append(Work(product.id, image.id, image.stored_path))
+    session.flush()
+    return work
+
+
+def run_model(predictor: Predictor, work: Sequence[Work], *, media: MediaStore) -> list[Outcome]:
+    """Decode every photo, run the network in batches, decide. Needs no database session.
+
+    A photo that cannot be decoded gives an Outcome with ``error``; a media read that may
+    succeed later raises :class:`TransientStorageError` (the task retries the whole chunk).
+    """
+    outcomes = [Outcome(w.product_id, w.image_id) for w in work]
+    ready: list[tuple[Outcome, Any]] = []
+    for w, outcome in zip(work, outcomes, strict=True):
+        try:
+            data = _read_photo(media, w.stored_path)
+            ready.append((outcome, predictor.prepare(data, name=w.stored_path)))
+        except ImageError as exc:
+            outcome.error = exc.reason
+    for start in range(0, len(ready), predictor.batch_size):
+        batch = ready[start : start + predictor.batch_size]
+        embeddings, probs = predictor.forward([square for _, square in batch])
+        for (outcome, _), embedding, node_probs in zip(batch, embeddings, probs, strict=True):
+            outcome.embedding = embedding
+            outcome.decision = predictor.decider.decide(node_probs)
+    return outcomes
+
+
+def _read_photo(media: MediaStore, stored_path: str) -> bytes:
+    try:
+        return media.read(stored_path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageError(
+            f"the photo file {stored_path} is missing from the media store; restore it from a "
+            "backup or ingest the photo again"
+        ) from None
+    except IsADirectoryError:
+        raise ImageError(f"{stored_path} in the media store is a folder, not a photo") from None
+    except OSError as exc:
+        raise TransientStorageError(
+            f"cannot read {stored_path} from the media store at {media.root}: "
+            f"{exc.strerror or exc}"
+        ) from exc
+    except CatalogAIError as exc:  # a stored path that leaves the media store
+        raise ImageError(str(exc)) from None
+
+
+def record(session: Session, outcomes: Sequence[Outcome], *, model_version_id: int) -> RecordSummary:
+    """Store suggestions and embeddings and set each product's status.
+
+    ``accepted`` (category = the decision's path, ``label_source="auto"``) when the decision may
+    be auto-accepted, else ``suggested``; ``failed`` with the reason when the photo could not be
+    decoded. Products finished meanwhile (by a redelivered twin of this task, or by a reviewer)
+    are left alone, and the unique (product, model version) key makes a second suggestion
+    impossible even when two workers race.
+    """
+    summary = RecordSummary()
+    if not outcomes:
+        return summary
+    # Row locks in id order: a redelivered twin recording the same chunk waits here, then sees
+    # the products finished; two overlapping chunks cannot deadlock.
+    products = {
+        p.id: p
+        for p in session.scalars(
+            select(Product)
+            .where(Product.id.in_({o.product_id for o in outcomes}))
+            .order_by(Product.id)
+            .with_for_update()
+        )
+    }
+    live = [
+        o for o in outcomes if o.product_id in products and _still_classifiable(products[o.product_id])
+    ]
+    live_ids = {o.product_id for o in live}
+    summary.skipped = [o.product_id for o in outcomes if o.product_id not in live_ids]
+
+    decided = [o for o in live if o.error is None and o.decision is not None]
+    paths = {o.decision.path for o in decided if o.decision.path}
+    category_ids = dict(
+        session.execute(select(Category.path, Category.id).where(Category.path.in_(paths))).all()
+    ) if paths else {}
+    inserted: set[int] = set()
+    if decided:
+        rows = [_suggestion_row(o, o.decision, model_version_id, category_ids) for o in decided]
+        stmt = (
+            _insert(session, Suggestion.__table__)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["product_id", "model_version_id"])
+            .returning(Suggestion.__table__.c.product_id)
+        )
+        inserted = set(session.scalars(stmt))
+        vectors = [
+            _embedding_row(o, model_version_id) for o in decided if o.product_id in inserted
+        ]
+        if vectors:
+            session.execute(
+                _insert(session, Embedding.__table__)
+                .values(vectors)
+                .on_conflict_do_nothing(index_elements=["image_id", "model_version_id"])
+            )
+
+    for outcome in live:
+        product = products[outcome.product_id]
+        if outcome.error is not None or outcome.decision is None:
+            if product.status in _WAITING:  # never undo what a twin of this task recorded
+                _fail(product, outcome.error or "the model returned no decision")
+                summary.failed.append(product.id)
+            else:
+                summary.skipped.append(product.id)
+            continue
+        if product.id not in inserted:
+            summary.skipped.append(product.id)
+            continue
+        decision = outcome.decision
+        category_id = category_ids.get(decision.path)
+        product.error = None
+        if decision.auto_accept and category_id is not None:
+            product.status = ProductStatus.ACCEPTED
+            product.category_id = category_id
+            product.label_source = "auto"
+            summary.accepted.append(product.id)
+        else:
+            product.status = ProductStatus.SUGGESTED
+            if product.label_source == "auto":  # an earlier model's label; this one is unsure
+                product.category_id = None
+                product.label_source = None
+            summary.suggested.append(product.id)
+    session.flush()
+    return summary
+
+
+def _insert(session: Session, table):
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise CatalogAIError(
+        f"the {dialect} database is not supported by the classifier (it needs INSERT ... ON "
+        "CONFLICT); use SQLite or PostgreSQL"
+    )
+
+
+def _suggestion_row(
+    outcome: Outcome, decision: Decision, model_version_id: int, category_ids: dict[str, int]
+) -> dict:
+    return {
+        "product_id": outcome.product_id,
+        "model_version_id": model_version_id,
+        "category_id": category_ids.get(decision.path),
+        "path": decision.path,
+        "levels": decision.to_dict()["levels"],
+        "confidence": float(decision.confidence),
+        "source": decision.source,
+        "open_set": bool(decision.open_set),
+    }
+
+
+def _embedding_row(outcome: Outcome, model_version_id: int) -> dict:
+    import numpy as np
+
+    vector = np.asarray(outcome.embedding, dtype="<f4")
+    return {
+        "image_id": outcome.image_id,
+        "model_version_id": model_version_id,
+        "dim": int(vector.size),
+        "vector": vector.tobytes(),
+    }
+
+
+def _fail(product: Product, reason: str) -> None:
+    product.status = ProductStatus.FAILED
+    product.error = reason
+
+
+# --- enqueueing (after the commit) -----------------------------------------------------------------
+
+
+def schedule_classification(session: Session, product_ids: Iterable[int]) -> None:
+    """Enqueue the classification of ``product_ids`` once ``session`` commits."""
+    ids = list(product_ids)
+    if ids:
+        from catalog_ai.worker.tasks import enqueue_classification
+
+        on_commit(session, lambda: enqueue_classification(ids))
+
+
+def schedule_reclassification(session: Session, version: str) -> None:
+    """Enqueue ``reclassify_all(version)`` once ``session`` commits: call it when a model is
+    activated, so that products waiting for a model, and those labelled by an earlier one, get
+    this model's suggestion."""
+    from catalog_ai.worker.tasks import enqueue_reclassification
+
+    on_commit(session, lambda: enqueue_reclassification(version))
+
+
+def mark_for_reclassification(session: Session, *, model_version_id: int) -> list[int]:
+    """Products this version should classify, in id order; those labelled by an earlier model
+    go back to ``pending`` (so a lost message is found by the sweep like any other)."""
+    now = utc_now()
+    session.execute(
+        update(Product)
+        .where(Product.status.in_(_MODEL_LABELLED), _classifiable(model_version_id))
+        .values(status=ProductStatus.PENDING, status_changed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return list(
+        session.scalars(
+            select(Product.id).where(_classifiable(model_version_id)).order_by(Product.id)
+        )
+    )
+
+
+def requeue_stale(session: Session, *, older_than_s: float, enqueue: bool = True) -> list[int]:
+    """Products ``pending`` or ``processing`` for longer than ``older_than_s`` seconds go back to
+    ``pending`` with a fresh timestamp, and are enqueued after the commit.
+
+    The fresh timestamp keeps one product from being enqueued again at every sweep while a long
+    queue drains. With no active model nothing is enqueued (the tasks would only wait too).
+    """
+    now = utc_now()
+    cutoff = now - timedelta(seconds=older_than_s)
+    has_model = session.scalar(select(ModelVersion.id).where(ModelVersion.is_active.is_(True)))
+    if has_model is None:
+        return []
+    ids = list(
+        session.scalars(
+            update(Product)
+            .where(Product.status.in_(_WAITING), Product.status_changed_at < cutoff)
+            .values(status=ProductStatus.PENDING, status_changed_at=now)
+            .returning(Product.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    ids.sort()
+    if ids:
+        log.info("sweep: %d products waited longer than %s s; enqueued again", len(ids), older_than_s)
+        if enqueue:
+            schedule_classification(session, ids)
+    return ids
+
+
+def requeue_failed(
+    session: Session, product_ids: Sequence[int] | None = None, *, enqueue: bool = True
+) -> RetrySummary:
+    """Put failed products back to ``pending`` (attempts reset) and enqueue them after the commit.
+
+    ``product_ids=None`` retries every failed product. Products that failed at ingest have no
+    photo to classify and stay failed (listed in ``no_photo``).
+    """
+    summary = RetrySummary()
+    query = select(Product).options(selectinload(Product.images)).order_by(Product.id)
+    if product_ids is None:
+        query = query.where(Product.status == ProductStatus.FAILED)
+    else:
+        query = query.where(Product.id.in_(set(product_ids)))
+    found = {p.id: p for p in session.scalars(query.with_for_update(of=Product))}
+    if product_ids is not None:
+        summary.not_found = sorted(set(product_ids) - found.keys())
+    for product in found.values():
+        if product.status != ProductStatus.FAILED:
+            summary.not_failed.append((product.id, product.status.value))
+        elif not product.images:
+            summary.no_photo.append(product.id)
+        else:
+            product.status = ProductStatus.PENDING
+            product.error = None
+            product.attempts = 0
+            summary.requeued.append(product.id)
+    session.flush()
+    if enqueue and summary.requeued:
+        schedule_classification(session, summary.requeued)
+    return summary

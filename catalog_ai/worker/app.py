@@ -1,0 +1,114 @@
+"""The Celery application, configured from :mod:`catalog_ai.settings`.
+
+With ``CATALOG_AI_BROKER_URL`` set (Redis in production), ``.delay()`` sends a message and
+``catalog-ai worker`` processes run it. Without one, tasks run in-process at ``.delay()``
+(``task_always_eager``), so the embedded set-up needs no Redis and no worker.
+
+Reliability settings, and why:
+
+- ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged when its task
+  has finished, so a worker that dies mid-task (killed, out of memory, machine lost) gives the
+  message back instead of losing it. Tasks are idempotent, so running one twice is harmless.
+- Redis ``visibility_timeout`` (``CATALOG_AI_VISIBILITY_TIMEOUT``, 300 s): how long an
+  unacknowledged message stays with the worker that took it; a chunk takes seconds, so a live
+  worker never loses its message, and a dead worker's chunk comes back within minutes.
+- ``worker_prefetch_multiplier=1``: a worker holds one chunk beyond the one it runs, so a slow
+  or dead worker strands little work and idle workers get the rest.
+- ``task_ignore_result``: the database is the truth; nobody waits on task results.
+- A beat schedule runs ``sweep_stale`` every ``CATALOG_AI_SWEEP_INTERVAL`` seconds
+  (``catalog-ai worker --beat``): products whose message was lost are enqueued again.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from catalog_ai.settings import Settings, get_settings
+
+__all__ = ["QUEUE", "SWEEP_TASK", "app", "celery_config", "configure", "is_eager"]
+
+#: The one queue every catalog_ai task goes to (its own name, so one Redis can serve others).
+QUEUE = "catalog_ai"
+SWEEP_TASK = "catalog_ai.sweep_stale"
+
+app = Celery("catalog_ai", include=["catalog_ai.worker.tasks"])
+
+_lock = threading.Lock()
+_applied: tuple[Any, ...] | None = None
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery settings for ``settings`` (a plain dict, easy to inspect in tests)."""
+    eager = settings.broker_url is None
+    return {
+        # "memory://" when eager: nothing may ever try to reach a broker that is not configured.
+        "broker_url": settings.broker_url or "memory://",
+        "result_backend": None if eager else settings.result_backend,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "task_default_queue": QUEUE,
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout,
+            # Look for abandoned messages every ~10 s instead of kombu's ~100 s, so the
+            # visibility timeout is the delay that matters.
+            "unacked_restore_throttle": 1,
+        },
+        "broker_connection_retry_on_startup": True,
+        # With acks_late, a task still running when the broker connection drops would run a
+        # second time elsewhere; cancel it instead (its message is redelivered).
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_send_task_events": False,
+        "task_always_eager": eager,
+        "task_eager_propagates": eager,
+        "beat_schedule": {
+            "sweep-stale": {"task": SWEEP_TASK, "schedule": float(settings.sweep_interval)},
+        },
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+def configure(settings: Settings | None = None) -> Celery:
+    """Apply the current settings to :data:`app` (again, when they changed) and return it.
+
+    Called before every enqueue: the CLI and tests change the environment at run time, and a
+    changed broker URL must not reuse connections to the old one.
+    """
+    global _applied
+    settings = settings or get_settings()
+    key = (settings.broker_url, settings.result_backend, settings.visibility_timeout, settings.sweep_interval)
+    with _lock:
+        if key != _applied:
+            app.close()  # drop the connection pools made for the old broker
+            app.conf.update(celery_config(settings))
+            _applied = key
+    return app
+
+
+def is_eager() -> bool:
+    """True when tasks run in-process (no broker configured)."""
+    return bool(configure().conf.task_always_eager)
+
+
+@worker_process_init.connect
+def _fresh_worker_process(**_: Any) -> None:
+    # A pool process is forked from the worker: database connections must not cross the fork
+    # (forget them without closing: closing would end the parent's sessions), and the model
+    # is loaded here, once, on first use.
+    from catalog_ai.db import dispose_engines
+    from catalog_ai.worker import model_cache
+
+    dispose_engines(close=False)
+    model_cache.reset()
+
+
+configure()

@@ -1,0 +1,5 @@
+"""Fixtures of the inference tests: one torch thread, the shared trained bundle."""
+
+from __future__ import annotations
+
+from helpers import one_torch_thread, trained_bundle  # noqa: F401 (fixtures)

@@ -1,0 +1,152 @@
+"""``fit()`` end to end on the tiny tree with the ``tiny-cnn`` backbone (about a second a run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from catalog_ai.bundle import ModelBundle
+from catalog_ai.errors import BackboneError
+from catalog_ai.inference.predictor import Predictor
+from catalog_ai.training.data import Example, TrainingDataError, stratified_split
+from catalog_ai.training.fit import PRECISION_TARGETS, fit
+from catalog_ai.training.sources import load_folder_examples
+from helpers import LEAF_PATHS, make_tree, tiny_config
+
+
+def test_fit_writes_a_bundle_that_loads(trained_bundle):
+    bundle = ModelBundle.load(trained_bundle.path)
+    assert bundle.version == trained_bundle.result.bundle.version
+    assert bundle.backbone == "tiny-cnn" and bundle.image_size == 32
+    assert bundle.taxonomy.leaf_ids == LEAF_PATHS
+    assert 0.05 <= bundle.temperature <= 20.0
+    assert set(bundle.thresholds.auto_accept_by_precision) == set(PRECISION_TARGETS)
+    assert bundle.thresholds.auto_accept == bundle.thresholds.auto_accept_by_precision["0.98"]
+    assert bundle.training["config"]["backbone"] == "tiny-cnn"
+    assert bundle.training["config"]["seed"] == 0
+    predictor = Predictor.load(trained_bundle.path)
+    assert predictor.network.head.out_features == 4
+
+
+def test_held_out_metrics_are_in_the_manifest(trained_bundle):
+    held = ModelBundle.load(trained_bundle.path).metrics["held_out"]
+    for key in (
+        "leaf_accuracy",
+        "depth_accuracy",
+        "top5_accuracy",
+        "hierarchical_f1",
+        "ece",
+        "coverage_at_precision",
+        "n_images",
+        "temperature",
+    ):
+        assert key in held, key
+    assert held["n_images"] == trained_bundle.result.n_held_out == 12
+    assert set(held["coverage_at_precision"]) == set(PRECISION_TARGETS)
+    # One colour per leaf: even a 3-layer CNN trained for a second beats chance (0.25) by far.
+    assert held["leaf_accuracy"] >= 0.75
+
+
+def test_inner_node_photos_train_and_an_unreadable_photo_is_skipped(trained_bundle):
+    """The shared bundle's data: 4 leaves x 12 photos, 2 photos directly in ``Fruit/Apple/`` and
+    ``Veg/Carrot/broken.png``, which is not an image."""
+    result, config = trained_bundle.result, trained_bundle.config
+    _, examples, _ = load_folder_examples(trained_bundle.data)
+    inner = [e for e in examples if e.label == "Fruit > Apple"]
+    assert len(inner) == 2
+    train, held = stratified_split(examples, config.holdout, seed=config.seed)
+    # Fewer than 4 photos: both stay in training (nothing of the label is held out).
+    assert all(e in train for e in inner)
+    broken = trained_bundle.data / "Veg" / "Carrot" / "broken.png"
+    assert [file for file, _ in result.skipped] == [str(broken)]
+    assert result.skipped[0][1]  # with its reason
+    # n_train counts every readable training photo, the two inner-node photos included.
+    assert result.n_train == sum(1 for e in train if e.file != broken)
+    assert result.n_held_out == sum(1 for e in held if e.file != broken)
+    assert result.n_train + result.n_held_out == 4 * 12 + 2
+    training = result.bundle.training
+    assert (training["n_train"], training["n_held_out"], training["skipped"]) == (
+        result.n_train,
+        result.n_held_out,
+        1,
+    )
+
+
+def test_same_seed_gives_identical_weights(trained_bundle, tmp_path, catalog_home):
+    taxonomy, examples, _ = load_folder_examples(trained_bundle.data)
+    again = fit(
+        trained_bundle.config, taxonomy=taxonomy, examples=examples, out_dir=tmp_path / "again"
+    )
+    first = load_file(str(trained_bundle.path / "model.safetensors"))
+    second = load_file(str(tmp_path / "again" / "model.safetensors"))
+    assert first.keys() == second.keys()
+    different = [k for k in first if not torch.equal(first[k], second[k])]
+    assert different == []
+    assert again.bundle.temperature == trained_bundle.result.bundle.temperature
+    assert again.bundle.thresholds == trained_bundle.result.bundle.thresholds
+
+
+def test_another_seed_gives_other_weights(trained_bundle, tmp_path, catalog_home):
+    taxonomy, examples, _ = load_folder_examples(trained_bundle.data)
+    config = tiny_config(seed=1, epochs=1)
+    fit(config, taxonomy=taxonomy, examples=examples, out_dir=tmp_path / "other")
+    first = load_file(str(trained_bundle.path / "model.safetensors"))
+    other = load_file(str(tmp_path / "other" / "model.safetensors"))
+    assert not torch.equal(first["head.weight"], other["head.weight"])
+
+
+def test_a_backbone_that_is_not_installed_is_a_clear_error(tmp_path, catalog_home):
+    taxonomy, examples, _ = load_folder_examples(make_tree(tmp_path / "data", per_class=4))
+    with pytest.raises(BackboneError, match="no-such-net") as info:
+        fit(
+            tiny_config(backbone="no-such-net"),
+            taxonomy=taxonomy,
+            examples=examples,
+            out_dir=tmp_path / "out",
+        )
+    assert "backbones list" in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_category_folder_is_a_clear_error(tmp_path, catalog_home):
+    data = make_tree(tmp_path / "data", per_class=4, empty=("Veg", "Pepper"))
+    taxonomy, examples, _ = load_folder_examples(data)
+    with pytest.raises(TrainingDataError) as info:
+        fit(tiny_config(), taxonomy=taxonomy, examples=examples, out_dir=tmp_path / "out")
+    assert "'Veg > Pepper'" in str(info.value) and "remove the empty folder" in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_few_photos_to_hold_out_asks_for_validation_data(tmp_path, catalog_home):
+    taxonomy, examples, _ = load_folder_examples(make_tree(tmp_path / "data", per_class=3))
+    with pytest.raises(TrainingDataError, match="--val-data"):
+        fit(tiny_config(), taxonomy=taxonomy, examples=examples, out_dir=tmp_path / "out")
+
+
+def test_validation_photos_must_use_the_training_tree(tmp_path, catalog_home):
+    taxonomy, examples, _ = load_folder_examples(make_tree(tmp_path / "data", per_class=4))
+    held = [Example(Path(tmp_path / "x.png"), "Fruit > Kiwi")]
+    with pytest.raises(TrainingDataError, match="'Fruit > Kiwi'"):
+        fit(
+            tiny_config(),
+            taxonomy=taxonomy,
+            examples=examples,
+            out_dir=tmp_path / "out",
+            held_out=held,
+        )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (dict(decision_threshold=0.4), "at least 0.5"),
+        (dict(auto_accept_precision="0.9"), "auto_accept_precision"),
+    ],
+)
+def test_bad_settings_are_refused_before_training(tmp_path, catalog_home, override, message):
+    taxonomy, examples, _ = load_folder_examples(make_tree(tmp_path / "data", per_class=4))
+    with pytest.raises(TrainingDataError, match=message):
+        fit(tiny_config(**override), taxonomy=taxonomy, examples=examples, out_dir=tmp_path / "out")
