@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import math
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from catalog_ai.inference.decision import Thresholds
+
 if TYPE_CHECKING:
     import torch
 
+    from catalog_ai.hierarchy import TreeIndex
+
+PRECISION_TARGETS = ("0.95", "0.98", "0.99")
+
 __all__ = [
+    "PRECISION_TARGETS",
+    "Calibration",
+    "calibrate",
+    "leaf_confidence",
     "fit_temperature",
     "expected_calibration_error",
     "reliability_bins",
@@ -101,3 +112,45 @@ def threshold_for_precision(confidence: np.ndarray, correct: np.ndarray, precisi
     if not ok.any():
         return 1.01
     return float(conf_sorted[np.flatnonzero(ok)[-1]])
+
+
+@dataclass
+class Calibration:
+    temperature: float
+    thresholds: Thresholds
+    node_probs: np.ndarray  # calibrated, of the photos it was fitted on
+    n_photos: int
+
+
+def leaf_confidence(node_probs: np.ndarray, rows: np.ndarray, tree: TreeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 leaf confidence, and whether that leaf is the label or lies under it (a photo
+    labelled at an inner node is hit by any leaf below it; a leaf label only by itself)."""
+    leaf_rows = tree.leaf_rows.cpu().numpy()
+    leaf_p = node_probs[:, leaf_rows]
+    best = leaf_p.argmax(1)
+    conf = leaf_p[np.arange(len(best)), best]
+    chains = tree.taxonomy.leaf_ancestor_rows
+    correct = np.array([rows[i] in chains[b] for i, b in enumerate(best)], dtype=bool)
+    return conf, correct
+
+
+def calibrate(
+    leaf_logits: torch.Tensor,
+    rows: torch.Tensor,
+    tree: TreeIndex,
+    *,
+    decision_threshold: float = 0.5,
+    auto_accept_precision: str = "0.98",
+) -> Calibration:
+    """Temperature and auto-accept thresholds from held-out photos' raw leaf logits and labels."""
+    mask = tree.target_mask(rows)
+    temperature = fit_temperature(leaf_logits, mask)
+    node_probs = tree.node_probs((leaf_logits / temperature).softmax(1)).double().cpu().numpy()
+    conf, correct = leaf_confidence(node_probs, rows.cpu().numpy(), tree)
+    by_precision = {p: threshold_for_precision(conf, correct, float(p)) for p in PRECISION_TARGETS}
+    thresholds = Thresholds(
+        decision=decision_threshold,
+        auto_accept=by_precision[auto_accept_precision],
+        auto_accept_by_precision=by_precision,
+    )
+    return Calibration(temperature, thresholds, node_probs, int(len(rows)))

@@ -168,6 +168,28 @@ def evaluate_cmd(model_dir: Path, data_dir: Path, as_json: bool, report_dir: Pat
         click.echo(f"skipped unreadable photo {file}: {reason}", err=True)
 
 
+@cli.command("calibrate")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
+              help="labelled folder of photos like those the store uploads (not training photos)")
+def calibrate_cmd(model_dir: Path, data_dir: Path) -> None:
+    """Re-fit confidence calibration and auto-accept thresholds on held-out photos."""
+    from catalog_ai.inference.recalibrate import recalibrate_bundle
+    from catalog_ai.training.sources import load_folder_examples
+
+    _, examples, description = load_folder_examples(data_dir)
+    bundle, cal, report = recalibrate_bundle(
+        model_dir, [e.file for e in examples], [e.label for e in examples], source=description, progress=True
+    )
+    click.echo(
+        f"{bundle.version}: calibrated on {report['n_photos']} photos (leaf accuracy {report['leaf_accuracy']:.3f}); "
+        f"temperature {report['temperature_before']:.2f} -> {report['temperature']:.2f}, "
+        f"ECE {report['ece_before']:.3f} -> {report['ece_after_in_sample']:.3f} (in-sample); "
+        "auto-accept thresholds "
+        + ", ".join(f"{k}: {v:.3f}" for k, v in cal.thresholds.auto_accept_by_precision.items())
+    )
+
+
 @cli.group()
 def models() -> None:
     """Registered model versions."""

@@ -98,13 +98,19 @@ class Predictor:
         return np.ascontiguousarray(square(img, self.square_size, self.interpolation).transpose(2, 0, 1))
 
     @torch.inference_mode()
-    def forward(self, squares: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Prepared squares → ``(embeddings (B, D), node probabilities (B, n_nodes))``."""
+    def embed_logits(self, squares: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prepared squares → ``(embeddings (B, D), raw leaf logits (B, n_leaves))`` (uncalibrated)."""
         batch = torch.from_numpy(np.stack(squares)).to(self.device)
-        x = normalise(center_crop(batch, self.bundle.image_size), self.bundle.preprocessing.mean, self.bundle.preprocessing.std)
+        pre = self.bundle.preprocessing
+        x = normalise(center_crop(batch, self.bundle.image_size), pre.mean, pre.std)
         emb = self.network.embed(x)
-        leaf_logits = self.network.head(emb) / self.bundle.temperature
-        node_probs = self.tree.node_probs(leaf_logits.softmax(dim=1))
+        return emb, self.network.head(emb)
+
+    @torch.inference_mode()
+    def forward(self, squares: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Prepared squares → ``(embeddings (B, D), calibrated node probabilities (B, n_nodes))``."""
+        emb, leaf_logits = self.embed_logits(squares)
+        node_probs = self.tree.node_probs((leaf_logits / self.bundle.temperature).softmax(dim=1))
         return emb.float().cpu().numpy(), node_probs.double().cpu().numpy()
 
     def predict(

@@ -14,8 +14,7 @@ import torch
 
 from catalog_ai.backbones import get_backbone
 from catalog_ai.bundle import ModelBundle, check_output_dir, write_bundle
-from catalog_ai.calibration import fit_temperature, threshold_for_precision
-from catalog_ai.hierarchy import TreeIndex
+from catalog_ai.calibration import PRECISION_TARGETS, calibrate
 from catalog_ai.inference.decision import Thresholds
 from catalog_ai.preprocess import eval_square_size
 from catalog_ai.settings import get_settings
@@ -35,8 +34,6 @@ from catalog_ai.training.probe import train_linear_probe
 __all__ = ["TrainConfig", "TrainResult", "fit", "PRECISION_TARGETS"]
 
 log = logging.getLogger(__name__)
-
-PRECISION_TARGETS = ("0.95", "0.98", "0.99")
 
 
 @dataclass
@@ -177,11 +174,9 @@ def fit(
 
     t0 = time.monotonic()
     logits, rows = held_out_logits(module, data)
-    tree = module.tree
-    mask = tree.target_mask(rows)
-    temperature = fit_temperature(logits, mask)
-    node_probs = tree.node_probs((logits / temperature).softmax(1)).double().numpy()
-    thresholds = choose_thresholds(node_probs, rows.numpy(), tree, config)
+    cal = calibrate(logits, rows, module.tree, decision_threshold=config.decision_threshold,
+                    auto_accept_precision=config.auto_accept_precision)
+    temperature, thresholds, node_probs = cal.temperature, cal.thresholds, cal.node_probs
     calibrate_s = time.monotonic() - t0
 
     metrics = held_out_metrics(node_probs, rows.numpy(), taxonomy, thresholds)
@@ -260,30 +255,6 @@ def held_out_logits(module: HierarchicalClassifierModule, data: HierarchyDataMod
         all_logits.append(module(images_u8.to(device)).float().cpu())
         all_rows.append(torch.as_tensor(rows))
     return torch.cat(all_logits), torch.cat(all_rows)
-
-
-def choose_thresholds(node_probs: np.ndarray, rows: np.ndarray, tree: TreeIndex, config: TrainConfig) -> Thresholds:
-    """Auto-accept thresholds per precision target, chosen on the held-out photos."""
-    conf, correct = leaf_confidence(node_probs, rows, tree)
-    by_precision = {p: threshold_for_precision(conf, correct, float(p)) for p in PRECISION_TARGETS}
-    return Thresholds(
-        decision=config.decision_threshold,
-        auto_accept=by_precision[config.auto_accept_precision],
-        auto_accept_by_precision=by_precision,
-    )
-
-
-def leaf_confidence(node_probs: np.ndarray, rows: np.ndarray, tree: TreeIndex) -> tuple[np.ndarray, np.ndarray]:
-    """Top-1 leaf confidence and whether that leaf is the label (or under it, for inner labels)."""
-    leaf_rows = tree.leaf_rows.cpu().numpy()
-    leaf_p = node_probs[:, leaf_rows]
-    best = leaf_p.argmax(1)
-    conf = leaf_p[np.arange(len(best)), best]
-    # Right when the label is the predicted leaf or one of its ancestors (an inner-node label is
-    # hit by any leaf below it; a leaf label only by itself).
-    chains = tree.taxonomy.leaf_ancestor_rows
-    correct = np.array([rows[i] in chains[b] for i, b in enumerate(best)], dtype=bool)
-    return conf, correct
 
 
 def held_out_metrics(node_probs: np.ndarray, rows: np.ndarray, taxonomy: Taxonomy, thresholds: Thresholds) -> dict:

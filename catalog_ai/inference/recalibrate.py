@@ -1,0 +1,102 @@
+"""Re-fit a bundle's calibration on new held-out photos, without retraining.
+
+Photos the network trained on, or photos taken in the same sessions, make a model look more
+certain than it is on new uploads (on the Grocery Store data: 97 % leaf accuracy on a random
+10 % of train vs 67 % on val for the quick model). Calibrating on photos like the ones the store
+will upload (a separate labelled folder, or recently reviewed products) keeps the stated
+confidence, and so the auto-accept threshold, honest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from catalog_ai.bundle import BundleError, ModelBundle
+from catalog_ai.calibration import Calibration, calibrate, expected_calibration_error, leaf_confidence
+from catalog_ai.errors import ImageError
+from catalog_ai.inference.predictor import Predictor
+from catalog_ai.progress import progress_bar
+
+__all__ = ["held_out_logits", "recalibrate_bundle"]
+
+
+def held_out_logits(
+    predictor: Predictor, files: Sequence[Path], labels: Sequence[str], *, progress: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]:
+    """Raw leaf logits and label rows of labelled photos; unreadable photos are skipped."""
+    rows_of = predictor.bundle.taxonomy.node_index
+    unknown = sorted({label for label in labels if label not in rows_of})
+    if unknown:
+        raise BundleError(
+            f"{len(unknown)} labels are not categories of model {predictor.version} (first: {unknown[0]!r})"
+        )
+    logits, rows, skipped = [], [], []
+    batch: list[np.ndarray] = []
+    batch_rows: list[int] = []
+
+    def flush() -> None:
+        if batch:
+            logits.append(predictor.embed_logits(batch)[1].float().cpu())
+            rows.extend(batch_rows)
+            batch.clear()
+            batch_rows.clear()
+
+    with progress_bar(total=len(files), desc="held-out photos", unit="photo", enable=progress) as bar:
+        for file, label in zip(files, labels, strict=True):
+            try:
+                batch.append(predictor.prepare(file))
+                batch_rows.append(rows_of[label])
+            except ImageError as exc:
+                skipped.append((str(file), exc.reason))
+            if len(batch) == predictor.batch_size:
+                flush()
+            bar.update(1)
+        flush()
+    if not logits:
+        raise BundleError("no readable held-out photos to calibrate on")
+    return torch.cat(logits), torch.tensor(rows), skipped
+
+
+def recalibrate_bundle(
+    bundle_dir: Path, files: Sequence[Path], labels: Sequence[str], *, source: str, progress: bool = False
+) -> tuple[ModelBundle, Calibration, dict]:
+    """Fit temperature and thresholds on the given photos and save them into the bundle."""
+    predictor = Predictor.load(bundle_dir)
+    bundle = predictor.bundle
+    logits, rows, skipped = held_out_logits(predictor, files, labels, progress=progress)
+    before_probs = predictor.tree.node_probs((logits / bundle.temperature).softmax(1)).double().numpy()
+    conf_before, correct = leaf_confidence(before_probs, rows.numpy(), predictor.tree)
+    cal = calibrate(
+        logits,
+        rows,
+        predictor.tree,
+        decision_threshold=bundle.thresholds.decision,
+        auto_accept_precision=_auto_accept_key(bundle),
+    )
+    conf_after, _ = leaf_confidence(cal.node_probs, rows.numpy(), predictor.tree)
+    report = {
+        "source": source,
+        "n_photos": cal.n_photos,
+        "skipped": len(skipped),
+        "leaf_accuracy": float(correct.mean()),
+        "temperature_before": bundle.temperature,
+        "temperature": cal.temperature,
+        "ece_before": expected_calibration_error(conf_before, correct),
+        "ece_after_in_sample": expected_calibration_error(conf_after, correct),
+    }
+    bundle.temperature = cal.temperature
+    bundle.thresholds = cal.thresholds
+    bundle.metrics = {**bundle.metrics, "calibration": report}
+    bundle.save_manifest()
+    return bundle, cal, report
+
+
+def _auto_accept_key(bundle: ModelBundle) -> str:
+    for key, value in bundle.thresholds.auto_accept_by_precision.items():
+        if value == bundle.thresholds.auto_accept:
+            return key
+    return "0.98"
