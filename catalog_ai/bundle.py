@@ -5,7 +5,7 @@ bundle.json          manifest: format, version id, backbone and preprocessing, c
                      thresholds, metrics, training settings, file names
 model.safetensors    the network's weights (backbone and head); safetensors never runs code
 taxonomy.json        the category tree the head was trained on (leaf columns, node rows)
-prototypes.safetensors   (optional) few-shot prototype memory
+prototypes.safetensors, prototypes.json   prototype memory (few-shot categories, open set)
 report/              (optional) evaluation plots
 ```
 
@@ -24,6 +24,9 @@ from pathlib import Path
 from catalog_ai.backbones.spec import Preprocessing
 from catalog_ai.errors import CatalogAIError
 from catalog_ai.inference.decision import Thresholds
+from catalog_ai.prototypes import ARRAYS as PROTOTYPE_ARRAYS
+from catalog_ai.prototypes import META as PROTOTYPE_META
+from catalog_ai.prototypes import PrototypeMemory
 from catalog_ai.taxonomy import Taxonomy
 
 __all__ = ["BundleError", "FORMAT", "FORMAT_VERSION", "ModelBundle", "check_output_dir", "read_manifest", "write_bundle"]
@@ -149,7 +152,7 @@ def new_version_id(backbone: str, weights_file: Path) -> str:
     return f"{safe}-{stamp}-{digest}"
 
 
-_OWN_ENTRIES = {MANIFEST, WEIGHTS, TAXONOMY, "prototypes.safetensors", "report", "checkpoints", "metrics.json"}
+_OWN_ENTRIES = {MANIFEST, WEIGHTS, TAXONOMY, PROTOTYPE_ARRAYS, PROTOTYPE_META, "report", "checkpoints", "metrics.json"}
 
 
 def check_output_dir(out_dir: Path) -> None:
@@ -180,6 +183,7 @@ def write_bundle(
     taxonomy: Taxonomy,
     metrics: dict,
     training: dict,
+    prototypes: PrototypeMemory | None = None,
 ) -> ModelBundle:
     """Write a bundle. The manifest is written last and atomically: a directory with a manifest is
     always complete, and an interrupted write leaves no manifest behind."""
@@ -196,6 +200,11 @@ def write_bundle(
     tmp = out_dir / (TAXONOMY + ".tmp")
     tmp.write_text(json.dumps(taxonomy.to_dict(), ensure_ascii=False), "utf-8")
     tmp.replace(out_dir / TAXONOMY)
+    if prototypes is not None:
+        prototypes.save(out_dir)
+    else:
+        for name in (PROTOTYPE_ARRAYS, PROTOTYPE_META):
+            (out_dir / name).unlink(missing_ok=True)
     bundle = ModelBundle(
         path=out_dir,
         version=new_version_id(backbone, out_dir / WEIGHTS),

@@ -13,6 +13,7 @@ the size of the tree, never with its square.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 
 import torch
@@ -23,20 +24,31 @@ __all__ = ["TreeIndex", "marginal_nll"]
 
 
 class TreeIndex:
-    """Index tensors of one taxonomy: leaf columns, node rows and their (leaf, node) pairs."""
+    """Index tensors of one taxonomy: class columns, node rows and their (class, node) pairs.
 
-    def __init__(self, taxonomy: Taxonomy):
+    The output classes ("leaves" in the names below) are the taxonomy's leaves by default. A
+    model extended with few-shot categories may also output an inner node as a class of its own
+    (``Fruit > Banana`` stays a class after ``Fruit > Banana > Organic`` is added below it): pass
+    ``class_rows`` then. Each class's probability counts for its own node and every ancestor.
+    """
+
+    def __init__(self, taxonomy: Taxonomy, class_rows: Sequence[int] | None = None):
         self.taxonomy = taxonomy
         self.n_nodes = len(taxonomy)
-        node_index = taxonomy.node_index
-        leaf_ids = taxonomy.leaf_ids
-        self.n_leaves = len(leaf_ids)
-        self.leaf_rows = torch.tensor([node_index[i] for i in leaf_ids], dtype=torch.long)
+        if class_rows is None:
+            node_index = taxonomy.node_index
+            class_rows = [node_index[i] for i in taxonomy.leaf_ids]
+        class_rows = list(class_rows)
+        self.n_leaves = len(class_rows)
+        self.leaf_rows = torch.tensor(class_rows, dtype=torch.long)
+        parents = taxonomy.parent_rows
         pair_leaf: list[int] = []
         pair_node: list[int] = []
-        for column, rows in enumerate(taxonomy.leaf_ancestor_rows):
-            pair_leaf.extend([column] * len(rows))
-            pair_node.extend(rows)
+        for column, row in enumerate(class_rows):
+            while row >= 0:
+                pair_leaf.append(column)
+                pair_node.append(row)
+                row = parents[row]
         self.pair_leaf = torch.tensor(pair_leaf, dtype=torch.long)
         self.pair_node = torch.tensor(pair_node, dtype=torch.long)
         self.node_depth = torch.tensor([n.depth for n in taxonomy], dtype=torch.long)
@@ -54,9 +66,10 @@ class TreeIndex:
         return self._leaves_under[node_row]
 
     def node_probs(self, leaf_probs: torch.Tensor) -> torch.Tensor:
-        """``(B, n_leaves)`` leaf probabilities → ``(B, n_nodes)`` node probabilities."""
+        """``(B, n_leaves)`` class probabilities → ``(B, n_nodes)`` node probabilities."""
         out = leaf_probs.new_zeros(leaf_probs.shape[0], self.n_nodes)
-        return out.index_add_(1, self.pair_node.to(leaf_probs.device), leaf_probs[:, self.pair_leaf.to(leaf_probs.device)])
+        device = leaf_probs.device
+        return out.index_add_(1, self.pair_node.to(device), leaf_probs[:, self.pair_leaf.to(device)])
 
     def target_mask(self, node_rows: torch.Tensor) -> torch.Tensor:
         """``(B,)`` label node rows → ``(B, n_leaves)`` bool mask of the leaves each label covers."""

@@ -27,7 +27,9 @@ class FolderImportSummary(ImportSummary):
     unlabelled: list[str] = field(default_factory=list)
 
 
-def import_folder(folder: Path, *, chunk_size: int = 64, progress: bool = False) -> FolderImportSummary:
+def import_folder(
+    folder: Path, *, chunk_size: int = 64, progress: bool = False, label_source: str = "import"
+) -> FolderImportSummary:
     folder = Path(folder)
     if not folder.is_dir():
         raise ImportFolderError(
@@ -41,7 +43,8 @@ def import_folder(folder: Path, *, chunk_size: int = 64, progress: bool = False)
     media = MediaStore(settings.media_dir)
     summary = FolderImportSummary(unlabelled=[str(p) for p in scan.unlabelled])
     with unit_of_work() as session:
-        summary.categories_added = sync_taxonomy(session, scan.taxonomy, source=f"folder:{folder}").added
+        kind = "fewshot" if label_source == "fewshot" else "folder"
+        summary.categories_added = sync_taxonomy(session, scan.taxonomy, source=f"{kind}:{folder}").added
     with progress_bar(total=len(scan.files), desc="importing photos", unit="photo", enable=progress) as bar:
         for start in range(0, len(scan.files), chunk_size):
             chunk = scan.files[start : start + chunk_size]
@@ -53,6 +56,7 @@ def import_folder(folder: Path, *, chunk_size: int = 64, progress: bool = False)
                     max_bytes=settings.max_image_bytes,
                     max_pixels=settings.max_image_pixels,
                     on_file=lambda _f: bar.update(1),
+                    label_source=label_source,
                 )
             summary.merge(part)
     return summary

@@ -102,7 +102,15 @@ class Decision:
 class Decider:
     """Makes decisions over one taxonomy; holds the tree as plain arrays so each call is cheap."""
 
-    def __init__(self, taxonomy: Taxonomy, thresholds: Thresholds, *, model_version: str, top_k: int = 5):
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        thresholds: Thresholds,
+        *,
+        model_version: str,
+        top_k: int = 5,
+        class_rows: Sequence[int] | None = None,
+    ):
         self.taxonomy = taxonomy
         self.thresholds = thresholds
         self.model_version = model_version
@@ -115,7 +123,12 @@ class Decider:
             (self.children[parent] if parent >= 0 else self.roots).append(row)
         max_depth = int(self.depths.max(initial=0))
         self.rows_at_depth = [np.flatnonzero(self.depths == d) for d in range(1, max_depth + 1)]
-        self.leaf_rows = np.array([taxonomy.row(i) for i in taxonomy.leaf_ids], dtype=np.int64)
+        # The categories the model outputs (the tree's leaves unless few-shot categories made an
+        # inner node a category of its own): "leaf_path" below means the most probable of these.
+        if class_rows is None:
+            class_rows = [taxonomy.row(i) for i in taxonomy.leaf_ids]
+        self.leaf_rows = np.asarray(class_rows, dtype=np.int64)
+        self._class_set = set(self.leaf_rows.tolist())
 
     def top_k_per_depth(self, probs: np.ndarray) -> list[list[Candidate]]:
         levels = []
@@ -132,6 +145,12 @@ class Decider:
         row, chosen_p = -1, 0.0
         options = self.roots
         while options:
+            if open_set:
+                # Far from every known category: never claim a category the model outputs (a
+                # likely wrong one); stop at the deepest confident grouping above them instead.
+                options = [r for r in options if self.children[r] and r not in self._class_set]
+                if not options:
+                    break
             best = max(options, key=lambda r: probs[r])
             if probs[best] < self.thresholds.decision:
                 break
@@ -148,12 +167,15 @@ class Decider:
         if row < 0:
             best_root = max(self.roots, key=lambda r: probs[r])
             return Decision(path="", depth=0, confidence=float(probs[best_root]), source="abstain", **common)
-        is_leaf = not self.children[row]
+        is_class = row in self._class_set
         return Decision(
             path=self.texts[row],
             depth=int(self.depths[row]),
             confidence=chosen_p,
             source=source,
-            auto_accept=bool(is_leaf and not open_set and chosen_p >= self.thresholds.auto_accept),
+            # Auto-accept thresholds are calibrated for the trained head; prototype-only
+            # categories (a few examples) and far-away photos always go to a reviewer.
+            auto_accept=bool(is_class and source == "head" and not open_set
+                             and chosen_p >= self.thresholds.auto_accept),
             **common,
         )

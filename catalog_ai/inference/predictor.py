@@ -15,10 +15,20 @@ from catalog_ai.bundle import BundleError, ModelBundle
 from catalog_ai.errors import BackboneError, ImageError
 from catalog_ai.hierarchy import TreeIndex
 from catalog_ai.inference.decision import Decider, Decision
+from catalog_ai.fusion import fuse
 from catalog_ai.network import HierarchicalClassifier
 from catalog_ai.preprocess import center_crop, eval_square_size, normalise, square
+from catalog_ai.prototypes import PrototypeMemory
 
-__all__ = ["Predictor", "Prediction"]
+__all__ = ["Analysis", "Predictor", "Prediction"]
+
+
+@dataclass
+class Analysis:
+    embeddings: np.ndarray  # (B, D) raw backbone embeddings
+    node_probs: np.ndarray  # (B, n_nodes) calibrated, head and prototypes fused
+    from_prototype: np.ndarray  # (B,) bool: the most probable category is prototype-only
+    open_set: np.ndarray  # (B,) bool: far from every known category
 
 
 @dataclass
@@ -77,10 +87,34 @@ class Predictor:
                 f"(missing {missing[:3]}, unexpected {unexpected[:3]}); the plugin version may differ"
             )
         self.network = network.to(self.device, memory_format=torch.channels_last).eval()
-        self.tree = TreeIndex(bundle.taxonomy).to(self.device)
-        self.decider = Decider(bundle.taxonomy, bundle.thresholds, model_version=bundle.version)
+        self.set_prototypes(PrototypeMemory.load(bundle.path))
         self.square_size = eval_square_size(bundle.image_size, bundle.eval_crop_pct)
         self.interpolation = bundle.preprocessing.interpolation
+
+    def set_prototypes(self, memory: PrototypeMemory | None) -> None:
+        """Use ``memory`` (or none): categories served by prototypes join the head's categories.
+
+        The tree the decisions walk is the head's tree extended with those categories' paths;
+        the output classes are the head's leaves (in head column order) then the prototype-only
+        categories, so an inner node of the head's tree can become a category of its own.
+        """
+        self.prototypes = memory
+        head_tree = self.bundle.taxonomy
+        head_classes = set(head_tree.leaf_ids)
+        only = [] if memory is None else [
+            (i, p) for i, (p, src) in enumerate(zip(memory.paths, memory.sources, strict=True))
+            if src != "train" and p not in head_classes
+        ]
+        self._proto_only_idx = torch.tensor([i for i, _ in only], dtype=torch.long)
+        self.proto_only_paths = [p for _, p in only]
+        taxonomy = head_tree.extended(self.proto_only_paths) if only else head_tree
+        rows = taxonomy.node_index
+        class_rows = [rows[i] for i in head_tree.leaf_ids] + [rows[p] for p in self.proto_only_paths]
+        self.taxonomy = taxonomy
+        self.n_head_classes = len(head_tree.leaf_ids)
+        self.tree = TreeIndex(taxonomy, class_rows).to(self.device)
+        self.decider = Decider(taxonomy, self.bundle.thresholds, model_version=self.bundle.version,
+                               class_rows=class_rows)
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> Predictor:
@@ -107,11 +141,35 @@ class Predictor:
         return emb, self.network.head(emb)
 
     @torch.inference_mode()
+    def analyse(self, squares: Sequence[np.ndarray]) -> Analysis:
+        """Prepared squares → embeddings, fused calibrated node probabilities, and per photo
+        whether its most probable category is prototype-only and whether it is open-set."""
+        emb, leaf_logits = self.embed_logits(squares)
+        head = leaf_logits.double() / self.bundle.temperature
+        emb_np = emb.float().cpu().numpy()
+        n = len(emb_np)
+        open_set = np.zeros(n, dtype=bool)
+        if self.prototypes is not None and len(self.prototypes.paths):
+            cos = torch.from_numpy(self.prototypes.similarities(emb_np)).double()
+            probs = fuse(head, cos[:, self._proto_only_idx], self.prototypes.fusion)
+            open_set = cos.max(dim=1).values.numpy() < self.prototypes.fusion.open_set_cosine
+        else:
+            probs = head.softmax(dim=1)
+        from_prototype = (probs.argmax(dim=1) >= self.n_head_classes).cpu().numpy()
+        node_probs = self.tree.node_probs(probs).cpu().numpy()
+        return Analysis(emb_np, node_probs, from_prototype, open_set)
+
     def forward(self, squares: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Prepared squares → ``(embeddings (B, D), calibrated node probabilities (B, n_nodes))``."""
-        emb, leaf_logits = self.embed_logits(squares)
-        node_probs = self.tree.node_probs((leaf_logits / self.bundle.temperature).softmax(dim=1))
-        return emb.float().cpu().numpy(), node_probs.double().cpu().numpy()
+        a = self.analyse(squares)
+        return a.embeddings, a.node_probs
+
+    def decide(self, analysis: Analysis, i: int) -> Decision:
+        return self.decider.decide(
+            analysis.node_probs[i],
+            source="prototype" if analysis.from_prototype[i] else "head",
+            open_set=bool(analysis.open_set[i]),
+        )
 
     def predict(
         self,
@@ -135,10 +193,10 @@ class Predictor:
                     except ImageError as exc:
                         out[i].error = exc.reason
                 if ready:
-                    emb, probs = self.forward([sq for _, sq in ready])
-                    for (i, _), e, p in zip(ready, emb, probs, strict=True):
-                        out[i].embedding = e
-                        out[i].node_probs = p
-                        out[i].decision = self.decider.decide(p)
+                    analysis = self.analyse([sq for _, sq in ready])
+                    for j, (i, _) in enumerate(ready):
+                        out[i].embedding = analysis.embeddings[j]
+                        out[i].node_probs = analysis.node_probs[j]
+                        out[i].decision = self.decide(analysis, j)
                 bar.update(min(self.batch_size, len(sources) - start))
         return out

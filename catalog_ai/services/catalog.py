@@ -114,6 +114,7 @@ def import_labelled_files(
     max_bytes: int | None = None,
     max_pixels: int | None = None,
     on_file: Callable[[Path], None] | None = None,
+    label_source: str = "import",
 ) -> ImportSummary:
     """Store labelled photos as accepted products of their categories.
 
@@ -156,7 +157,7 @@ def import_labelled_files(
                     title=file.stem,
                     status=ProductStatus.ACCEPTED,
                     category=category,
-                    label_source="import",
+                    label_source=label_source,
                 )
                 product.images.append(
                     ProductImage(

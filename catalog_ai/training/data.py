@@ -201,16 +201,24 @@ class AugmentedDataset(Dataset):
 
 
 class PlainDataset(Dataset):
-    """Centre crop of ``image_size`` from each cached square: what serving sees."""
+    """Centre crop of ``image_size`` from each cached square: what serving sees. With
+    ``resize=True`` the whole square is resized to ``image_size`` instead (photos cached at the
+    larger training size then look as serving sees them, when serving keeps the whole square)."""
 
-    def __init__(self, cache: DecodedCache, digests: Sequence[str], rows: Sequence[int], image_size: int):
+    def __init__(self, cache: DecodedCache, digests: Sequence[str], rows: Sequence[int], image_size: int,
+                 *, resize: bool = False):
         self.cache, self.digests, self.rows, self.image_size = cache, list(digests), list(rows), image_size
+        self.resize = resize
 
     def __len__(self) -> int:
         return len(self.digests)
 
     def __getitem__(self, i: int):
         chw = torch.from_numpy(np.array(self.cache.load(self.digests[i])))
+        if self.resize and chw.shape[-1] != self.image_size:
+            out = F.interpolate(chw[None].float(), size=(self.image_size, self.image_size), mode="bilinear",
+                                antialias=True, align_corners=False)[0]
+            return out.round_().clamp_(0, 255).to(torch.uint8), self.rows[i]
         return center_crop(chw, self.image_size), self.rows[i]
 
 

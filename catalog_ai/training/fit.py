@@ -23,6 +23,7 @@ from catalog_ai.training.data import (
     Augment,
     Example,
     HierarchyDataModule,
+    PlainDataset,
     TrainingDataError,
     check_examples,
     stratified_split,
@@ -30,6 +31,10 @@ from catalog_ai.training.data import (
 from catalog_ai.training.freezing import FreezeSchedule
 from catalog_ai.training.module import HierarchicalClassifierModule
 from catalog_ai.training.probe import train_linear_probe
+from catalog_ai.fusion import fit_fusion, open_set_threshold
+from catalog_ai.preprocess import normalise
+from catalog_ai.progress import progress_bar
+from catalog_ai.prototypes import PrototypeMemory, normalise_embeddings
 
 __all__ = ["TrainConfig", "TrainResult", "fit", "PRECISION_TARGETS"]
 
@@ -173,10 +178,11 @@ def fit(
     fit_s = time.monotonic() - t0
 
     t0 = time.monotonic()
-    logits, rows = held_out_logits(module, data)
+    held_emb, logits, rows = embed_dataset(module, data.held_set)
     cal = calibrate(logits, rows, module.tree, decision_threshold=config.decision_threshold,
                     auto_accept_precision=config.auto_accept_precision)
     temperature, thresholds, node_probs = cal.temperature, cal.thresholds, cal.node_probs
+    memory = build_prototypes(module, data, held_emb, logits / temperature, rows, progress=config.progress)
     calibrate_s = time.monotonic() - t0
 
     metrics = held_out_metrics(node_probs, rows.numpy(), taxonomy, thresholds)
@@ -207,6 +213,7 @@ def fit(
         taxonomy=taxonomy,
         metrics={"held_out": metrics},
         training=training,
+        prototypes=memory,
     )
     return TrainResult(bundle, len(data.train_set), len(data.held_set), skipped, seconds)
 
@@ -247,14 +254,52 @@ def _devices(value: str):
 
 
 @torch.inference_mode()
-def held_out_logits(module: HierarchicalClassifierModule, data: HierarchyDataModule) -> tuple[torch.Tensor, torch.Tensor]:
+def embed_dataset(module: HierarchicalClassifierModule, dataset, *, batch_size: int = 32,
+                  progress: bool = False, desc: str = "embedding") -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """Embeddings, raw leaf logits and label rows of every photo of ``dataset`` (eval mode)."""
     module.eval()
-    device = module.device
-    all_logits, all_rows = [], []
-    for images_u8, rows in data.val_dataloader():
-        all_logits.append(module(images_u8.to(device)).float().cpu())
-        all_rows.append(torch.as_tensor(rows))
-    return torch.cat(all_logits), torch.cat(all_rows)
+    net = module.network
+    embs, all_logits, all_rows = [], [], []
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
+    with progress_bar(total=len(dataset), desc=desc, unit="photo", enable=progress) as bar:
+        for images_u8, rows in loader:
+            x = normalise(images_u8.to(module.device), module.mean, module.std)
+            emb = net.embed(x)
+            embs.append(emb.float().cpu().numpy())
+            all_logits.append(net.head(emb).float().cpu())
+            all_rows.append(torch.as_tensor(rows))
+            bar.update(len(rows))
+    return np.concatenate(embs), torch.cat(all_logits), torch.cat(all_rows)
+
+
+def build_prototypes(module: HierarchicalClassifierModule, data: HierarchyDataModule, held_emb: np.ndarray,
+                     held_logits_t: torch.Tensor, held_rows: torch.Tensor, *, progress: bool) -> PrototypeMemory:
+    """Prototypes of every trained category (from its training photos) and the fusion and
+    open-set parameters, fitted on the held-out photos (see catalog_ai.fusion)."""
+    train = PlainDataset(data.train_cache, data.train_set.digests, data.train_set.rows, data.image_size,
+                         resize=True)
+    train_emb, _, train_rows = embed_dataset(module, train, progress=progress, desc="embedding training photos")
+    texts = [n.text for n in module.taxonomy]
+    memory = PrototypeMemory.from_examples(train_emb, [texts[r] for r in train_rows.tolist()], source="train")
+    column_of_row = {int(r): c for c, r in enumerate(module.tree.leaf_rows.tolist())}
+    train_vectors: dict[int, list[np.ndarray]] = {}
+    for v, r in zip(normalise_embeddings(train_emb, memory.center), train_rows.tolist(), strict=True):
+        if r in column_of_row:
+            train_vectors.setdefault(column_of_row[r], []).append(v)
+    leaf_labelled = np.array([int(r) in column_of_row for r in held_rows.tolist()])
+    labels = np.array([column_of_row.get(int(r), -1) for r in held_rows.tolist()])
+    held_vectors = normalise_embeddings(held_emb, memory.center)
+    fusion = fit_fusion(
+        held_logits_t[torch.from_numpy(leaf_labelled)],
+        held_vectors[leaf_labelled],
+        labels[leaf_labelled],
+        {c: np.stack(v) for c, v in train_vectors.items()},
+        source="held-out training photos",
+    )
+    best_cos = memory.similarities(held_emb).max(axis=1)
+    fusion.open_set_cosine = open_set_threshold(best_cos)
+    memory.fusion = fusion
+    return memory
 
 
 def held_out_metrics(node_probs: np.ndarray, rows: np.ndarray, taxonomy: Taxonomy, thresholds: Thresholds) -> dict:

@@ -1,0 +1,69 @@
+"""Commands for few-shot categories (prototype memory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from catalog_ai.cli._root import cli, echo_json, ensure_db
+
+
+@cli.group()
+def fewshot() -> None:
+    """Categories recognised from a few example photos, without retraining."""
+
+
+@fewshot.command("add")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
+              help="folder tree of example photos: sub-folders are categories (new paths extend the tree)")
+@click.option("--catalog/--no-catalog", default=True, show_default=True,
+              help="also import the photos as labelled products, so the next training run learns them")
+def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool) -> None:
+    """Add or update categories from example photos in seconds."""
+    from catalog_ai.errors import ImportFolderError
+    from catalog_ai.services.fewshot import add_examples
+    from catalog_ai.taxonomy import scan_folder
+
+    if not Path(data_dir).is_dir():
+        raise ImportFolderError(f"{data_dir} is not a folder of example photos (sub-folders are categories)")
+    scan = scan_folder(data_dir)
+    result = add_examples(model_dir, scan.files)
+    click.echo(
+        f"{result.photos} photos in {result.seconds:.1f} s: added {len(result.added)} categories, "
+        f"updated {len(result.updated)}"
+    )
+    for path in result.added:
+        click.echo(f"  new: {path}")
+    if catalog:
+        from catalog_ai.jobs import import_folder
+
+        ensure_db()
+        summary = import_folder(data_dir, label_source="fewshot")
+        click.echo(f"catalog: {summary.imported} photos imported as labelled products, "
+                   f"{summary.duplicates} already there, {summary.categories_added} categories added")
+
+
+@fewshot.command("list")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--json", "as_json", is_flag=True)
+def fewshot_list(model_dir: Path, as_json: bool) -> None:
+    """Categories served by prototypes, with their number of examples."""
+    from catalog_ai.bundle import ModelBundle
+    from catalog_ai.prototypes import PrototypeMemory
+
+    bundle = ModelBundle.load(model_dir)
+    memory = PrototypeMemory.load(bundle.path)
+    rows = [] if memory is None else [
+        {"path": p, "examples": int(c), "source": s}
+        for p, c, s in zip(memory.paths, memory.counts.tolist(), memory.sources, strict=True) if s != "train"
+    ]
+    if as_json:
+        echo_json({"model": bundle.version, "categories": rows,
+                   "fusion": None if memory is None else memory.fusion.to_dict()})
+        return
+    for r in rows:
+        click.echo(f"{r['examples']:>4}  {r['path']}  ({r['source']})")
+    if not rows:
+        click.echo("no few-shot categories")

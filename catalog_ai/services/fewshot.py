@@ -1,0 +1,140 @@
+"""Few-shot categories: add or update categories from a few example photos, without retraining.
+
+Two ways in:
+
+- ``add_examples(bundle_dir, examples)``: a folder tree of example photos (``catalog-ai fewshot
+  add``) goes into the model bundle's prototype memory; new paths extend the model's tree.
+- ``review_examples(session, model_version)``: products a reviewer accepted or corrected are
+  examples too. They are read from the database (their embeddings for that model version), so a
+  correction counts from the next photo a worker classifies; no file is rewritten per review.
+
+A failed add changes nothing: every photo is read and embedded before the memory is saved, and
+the memory is saved atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog_ai.db import Category, Embedding, ModelVersion, Product, ProductImage, ProductStatus
+from catalog_ai.errors import ImageError
+from catalog_ai.prototypes import PrototypeError, PrototypeMemory
+from catalog_ai.taxonomy import Taxonomy, format_path
+
+__all__ = ["FewshotResult", "add_examples", "check_new_paths", "review_examples", "memory_with_reviews"]
+
+
+@dataclass
+class FewshotResult:
+    added: list[str] = field(default_factory=list)  # new categories
+    updated: list[str] = field(default_factory=list)  # existing categories with more examples
+    photos: int = 0
+    seconds: float = 0.0
+
+
+def check_new_paths(head_tree: Taxonomy, memory: PrototypeMemory, paths: Sequence[str]) -> None:
+    """Refuse paths that clash with what the model knows.
+
+    - a path equal to a grouping of the head's tree (``Fruit > Apple`` above its varieties):
+      examples belong to one of its categories, or to a new sub-category;
+    - a path that differs from a known one only in letter case or spacing (a typo would
+      otherwise create a second, competing category).
+    """
+    known = {n.text for n in head_tree} | set(memory.paths)
+    folded = {_fold(p): p for p in known}
+    for path in paths:
+        node = head_tree.find(path)
+        if node is not None and not head_tree.is_leaf(node.id):
+            raise PrototypeError(
+                f"{path!r} is a grouping of {len(head_tree.children(node.id))} categories in the model's "
+                "tree; put the photos in one of its categories or in a new sub-category"
+            )
+        same = folded.get(_fold(path))
+        if same is not None and same != path:
+            raise PrototypeError(
+                f"{path!r} clashes with the existing category {same!r} (same name, other spelling); "
+                "use the existing path or choose a distinct name"
+            )
+
+
+def _fold(path: str) -> str:
+    return " > ".join(" ".join(part.split()).casefold() for part in path.split(">"))
+
+
+def add_examples(bundle_dir: Path, examples: Sequence[tuple[Path, tuple[str, ...]]], *, progress: bool = False) -> FewshotResult:
+    """Embed the example photos and add them to the bundle's prototype memory."""
+    from catalog_ai.bundle import BundleError, ModelBundle
+    from catalog_ai.inference.predictor import Predictor
+
+    started = time.monotonic()
+    if not examples:
+        raise PrototypeError("no example photos: give a folder whose sub-folders are categories holding photos")
+    bundle = ModelBundle.load(bundle_dir)
+    memory = PrototypeMemory.load(bundle.path)
+    if memory is None:
+        raise BundleError(f"{bundle.path} has no prototype memory (made by an older catalog_ai); retrain it")
+    paths = sorted({format_path(p) for _, p in examples})
+    check_new_paths(bundle.taxonomy, memory, paths)
+    predictor = Predictor(bundle)
+    squares, labels, failed = [], [], []
+    for file, path in examples:
+        try:
+            squares.append(predictor.prepare(file))
+            labels.append(format_path(path))
+        except ImageError as exc:
+            failed.append(f"{file}: {exc.reason}")
+    if failed:
+        raise PrototypeError(
+            f"{len(failed)} example photos cannot be read, nothing was added (first: {failed[0]}); "
+            "remove or replace them and run again"
+        )
+    embeddings = np.concatenate([
+        predictor.embed_logits(squares[i : i + predictor.batch_size])[0].float().cpu().numpy()
+        for i in range(0, len(squares), predictor.batch_size)
+    ])
+    updated = memory.copy()
+    result = FewshotResult(photos=len(labels))
+    for path in paths:
+        (result.updated if path in updated else result.added).append(path)
+        sel = [i for i, label in enumerate(labels) if label == path]
+        updated.add(path, embeddings[sel], source="fewshot")
+    updated.save(bundle.path)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def review_examples(session: Session, model_version: str) -> tuple[list[str], np.ndarray]:
+    """Category paths and embeddings (for ``model_version``) of products accepted by a reviewer."""
+    rows = session.execute(
+        select(Category.path, Embedding.vector, Embedding.dim)
+        .join(Product, Product.category_id == Category.id)
+        .join(ProductImage, ProductImage.product_id == Product.id)
+        .join(Embedding, Embedding.image_id == ProductImage.id)
+        .join(ModelVersion, Embedding.model_version_id == ModelVersion.id)
+        .where(ModelVersion.version == model_version)
+        .where(Product.status == ProductStatus.ACCEPTED)
+        .where(Product.label_source == "review")
+        .order_by(Product.id)
+    ).all()
+    if not rows:
+        return [], np.zeros((0, 0), dtype=np.float32)
+    vectors = np.stack([np.frombuffer(v, dtype="<f4", count=d) for _, v, d in rows])
+    return [p for p, _, _ in rows], vectors
+
+
+def memory_with_reviews(base: PrototypeMemory, session: Session, model_version: str) -> PrototypeMemory:
+    """The bundle's memory plus every reviewer-accepted product as an example of its category."""
+    paths, vectors = review_examples(session, model_version)
+    if not paths:
+        return base
+    memory = base.copy()
+    for path in sorted(set(paths)):
+        memory.add(path, vectors[[i for i, p in enumerate(paths) if p == path]], source="review")
+    return memory
