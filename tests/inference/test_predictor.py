@@ -64,7 +64,14 @@ def test_predict_equals_a_manual_forward_pass(predictor, trained_bundle):
         assert prediction.error is None and prediction.source == str(photo)
         assert np.allclose(prediction.embedding, emb, atol=1e-5)
         assert np.allclose(prediction.node_probs, nodes, atol=1e-5)
-        assert prediction.decision == predictor.decider.decide(prediction.node_probs)
+        # Open set: the photo's best cosine to the category prototypes, by hand.
+        memory = predictor.prototypes
+        centred = emb - memory.center
+        protos = memory.sums / np.linalg.norm(memory.sums, axis=1, keepdims=True)
+        best = (protos @ (centred / np.linalg.norm(centred))).max()
+        far = bool(best < memory.fusion.open_set_cosine)
+        assert prediction.decision.open_set == far
+        assert prediction.decision == predictor.decider.decide(prediction.node_probs, open_set=far)
         assert prediction.decision.model_version == trained_bundle.result.bundle.version
 
 
