@@ -163,13 +163,14 @@ def fit(
     t0 = time.monotonic()
     if config.mode == "linear_probe":
         module.to("cuda" if config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu")
-        train_linear_probe(
+        probe_embeddings = train_linear_probe(
             module, data, epochs=config.epochs, lr=config.lr, weight_decay=config.weight_decay,
             label_smoothing=config.label_smoothing, balance_power=config.balance_power, seed=config.seed,
             progress=config.progress,
         )
         device = str(module.device)
     else:
+        probe_embeddings = None
         trainer = _trainer(config, out_dir)
         trainer.fit(module, datamodule=data)
         if not trainer.is_global_zero:  # other ranks of a multi-GPU run stop here
@@ -182,7 +183,8 @@ def fit(
     cal = calibrate(logits, rows, module.tree, decision_threshold=config.decision_threshold,
                     auto_accept_precision=config.auto_accept_precision)
     temperature, thresholds, node_probs = cal.temperature, cal.thresholds, cal.node_probs
-    memory = build_prototypes(module, data, held_emb, logits / temperature, rows, progress=config.progress)
+    memory = build_prototypes(module, data, held_emb, logits / temperature, rows, progress=config.progress,
+                              train_embeddings=probe_embeddings)
     calibrate_s = time.monotonic() - t0
 
     metrics = held_out_metrics(node_probs, rows.numpy(), taxonomy, thresholds)
@@ -273,12 +275,18 @@ def embed_dataset(module: HierarchicalClassifierModule, dataset, *, batch_size: 
 
 
 def build_prototypes(module: HierarchicalClassifierModule, data: HierarchyDataModule, held_emb: np.ndarray,
-                     held_logits_t: torch.Tensor, held_rows: torch.Tensor, *, progress: bool) -> PrototypeMemory:
+                     held_logits_t: torch.Tensor, held_rows: torch.Tensor, *, progress: bool,
+                     train_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None) -> PrototypeMemory:
     """Prototypes of every trained category (from its training photos) and the fusion and
-    open-set parameters, fitted on the held-out photos (see catalog_ai.fusion)."""
-    train = PlainDataset(data.train_cache, data.train_set.digests, data.train_set.rows, data.image_size,
-                         resize=True)
-    train_emb, _, train_rows = embed_dataset(module, train, progress=progress, desc="embedding training photos")
+    open-set parameters, fitted on the held-out photos (see catalog_ai.fusion).
+
+    ``train_embeddings``: the training photos' embeddings when already computed (linear probe)."""
+    if train_embeddings is None:
+        train = PlainDataset(data.train_cache, data.train_set.digests, data.train_set.rows, data.image_size,
+                             resize=True)
+        train_emb, _, train_rows = embed_dataset(module, train, progress=progress, desc="embedding training photos")
+    else:
+        train_emb, train_rows = train_embeddings[0].numpy(), train_embeddings[1]
     texts = [n.text for n in module.taxonomy]
     memory = PrototypeMemory.from_examples(train_emb, [texts[r] for r in train_rows.tolist()], source="train")
     column_of_row = {int(r): c for c, r in enumerate(module.tree.leaf_rows.tolist())}

@@ -19,10 +19,14 @@ from catalog_ai.training.module import HierarchicalClassifierModule
 
 __all__ = ["train_linear_probe"]
 
+_BATCH = 16
+
 
 @torch.inference_mode()
 def _embed(module: HierarchicalClassifierModule, dataset: PlainDataset, *, flips: bool, progress: bool,
            desc: str, batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings (and rows) of every photo; with ``flips``, each batch is followed by its mirror
+    image batch (``train_linear_probe`` relies on that order)."""
     net = module.network.eval()
     embeddings, rows = [], []
     with progress_bar(total=len(dataset), desc=desc, unit="photo", enable=progress) as bar:
@@ -41,10 +45,14 @@ def _embed(module: HierarchicalClassifierModule, dataset: PlainDataset, *, flips
 
 def train_linear_probe(module: HierarchicalClassifierModule, data: HierarchyDataModule, *, epochs: int,
                        lr: float, weight_decay: float, label_smoothing: float, balance_power: float,
-                       seed: int, progress: bool) -> None:
-    """Fit ``module.network.head`` on frozen embeddings of the training photos (in place)."""
+                       seed: int, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fit ``module.network.head`` on frozen embeddings of the training photos (in place).
+
+    Returns the (unmirrored) training embeddings and their rows: the backbone did not change, so
+    they are what the prototype memory needs too."""
     train = PlainDataset(data.train_cache, data.train_set.digests, data.train_set.rows, data.image_size)
-    emb, rows = _embed(module, train, flips=True, progress=progress, desc="embedding training photos")
+    emb, rows = _embed(module, train, flips=True, progress=progress, desc="embedding training photos",
+                       batch_size=_BATCH)
     mask = module.tree.target_mask(rows)
     weights = balanced_weights(rows.tolist(), balance_power).float()
     weights = weights / weights.mean()
@@ -66,3 +74,6 @@ def train_linear_probe(module: HierarchicalClassifierModule, data: HierarchyData
                 optimizer.step()
                 scheduler.step()
     module.network.eval()
+    plain = torch.cat([chunk for i, chunk in enumerate(emb.split(_BATCH)) if i % 2 == 0])
+    plain_rows = torch.cat([chunk for i, chunk in enumerate(rows.split(_BATCH)) if i % 2 == 0])
+    return plain, plain_rows
