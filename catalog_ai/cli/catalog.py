@@ -175,3 +175,19 @@ def quickstart(data: Path | None) -> None:
     from catalog_ai.quickstart import run_quickstart
 
     run_quickstart(data=data)
+
+
+# --------------------------------------------------------------------------- users
+@cli.group()
+def users() -> None:
+    """Reviewer accounts for the dashboard (see README, 'Dashboard access')."""
+
+
+@users.command("hash-password")
+@click.argument("name")
+@click.password_option(help="the reviewer's password (asked twice when not given)")
+def users_hash_password(name: str, password: str) -> None:
+    """Print a NAME:HASH line for CATALOG_AI_USERS or CATALOG_AI_USERS_FILE."""
+    from catalog_ai.auth import hash_password
+
+    click.echo(f"{name}:{hash_password(password)}")

@@ -1,0 +1,256 @@
+"""Staff review of suggestions: the queue, and every verdict (accept, accept down to a depth,
+correct, new category, reject, bulk accept).
+
+Every verdict needs a signed-in reviewer's name and is recorded as a :class:`Review`. A product
+is changed only while it is still waiting (``suggested``): two reviewers acting on the same card
+cannot both win; the second gets a :class:`ReviewConflict`. An accepted or corrected product is
+labelled ``label_source="review"``, which makes it an example of its category for the prototype
+memory at once (see :mod:`catalog_ai.services.fewshot`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session
+
+from catalog_ai.db import (
+    Category,
+    ModelVersion,
+    Product,
+    ProductImage,
+    ProductStatus,
+    Review,
+    ReviewAction,
+    Suggestion,
+)
+from catalog_ai.errors import CatalogAIError, TaxonomyError
+from catalog_ai.services.catalog import sync_taxonomy
+from catalog_ai.taxonomy import SEPARATOR, Taxonomy, parse_path
+
+__all__ = [
+    "ReviewError",
+    "ReviewConflict",
+    "QueueItem",
+    "QueueFilter",
+    "review_queue",
+    "queue_count",
+    "accept",
+    "correct",
+    "assign_new_category",
+    "reject",
+    "bulk_preview",
+    "bulk_accept",
+]
+
+
+class ReviewError(CatalogAIError):
+    """A verdict cannot be recorded (no reviewer, unknown category, nothing to review)."""
+
+
+class ReviewConflict(ReviewError):
+    """Someone else already decided on this product."""
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    branch: str | None = None  # a category path: only suggestions inside this branch
+    model_version: str | None = None
+    source: str | None = None  # head | prototype | abstain | open_set
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    product_id: int
+    title: str
+    image_path: str | None
+    suggestion_id: int
+    model_version: str
+    path: str
+    confidence: float
+    levels: list
+    source: str
+    open_set: bool
+
+
+def _latest_suggestions() -> Select:
+    """Per product, its newest suggestion (a re-classification supersedes older ones)."""
+    return select(Suggestion.product_id, func.max(Suggestion.id).label("sid")).group_by(Suggestion.product_id)
+
+
+def _queue_query(flt: QueueFilter) -> Select:
+    latest = _latest_suggestions().subquery()
+    first_image = (
+        select(ProductImage.product_id, func.min(ProductImage.id).label("iid")).group_by(ProductImage.product_id).subquery()
+    )
+    q = (
+        select(Product, Suggestion, ModelVersion.version, ProductImage.stored_path)
+        .join(latest, latest.c.product_id == Product.id)
+        .join(Suggestion, Suggestion.id == latest.c.sid)
+        .join(ModelVersion, ModelVersion.id == Suggestion.model_version_id)
+        .outerjoin(first_image, first_image.c.product_id == Product.id)
+        .outerjoin(ProductImage, ProductImage.id == first_image.c.iid)
+        .where(Product.status == ProductStatus.SUGGESTED)
+    )
+    if flt.branch:
+        q = q.where((Suggestion.path == flt.branch) | Suggestion.path.startswith(flt.branch + SEPARATOR))
+    if flt.model_version:
+        q = q.where(ModelVersion.version == flt.model_version)
+    if flt.source == "open_set":
+        q = q.where(Suggestion.open_set.is_(True))
+    elif flt.source:
+        q = q.where(Suggestion.source == flt.source)
+    return q
+
+
+def review_queue(session: Session, *, flt: QueueFilter = QueueFilter(), limit: int = 20, offset: int = 0) -> list[QueueItem]:
+    """Products waiting for review, least confident first."""
+    rows = session.execute(
+        _queue_query(flt).order_by(Suggestion.confidence, Product.id).limit(limit).offset(offset)
+    ).all()
+    return [
+        QueueItem(
+            product_id=p.id,
+            title=p.title,
+            image_path=stored,
+            suggestion_id=s.id,
+            model_version=version,
+            path=s.path,
+            confidence=s.confidence,
+            levels=s.levels,
+            source=str(s.source),
+            open_set=bool(s.open_set),
+        )
+        for p, s, version, stored in rows
+    ]
+
+
+def queue_count(session: Session, *, flt: QueueFilter = QueueFilter()) -> int:
+    return session.scalar(select(func.count()).select_from(_queue_query(flt).subquery())) or 0
+
+
+def _require_reviewer(reviewer: str | None) -> str:
+    if not reviewer or not reviewer.strip():
+        raise ReviewError("sign in first: every review records who made it")
+    return reviewer.strip()
+
+
+def _latest_suggestion(session: Session, product_id: int) -> Suggestion:
+    suggestion = session.scalar(
+        select(Suggestion).where(Suggestion.product_id == product_id).order_by(Suggestion.id.desc()).limit(1)
+    )
+    if suggestion is None:
+        raise ReviewError(f"product {product_id} has no suggestion to review")
+    return suggestion
+
+
+def _claim(session: Session, product_id: int, status: ProductStatus, category_id: int | None) -> None:
+    """Change the product only if it is still waiting: the database arbitrates concurrent reviewers."""
+    values = {"status": status, "category_id": category_id, "label_source": "review", "error": None}
+    result = session.execute(
+        update(Product)
+        .where(Product.id == product_id, Product.status == ProductStatus.SUGGESTED)
+        .values(**values, status_changed_at=func.now())
+        .execution_options(synchronize_session="fetch")
+    )
+    if result.rowcount != 1:
+        current = session.get(Product, product_id)
+        if current is None:
+            raise ReviewError(f"product {product_id} does not exist")
+        raise ReviewConflict(
+            f"product {product_id} is no longer waiting for review (it is {current.status.value}); reload the queue"
+        )
+
+
+def _category(session: Session, path: str) -> Category:
+    category = session.scalar(select(Category).where(Category.path == path))
+    if category is None:
+        raise ReviewError(f"category {path!r} is not in the catalog; pick one from the tree or create it")
+    return category
+
+
+def _record(session: Session, product_id: int, suggestion: Suggestion | None, reviewer: str,
+            action: ReviewAction, category: Category | None, note: str | None) -> Review:
+    review = Review(product_id=product_id, suggestion=suggestion, reviewer=reviewer, action=action,
+                    category=category, note=note)
+    session.add(review)
+    session.flush()
+    return review
+
+
+def accept(session: Session, product_id: int, *, reviewer: str, depth: int | None = None, note: str | None = None) -> Review:
+    """Accept the suggested path, or only its first ``depth`` levels (``accept_partial``)."""
+    reviewer = _require_reviewer(reviewer)
+    suggestion = _latest_suggestion(session, product_id)
+    if not suggestion.path:
+        raise ReviewError("the model abstained on this product: pick a category instead of accepting")
+    parts = parse_path(suggestion.path)
+    if depth is not None and not 1 <= depth <= len(parts):
+        raise ReviewError(f"depth must be between 1 and {len(parts)} for {suggestion.path!r}")
+    partial = depth is not None and depth < len(parts)
+    category = _category(session, SEPARATOR.join(parts[: depth or len(parts)]))
+    _claim(session, product_id, ProductStatus.ACCEPTED, category.id)
+    action = ReviewAction.ACCEPT_PARTIAL if partial else ReviewAction.ACCEPT
+    return _record(session, product_id, suggestion, reviewer, action, category, note)
+
+
+def correct(session: Session, product_id: int, *, reviewer: str, category_path: str, note: str | None = None) -> Review:
+    """Put the product in another existing category."""
+    reviewer = _require_reviewer(reviewer)
+    suggestion = _latest_suggestion(session, product_id)
+    category = _category(session, category_path)
+    _claim(session, product_id, ProductStatus.ACCEPTED, category.id)
+    return _record(session, product_id, suggestion, reviewer, ReviewAction.CORRECT, category, note)
+
+
+def assign_new_category(session: Session, product_id: int, *, reviewer: str, new_path: str, note: str | None = None) -> Review:
+    """"Needs a new category": create it (missing ancestors too) and make the photo its first example."""
+    reviewer = _require_reviewer(reviewer)
+    try:
+        parts = parse_path(new_path)
+    except TaxonomyError as exc:
+        raise ReviewError(f"{new_path!r} is not a category path: {exc.reason}") from exc
+    text = SEPARATOR.join(parts)
+    if session.scalar(select(Category.id).where(Category.path == text)) is not None:
+        raise ReviewError(f"{text!r} already exists: use 'another category' to pick it")
+    suggestion = _latest_suggestion(session, product_id)
+    sync_taxonomy(session, Taxonomy.from_paths([text]), source=f"review:{reviewer}", note=f"product {product_id}")
+    category = _category(session, text)
+    _claim(session, product_id, ProductStatus.ACCEPTED, category.id)
+    return _record(session, product_id, suggestion, reviewer, ReviewAction.NEW_CATEGORY, category, note)
+
+
+def reject(session: Session, product_id: int, *, reviewer: str, note: str | None = None) -> Review:
+    """The product belongs nowhere in the tree."""
+    reviewer = _require_reviewer(reviewer)
+    suggestion = _latest_suggestion(session, product_id)
+    _claim(session, product_id, ProductStatus.REJECTED, None)
+    return _record(session, product_id, suggestion, reviewer, ReviewAction.REJECT, None, note)
+
+
+def bulk_preview(session: Session, *, min_confidence: float, flt: QueueFilter = QueueFilter()) -> tuple[int, float]:
+    """How many waiting items reach ``min_confidence``, and how many of them are expected to be
+    wrong (the sum of ``1 - confidence``: confidences are calibrated probabilities)."""
+    sub = _queue_query(flt).where(Suggestion.confidence >= min_confidence).where(Suggestion.path != "").subquery()
+    row = session.execute(select(func.count(), func.coalesce(func.sum(1.0 - sub.c.confidence), 0.0))).one()
+    return int(row[0]), float(row[1])
+
+
+def bulk_accept(session: Session, *, reviewer: str, min_confidence: float, flt: QueueFilter = QueueFilter(),
+                limit: int = 10_000) -> int:
+    """Accept every waiting suggestion at or above ``min_confidence``; returns how many."""
+    reviewer = _require_reviewer(reviewer)
+    rows = session.execute(
+        _queue_query(flt).where(Suggestion.confidence >= min_confidence).where(Suggestion.path != "")
+        .order_by(Suggestion.confidence.desc()).limit(limit)
+    ).all()
+    done = 0
+    for product, suggestion, _, _ in rows:
+        try:
+            with session.begin_nested():
+                accept(session, product.id, reviewer=reviewer, note=f"bulk accept at >= {min_confidence:.2f}")
+            done += 1
+        except ReviewConflict:
+            continue  # someone reviewed it meanwhile
+    return done
