@@ -12,14 +12,24 @@ from catalog_ai.cli._root import cli, echo_json, ensure_db
 
 
 @cli.command("ingest")
-@click.argument("paths", metavar="PATH...", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
+@click.argument(
+    "paths",
+    metavar="PATH...",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+)
 @click.option("--title", default=None, help="product title (default: the file name without suffix)")
 @click.option("--external-id", default=None, help="the shop's own product id (one file only)")
 @click.option("--chunk-size", default=64, show_default=True, help="photos per database transaction")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def ingest_cmd(paths: tuple[Path, ...], title: str | None, external_id: str | None, chunk_size: int,
-               as_json: bool) -> None:
+def ingest_cmd(
+    paths: tuple[Path, ...],
+    title: str | None,
+    external_id: str | None,
+    chunk_size: int,
+    as_json: bool,
+) -> None:
     """Add new product photos (files, or folders searched recursively) to be classified.
 
     Each photo becomes a pending product; its classification is enqueued once it is committed
@@ -29,15 +39,21 @@ def ingest_cmd(paths: tuple[Path, ...], title: str | None, external_id: str | No
     from catalog_ai.worker.jobs import ingest_paths
 
     ensure_db()
-    summary = ingest_paths(paths, title=title, external_id=external_id, chunk_size=chunk_size,
-                           progress=not as_json)
+    summary = ingest_paths(
+        paths, title=title, external_id=external_id, chunk_size=chunk_size, progress=not as_json
+    )
     if as_json:
-        echo_json({
-            "created": summary.created,
-            "duplicates": [{"file": f, "product_id": pid} for f, pid in summary.duplicates],
-            "failed": [{"file": f.file, "product_id": f.product_id, "reason": f.reason} for f in summary.failed],
-            "ignored": summary.ignored,
-        })
+        echo_json(
+            {
+                "created": summary.created,
+                "duplicates": [{"file": f, "product_id": pid} for f, pid in summary.duplicates],
+                "failed": [
+                    {"file": f.file, "product_id": f.product_id, "reason": f.reason}
+                    for f in summary.failed
+                ],
+                "ignored": summary.ignored,
+            }
+        )
         return
     if summary.created:
         click.echo("product ids: " + " ".join(map(str, summary.created)))
@@ -47,8 +63,11 @@ def ingest_cmd(paths: tuple[Path, ...], title: str | None, external_id: str | No
         click.secho(f"  failed: {f.file}: {f.reason} (product {f.product_id})", fg="red", err=True)
     for file in summary.ignored:
         click.echo(f"  ignored (not a photo file name): {file}", err=True)
-    click.echo(f"{len(summary.created)} new products, {len(summary.duplicates)} already in the catalog, "
-               f"{len(summary.failed)} failed" + (f", {len(summary.ignored)} ignored" if summary.ignored else ""))
+    click.echo(
+        f"{len(summary.created)} new products, {len(summary.duplicates)} already in the catalog, "
+        f"{len(summary.failed)} failed"
+        + (f", {len(summary.ignored)} ignored" if summary.ignored else "")
+    )
     click.echo("  next: catalog-ai status")
 
 
@@ -68,8 +87,12 @@ def status_cmd(as_json: bool) -> None:
         echo_json(report)
         return
     counts = report["by_status"]
-    click.echo(f"{report['products']} products: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    click.echo(f"active model: {report['active_model'] or 'none (catalog-ai models activate VERSION)'}")
+    click.echo(
+        f"{report['products']} products: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+    )
+    click.echo(
+        f"active model: {report['active_model'] or 'none (catalog-ai models activate VERSION)'}"
+    )
     if report["oldest_pending_s"] is not None:
         click.echo(f"oldest pending: {report['oldest_pending_s']:.0f} s")
     broker = report["broker"]
@@ -78,8 +101,14 @@ def status_cmd(as_json: bool) -> None:
     elif broker["error"]:
         click.secho(f"broker {broker['broker']}: unreachable ({broker['error']})", fg="red")
     else:
-        click.echo(f"queue at {broker['broker']}: {broker['queued']} waiting"
-                   + (f", {broker['unacknowledged']} in progress" if broker["unacknowledged"] is not None else ""))
+        click.echo(
+            f"queue at {broker['broker']}: {broker['queued']} waiting"
+            + (
+                f", {broker['unacknowledged']} in progress"
+                if broker["unacknowledged"] is not None
+                else ""
+            )
+        )
         click.echo(f"workers: {', '.join(broker['workers']) or 'none answered'}")
     for f in report["recent_failures"]:
         click.echo(f"  failed #{f['product_id']} {f['title']}: {f['error']}")
@@ -88,13 +117,24 @@ def status_cmd(as_json: bool) -> None:
 
 
 @cli.command("worker")
-@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=1, show_default=True,
-              help="worker processes (each loads the model once)")
-@click.option("--beat/--no-beat", default=True, show_default=True,
-              help="also run the periodic sweep (once per deployment is enough; more is harmless)")
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    default=None,
+    help="worker processes, each loading the model once and using cores/N torch threads "
+    "(default: the number of CPU cores: on a CPU, N processes of one thread each classify "
+    "faster than one process of N threads)",
+)
+@click.option(
+    "--beat/--no-beat",
+    default=True,
+    show_default=True,
+    help="also run the periodic sweep (once per deployment is enough; more is harmless)",
+)
 @click.option("--hostname", "-n", default=None, help="worker name (default: catalog-ai-PID@HOST)")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
-def worker_cmd(concurrency: int, beat: bool, hostname: str | None, loglevel: str) -> None:
+def worker_cmd(concurrency: int | None, beat: bool, hostname: str | None, loglevel: str) -> None:
     """Start a Celery worker that classifies uploads (needs CATALOG_AI_BROKER_URL)."""
     from catalog_ai.db import dispose_engines
     from catalog_ai.errors import ConfigError
@@ -108,6 +148,7 @@ def worker_cmd(concurrency: int, beat: bool, hostname: str | None, loglevel: str
             "the classification in-process"
         )
     ensure_db()
+    concurrency = concurrency or os.cpu_count() or 1
     if settings.torch_threads is None:
         # Each pool process gets its share of the cores; more threads only fight each other.
         os.environ["CATALOG_AI_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // concurrency))
@@ -142,23 +183,36 @@ def retry_cmd(product_ids: tuple[int, ...], all_failed: bool) -> None:
         raise click.UsageError("give product ids, or --failed for every failed product")
     ensure_db()
     summary = retry_products(None if all_failed else list(product_ids))
-    click.echo(f"{len(summary.requeued)} products enqueued again"
-               + (": " + " ".join(map(str, summary.requeued)) if summary.requeued else ""))
+    click.echo(
+        f"{len(summary.requeued)} products enqueued again"
+        + (": " + " ".join(map(str, summary.requeued)) if summary.requeued else "")
+    )
     for pid in summary.not_found:
         click.secho(f"  no product {pid}", fg="red", err=True)
     for pid, status in summary.not_failed:
         click.echo(f"  product {pid} is {status}, not failed: left as it is", err=True)
     for pid in summary.no_photo:
-        click.echo(f"  product {pid} failed at ingest and has no photo: ingest the photo again", err=True)
+        click.echo(
+            f"  product {pid} failed at ingest and has no photo: ingest the photo again", err=True
+        )
 
 
 @cli.command("sweep")
-@click.option("--older-than", type=float, default=None,
-              help="seconds waiting (default: CATALOG_AI_STALE_AFTER)")
+@click.option(
+    "--older-than",
+    type=float,
+    default=None,
+    help="seconds waiting (default: CATALOG_AI_STALE_AFTER)",
+)
 def sweep_cmd(older_than: float | None) -> None:
-    """Enqueue again the products left pending or processing too long (workers do it periodically)."""
+    """Enqueue again the products left pending or processing too long.
+
+    Workers started with --beat do this every CATALOG_AI_SWEEP_INTERVAL seconds.
+    """
     from catalog_ai.worker.jobs import sweep_now
 
     ensure_db()
     ids = sweep_now(older_than)
-    click.echo(f"{len(ids)} products enqueued again" + (": " + " ".join(map(str, ids)) if ids else ""))
+    click.echo(
+        f"{len(ids)} products enqueued again" + (": " + " ".join(map(str, ids)) if ids else "")
+    )

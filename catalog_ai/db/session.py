@@ -236,6 +236,8 @@ def on_commit(session: Session, fn: Callable[[], object]) -> None:
     ones registered inside it). If one raises, the others still run and :func:`unit_of_work`
     raises the first error after the commit: the data is committed by then.
     """
+    if not session.in_transaction():
+        session.begin()  # so that the callback belongs to a transaction a rollback can end
     owner = session.get_nested_transaction() or session.get_transaction()
     session.info.setdefault(_ON_COMMIT, []).append((owner, fn))
 

@@ -3,9 +3,11 @@
 A worker handles a chunk of products in three steps, so no transaction stays open while the
 network runs::
 
-    with unit_of_work() as s: work = claim(s, ids, model_version_id=mv.id)   # -> processing
-    outcomes = run_model(predictor, work, media=media)                       # no session
-    with unit_of_work() as s: record(s, outcomes, model_version_id=mv.id)    # -> suggested/accepted/failed
+    with unit_of_work() as s:                   # -> processing
+        work = claim(s, ids, model_version_id=mv.id)
+    outcomes = run_model(predictor, work, media=media)  # no session open
+    with unit_of_work() as s:                   # -> suggested / accepted / failed
+        record(s, outcomes, model_version_id=mv.id)
 
 Every step is idempotent, because a queue delivers a message at least once, not exactly once:
 ``claim`` skips products that already have a suggestion of this model version or are finished,
@@ -20,7 +22,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, and_, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -111,7 +113,7 @@ class RetrySummary:
     no_photo: list[int] = field(default_factory=list)  # failed at ingest: nothing to classify
 
 
-# --- which products a model may (re)classify -------------------------------------------------------
+# --- which products a model may (re)classify ------------------------------------------------------
 
 
 def _has_suggestion(model_version_id: int):
@@ -141,7 +143,7 @@ def _still_classifiable(product: Product) -> bool:
     return product.status in _MODEL_LABELLED and product.label_source not in HUMAN_LABELS
 
 
-# --- claim, run, record ------------------------------------------------------------------------------
+# --- claim, run, record ---------------------------------------------------------------------------
 
 
 def claim(
@@ -170,7 +172,8 @@ def claim(
             _fail(
                 product,
                 f"classification started {product.attempts} times without finishing (the worker "
-                f"stopped each time); check the worker logs, then run: catalog-ai retry {product.id}",
+                "stopped, or the photo could not be read, each time); check the worker logs, then "
+                f"run: catalog-ai retry {product.id}",
             )
         else:
             product.status = ProductStatus.PROCESSING
@@ -182,25 +185,27 @@ def claim(
 
 
 def run_model(predictor: Predictor, work: Sequence[Work], *, media: MediaStore) -> list[Outcome]:
-    """Decode every photo, run the network in batches, decide. Needs no database session.
+    """Read every photo, then decode, embed and decide in the predictor's batches (whatever
+    decision logic the Predictor has, the worker gets). Needs no database session.
 
-    A photo that cannot be decoded gives an Outcome with ``error``; a media read that may
-    succeed later raises :class:`TransientStorageError` (the task retries the whole chunk).
+    A photo that cannot be read or decoded gives an Outcome with ``error``; a media read that
+    may succeed later raises :class:`TransientStorageError` (the task retries the whole chunk).
     """
     outcomes = [Outcome(w.product_id, w.image_id) for w in work]
-    ready: list[tuple[Outcome, Any]] = []
+    readable: list[tuple[Outcome, bytes, str]] = []
     for w, outcome in zip(work, outcomes, strict=True):
         try:
-            data = _read_photo(media, w.stored_path)
-            ready.append((outcome, predictor.prepare(data, name=w.stored_path)))
+            readable.append((outcome, _read_photo(media, w.stored_path), w.stored_path))
         except ImageError as exc:
             outcome.error = exc.reason
-    for start in range(0, len(ready), predictor.batch_size):
-        batch = ready[start : start + predictor.batch_size]
-        embeddings, probs = predictor.forward([square for _, square in batch])
-        for (outcome, _), embedding, node_probs in zip(batch, embeddings, probs, strict=True):
-            outcome.embedding = embedding
-            outcome.decision = predictor.decider.decide(node_probs)
+    if readable:
+        predictions = predictor.predict(
+            [data for _, data, _ in readable], names=[name for *_, name in readable]
+        )
+        for (outcome, _, _), prediction in zip(readable, predictions, strict=True):
+            outcome.decision = prediction.decision
+            outcome.embedding = prediction.embedding
+            outcome.error = prediction.error
     return outcomes
 
 
@@ -216,14 +221,15 @@ def _read_photo(media: MediaStore, stored_path: str) -> bytes:
         raise ImageError(f"{stored_path} in the media store is a folder, not a photo") from None
     except OSError as exc:
         raise TransientStorageError(
-            f"cannot read {stored_path} from the media store at {media.root}: "
-            f"{exc.strerror or exc}"
+            f"cannot read {stored_path} from the media store at {media.root}: {exc.strerror or exc}"
         ) from exc
     except CatalogAIError as exc:  # a stored path that leaves the media store
         raise ImageError(str(exc)) from None
 
 
-def record(session: Session, outcomes: Sequence[Outcome], *, model_version_id: int) -> RecordSummary:
+def record(
+    session: Session, outcomes: Sequence[Outcome], *, model_version_id: int
+) -> RecordSummary:
     """Store suggestions and embeddings and set each product's status.
 
     ``accepted`` (category = the decision's path, ``label_source="auto"``) when the decision may
@@ -247,16 +253,24 @@ def record(session: Session, outcomes: Sequence[Outcome], *, model_version_id: i
         )
     }
     live = [
-        o for o in outcomes if o.product_id in products and _still_classifiable(products[o.product_id])
+        o
+        for o in outcomes
+        if o.product_id in products and _still_classifiable(products[o.product_id])
     ]
     live_ids = {o.product_id for o in live}
     summary.skipped = [o.product_id for o in outcomes if o.product_id not in live_ids]
 
     decided = [o for o in live if o.error is None and o.decision is not None]
     paths = {o.decision.path for o in decided if o.decision.path}
-    category_ids = dict(
-        session.execute(select(Category.path, Category.id).where(Category.path.in_(paths))).all()
-    ) if paths else {}
+    category_ids = (
+        dict(
+            session.execute(
+                select(Category.path, Category.id).where(Category.path.in_(paths))
+            ).all()
+        )
+        if paths
+        else {}
+    )
     inserted: set[int] = set()
     if decided:
         rows = [_suggestion_row(o, o.decision, model_version_id, category_ids) for o in decided]
@@ -267,9 +281,7 @@ def record(session: Session, outcomes: Sequence[Outcome], *, model_version_id: i
             .returning(Suggestion.__table__.c.product_id)
         )
         inserted = set(session.scalars(stmt))
-        vectors = [
-            _embedding_row(o, model_version_id) for o in decided if o.product_id in inserted
-        ]
+        vectors = [_embedding_row(o, model_version_id) for o in decided if o.product_id in inserted]
         if vectors:
             session.execute(
                 _insert(session, Embedding.__table__)
@@ -351,7 +363,7 @@ def _fail(product: Product, reason: str) -> None:
     product.error = reason
 
 
-# --- enqueueing (after the commit) -----------------------------------------------------------------
+# --- enqueueing (after the commit) ----------------------------------------------------------------
 
 
 def schedule_classification(session: Session, product_ids: Iterable[int]) -> None:
@@ -389,30 +401,42 @@ def mark_for_reclassification(session: Session, *, model_version_id: int) -> lis
     )
 
 
-def requeue_stale(session: Session, *, older_than_s: float, enqueue: bool = True) -> list[int]:
+def requeue_stale(
+    session: Session, *, older_than_s: float, enqueue: bool = True, limit: int = 10_000
+) -> list[int]:
     """Products ``pending`` or ``processing`` for longer than ``older_than_s`` seconds go back to
     ``pending`` with a fresh timestamp, and are enqueued after the commit.
 
     The fresh timestamp keeps one product from being enqueued again at every sweep while a long
-    queue drains. With no active model nothing is enqueued (the tasks would only wait too).
+    queue drains. With no active model nothing is enqueued (the tasks would only wait too). At
+    most ``limit`` products per call, oldest ids first; the next sweep takes the rest.
     """
     now = utc_now()
     cutoff = now - timedelta(seconds=older_than_s)
     has_model = session.scalar(select(ModelVersion.id).where(ModelVersion.is_active.is_(True)))
     if has_model is None:
         return []
+    # Rows another transaction holds (a worker recording them right now) are skipped: they are
+    # not stale, and waiting for them could deadlock with that worker's id-ordered locks.
     ids = list(
         session.scalars(
-            update(Product)
+            select(Product.id)
             .where(Product.status.in_(_WAITING), Product.status_changed_at < cutoff)
-            .values(status=ProductStatus.PENDING, status_changed_at=now)
-            .returning(Product.id)
-            .execution_options(synchronize_session=False)
+            .order_by(Product.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
     )
-    ids.sort()
     if ids:
-        log.info("sweep: %d products waited longer than %s s; enqueued again", len(ids), older_than_s)
+        session.execute(
+            update(Product)
+            .where(Product.id.in_(ids))
+            .values(status=ProductStatus.PENDING, status_changed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        log.info(
+            "sweep: %d products waited longer than %s s; enqueued again", len(ids), older_than_s
+        )
         if enqueue:
             schedule_classification(session, ids)
     return ids

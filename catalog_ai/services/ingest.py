@@ -97,7 +97,9 @@ def ingest_files(
             result.failed.append(FailedFile(label, product.id, exc.reason))
             continue
         stored = media.put(data, image_format=info.format, digest=digest)
-        product = Product(title=product_title[:512], external_id=external_id, status=ProductStatus.PENDING)
+        product = Product(
+            title=product_title[:512], external_id=external_id, status=ProductStatus.PENDING
+        )
         product.images.append(
             ProductImage(
                 content_hash=digest,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog_ai.db import Product, ProductStatus, utc_now
 from catalog_ai.services.models import active_model
 
-__all__ = ["pipeline_status"]
+__all__ = ["pipeline_status", "status_counts"]
 
 
 def pipeline_status(session: Session, *, recent_failures: int = 5) -> dict:
@@ -17,9 +19,7 @@ def pipeline_status(session: Session, *, recent_failures: int = 5) -> dict:
     ``oldest_pending_s``: seconds since the longest-waiting ``pending`` product got that status
     (a sweep that enqueues it again restarts its clock).
     """
-    by_status = dict(
-        session.execute(select(Product.status, func.count()).group_by(Product.status)).all()
-    )
+    by_status = status_counts(session)
     oldest = session.scalar(
         select(func.min(Product.status_changed_at)).where(Product.status == ProductStatus.PENDING)
     )
@@ -30,16 +30,32 @@ def pipeline_status(session: Session, *, recent_failures: int = 5) -> dict:
         .order_by(Product.status_changed_at.desc(), Product.id.desc())
         .limit(recent_failures)
     ).all()
-    if oldest is not None and oldest.tzinfo is None:  # func.min skips the column type on SQLite
-        from datetime import UTC, datetime
-
-        oldest = oldest.replace(tzinfo=UTC) if isinstance(oldest, datetime) else None
     return {
-        "by_status": {s.value: int(by_status.get(s, 0)) for s in ProductStatus},
-        "products": int(sum(by_status.values())),
-        "oldest_pending_s": None if oldest is None else round((utc_now() - oldest).total_seconds(), 1),
+        "by_status": by_status,
+        "products": sum(by_status.values()),
+        "oldest_pending_s": None
+        if oldest is None
+        else round((utc_now() - oldest).total_seconds(), 1),
         "active_model": None if model is None else model.version,
         "recent_failures": [
             {"product_id": pid, "title": title, "error": error} for pid, title, error in failures
         ],
     }
+
+
+def status_counts(session: Session, product_ids: Iterable[int] | None = None) -> dict[str, int]:
+    """Products per status (every status listed, zeros included), of ``product_ids`` or all.
+
+    For summaries such as "accepted automatically / waiting for review / failed" of one upload.
+    """
+    query = select(Product.status, func.count()).group_by(Product.status)
+    if product_ids is not None:
+        ids = list(product_ids)
+        counts: dict[ProductStatus, int] = {}
+        for start in range(0, len(ids), 10_000):  # SQLite caps the parameters of one statement
+            part = ids[start : start + 10_000]
+            for status, n in session.execute(query.where(Product.id.in_(part))).all():
+                counts[status] = counts.get(status, 0) + n
+    else:
+        counts = dict(session.execute(query).all())
+    return {s.value: int(counts.get(s, 0)) for s in ProductStatus}

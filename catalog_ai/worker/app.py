@@ -85,13 +85,32 @@ def configure(settings: Settings | None = None) -> Celery:
     """
     global _applied
     settings = settings or get_settings()
-    key = (settings.broker_url, settings.result_backend, settings.visibility_timeout, settings.sweep_interval)
+    key = (
+        settings.broker_url,
+        settings.result_backend,
+        settings.visibility_timeout,
+        settings.sweep_interval,
+    )
     with _lock:
         if key != _applied:
-            app.close()  # drop the connection pools made for the old broker
+            _forget_connections()
             app.conf.update(celery_config(settings))
             _applied = key
     return app
+
+
+def _forget_connections() -> None:
+    # Celery caches the broker connection pool, the producer pool (which keeps its connection)
+    # and the result backend; a message sent after a settings change must not use them. The
+    # same resets as Celery's own after-fork clean-up, plus the backend. The pools are not
+    # closed: kombu shares them process-wide, keyed by broker URL, and reuses them if that
+    # URL comes back.
+    app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
+    app._backend_cache = None
+    app._local = threading.local()
 
 
 def is_eager() -> bool:

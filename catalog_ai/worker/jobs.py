@@ -67,18 +67,22 @@ def ingest_paths(
     settings = get_settings()
     media = MediaStore(settings.media_dir)
     summary = IngestSummary(ignored=ignored)
-    with progress_bar(total=len(files), desc="ingesting photos", unit="photo", enable=progress) as bar:
+    with progress_bar(
+        total=len(files), desc="ingesting photos", unit="photo", enable=progress
+    ) as bar:
         for start in range(0, len(files), chunk_size):
             chunk = files[start : start + chunk_size]
             with unit_of_work() as session:
-                part = ingest_files(session, chunk, media=media, title=title, external_id=external_id)
+                part = ingest_files(
+                    session, chunk, media=media, title=title, external_id=external_id
+                )
             summary.merge(part)
             bar.update(len(chunk))
     return summary
 
 
 def retry_products(product_ids: Sequence[int] | None = None) -> RetrySummary:
-    """Failed products back to pending and enqueued (all failed ones when ``product_ids`` is None)."""
+    """Failed products back to pending and enqueued (every failed one for ``None``)."""
     with unit_of_work() as session:
         return requeue_failed(session, product_ids)
 

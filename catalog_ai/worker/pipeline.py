@@ -33,9 +33,15 @@ class ChunkSummary:
     accepted: int = 0
     failed: int = 0
     skipped: int = 0
+    seconds: float = 0.0  # the whole call
+    model_seconds: float = 0.0  # of which decoding, the forward pass and decisions
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {
+            **asdict(self),
+            "seconds": round(self.seconds, 3),
+            "model_seconds": round(self.model_seconds, 3),
+        }
 
 
 def classify_chunk(product_ids: Sequence[int], *, media: MediaStore | None = None) -> ChunkSummary:
@@ -44,6 +50,7 @@ def classify_chunk(product_ids: Sequence[int], *, media: MediaStore | None = Non
     With no active model the products stay ``pending`` (activating a model enqueues them).
     """
     global _last_no_model_warning
+    started = time.perf_counter()
     settings = get_settings()
     loaded = model_cache.current()
     if loaded is None:
@@ -62,8 +69,12 @@ def classify_chunk(product_ids: Sequence[int], *, media: MediaStore | None = Non
     for start in range(0, len(ids), settings.classify_chunk):
         chunk = ids[start : start + settings.classify_chunk]
         with unit_of_work() as session:
-            work = claim(session, chunk, model_version_id=model.id, max_attempts=settings.max_attempts)
+            work = claim(
+                session, chunk, model_version_id=model.id, max_attempts=settings.max_attempts
+            )
+        model_started = time.perf_counter()
         outcomes = run_model(predictor, work, media=media) if work else []
+        summary.model_seconds += time.perf_counter() - model_started
         with unit_of_work() as session:
             done = record(session, outcomes, model_version_id=model.id)
         summary.claimed += len(work)
@@ -71,4 +82,5 @@ def classify_chunk(product_ids: Sequence[int], *, media: MediaStore | None = Non
         summary.accepted += len(done.accepted)
         summary.failed += len(done.failed)
         summary.skipped += len(chunk) - len(work) + len(done.skipped)
+    summary.seconds = time.perf_counter() - started
     return summary

@@ -66,7 +66,9 @@ def reclassify_all(model_version: str) -> int:
     with unit_of_work() as session:
         row = session.scalar(select(ModelVersion).where(ModelVersion.version == model_version))
         if row is None or not row.is_active:
-            log.info("model %s is not the active model (any more); nothing to re-classify", model_version)
+            log.info(
+                "model %s is not the active model (any more); nothing to re-classify", model_version
+            )
             return 0
         ids = mark_for_reclassification(session, model_version_id=row.id)
         schedule_classification(session, ids)

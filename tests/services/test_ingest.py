@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from catalog_ai.db import Product, ProductImage, ProductStatus, Suggestion, dispose_engines, migrate, unit_of_work
+from catalog_ai.db import (
+    Product,
+    ProductImage,
+    ProductStatus,
+    Suggestion,
+    dispose_engines,
+    migrate,
+    unit_of_work,
+)
 from catalog_ai.media import MediaStore
 from catalog_ai.services.ingest import IngestError, ingest_files
 from catalog_ai.settings import get_settings
@@ -47,7 +55,9 @@ def test_each_photo_becomes_a_pending_product_with_its_stored_photo(catalog, tmp
         assert [p.id for p in products] == result.created
         assert [p.title for p in products] == ["photo-0000", "photo-0001", "photo-0002"]
         assert {p.status for p in products} == {ProductStatus.PENDING}  # no model active yet
-        image = session.scalars(select(ProductImage).where(ProductImage.product_id == products[0].id)).one()
+        image = session.scalars(
+            select(ProductImage).where(ProductImage.product_id == products[0].id)
+        ).one()
         assert (image.width, image.height, image.format) == (40, 40, "PNG")
         assert catalog.read(image.stored_path) == photos[0].read_bytes()
 
@@ -80,7 +90,9 @@ def test_unusable_files_become_failed_products_with_the_reason(catalog, tmp_path
     # The damage inside the cut-off PNG is behind a sound header: only the worker's decode finds it.
     assert len(result.created) == 2
     with unit_of_work() as session:
-        failed = session.scalars(select(Product).where(Product.status == ProductStatus.FAILED)).all()
+        failed = session.scalars(
+            select(Product).where(Product.status == ProductStatus.FAILED)
+        ).all()
         assert {p.id for p in failed} == {f.product_id for f in result.failed}
         assert {p.error for p in failed} == set(reasons.values())
         assert all(not p.images for p in failed)
@@ -112,11 +124,16 @@ def test_external_id_names_exactly_one_new_product(catalog, tmp_path):
         created = ingest_files(session, [photos[0]], media=catalog, external_id="SKU-1").created
     with unit_of_work() as session:
         assert session.get(Product, created[0]).external_id == "SKU-1"
-    with unit_of_work() as session, pytest.raises(IngestError, match=f"already belongs to product {created[0]}"):
+    with (
+        unit_of_work() as session,
+        pytest.raises(IngestError, match=f"already belongs to product {created[0]}"),
+    ):
         ingest_files(session, [photos[1]], media=catalog, external_id="SKU-1")
 
 
-def test_classification_runs_after_the_commit_and_never_after_a_rollback(catalog, tmp_path_factory, tmp_path):
+def test_classification_runs_after_the_commit_and_never_after_a_rollback(
+    catalog, tmp_path_factory, tmp_path
+):
     photos, bundle = shared_model(tmp_path_factory)
     activate(bundle.path)
     with unit_of_work() as session:

@@ -16,7 +16,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["LEAVES", "activate", "bad_files", "make_bundle", "make_photos", "png_bytes", "shared_model"]
+__all__ = [
+    "LEAVES",
+    "activate",
+    "bad_files",
+    "make_bundle",
+    "make_photos",
+    "png_bytes",
+    "shared_model",
+]
 
 
 def png_bytes(colour: tuple[int, int, int], rng: np.random.Generator, size: int = 40) -> bytes:
@@ -105,12 +113,14 @@ def make_bundle(out_dir: Path, photos: list[Path], *, seed: int = 0):
     )
     predictions = Predictor(bundle).predict(photos)
     leaf_confidences = sorted(
-        p.decision.confidence for p in predictions
+        p.decision.confidence
+        for p in predictions
         if p.decision is not None and p.decision.path == p.decision.leaf_path
     )
     if len(leaf_confidences) < 4:
-        raise RuntimeError(f"the test model decides {len(leaf_confidences)} photos down to a leaf; "
-                           "change its seed")
+        raise RuntimeError(
+            f"the test model decides {len(leaf_confidences)} photos down to a leaf; change its seed"
+        )
     median = leaf_confidences[len(leaf_confidences) // 2]
     bundle.thresholds = Thresholds(decision=0.5, auto_accept=median)
     bundle.save_manifest()
@@ -128,20 +138,20 @@ def activate(bundle_path: Path) -> str:
         return row.version
 
 
-_CACHE: dict[str, tuple[list[Path], object]] = {}
+_CACHE: dict[int, tuple[list[Path], object]] = {}
 
 
-def shared_model(tmp_path_factory) -> tuple[list[Path], object]:
-    """40 photos and a bundle made for them, built once per test session."""
-    if "model" not in _CACHE:
+def shared_model(tmp_path_factory, n: int = 40) -> tuple[list[Path], object]:
+    """``n`` photos and a bundle made for them, built once per test session."""
+    if n not in _CACHE:
         import torch
 
-        base = tmp_path_factory.mktemp("worker-model")
-        photos = make_photos(base / "photos", 40)
+        base = tmp_path_factory.mktemp(f"worker-model-{n}")
+        photos = make_photos(base / "photos", n)
         previous = torch.get_num_threads()
         torch.set_num_threads(1)  # tiny batches: more threads only fight over 2 shared cores
         try:
-            _CACHE["model"] = (photos, make_bundle(base / "bundle", photos))
+            _CACHE[n] = (photos, make_bundle(base / "bundle", photos))
         finally:
             torch.set_num_threads(previous)
-    return _CACHE["model"]
+    return _CACHE[n]

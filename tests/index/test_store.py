@@ -1,0 +1,120 @@
+"""The on-disk index of a model version: generations published atomically, cache, manifest."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from catalog_ai.index import (
+    DescriptorConfig,
+    ExactIndex,
+    IndexManifest,
+    SearchError,
+    fit_descriptor_transform,
+    index_dir,
+    load_stored_index,
+    read_manifest,
+    save_stored_index,
+)
+
+
+def _manifest() -> IndexManifest:
+    return IndexManifest(
+        model_version="m1",
+        kind="",
+        dim=0,
+        input_dim=0,
+        n_alive=0,
+        n_dead=0,
+        max_embedding_id=7,
+        transform={},
+        config={},
+        bytes=0,
+        built_at="t",
+        updated_at="t",
+    )
+
+
+def _parts(n: int = 30, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    raw = np.abs(rng.normal(size=(n, 12))).astype(np.float32)
+    transform = fit_descriptor_transform(raw, DescriptorConfig(kind="center_l2"))
+    index = ExactIndex(transform.dim)
+    index.add(np.arange(n) + 100, transform.apply(raw))
+    return raw, transform, index
+
+
+def test_save_publishes_a_generation_with_counts_and_transform(tmp_path):
+    raw, transform, index = _parts()
+    index.remove([100])
+    path = index_dir(tmp_path, "m1")
+    manifest = save_stored_index(path, index, transform, _manifest())
+    on_disk = json.loads((path / "manifest.json").read_text())
+    assert on_disk["generation"] == manifest.generation and (path / manifest.generation).is_dir()
+    assert (on_disk["kind"], on_disk["n_alive"], on_disk["n_dead"], on_disk["dim"]) == (
+        "exact",
+        29,
+        1,
+        12,
+    )
+    assert on_disk["transform"]["kind"] == "center_l2" and len(on_disk["transform"]["sha256"]) == 64
+    assert on_disk["bytes"] == index.nbytes() and on_disk["max_embedding_id"] == 7
+    stored = load_stored_index(path, cached=False)
+    assert np.array_equal(
+        stored.index.search(transform.apply(raw[:3]), 2)[1],
+        index.search(transform.apply(raw[:3]), 2)[1],
+    )
+    assert np.array_equal(stored.transform.apply(raw), transform.apply(raw))
+
+
+def test_generations_replace_each_other_and_old_ones_are_removed(tmp_path):
+    _, transform, index = _parts()
+    path = tmp_path / "idx"
+    names = [save_stored_index(path, index, transform, _manifest()).generation for _ in range(3)]
+    assert len(set(names)) == 3 and names[0] < names[1] < names[2]
+    kept = sorted(p.name for p in path.glob("g*"))
+    assert kept == names[1:]  # the current one and the one a reader may still be opening
+    assert read_manifest(path).generation == names[2]
+
+
+def test_the_cache_reloads_only_when_a_new_generation_is_published(tmp_path):
+    _, transform, index = _parts()
+    path = tmp_path / "idx"
+    assert load_stored_index(path) is None
+    save_stored_index(path, index, transform, _manifest())
+    first = load_stored_index(path)
+    assert load_stored_index(path) is first
+    index.add([1], np.ones((1, index.dim), np.float32) / np.sqrt(index.dim))
+    save_stored_index(path, index, transform, _manifest())
+    second = load_stored_index(path)
+    assert second is not first and len(second.index) == len(first.index) + 1
+
+
+def test_a_failed_save_leaves_the_published_index_alone(tmp_path, monkeypatch):
+    _, transform, index = _parts()
+    path = tmp_path / "idx"
+    before = save_stored_index(path, index, transform, _manifest()).generation
+
+    def broken(directory):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(index, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_stored_index(path, index, transform, _manifest())
+    assert read_manifest(path).generation == before
+    assert sorted(p.name for p in path.glob("g*")) == [before]
+
+
+def test_unsafe_version_names_and_bad_manifests_are_refused(tmp_path):
+    with pytest.raises(SearchError, match="cannot name an index directory"):
+        index_dir(tmp_path, "../elsewhere")
+    path = tmp_path / "idx"
+    path.mkdir()
+    (path / "manifest.json").write_text("{not json")
+    with pytest.raises(SearchError, match="catalog-ai index build"):
+        read_manifest(path)
+    (path / "manifest.json").write_text(json.dumps({"format": 99}))
+    with pytest.raises(SearchError, match="newer"):
+        read_manifest(path)

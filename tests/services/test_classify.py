@@ -1,0 +1,298 @@
+"""Claim, run, record and re-queueing on the embedded catalog (SQLite, tasks in-process), with a
+real tiny-cnn bundle (random weights: these tests are about the pipeline, not accuracy)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select, update
+
+from catalog_ai.cli import cli
+from catalog_ai.db import (
+    Category,
+    Embedding,
+    ModelVersion,
+    Product,
+    ProductStatus,
+    Suggestion,
+    dispose_engines,
+    migrate,
+    unit_of_work,
+)
+from catalog_ai.inference.predictor import Predictor
+from catalog_ai.media import MediaStore
+from catalog_ai.services.classify import (
+    TransientStorageError,
+    claim,
+    record,
+    requeue_failed,
+    requeue_stale,
+    run_model,
+    schedule_reclassification,
+)
+from catalog_ai.services.ingest import ingest_files
+from catalog_ai.services.status import status_counts
+from catalog_ai.settings import get_settings, reset_settings
+from catalog_ai.worker import model_cache
+from catalog_ai.worker.pipeline import classify_chunk
+from worker.support import LEAVES, activate, bad_files, make_bundle, shared_model
+
+
+@pytest.fixture
+def catalog(catalog_home: Path) -> Iterator[MediaStore]:
+    migrate.upgrade()
+    yield MediaStore(get_settings().media_dir)
+    dispose_engines()
+    model_cache.reset()
+
+
+@pytest.fixture
+def model(tmp_path_factory):
+    """(photos, bundle) of the shared test model."""
+    return shared_model(tmp_path_factory)
+
+
+def _ingest(media: MediaStore, files, *, enqueue: bool = True) -> list[int]:
+    with unit_of_work() as session:
+        return ingest_files(session, files, media=media, enqueue=enqueue).created
+
+
+def _model_id(version: str) -> int:
+    with unit_of_work() as session:
+        return session.scalar(select(ModelVersion.id).where(ModelVersion.version == version))
+
+
+def _products() -> dict[int, Product]:
+    with unit_of_work() as session:
+        return {p.id: p for p in session.scalars(select(Product))}
+
+
+def _suggestions_per_product(model_version_id: int) -> dict[int, int]:
+    with unit_of_work() as session:
+        return dict(
+            session.execute(
+                select(Suggestion.product_id, func.count())
+                .where(Suggestion.model_version_id == model_version_id)
+                .group_by(Suggestion.product_id)
+            ).all()
+        )
+
+
+def test_claim_marks_processing_and_counts_the_attempt(catalog, model):
+    photos, bundle = model
+    version_id = _model_id(activate(bundle.path))
+    ids = _ingest(catalog, photos[:3], enqueue=False)
+    with unit_of_work() as session:
+        work = claim(session, ids, model_version_id=version_id)
+    assert [w.product_id for w in work] == ids
+    products = _products()
+    assert {products[i].status for i in ids} == {ProductStatus.PROCESSING}
+    assert {products[i].attempts for i in ids} == {1}
+
+
+def test_a_redelivered_chunk_never_creates_a_second_suggestion(catalog, model):
+    photos, bundle = model
+    version_id = _model_id(activate(bundle.path))
+    ids = _ingest(catalog, photos[:4], enqueue=False)
+    predictor = Predictor.load(bundle.path)
+    # Two workers got the same message: both claim before either records.
+    with unit_of_work() as session:
+        first = claim(session, ids, model_version_id=version_id)
+    with unit_of_work() as session:
+        second = claim(session, ids, model_version_id=version_id)
+    assert len(first) == len(second) == 4
+    outcomes = run_model(predictor, first, media=catalog)
+    with unit_of_work() as session:
+        done = record(session, outcomes, model_version_id=version_id)
+    assert sorted(done.suggested + done.accepted) == ids
+    with unit_of_work() as session:
+        again = record(
+            session, run_model(predictor, second, media=catalog), model_version_id=version_id
+        )
+    assert sorted(again.skipped) == ids and not again.suggested and not again.accepted
+    assert _suggestions_per_product(version_id) == {i: 1 for i in ids}
+    with unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(Embedding)) == 4
+        # Once recorded, the products are no longer claimable for this version.
+        assert claim(session, ids, model_version_id=version_id) == []
+
+
+def test_confident_leaf_decisions_are_accepted_the_rest_wait_for_review(catalog, model):
+    photos, bundle = model
+    version_id = _model_id(activate(bundle.path))
+    ids = _ingest(catalog, photos)  # classified in-process after the commit
+    products = _products()
+    with unit_of_work() as session:
+        suggestions = {s.product_id: s for s in session.scalars(select(Suggestion))}
+        category_path = dict(session.execute(select(Category.id, Category.path)).all())
+    accepted = [i for i in ids if products[i].status == ProductStatus.ACCEPTED]
+    suggested = [i for i in ids if products[i].status == ProductStatus.SUGGESTED]
+    assert len(accepted) + len(suggested) == len(ids) == len(suggestions)
+    assert accepted and suggested  # the threshold splits the photos
+    with unit_of_work() as session:
+        counts = status_counts(session, ids[:10])
+    assert counts["accepted"] + counts["suggested"] == 10 and counts["pending"] == 0
+    assert set(counts) == {s.value for s in ProductStatus}
+    threshold = bundle.thresholds.auto_accept
+    for i in accepted:
+        product, suggestion = products[i], suggestions[i]
+        assert product.label_source == "auto" and suggestion.confidence >= threshold
+        assert category_path[product.category_id] == suggestion.path
+        assert suggestion.model_version_id == version_id
+    for i in suggested:
+        product, suggestion = products[i], suggestions[i]
+        assert product.category_id is None and product.label_source is None
+        assert suggestion.confidence < threshold or suggestion.path not in LEAVES
+        assert suggestion.levels[0][0]["path"] in {"Fruit", "Veg"}
+
+
+def test_without_an_active_model_products_wait_until_one_is_activated(catalog, model):
+    photos, bundle = model
+    ids = _ingest(catalog, photos[:6])
+    assert {p.status for p in _products().values()} == {ProductStatus.PENDING}
+    assert classify_chunk(ids).model_version is None
+    version = activate(bundle.path)
+    with unit_of_work() as session:
+        schedule_reclassification(session, version)
+    assert {p.status for p in _products().values()} <= {
+        ProductStatus.SUGGESTED,
+        ProductStatus.ACCEPTED,
+    }
+    assert _suggestions_per_product(_model_id(version)) == {i: 1 for i in ids}
+
+
+def test_a_photo_that_cannot_be_decoded_fails_with_the_reason(catalog, model, tmp_path):
+    photos, bundle = model
+    activate(bundle.path)
+    corrupt = bad_files(tmp_path / "bad")["corrupt"]
+    good, broken = _ingest(catalog, [photos[0], corrupt])
+    products = _products()
+    assert products[good].status in {ProductStatus.SUGGESTED, ProductStatus.ACCEPTED}
+    assert products[broken].status == ProductStatus.FAILED
+    assert "truncated or corrupt PNG data" in products[broken].error
+
+
+def test_missing_photo_file_fails_and_an_io_error_is_transient(catalog, model, monkeypatch):
+    photos, bundle = model
+    version_id = _model_id(activate(bundle.path))
+    ids = _ingest(catalog, photos[:2], enqueue=False)
+    predictor = Predictor.load(bundle.path)
+    with unit_of_work() as session:
+        work = claim(session, ids, model_version_id=version_id)
+    catalog.path(work[0].stored_path).unlink()
+    outcomes = run_model(predictor, work, media=catalog)
+    assert "missing from the media store" in outcomes[0].error and outcomes[1].decision is not None
+
+    def io_error(self, relative_path):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(MediaStore, "read", io_error)
+    with pytest.raises(TransientStorageError, match="Input/output error"):
+        run_model(predictor, work[1:], media=catalog)
+
+
+def test_a_product_that_keeps_killing_its_worker_is_failed_after_max_attempts(catalog, model):
+    photos, bundle = model
+    version_id = _model_id(activate(bundle.path))
+    [pid] = _ingest(catalog, photos[:1], enqueue=False)
+    with unit_of_work() as session:
+        session.execute(update(Product).where(Product.id == pid).values(attempts=5))
+    with unit_of_work() as session:
+        assert claim(session, [pid], model_version_id=version_id, max_attempts=5) == []
+    product = _products()[pid]
+    assert product.status == ProductStatus.FAILED and f"catalog-ai retry {pid}" in product.error
+
+
+def test_retry_puts_failed_products_back_and_classifies_them(catalog, model, monkeypatch, tmp_path):
+    photos, bundle = model
+    ids = _ingest(catalog, photos[:3])  # pending: no model yet
+    # A pixel limit below the photos' 40x40 makes the worker's decode refuse them.
+    monkeypatch.setenv("CATALOG_AI_MAX_IMAGE_PIXELS", "1000")
+    reset_settings()
+    version = activate(bundle.path)
+    with unit_of_work() as session:
+        schedule_reclassification(session, version)
+    products = _products()
+    assert {products[i].status for i in ids} == {ProductStatus.FAILED}
+    assert "raise CATALOG_AI_MAX_IMAGE_PIXELS" in products[ids[0]].error
+    empty = bad_files(tmp_path / "bad")["empty"]
+    with unit_of_work() as session:
+        no_photo = ingest_files(session, [empty], media=catalog).failed[0].product_id
+
+    monkeypatch.delenv("CATALOG_AI_MAX_IMAGE_PIXELS")
+    reset_settings()
+    result = CliRunner().invoke(cli, ["retry", str(ids[0]), str(no_photo), "999"])
+    assert result.exit_code == 0, result.output
+    assert f"1 products enqueued again: {ids[0]}" in result.output
+    assert (
+        "no product 999" in result.output
+        and f"product {no_photo} failed at ingest" in result.output
+    )
+    assert _products()[ids[0]].status in {ProductStatus.SUGGESTED, ProductStatus.ACCEPTED}
+
+    result = CliRunner().invoke(cli, ["retry", "--failed"])
+    assert result.exit_code == 0 and "2 products enqueued again" in result.output
+    products = _products()
+    assert {products[i].status for i in ids} <= {ProductStatus.SUGGESTED, ProductStatus.ACCEPTED}
+    assert products[no_photo].status == ProductStatus.FAILED
+    assert all(products[i].attempts == 1 and products[i].error is None for i in ids)
+
+
+def test_retry_requeues_only_failed_products(catalog, model):
+    photos, bundle = model
+    [pid] = _ingest(catalog, photos[:1])
+    with unit_of_work() as session:
+        summary = requeue_failed(session, [pid])
+    assert summary.requeued == [] and summary.not_failed == [(pid, "pending")]
+
+
+def test_sweep_requeues_stale_work_only_with_an_active_model(catalog, model):
+    photos, bundle = model
+    ids = _ingest(catalog, photos[:4])
+    with unit_of_work() as session:
+        assert requeue_stale(session, older_than_s=0) == []  # no model: nothing to gain
+    version_id = _model_id(activate(bundle.path))
+    with unit_of_work() as session:
+        claim(session, ids[:2], model_version_id=version_id)  # a worker took two, then died
+    with unit_of_work() as session:
+        assert requeue_stale(session, older_than_s=3600) == []  # not stale yet
+    with unit_of_work() as session:
+        assert requeue_stale(session, older_than_s=0) == ids  # classified after the commit
+    assert _suggestions_per_product(version_id) == {i: 1 for i in ids}
+    assert {p.status for p in _products().values()} <= {
+        ProductStatus.SUGGESTED,
+        ProductStatus.ACCEPTED,
+    }
+
+
+def test_activating_a_new_model_reclassifies_model_labels_but_never_human_ones(
+    catalog, model, tmp_path
+):
+    photos, bundle = model
+    first = _model_id(activate(bundle.path))
+    ids = _ingest(catalog, photos[:8])
+    with unit_of_work() as session:  # a reviewer labelled the first product
+        product = session.get(Product, ids[0])
+        product.status, product.label_source = ProductStatus.ACCEPTED, "review"
+        product.category_id = session.scalar(
+            select(Category.id).where(Category.path == "Veg > Carrot")
+        )
+    second_bundle = make_bundle(tmp_path / "second", photos, seed=1)
+    version = activate(second_bundle.path)
+    with unit_of_work() as session:
+        schedule_reclassification(session, version)
+    second = _model_id(version)
+    assert set(_suggestions_per_product(second)) == set(ids[1:])
+    assert _suggestions_per_product(first) == {i: 1 for i in ids}
+    products = _products()
+    assert (
+        products[ids[0]].label_source == "review"
+        and products[ids[0]].status == ProductStatus.ACCEPTED
+    )
+    assert {products[i].status for i in ids[1:]} <= {
+        ProductStatus.SUGGESTED,
+        ProductStatus.ACCEPTED,
+    }
