@@ -141,8 +141,13 @@ def calibrate(
     *,
     decision_threshold: float = 0.5,
     auto_accept_precision: str = "0.98",
+    enable_auto_accept: bool = True,
+    source: str = "",
 ) -> Calibration:
-    """Temperature and auto-accept thresholds from held-out photos' raw leaf logits and labels."""
+    """Temperature and auto-accept thresholds from held-out photos' raw leaf logits and labels.
+
+    ``enable_auto_accept=False`` records the thresholds but leaves auto-accept off (calibration
+    photos that share photo sessions with the training photos; see ``Thresholds``)."""
     mask = tree.target_mask(rows)
     temperature = fit_temperature(leaf_logits, mask)
     node_probs = tree.node_probs((leaf_logits / temperature).softmax(1)).double().cpu().numpy()
@@ -150,7 +155,9 @@ def calibrate(
     by_precision = {p: threshold_for_precision(conf, correct, float(p)) for p in PRECISION_TARGETS}
     thresholds = Thresholds(
         decision=decision_threshold,
-        auto_accept=by_precision[auto_accept_precision],
+        auto_accept=by_precision[auto_accept_precision] if enable_auto_accept else 1.01,
         auto_accept_by_precision=by_precision,
+        auto_accept_target=auto_accept_precision,
+        calibrated_on=source,
     )
     return Calibration(temperature, thresholds, node_probs, int(len(rows)))

@@ -80,7 +80,9 @@ def run_quickstart(*, data: Path | None = None, backbone: str = "efficientnet_li
     ids = list(uploads.created) + [pid for _, pid in uploads.duplicates] + [f.product_id for f in uploads.failed]
     with unit_of_work() as session:
         counts = status_counts(session, ids)
+    auto_on = ModelBundle.load(bundle_dir).thresholds.auto_accept_enabled
     summary = {
+        "auto_accept_enabled": auto_on,
         "uploads": len(ids),
         "new": len(uploads.created),
         "already_uploaded": len(uploads.duplicates),
@@ -97,6 +99,10 @@ def run_quickstart(*, data: Path | None = None, backbone: str = "efficientnet_li
         f"{summary['accepted_automatically']} accepted automatically, "
         f"{summary['waiting_for_review']} waiting for review, {summary['failed']} failed"
         + (f", {summary['still_queued']} still queued" if summary["still_queued"] else "")
+        + ("" if auto_on else
+           "\n  auto-accept is off: this model's confidence was calibrated on photos held out of its own "
+           "training sessions,\n  which overstate certainty on new uploads; after reviewing ~100 products run "
+           "`catalog-ai calibrate --from-reviews`")
         + f"\n  data directory: {settings.home}\n"
         "  next: .venv/bin/catalog-ai dashboard      (review the suggestions, least confident first)\n"
         "        .venv/bin/catalog-ai status         (counts per status)\n"

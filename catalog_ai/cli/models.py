@@ -65,8 +65,12 @@ def backbones_list(as_json: bool) -> None:
 @click.option("--strategy", default="auto", show_default=True, help="Lightning strategy, e.g. ddp")
 @click.option("--precision", default="32-true", show_default=True, help="e.g. 16-mixed or bf16-mixed on a GPU")
 @click.option("--num-workers", type=int, default=0, show_default=True, help="data loading processes")
+@click.option("--auto-accept-from-holdout", is_flag=True,
+              help="switch auto-accept on from photos held out of the training folder (they share its "
+                   "photo sessions and overstate certainty; prefer --val-data or `catalog-ai calibrate`)")
 def train_cmd(data_dir, from_catalog, out_dir, mode, backbone, backbone_weights, epochs, image_size, val_data, seed,
-              batch_size, lr, frozen_groups, accelerator, devices, strategy, precision, num_workers) -> None:
+              batch_size, lr, frozen_groups, accelerator, devices, strategy, precision, num_workers,
+              auto_accept_from_holdout) -> None:
     """Fine-tune a backbone into a calibrated hierarchical classifier and write a model bundle."""
     from catalog_ai.training.fit import TrainConfig, fit
     from catalog_ai.training.sources import examples_from_catalog, load_folder_examples
@@ -74,7 +78,7 @@ def train_cmd(data_dir, from_catalog, out_dir, mode, backbone, backbone_weights,
     if bool(data_dir) == bool(from_catalog):
         raise click.UsageError("give exactly one of --data DIR or --from-catalog")
     config = TrainConfig.preset(mode)
-    config = dataclasses.replace(config, backbone=backbone, seed=seed, accelerator=accelerator, devices=devices,
+    config = dataclasses.replace(config, auto_accept_from_holdout=auto_accept_from_holdout, backbone=backbone, seed=seed, accelerator=accelerator, devices=devices,
                          strategy=strategy, precision=precision, num_workers=num_workers,
                          backbone_weights=str(backbone_weights) if backbone_weights else None)
     for name, value in (("epochs", epochs), ("image_size", image_size), ("batch_size", batch_size),
@@ -169,24 +173,58 @@ def evaluate_cmd(model_dir: Path, data_dir: Path, as_json: bool, report_dir: Pat
 
 
 @cli.command("calibrate")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
+              help="model bundle (default with --from-reviews: the active model)")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="labelled folder of photos like those the store uploads (not training photos)")
-def calibrate_cmd(model_dir: Path, data_dir: Path) -> None:
-    """Re-fit confidence calibration and auto-accept thresholds on held-out photos."""
-    from catalog_ai.inference.recalibrate import recalibrate_bundle
-    from catalog_ai.training.sources import load_folder_examples
+@click.option("--from-reviews", is_flag=True, help="use the products reviewers accepted or corrected")
+@click.option("--min-photos", default=50, show_default=True, help="refuse to calibrate on fewer photos")
+def calibrate_cmd(model_dir: Path | None, data_dir: Path | None, from_reviews: bool, min_photos: int) -> None:
+    """Re-fit confidence calibration and auto-accept thresholds on independent photos.
 
-    _, examples, description = load_folder_examples(data_dir)
-    bundle, cal, report = recalibrate_bundle(
-        model_dir, [e.file for e in examples], [e.label for e in examples], source=description, progress=True
-    )
+    This is what switches auto-accept on for a model trained without --val-data.
+    """
+    from catalog_ai.bundle import BundleError
+    from catalog_ai.inference.recalibrate import recalibrate_bundle
+
+    if bool(data_dir) == bool(from_reviews):
+        raise click.UsageError("give exactly one of --data DIR or --from-reviews")
+    if from_reviews:
+        from catalog_ai.db import unit_of_work
+        from catalog_ai.services.models import active_model
+        from catalog_ai.services.review import reviewed_examples
+
+        ensure_db()
+        with unit_of_work() as session:
+            if model_dir is None:
+                active = active_model(session)
+                if active is None:
+                    raise BundleError("no active model: give --model DIR")
+                model_dir = Path(active.bundle_path)
+            files, labels = reviewed_examples(session)
+        description = f"{len(files)} reviewed products"
+    else:
+        if model_dir is None:
+            raise click.UsageError("--model is required with --data")
+        from catalog_ai.training.sources import load_folder_examples
+
+        _, examples, description = load_folder_examples(data_dir)
+        files, labels = [e.file for e in examples], [e.label for e in examples]
+    if len(files) < min_photos:
+        raise BundleError(
+            f"only {len(files)} labelled photos to calibrate on; at least {min_photos} are needed "
+            "for thresholds that mean something (review more products, or lower --min-photos)"
+        )
+    bundle, cal, report = recalibrate_bundle(model_dir, files, labels, source=description, progress=True,
+                                             skip_unknown=from_reviews)
     click.echo(
         f"{bundle.version}: calibrated on {report['n_photos']} photos (leaf accuracy {report['leaf_accuracy']:.3f}); "
         f"temperature {report['temperature_before']:.2f} -> {report['temperature']:.2f}, "
         f"ECE {report['ece_before']:.3f} -> {report['ece_after_in_sample']:.3f} (in-sample); "
-        "auto-accept thresholds "
-        + ", ".join(f"{k}: {v:.3f}" for k, v in cal.thresholds.auto_accept_by_precision.items())
+        f"auto-accept on at {cal.thresholds.auto_accept:.3f} for {cal.thresholds.auto_accept_target} precision"
+        if cal.thresholds.auto_accept_enabled else
+        f"{bundle.version}: calibrated, but no threshold reaches {cal.thresholds.auto_accept_target} precision "
+        "on these photos: auto-accept stays off"
     )
 
 

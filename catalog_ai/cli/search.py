@@ -155,7 +155,7 @@ def _print_status(status, as_json: bool, verb: str = "") -> None:
     "--descriptor",
     type=click.Choice(["pca_whiten", "center_l2", "l2"]),
     default=None,
-    help="descriptor kind (default: the measured best, see docs/BENCHMARKS.md)",
+    help="descriptor kind (default: the measured best, see benchmarks/search.py)",
 )
 @click.option("--dim", type=int, default=None, help="descriptor width after PCA")
 @click.option("--ann-threshold", type=int, default=None, help="use HNSW above this many photos")

@@ -11,9 +11,10 @@ Three kinds, fitted on the catalog's own embeddings:
     ``(λ_i + eps·mean(λ))^(-power/2)`` and L2-normalise again. ``power=1`` is full whitening,
     ``0.5`` a softer one; ``eps`` keeps the smallest axes from being blown up into noise.
 
-The default (:data:`DEFAULT_DESCRIPTOR`) was chosen by retrieval quality on real photos
-(``benchmarks/search.py``; figures in ``docs/BENCHMARKS.md``). A transform is saved with
-``np.savez`` and read back with ``allow_pickle=False``: it holds plain arrays only.
+The default (:data:`DEFAULT_DESCRIPTOR`: whitening with power 0.5 to 128 values) was chosen by
+retrieval quality on real photos (``benchmarks/search.py``: mAP of "same leaf category" on the
+Grocery photos, 0.401 against 0.385 for plain L2 and 0.393 for centring). A transform is saved
+with ``np.savez`` and read back with ``allow_pickle=False``: it holds plain arrays only.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class IndexConfig:
     ann_threshold: int = 20_000
     hnsw_m: int = 32
     ef_construction: int = 80
-    ef_search: int = 64
+    ef_search: int = 128
     compact_ratio: float = 0.2
     exact_filter_limit: int = 20_000
 
@@ -73,6 +73,9 @@ class VectorIndex(ABC):
     """Top-k inner-product search over unit vectors keyed by 64-bit ids."""
 
     kind: ClassVar[str]
+    # Whether a small ``allowed`` set is better served by gathering its vectors and scoring them
+    # exactly than by the implementation's own filtered search.
+    _gather_small_filters: ClassVar[bool] = True
 
     def __init__(self, dim: int, config: IndexConfig | None = None):
         if dim < 1:
@@ -81,7 +84,13 @@ class VectorIndex(ABC):
         self.config = config or IndexConfig()
         self._ids = np.empty(0, dtype=np.int64)
         self._alive = np.empty(0, dtype=bool)
+        self._changed()
+
+    def _changed(self) -> None:
+        """Forget what is derived from ``_ids``/``_alive`` (recomputed when next needed)."""
+        self._n_alive = int(self._alive.sum())
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # (ids, positions) of the alive
+        self._alive_bits: np.ndarray | None = None  # _alive packed for faiss's IDSelectorBitmap
 
     # -- storage, per implementation ---------------------------------------------------------
 
@@ -112,7 +121,7 @@ class VectorIndex(ABC):
     # -- ids and tombstones ------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return int(self._alive.sum())
+        return self._n_alive
 
     @property
     def n_total(self) -> int:
@@ -171,14 +180,14 @@ class VectorIndex(ABC):
         self._append(vectors)
         self._ids = np.concatenate([self._ids, ids])
         self._alive = np.concatenate([self._alive, np.ones(len(ids), dtype=bool)])
-        self._sorted = None
+        self._changed()
 
     def remove(self, ids: Iterable[int] | np.ndarray) -> int:
         """Tombstone ``ids`` (absent ones are ignored); returns how many were removed."""
         positions = self.positions_of(ids)
         if len(positions):
             self._alive[positions] = False
-            self._sorted = None
+            self._changed()
         return len(positions)
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
@@ -193,7 +202,7 @@ class VectorIndex(ABC):
         ids, vectors = self.items()
         self._ids = np.empty(0, dtype=np.int64)
         self._alive = np.empty(0, dtype=bool)
-        self._sorted = None
+        self._changed()
         self._clear_storage()
         self.add(ids, vectors)
 
@@ -225,11 +234,12 @@ class VectorIndex(ABC):
             mask[self.positions_of(allowed)] = True
         elif self.n_dead:
             mask = self._alive
-        n_candidates = len(self) if mask is None else int(mask.sum())
+        n_candidates = len(self) if mask is None or mask is self._alive else int(mask.sum())
         if n_candidates == 0 or len(q) == 0:
             return scores, found
         kk = min(k, n_candidates)
-        if mask is not None and n_candidates <= self.config.exact_filter_limit:
+        small = n_candidates <= self.config.exact_filter_limit
+        if allowed is not None and small and self._gather_small_filters:
             s, p = _exact_top_k(q, self._vectors_at(np.flatnonzero(mask)), kk)
             p = np.where(p >= 0, np.flatnonzero(mask)[np.maximum(p, 0)], -1)
         else:
@@ -260,6 +270,7 @@ class VectorIndex(ABC):
         index = cls(int(meta["dim"]), IndexConfig(**meta["config"]))
         index._ids = np.load(directory / _IDS, allow_pickle=False).astype(np.int64)
         index._alive = np.load(directory / _ALIVE, allow_pickle=False).astype(bool)
+        index._changed()
         index._load_storage(directory)
         if not (len(index._ids) == len(index._alive) == index._stored_count()):
             raise SearchError(f"{directory}: the index files disagree on their sizes; rebuild it")
@@ -299,6 +310,7 @@ class ExactIndex(VectorIndex):
     """A float32 matrix scanned in full: exact results, fine up to tens of thousands of vectors."""
 
     kind = "exact"
+    _gather_small_filters = False  # masking the scores of the full scan costs nothing extra
     _VECTORS = "vectors.npy"
 
     def __init__(self, dim: int, config: IndexConfig | None = None):
@@ -379,9 +391,15 @@ class HNSWIndex(VectorIndex):
         if mask is not None:
             # A filter leaves fewer results on the walked paths: widen the candidate list in
             # proportion, so that a filter keeping 10 % of the vectors still fills top-k.
-            share = float(mask.sum()) / max(self.n_total, 1)
+            kept = self._n_alive if mask is self._alive else int(mask.sum())
+            share = kept / max(self.n_total, 1)
             ef = min(max(ef, int(np.ceil(ef / max(share, 1e-6)))), max(self._MAX_EF, k))
-            bitmap = np.packbits(mask, bitorder="little")
+            if mask is self._alive:  # tombstones only: the same bitmap for every query
+                if self._alive_bits is None:
+                    self._alive_bits = np.packbits(mask, bitorder="little")
+                bitmap = self._alive_bits
+            else:
+                bitmap = np.packbits(mask, bitorder="little")
             params.sel = faiss.IDSelectorBitmap(self.n_total, faiss.swig_ptr(bitmap))
         params.efSearch = ef
         scores, positions = self._index.search(queries, k, params=params)

@@ -31,14 +31,24 @@ class Candidate:
 class Thresholds:
     """Decision thresholds of a model bundle (calibrated probabilities).
 
-    ``decision``: the walk down the tree stops below this. ``auto_accept``: a leaf decision whose
-    confidence reaches it may be accepted without review (chosen on held-out photos for a target
-    precision, see ``auto_accept_by_precision``).
+    ``decision``: the walk down the tree stops below this. ``auto_accept``: a decision whose
+    confidence reaches it is accepted without review; above 1 means never.
+    ``auto_accept_by_precision``: the threshold that reached each precision target on the
+    calibration photos; ``auto_accept_target`` says which one ``auto_accept`` uses once enabled.
+    Auto-accept is only switched on when the calibration photos are independent of the training
+    photos (a separate folder, or reviewed uploads): photos held out from the same photo sessions
+    overstate the model's certainty on new uploads.
     """
 
     decision: float = 0.5
-    auto_accept: float = 1.01  # never, until a bundle says otherwise
+    auto_accept: float = 1.01  # never, until calibrated on independent photos
     auto_accept_by_precision: dict[str, float] = field(default_factory=dict)
+    auto_accept_target: str = "0.98"
+    calibrated_on: str = ""
+
+    @property
+    def auto_accept_enabled(self) -> bool:
+        return self.auto_accept <= 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,6 +59,8 @@ class Thresholds:
             decision=float(data.get("decision", 0.5)),
             auto_accept=float(data.get("auto_accept", 1.01)),
             auto_accept_by_precision={k: float(v) for k, v in data.get("auto_accept_by_precision", {}).items()},
+            auto_accept_target=str(data.get("auto_accept_target", "0.98")),
+            calibrated_on=str(data.get("calibrated_on", "")),
         )
 
 

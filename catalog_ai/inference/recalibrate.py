@@ -25,12 +25,17 @@ __all__ = ["held_out_logits", "recalibrate_bundle"]
 
 
 def held_out_logits(
-    predictor: Predictor, files: Sequence[Path], labels: Sequence[str], *, progress: bool = False
+    predictor: Predictor, files: Sequence[Path], labels: Sequence[str], *, progress: bool = False,
+    skip_unknown: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]:
-    """Raw leaf logits and label rows of labelled photos; unreadable photos are skipped."""
+    """Raw leaf logits and label rows of labelled photos; unreadable photos are skipped, and with
+    ``skip_unknown`` so are photos of categories the head does not output (few-shot ones)."""
     rows_of = predictor.bundle.taxonomy.node_index
     unknown = sorted({label for label in labels if label not in rows_of})
-    if unknown:
+    if unknown and skip_unknown:
+        keep = [i for i, label in enumerate(labels) if label in rows_of]
+        files, labels = [files[i] for i in keep], [labels[i] for i in keep]
+    elif unknown:
         raise BundleError(
             f"{len(unknown)} labels are not categories of model {predictor.version} (first: {unknown[0]!r})"
         )
@@ -62,12 +67,13 @@ def held_out_logits(
 
 
 def recalibrate_bundle(
-    bundle_dir: Path, files: Sequence[Path], labels: Sequence[str], *, source: str, progress: bool = False
+    bundle_dir: Path, files: Sequence[Path], labels: Sequence[str], *, source: str, progress: bool = False,
+    skip_unknown: bool = False,
 ) -> tuple[ModelBundle, Calibration, dict]:
     """Fit temperature and thresholds on the given photos and save them into the bundle."""
     predictor = Predictor.load(bundle_dir)
     bundle = predictor.bundle
-    logits, rows, skipped = held_out_logits(predictor, files, labels, progress=progress)
+    logits, rows, skipped = held_out_logits(predictor, files, labels, progress=progress, skip_unknown=skip_unknown)
     before_probs = predictor.tree.node_probs((logits / bundle.temperature).softmax(1)).double().numpy()
     conf_before, correct = leaf_confidence(before_probs, rows.numpy(), predictor.tree)
     cal = calibrate(
@@ -75,7 +81,9 @@ def recalibrate_bundle(
         rows,
         predictor.tree,
         decision_threshold=bundle.thresholds.decision,
-        auto_accept_precision=_auto_accept_key(bundle),
+        auto_accept_precision=bundle.thresholds.auto_accept_target,
+        enable_auto_accept=True,
+        source=f"{len(rows)} photos: {source}",
     )
     conf_after, _ = leaf_confidence(cal.node_probs, rows.numpy(), predictor.tree)
     report = {
@@ -93,10 +101,3 @@ def recalibrate_bundle(
     bundle.metrics = {**bundle.metrics, "calibration": report}
     bundle.save_manifest()
     return bundle, cal, report
-
-
-def _auto_accept_key(bundle: ModelBundle) -> str:
-    for key, value in bundle.thresholds.auto_accept_by_precision.items():
-        if value == bundle.thresholds.auto_accept:
-            return key
-    return "0.98"

@@ -42,6 +42,7 @@ __all__ = [
     "reject",
     "bulk_preview",
     "bulk_accept",
+    "reviewed_examples",
 ]
 
 
@@ -254,3 +255,24 @@ def bulk_accept(session: Session, *, reviewer: str, min_confidence: float, flt: 
         except ReviewConflict:
             continue  # someone reviewed it meanwhile
     return done
+
+
+def reviewed_examples(session: Session) -> tuple[list, list[str]]:
+    """Photos (media files) and category paths of products a reviewer accepted or corrected:
+    labelled photos of real uploads, the best data to calibrate confidence on."""
+    from catalog_ai.media import MediaStore
+    from catalog_ai.settings import get_settings
+
+    media = MediaStore(get_settings().media_dir)
+    first_image = (
+        select(ProductImage.product_id, func.min(ProductImage.id).label("iid")).group_by(ProductImage.product_id).subquery()
+    )
+    rows = session.execute(
+        select(ProductImage.stored_path, Category.path)
+        .join(first_image, first_image.c.iid == ProductImage.id)
+        .join(Product, Product.id == ProductImage.product_id)
+        .join(Category, Category.id == Product.category_id)
+        .where(Product.status == ProductStatus.ACCEPTED, Product.label_source == "review")
+        .order_by(Product.id)
+    ).all()
+    return [media.path(stored) for stored, _ in rows], [path for _, path in rows]

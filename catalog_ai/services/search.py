@@ -6,9 +6,10 @@ cache of it, keyed by ``ProductImage.id``: :func:`build_index` makes it from scr
 Results are per product: a product with several photos counts once, with its best photo.
 
 Text search is portable SQL (``ILIKE`` on PostgreSQL, ``lower() LIKE`` on SQLite): every word of
-the query must occur, as a substring, in the product's title or its category path. Substrings
-suit short product titles ("juice" finds "Orange-Juice") and need no extra tables or triggers on
-either database; the cost is a scan of the products table (see docs/BENCHMARKS.md).
+the query must occur, as a substring, in the product's title or the path of its accepted
+category. Substrings suit short product titles ("juice" finds "Orange-Juice") and need no extra
+tables or triggers on either database; the cost is a scan of the products table (timed in
+``benchmarks/search.py``). SQLite folds case for ASCII letters only.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ __all__ = [
 
 # Descriptor cosine at or above which a photo is flagged as showing a catalog product again, per
 # descriptor kind (similarities are not comparable across kinds). Measured on the Grocery photos
-# with the default settings (benchmarks/search.py, docs/BENCHMARKS.md): the lowest value at which
+# with the default settings (benchmarks/search.py): the lowest value at which
 # at most 1 % of photos of products *absent* from a ~1,300-photo catalog are flagged. At it, 75 %
 # of re-shoot proxies (a perturbed copy of a catalog photo) are flagged with the right twin.
 DUPLICATE_THRESHOLDS: dict[str, float] = {"pca_whiten": 0.82, "center_l2": 0.81, "l2": 0.88}

@@ -24,7 +24,9 @@ def test_fit_writes_a_bundle_that_loads(trained_bundle):
     assert bundle.taxonomy.leaf_ids == LEAF_PATHS
     assert 0.05 <= bundle.temperature <= 20.0
     assert set(bundle.thresholds.auto_accept_by_precision) == set(PRECISION_TARGETS)
-    assert bundle.thresholds.auto_accept == bundle.thresholds.auto_accept_by_precision["0.98"]
+    # Held out of the training folder (same photo sessions): thresholds recorded, auto-accept off.
+    assert not bundle.thresholds.auto_accept_enabled and bundle.thresholds.auto_accept > 1.0
+    assert "held out of the training set" in bundle.thresholds.calibrated_on
     assert bundle.training["config"]["backbone"] == "tiny-cnn"
     assert bundle.training["config"]["seed"] == 0
     predictor = Predictor.load(trained_bundle.path)
@@ -150,3 +152,24 @@ def test_bad_settings_are_refused_before_training(tmp_path, catalog_home, overri
     taxonomy, examples, _ = load_folder_examples(make_tree(tmp_path / "data", per_class=4))
     with pytest.raises(TrainingDataError, match=message):
         fit(tiny_config(**override), taxonomy=taxonomy, examples=examples, out_dir=tmp_path / "out")
+
+
+def test_independent_validation_photos_switch_auto_accept_on(tmp_path, catalog_home):
+    taxonomy, examples, _ = load_folder_examples(make_tree(tmp_path / "data", per_class=6))
+    _, held, _ = load_folder_examples(make_tree(tmp_path / "val", per_class=3, seed=7), taxonomy=taxonomy)
+    result = fit(tiny_config(), taxonomy=taxonomy, examples=examples, out_dir=tmp_path / "out", held_out=held)
+    thresholds = result.bundle.thresholds
+    assert "validation photos" in thresholds.calibrated_on
+    if thresholds.auto_accept_by_precision["0.98"] <= 1.0:
+        assert thresholds.auto_accept_enabled
+        assert thresholds.auto_accept == thresholds.auto_accept_by_precision["0.98"]
+    else:  # no threshold reached 98 % precision on these photos: stays off, honestly
+        assert not thresholds.auto_accept_enabled
+
+
+def test_holdout_can_be_trusted_explicitly(tmp_path, catalog_home):
+    taxonomy, examples, _ = load_folder_examples(make_tree(tmp_path / "data", per_class=8))
+    result = fit(tiny_config(auto_accept_from_holdout=True), taxonomy=taxonomy, examples=examples,
+                 out_dir=tmp_path / "out")
+    t = result.bundle.thresholds
+    assert t.auto_accept == t.auto_accept_by_precision["0.98"]
