@@ -226,7 +226,17 @@ def fit(
         training=training,
         prototypes=memory,
     )
+    _write_held_out_report(bundle, node_probs, rows.numpy(), [str(f) for f in data.held_files])
     return TrainResult(bundle, len(data.train_set), len(data.held_set), skipped, seconds)
+
+
+def _write_held_out_report(bundle: ModelBundle, node_probs: np.ndarray, rows: np.ndarray, files: list[str]) -> None:
+    """Plots of the held-out evaluation inside the bundle (``report/``): the dashboard shows them."""
+    from catalog_ai.evaluation import evaluate_arrays, write_report
+
+    result = evaluate_arrays(node_probs, rows, bundle.taxonomy, thresholds=bundle.thresholds,
+                             model_version=bundle.version, image_paths=files)
+    write_report(result, bundle.path / "report", taxonomy=bundle.taxonomy, image_paths=files)
 
 
 def _trainer(config: TrainConfig, out_dir: Path) -> L.Trainer:
