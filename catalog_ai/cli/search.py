@@ -140,9 +140,10 @@ def _print_status(status, as_json: bool, verb: str = "") -> None:
         if status.up_to_date
         else f"{status.n_pending} new embeddings: run catalog-ai index update"
     )
+    dead = f" ({status.n_dead} removed, awaiting compaction)" if status.n_dead else ""
     click.echo(
-        f"model {status.model_version}: {verb}{status.kind} index of {status.n_indexed} photos "
-        f"({status.n_dead} removed, awaiting compaction), {status.descriptor} descriptors "
+        f"model {status.model_version}: {verb}{status.kind} index of {status.n_indexed} photos"
+        f"{dead}, {status.descriptor} descriptors "
         f"of {status.dim} values, {status.bytes / 2**20:.1f} MiB; "
         f"{status.n_embeddings} embeddings stored; {state}\n"
         f"  {status.path}"
