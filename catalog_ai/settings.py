@@ -15,6 +15,7 @@
 | ``CATALOG_AI_VISIBILITY_TIMEOUT`` | ``300`` | seconds until a dead worker's task is re-delivered |
 | ``CATALOG_AI_STALE_AFTER`` | ``600`` | seconds pending/processing before the sweep re-enqueues |
 | ``CATALOG_AI_SWEEP_INTERVAL`` | ``60`` | seconds between sweeps (``catalog-ai worker --beat``) |
+| ``CATALOG_AI_INDEX_INTERVAL`` | ``300`` | seconds between search-index refreshes (``--beat``) |
 | ``CATALOG_AI_MAX_ATTEMPTS`` | ``5`` | claims of one product before it is marked failed |
 | ``CATALOG_AI_TORCH_THREADS`` | torch's own; workers: cores / concurrency | threads per process |
 
@@ -79,6 +80,7 @@ class Settings:
     visibility_timeout: int = 300
     stale_after: int = 600
     sweep_interval: int = 60
+    index_interval: int = 300
     max_attempts: int = 5
     torch_threads: int | None = None
 
@@ -106,6 +108,7 @@ class Settings:
             visibility_timeout=_positive_int(env, "CATALOG_AI_VISIBILITY_TIMEOUT", 300),
             stale_after=_positive_int(env, "CATALOG_AI_STALE_AFTER", 600),
             sweep_interval=_positive_int(env, "CATALOG_AI_SWEEP_INTERVAL", 60),
+            index_interval=_positive_int(env, "CATALOG_AI_INDEX_INTERVAL", 300),
             max_attempts=_positive_int(env, "CATALOG_AI_MAX_ATTEMPTS", 5),
             torch_threads=_positive_int(env, "CATALOG_AI_TORCH_THREADS", 0) or None,
         )

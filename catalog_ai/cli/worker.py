@@ -216,3 +216,33 @@ def sweep_cmd(older_than: float | None) -> None:
     click.echo(
         f"{len(ids)} products enqueued again" + (": " + " ".join(map(str, ids)) if ids else "")
     )
+
+
+@cli.command("embed")
+@click.option("--model", "version", default=None, help="model version (default: the active one)")
+@click.option("--status", "only_status", is_flag=True, help="only show how far embedding is")
+def embed_cmd(version: str | None, only_status: bool) -> None:
+    """Embed every catalog photo with the active model (for search and near-duplicates).
+
+    Runs when a model is activated; use this to run it again or to see its progress.
+    """
+    from catalog_ai.bundle import BundleError
+    from catalog_ai.db import unit_of_work
+    from catalog_ai.services.embed import embedding_progress
+    from catalog_ai.services.models import active_model
+    from catalog_ai.worker.tasks import enqueue_catalog_embedding
+
+    ensure_db()
+    with unit_of_work() as session:
+        if version is None:
+            row = active_model(session)
+            if row is None:
+                raise BundleError("no active model: catalog-ai models activate VERSION")
+            version = row.version
+        before = embedding_progress(session, version)
+    if not only_status and not before.done:
+        enqueue_catalog_embedding(version)
+    with unit_of_work() as session:
+        after = embedding_progress(session, version)
+    click.echo(f"model {version}: {after.embedded} of {after.images} catalog photos embedded"
+               + ("" if after.done or only_status else " (the rest is queued for the workers)"))

@@ -316,7 +316,30 @@ def record(
                 product.label_source = None
             summary.suggested.append(product.id)
     session.flush()
+    _flag_near_duplicates(session, [o for o in decided if o.product_id in inserted], products, model_version_id)
     return summary
+
+
+def _flag_near_duplicates(session: Session, outcomes: Sequence[Outcome], products: dict[int, Product],
+                          model_version_id: int) -> None:
+    """Mark uploads that look like a product already in the search index (the same product
+    photographed twice). Without an index yet (a new model, an empty catalog) nothing is marked."""
+    if not outcomes:
+        return
+    from catalog_ai.index import SearchError
+    from catalog_ai.services.search import find_near_duplicates
+
+    mv = session.get(ModelVersion, model_version_id)
+    for outcome in outcomes:
+        try:
+            twin = find_near_duplicates(session, model_version=mv, vector=outcome.embedding,
+                                        exclude_product_id=outcome.product_id)
+        except SearchError:
+            return  # no index for this model version (yet)
+        if twin is not None:
+            product = products[outcome.product_id]
+            product.duplicate_of_id, product.duplicate_score = twin[0], float(twin[1])
+    session.flush()
 
 
 def _insert(session: Session, table):
@@ -379,9 +402,12 @@ def schedule_reclassification(session: Session, version: str) -> None:
     """Enqueue ``reclassify_all(version)`` once ``session`` commits: call it when a model is
     activated, so that products waiting for a model, and those labelled by an earlier one, get
     this model's suggestion."""
-    from catalog_ai.worker.tasks import enqueue_reclassification
+    from catalog_ai.worker.tasks import enqueue_catalog_embedding, enqueue_reclassification
 
     on_commit(session, lambda: enqueue_reclassification(version))
+    # The labelled catalog is not re-classified, but search and near-duplicates need its photos
+    # embedded by the new model too.
+    on_commit(session, lambda: enqueue_catalog_embedding(version))
 
 
 def mark_for_reclassification(session: Session, *, model_version_id: int) -> list[int]:

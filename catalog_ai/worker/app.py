@@ -34,6 +34,7 @@ __all__ = ["QUEUE", "SWEEP_TASK", "app", "celery_config", "configure", "is_eager
 #: The one queue every catalog_ai task goes to (its own name, so one Redis can serve others).
 QUEUE = "catalog_ai"
 SWEEP_TASK = "catalog_ai.sweep_stale"
+INDEX_TASK = "catalog_ai.refresh_index"
 
 app = Celery("catalog_ai", include=["catalog_ai.worker.tasks"])
 
@@ -71,6 +72,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_eager_propagates": eager,
         "beat_schedule": {
             "sweep-stale": {"task": SWEEP_TASK, "schedule": float(settings.sweep_interval)},
+            "refresh-index": {"task": INDEX_TASK, "schedule": float(settings.index_interval)},
         },
         "timezone": "UTC",
         "enable_utc": True,

@@ -24,11 +24,15 @@ from catalog_ai.services.classify import (
     schedule_classification,
 )
 from catalog_ai.settings import get_settings
-from catalog_ai.worker.app import SWEEP_TASK, app, configure
+from catalog_ai.worker.app import INDEX_TASK, SWEEP_TASK, app, configure
 
 __all__ = [
     "MAX_RETRIES",
     "classify_products",
+    "embed_catalog",
+    "embed_images",
+    "refresh_index",
+    "enqueue_catalog_embedding",
     "reclassify_all",
     "sweep_stale",
     "enqueue_classification",
@@ -85,6 +89,77 @@ def sweep_stale(older_than_s: float | None = None) -> int:
     return len(ids)
 
 
+EMBED_CHUNK = 64
+
+
+@app.task(name="catalog_ai.embed_catalog", **_RETRY)
+def embed_catalog(model_version: str) -> int:
+    """Fan out chunks of the catalog photos that have no embedding for ``model_version`` (the
+    labelled catalog is never re-classified, but search and near-duplicates need it). Only while
+    that version is the active one; the search index is refreshed when the chunks are done
+    (in-process) or by the periodic ``refresh_index``."""
+    from catalog_ai.services.embed import images_to_embed
+
+    with unit_of_work() as session:
+        row = session.scalar(select(ModelVersion).where(ModelVersion.version == model_version))
+        if row is None or not row.is_active:
+            return 0
+        todo = [image_id for image_id, _ in images_to_embed(session, model_version)]
+    for start in range(0, len(todo), EMBED_CHUNK):
+        _send(embed_images, model_version, todo[start : start + EMBED_CHUNK], what=f"{len(todo)} photos to embed")
+    if app.conf.task_always_eager and todo:
+        refresh_index.delay(model_version)
+    log.info("model %s: %d catalog photos to embed", model_version, len(todo))
+    return len(todo)
+
+
+@app.task(name="catalog_ai.embed_images", **_RETRY)
+def embed_images(model_version: str, image_ids: list[int]) -> int:
+    """Embed these photos with the active model, if it is still ``model_version`` (idempotent:
+    photos already embedded are skipped, a racing twin's rows are ignored)."""
+    from catalog_ai.media import MediaStore
+    from catalog_ai.services.embed import compute_embeddings, store_embeddings
+    from catalog_ai.worker.model_cache import current
+
+    loaded = current()
+    if loaded is None or loaded[0].version != model_version:
+        return 0
+    with unit_of_work() as session:
+        wanted = set(image_ids)
+        from catalog_ai.services.embed import images_to_embed
+
+        rows = [r for r in images_to_embed(session, model_version) if r[0] in wanted]
+    vectors = compute_embeddings(loaded[1], MediaStore(get_settings().media_dir), rows)
+    with unit_of_work() as session:
+        return store_embeddings(session, model_version, vectors)
+
+
+@app.task(name=INDEX_TASK, **_RETRY)
+def refresh_index(model_version: str | None = None) -> int:
+    """Bring the search index of the active model (or ``model_version``) up to date with the
+    embeddings in the database. Periodic (beat) and after catalog embedding: each update writes
+    a new index generation, so it is batched rather than run per upload."""
+    from catalog_ai.services.embed import embedding_progress
+    from catalog_ai.services.models import active_model
+    from catalog_ai.services.search import update_index
+
+    with unit_of_work() as session:
+        if model_version is None:
+            row = active_model(session)
+            if row is None:
+                return 0
+            model_version = row.version
+        if embedding_progress(session, model_version).embedded == 0:
+            return 0  # nothing to index yet (no photo could be embedded)
+        status = update_index(session, model_version)
+    return status.n_indexed
+
+
+def enqueue_catalog_embedding(model_version: str) -> None:
+    configure()
+    _send(embed_catalog, model_version, what=f"catalog embedding with {model_version}")
+
+
 def enqueue_classification(product_ids: Sequence[int]) -> None:
     """Send ``classify_products`` messages of ``CATALOG_AI_CLASSIFY_CHUNK`` ids each (with no
     broker: run them now, in this process).
@@ -104,14 +179,14 @@ def enqueue_reclassification(model_version: str) -> None:
     _send(reclassify_all, model_version, what=f"re-classification with {model_version}")
 
 
-def _send(task, argument, *, what: str) -> None:
+def _send(task, *arguments, what: str) -> None:
     if app.conf.task_always_eager:
-        task.delay(argument)
+        task.delay(*arguments)
         return
     from kombu.exceptions import OperationalError as BrokerError
 
     try:
-        task.delay(argument)
+        task.delay(*arguments)
     except (BrokerError, OSError) as exc:
         log.warning(
             "cannot reach the broker to enqueue %s (%s); they stay pending and the sweep "

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, String, Text, func
+from sqlalchemy import Float, ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from catalog_ai.db.base import Base
@@ -57,6 +57,11 @@ class Product(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
     status_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # A near-duplicate found on upload: the catalog product that looks the same, and how close.
+    duplicate_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("products.id", ondelete="SET NULL"), index=True
+    )
+    duplicate_score: Mapped[float | None] = mapped_column(Float)
 
     category: Mapped[Category | None] = relationship()
     images: Mapped[list[ProductImage]] = relationship(
