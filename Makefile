@@ -1,7 +1,7 @@
 # The two set-up commands of README.md:
 #   make quickstart   install everything into .venv and run the main job (SQLite, no Redis)
 #   make test         install everything into .venv and run the whole test suite
-.PHONY: quickstart test venv services
+.PHONY: quickstart test venv services browser
 
 venv:
 	@./scripts/bootstrap.sh
@@ -12,5 +12,8 @@ quickstart: venv
 services:
 	@./scripts/services.sh
 
-test: venv services
+browser:
+	@./scripts/browser.sh
+
+test: venv services browser
 	.venv/bin/python -m pytest $(PYTEST_ARGS)

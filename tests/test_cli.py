@@ -14,6 +14,7 @@ from PIL import Image
 
 from catalog_ai.cli import cli
 
+ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "taxonomy"
 
 
@@ -31,7 +32,11 @@ def test_db_upgrade_creates_the_embedded_database(run, catalog_home):
     result = run("db", "upgrade")
     assert result.exit_code == 0, result.output
     assert (catalog_home / "catalog.db").is_file()
-    assert "0001_initial" in run("db", "current").output
+    output = run("db", "current").output
+    # The newest migration on disk is the head; a fresh upgrade must land on it.
+    heads = sorted(p.stem for p in (ROOT / "migrations" / "versions").glob("0*.py"))
+    assert f"current: {heads[-1]}" in output
+    assert f"head: {heads[-1]}" in output
 
 
 def test_google_taxonomy_import_and_show(run):
