@@ -104,7 +104,8 @@ def run_quickstart(*, data: Path | None = None, backbone: str = "efficientnet_li
            "training sessions,\n  which overstate certainty on new uploads; after reviewing ~100 products run "
            "`catalog-ai calibrate --from-reviews`")
         + f"\n  data directory: {settings.home}\n"
-        "  next: .venv/bin/catalog-ai dashboard      (review the suggestions, least confident first)\n"
+        "  next: .venv/bin/catalog-ai users hash-password alice >> reviewers.txt   (a reviewer)\n"
+        "        CATALOG_AI_USERS_FILE=reviewers.txt .venv/bin/catalog-ai dashboard   (review, least confident first)\n"
         "        .venv/bin/catalog-ai status         (counts per status)\n"
         "        .venv/bin/catalog-ai train --data DIR --out DIR   (the accurate, fine-tuned model)"
     )

@@ -85,3 +85,18 @@ def test_python_dash_m_entry_point():
         [sys.executable, "-m", "catalog_ai", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "import-folder" not in out and "catalog" in out and "taxonomy" in out
+
+
+def test_users_hash_password_prints_only_a_verifiable_line(catalog_home):
+    from catalog_ai.auth import load_auth_config
+
+    # Prompts go to stderr, so `... >> reviewers.txt` gets the line alone.
+    result = CliRunner().invoke(cli, ["users", "hash-password", "alice"], input="pw-1\npw-1\n")
+    assert result.exit_code == 0, result.output
+    line = result.stdout.strip()
+    assert line.startswith("alice:") and "\n" not in line and "Password" not in line
+    auth = load_auth_config({"CATALOG_AI_USERS": line})
+    assert auth.authenticate("alice", "pw-1") == "alice" and auth.authenticate("alice", "pw-2") is None
+
+    bad = CliRunner().invoke(cli, ["users", "hash-password", "a:b", "--password", "x"])
+    assert bad.exit_code != 0 and "may not be empty or contain" in bad.output

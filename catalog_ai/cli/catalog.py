@@ -185,9 +185,20 @@ def users() -> None:
 
 @users.command("hash-password")
 @click.argument("name")
-@click.password_option(help="the reviewer's password (asked twice when not given)")
-def users_hash_password(name: str, password: str) -> None:
-    """Print a NAME:HASH line for CATALOG_AI_USERS or CATALOG_AI_USERS_FILE."""
+@click.option("--password", default=None,
+              help="the reviewer's password (asked twice, without echo, when not given)")
+def users_hash_password(name: str, password: str | None) -> None:
+    """Print a NAME:HASH line for CATALOG_AI_USERS or CATALOG_AI_USERS_FILE.
+
+    Only the line goes to stdout (the prompts go to stderr), so
+    `catalog-ai users hash-password alice >> reviewers.txt` builds a users file.
+    """
     from catalog_ai.auth import hash_password
 
+    if ":" in name or ";" in name or not name.strip():
+        raise click.BadParameter("a reviewer name may not be empty or contain ':' or ';'", param_hint="NAME")
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    if not password:
+        raise click.BadParameter("an empty password cannot be used", param_hint="--password")
     click.echo(f"{name}:{hash_password(password)}")
