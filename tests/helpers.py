@@ -190,9 +190,12 @@ def random_bundle(
     temperature: float = 1.5,
     thresholds=None,
     metrics: dict | None = None,
+    head_std: float = 0.5,
+    note: str = "random weights for tests",
 ):
     """A bundle for ``tiny-cnn`` with randomly initialised weights (no training): for tests of
-    the bundle format, loading and the model services."""
+    the bundle format, loading and the model services. ``head_std``: the head's weights are
+    drawn wider than the near-zero default so that outputs differ between photos."""
     import torch
 
     from catalog_ai.backbones import create_backbone, get_backbone
@@ -207,7 +210,7 @@ def random_bundle(
     network = HierarchicalClassifier(
         create_backbone("tiny-cnn", pretrained=False), spec.embedding_dim, len(taxonomy.leaf_ids)
     )
-    torch.nn.init.normal_(network.head.weight, std=0.5)  # not the near-zero default: outputs differ
+    torch.nn.init.normal_(network.head.weight, std=head_std)
     return write_bundle(
         out_dir,
         state_dict=network.state_dict(),
@@ -225,5 +228,5 @@ def random_bundle(
         ),
         taxonomy=taxonomy,
         metrics=metrics if metrics is not None else {"held_out": {"leaf_accuracy": 0.5}},
-        training={"note": "random weights for tests"},
+        training={"note": note},
     )

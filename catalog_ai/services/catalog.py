@@ -159,16 +159,7 @@ def import_labelled_files(
                     category=category,
                     label_source=label_source,
                 )
-                product.images.append(
-                    ProductImage(
-                        content_hash=digest,
-                        stored_path=stored.relative_path,
-                        width=info.width,
-                        height=info.height,
-                        size_bytes=info.size_bytes,
-                        format=info.format,
-                    )
-                )
+                product.images.append(ProductImage.from_stored(stored, info))
                 session.add(product)
                 summary.imported += 1
         _tick(on_file, file)

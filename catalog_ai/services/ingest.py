@@ -100,16 +100,7 @@ def ingest_files(
         product = Product(
             title=product_title[:512], external_id=external_id, status=ProductStatus.PENDING
         )
-        product.images.append(
-            ProductImage(
-                content_hash=digest,
-                stored_path=stored.relative_path,
-                width=info.width,
-                height=info.height,
-                size_bytes=info.size_bytes,
-                format=info.format,
-            )
-        )
+        product.images.append(ProductImage.from_stored(stored, info))
         session.add(product)
         new_by_hash[digest] = product
     session.flush()

@@ -1,5 +1,23 @@
-"""Fixtures of the model service tests: one torch thread."""
+"""Fixtures of the service tests: one torch thread, an empty embedded catalog."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from catalog_ai.db import dispose_engines, migrate
+from catalog_ai.media import MediaStore
+from catalog_ai.settings import get_settings
+from catalog_ai.worker import model_cache
 from helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+
+
+@pytest.fixture
+def catalog(catalog_home: Path) -> Iterator[MediaStore]:
+    """The embedded catalog, migrated and empty; no broker, so tasks run in-process."""
+    migrate.upgrade()
+    yield MediaStore(get_settings().media_dir)
+    dispose_engines()
+    model_cache.reset()

@@ -3,8 +3,6 @@ real tiny-cnn bundle (random weights: these tests are about the pipeline, not ac
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -18,8 +16,6 @@ from catalog_ai.db import (
     Product,
     ProductStatus,
     Suggestion,
-    dispose_engines,
-    migrate,
     unit_of_work,
 )
 from catalog_ai.inference.predictor import Predictor
@@ -35,18 +31,9 @@ from catalog_ai.services.classify import (
 )
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.services.status import status_counts
-from catalog_ai.settings import get_settings, reset_settings
-from catalog_ai.worker import model_cache
+from catalog_ai.settings import reset_settings
 from catalog_ai.worker.pipeline import classify_chunk
 from worker.support import LEAVES, activate, bad_files, make_bundle, shared_model
-
-
-@pytest.fixture
-def catalog(catalog_home: Path) -> Iterator[MediaStore]:
-    migrate.upgrade()
-    yield MediaStore(get_settings().media_dir)
-    dispose_engines()
-    model_cache.reset()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ failed rows, and classification only after the commit."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,24 +14,10 @@ from catalog_ai.db import (
     ProductImage,
     ProductStatus,
     Suggestion,
-    dispose_engines,
-    migrate,
     unit_of_work,
 )
-from catalog_ai.media import MediaStore
 from catalog_ai.services.ingest import IngestError, ingest_files
-from catalog_ai.settings import get_settings
-from catalog_ai.worker import model_cache
 from worker.support import activate, bad_files, make_photos, png_bytes, shared_model
-
-
-@pytest.fixture
-def catalog(catalog_home: Path) -> Iterator[MediaStore]:
-    """The embedded catalog, migrated and empty; no broker, so tasks run in-process."""
-    migrate.upgrade()
-    yield MediaStore(get_settings().media_dir)
-    dispose_engines()
-    model_cache.reset()
 
 
 def _count(model) -> int:

@@ -81,35 +81,19 @@ LEAVES = ["Fruit > Apple > Green", "Fruit > Apple > Red", "Fruit > Banana", "Veg
 
 def make_bundle(out_dir: Path, photos: list[Path], *, seed: int = 0):
     """A tiny-cnn bundle whose auto-accept threshold splits ``photos`` about in half."""
-    import torch
-
-    from catalog_ai.backbones import create_backbone, get_backbone
-    from catalog_ai.bundle import write_bundle
     from catalog_ai.inference.decision import Thresholds
     from catalog_ai.inference.predictor import Predictor
-    from catalog_ai.network import HierarchicalClassifier
-    from catalog_ai.taxonomy import Taxonomy
+    from helpers import random_bundle
 
-    taxonomy = Taxonomy.from_paths(LEAVES)
-    spec = get_backbone("tiny-cnn")
-    torch.manual_seed(seed)
-    network = HierarchicalClassifier(
-        create_backbone("tiny-cnn", pretrained=False), spec.embedding_dim, len(taxonomy.leaf_ids)
-    )
-    torch.nn.init.normal_(network.head.weight, std=1.0)
-    bundle = write_bundle(
+    bundle = random_bundle(
         out_dir,
-        state_dict=network.state_dict(),
-        backbone="tiny-cnn",
-        embedding_dim=spec.embedding_dim,
-        preprocessing=spec.preprocessing,
-        image_size=32,
-        eval_crop_pct=1.0,
+        paths=LEAVES,
+        seed=seed,
         temperature=0.05,
         thresholds=Thresholds(decision=0.5, auto_accept=1.01),
-        taxonomy=taxonomy,
         metrics={},
-        training={"note": "random weights for the worker tests"},
+        head_std=1.0,
+        note="random weights for the worker tests",
     )
     predictions = Predictor(bundle).predict(photos)
     leaf_confidences = sorted(

@@ -12,6 +12,8 @@ from catalog_ai.db.base import Base
 
 if TYPE_CHECKING:
     from catalog_ai.db.models.embedding import Embedding
+    from catalog_ai.images import ImageInfo
+    from catalog_ai.media import StoredFile
     from catalog_ai.db.models.product import Product
 
 __all__ = ["ProductImage"]
@@ -36,6 +38,18 @@ class ProductImage(Base):
     embeddings: Mapped[list[Embedding]] = relationship(
         back_populates="image", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    @classmethod
+    def from_stored(cls, stored: StoredFile, info: ImageInfo) -> ProductImage:
+        """The row of a photo just put in the media store (``info``: its probed header)."""
+        return cls(
+            content_hash=stored.content_hash,
+            stored_path=stored.relative_path,
+            width=info.width,
+            height=info.height,
+            size_bytes=info.size_bytes,
+            format=info.format,
+        )
 
     def __repr__(self) -> str:
         return (

@@ -1,7 +1,7 @@
 """This plugin's weights land on the right tensors and still recognise bananas.
 
-A copy of the project's ``tests/backbones/test_efficientnet_lite.py`` (which CI runs), plus the
-contract check every plugin should have; keep the two in step.
+The project's CI runs them too (``testpaths`` in the root ``pyproject.toml`` includes
+``plugins/``); ``pytest plugins/efficientnet_lite`` runs them alone.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The plugin's own tests: the contract, the pooling maths and the reused Lite0 weights.
 
-The project runs the same checks from ``tests/backbones/test_gem_pooling.py``; keep them in step.
+The project's CI runs them too (``testpaths`` in the root ``pyproject.toml`` includes ``plugins/``).
 """
 
 from __future__ import annotations
