@@ -152,9 +152,23 @@ def screenshot_pages(page, out_dir: Path, *, before=None) -> list[Path]:
             before(page, title)
             settle(page)
         path = out_dir / f"{stem}.png"
-        page.screenshot(path=str(path), full_page=True)
+        _screenshot_whole_app(page, path)
         shots.append(path)
     return shots
+
+
+def _screenshot_whole_app(page, path: Path) -> None:
+    """Streamlit scrolls inside its main container, so a "full page" shot is only the window:
+    grow the window to the content's height for the shot, then put it back."""
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], section.main, "
+        "[data-testid=stAppViewContainer]')].map(e => e.scrollHeight), document.body.scrollHeight)"
+    )
+    page.set_viewport_size({"width": size["width"], "height": min(max(size["height"], int(height) + 40), 6000)})
+    settle(page, pause=0.8)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
 
 
 def copy_screenshots(shots: list[Path], dest: Path) -> None:
