@@ -23,12 +23,25 @@ from catalog_ai.prototypes import FusionParams
 __all__ = ["fuse", "fit_fusion", "open_set_threshold"]
 
 
-def fuse(head_logits: torch.Tensor, proto_cosines: torch.Tensor, params: FusionParams) -> torch.Tensor:
+def fuse(
+    head_logits: torch.Tensor,
+    proto_cosines: torch.Tensor,
+    params: FusionParams,
+    trained_best: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``(B, H)`` temperature-scaled head logits + ``(B, P)`` cosines of prototype-only categories
-    → ``(B, H + P)`` probabilities (head categories first)."""
+    → ``(B, H + P)`` probabilities (head categories first).
+
+    ``trained_best``: ``(B,)`` each photo's best cosine to the prototypes of the trained
+    categories; with ``params.nearest_gate``, a prototype-only category that is not nearer than
+    that gets no probability (see :class:`FusionParams`)."""
     if proto_cosines.shape[1] == 0:
         return head_logits.softmax(dim=1)
-    proto_logits = params.scale * proto_cosines.to(head_logits.dtype) + params.bias
+    cosines = proto_cosines.to(head_logits.dtype)
+    proto_logits = params.scale * cosines + params.bias
+    if params.nearest_gate and trained_best is not None:
+        closer = cosines > trained_best.to(head_logits.dtype)[:, None]
+        proto_logits = proto_logits.masked_fill(~closer, float("-inf"))
     return torch.cat([head_logits, proto_logits], dim=1).softmax(dim=1)
 
 

@@ -136,7 +136,8 @@ def predict_cmd(model_dir: Path, images_: tuple[Path, ...], as_json: bool, top_k
         chosen = d.path or "(abstains: not confident even at the top level)"
         note = "" if not d.backed_off else f"   [backed off from {d.leaf_path} at {d.leaf_confidence:.2f}]"
         click.echo(f"{r.source}\n  {chosen}   confidence {d.confidence:.3f}"
-                   + ("   auto-accept" if d.auto_accept else "") + note)
+                   + ("   auto-accept" if d.auto_accept else "")
+                   + ("   possibly a new category (far from every known one)" if d.open_set else "") + note)
         for depth, level in enumerate(d.levels, start=1):
             alts = ", ".join(f"{c.path.split(' > ')[-1]} {c.probability:.2f}" for c in level)
             click.echo(f"    depth {depth}: {alts}")

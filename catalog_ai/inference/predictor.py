@@ -106,6 +106,10 @@ class Predictor:
             if src != "train" and p not in head_classes
         ]
         self._proto_only_idx = torch.tensor([i for i, _ in only], dtype=torch.long)
+        only_set = {i for i, _ in only}
+        self._trained_idx = torch.tensor(
+            [] if memory is None else [i for i in range(len(memory.paths)) if i not in only_set], dtype=torch.long
+        )
         self.proto_only_paths = [p for _, p in only]
         taxonomy = head_tree.extended(self.proto_only_paths) if only else head_tree
         rows = taxonomy.node_index
@@ -151,7 +155,8 @@ class Predictor:
         open_set = np.zeros(n, dtype=bool)
         if self.prototypes is not None and len(self.prototypes.paths):
             cos = torch.from_numpy(self.prototypes.similarities(emb_np)).double()
-            probs = fuse(head, cos[:, self._proto_only_idx], self.prototypes.fusion)
+            trained_best = cos[:, self._trained_idx].max(dim=1).values if len(self._trained_idx) else None
+            probs = fuse(head, cos[:, self._proto_only_idx], self.prototypes.fusion, trained_best)
             open_set = cos.max(dim=1).values.numpy() < self.prototypes.fusion.open_set_cosine
         else:
             probs = head.softmax(dim=1)

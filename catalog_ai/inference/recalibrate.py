@@ -18,6 +18,7 @@ import torch
 from catalog_ai.bundle import BundleError, ModelBundle
 from catalog_ai.calibration import Calibration, calibrate, expected_calibration_error, leaf_confidence
 from catalog_ai.errors import ImageError
+from catalog_ai.fusion import open_set_threshold
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.progress import progress_bar
 
@@ -26,10 +27,11 @@ __all__ = ["held_out_logits", "recalibrate_bundle"]
 
 def held_out_logits(
     predictor: Predictor, files: Sequence[Path], labels: Sequence[str], *, progress: bool = False,
-    skip_unknown: bool = False,
+    skip_unknown: bool = False, embeddings: list[np.ndarray] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]:
     """Raw leaf logits and label rows of labelled photos; unreadable photos are skipped, and with
-    ``skip_unknown`` so are photos of categories the head does not output (few-shot ones)."""
+    ``skip_unknown`` so are photos of categories the head does not output (few-shot ones).
+    ``embeddings``: a list that receives the photos' embeddings, batch by batch."""
     rows_of = predictor.bundle.taxonomy.node_index
     unknown = sorted({label for label in labels if label not in rows_of})
     if unknown and skip_unknown:
@@ -45,7 +47,10 @@ def held_out_logits(
 
     def flush() -> None:
         if batch:
-            logits.append(predictor.embed_logits(batch)[1].float().cpu())
+            emb, batch_logits = predictor.embed_logits(batch)
+            logits.append(batch_logits.float().cpu())
+            if embeddings is not None:
+                embeddings.append(emb.float().cpu().numpy())
             rows.extend(batch_rows)
             batch.clear()
             batch_rows.clear()
@@ -73,7 +78,9 @@ def recalibrate_bundle(
     """Fit temperature and thresholds on the given photos and save them into the bundle."""
     predictor = Predictor.load(bundle_dir)
     bundle = predictor.bundle
-    logits, rows, skipped = held_out_logits(predictor, files, labels, progress=progress, skip_unknown=skip_unknown)
+    embedded: list[np.ndarray] = []
+    logits, rows, skipped = held_out_logits(predictor, files, labels, progress=progress, skip_unknown=skip_unknown,
+                                            embeddings=embedded)
     before_probs = predictor.tree.node_probs((logits / bundle.temperature).softmax(1)).double().numpy()
     conf_before, correct = leaf_confidence(before_probs, rows.numpy(), predictor.tree)
     cal = calibrate(
@@ -96,6 +103,15 @@ def recalibrate_bundle(
         "ece_before": expected_calibration_error(conf_before, correct),
         "ece_after_in_sample": expected_calibration_error(conf_after, correct),
     }
+    memory = predictor.prototypes
+    if memory is not None and len(memory.paths):
+        # The open-set threshold was set on photos held out of the training sessions, whose best
+        # prototype cosines are higher than new uploads': re-set it on these photos too.
+        best = memory.similarities(np.concatenate(embedded)).max(axis=1)
+        report["open_set_cosine_before"] = memory.fusion.open_set_cosine
+        memory.fusion.open_set_cosine = open_set_threshold(best)
+        report["open_set_cosine"] = memory.fusion.open_set_cosine
+        memory.save(bundle.path)
     bundle.temperature = cal.temperature
     bundle.thresholds = cal.thresholds
     bundle.metrics = {**bundle.metrics, "calibration": report}
