@@ -6,12 +6,13 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from catalog_ai.cli import cli
 from catalog_ai.evaluation import REPORT_FILES
-from helpers import LEAF_PATHS, isolated_home, make_tree, one_torch_thread, torch_single_thread  # noqa: F401
+from helpers import LEAF_PATHS, isolated_home, make_tree, one_torch_thread, torch_single_thread, write_photo  # noqa: F401
 
 DECISION_KEYS = {
     "path",
@@ -224,3 +225,20 @@ def test_train_from_catalog_after_import_folder(catalog_home, tmp_path):
         .stdout.rstrip()
         .endswith("(active)")
     )
+
+
+def test_train_from_catalog_leaves_rare_categories_to_prototypes(catalog_home, tmp_path):
+    data = make_tree(tmp_path / "data", per_class=8, seed=4)
+    rng = np.random.default_rng(5)
+    for i in range(3):  # a category with 3 photos: below the default minimum of 5
+        write_photo(data / "Veg" / "Kale" / f"kale-{i}.png", (120, 120, 120), rng)
+    assert invoke("catalog", "import-folder", data).exit_code == 0
+    result = invoke("train", "--from-catalog", "--backbone", "tiny-cnn", "--epochs", 1, "--image-size", 32,
+                    "--out", tmp_path / "model", "--accelerator", "cpu", "--devices", "1")
+    assert result.exit_code == 0, result.output
+    assert "1 categories with fewer than 5 photos served by few-shot prototypes (3 photos)" in result.stdout
+    taxonomy = json.loads((tmp_path / "model" / "taxonomy.json").read_text())
+    assert "Veg > Kale" not in {" > ".join(n["path"]) for n in taxonomy["nodes"]}  # no head output
+    listed = json.loads(invoke("fewshot", "list", "--model", tmp_path / "model", "--json").stdout)
+    kale = [c for c in listed["categories"] if c["path"] == "Veg > Kale"]
+    assert len(kale) == 1 and kale[0]["examples"] == 3

@@ -65,15 +65,19 @@ def backbones_list(as_json: bool) -> None:
 @click.option("--strategy", default="auto", show_default=True, help="Lightning strategy, e.g. ddp")
 @click.option("--precision", default="32-true", show_default=True, help="e.g. 16-mixed or bf16-mixed on a GPU")
 @click.option("--num-workers", type=int, default=0, show_default=True, help="data loading processes")
+@click.option("--min-photos-per-category", type=click.IntRange(1), default=5, show_default=True,
+              help="with --from-catalog: categories with fewer accepted photos are served by few-shot "
+                   "prototypes instead of a head output")
 @click.option("--auto-accept-from-holdout", is_flag=True,
               help="switch auto-accept on from photos held out of the training folder (they share its "
                    "photo sessions and overstate certainty; prefer --val-data or `catalog-ai calibrate`)")
 def train_cmd(data_dir, from_catalog, out_dir, mode, backbone, backbone_weights, epochs, image_size, val_data, seed,
               batch_size, lr, frozen_groups, accelerator, devices, strategy, precision, num_workers,
-              auto_accept_from_holdout) -> None:
+              min_photos_per_category, auto_accept_from_holdout) -> None:
     """Fine-tune a backbone into a calibrated hierarchical classifier and write a model bundle."""
+    from catalog_ai.taxonomy import Taxonomy
     from catalog_ai.training.fit import TrainConfig, fit
-    from catalog_ai.training.sources import examples_from_catalog, load_folder_examples
+    from catalog_ai.training.sources import examples_from_catalog, load_folder_examples, split_rare_categories
 
     if bool(data_dir) == bool(from_catalog):
         raise click.UsageError("give exactly one of --data DIR or --from-catalog")
@@ -85,9 +89,13 @@ def train_cmd(data_dir, from_catalog, out_dir, mode, backbone, backbone_weights,
                         ("lr", lr), ("frozen_groups", frozen_groups)):
         if value is not None:
             setattr(config, name, value)
+    rare = []
     if from_catalog:
         ensure_db()
         taxonomy, examples, description = examples_from_catalog()
+        examples, rare = split_rare_categories(examples, min_photos_per_category)
+        if rare:
+            taxonomy = Taxonomy.from_paths(sorted({e.label for e in examples}))
     else:
         taxonomy, examples, description = load_folder_examples(data_dir)
     held_out = None
@@ -97,6 +105,12 @@ def train_cmd(data_dir, from_catalog, out_dir, mode, backbone, backbone_weights,
                  data_description=description)
     if result is None:
         return
+    if rare:
+        from catalog_ai.services.fewshot import add_examples
+
+        added = add_examples(out_dir, [(e.file, tuple(e.label.split(" > "))) for e in rare])
+        click.echo(f"  {len(added.added) + len(added.updated)} categories with fewer than "
+                   f"{min_photos_per_category} photos served by few-shot prototypes ({added.photos} photos)")
     m = result.bundle.metrics["held_out"]
     click.echo(
         f"model {result.bundle.version} written to {out_dir}\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import select
@@ -13,7 +15,7 @@ from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import Taxonomy, format_path, scan_folder
 from catalog_ai.training.data import Example, TrainingDataError
 
-__all__ = ["load_folder_examples", "examples_from_catalog"]
+__all__ = ["load_folder_examples", "examples_from_catalog", "split_rare_categories"]
 
 
 def load_folder_examples(root: Path, *, taxonomy: Taxonomy | None = None) -> tuple[Taxonomy, list[Example], str]:
@@ -35,6 +37,29 @@ def load_folder_examples(root: Path, *, taxonomy: Taxonomy | None = None) -> tup
             )
     description = f"folder:{root.resolve()} ({len(examples)} photos)"
     return taxonomy or scan.taxonomy, examples, description
+
+
+def split_rare_categories(examples: Sequence[Example], min_photos: int) -> tuple[list[Example], list[Example]]:
+    """``(for the head, for prototypes)``: categories with fewer than ``min_photos`` photos are
+    left to the few-shot prototypes, which serve a category from one photo, instead of becoming
+    head outputs trained on almost nothing.
+
+    Only categories that are not above another label move, and only when what stays keeps them
+    outside the head's leaves (a prototype category cannot hang below a head leaf)."""
+    counts = Counter(e.label for e in examples)
+    labels = set(counts)
+    sep = " > "
+    rare = {
+        label for label, n in counts.items()
+        if n < min_photos and not any(other.startswith(label + sep) for other in labels)
+    }
+    staying = labels - rare
+    for label in sorted(rare):
+        parent = label.rsplit(sep, 1)[0] if sep in label else None
+        # The parent would be a head leaf if it has photos and nothing below it stays.
+        if parent in staying and not any(o.startswith(parent + sep) for o in staying):
+            rare.discard(label)
+    return [e for e in examples if e.label not in rare], [e for e in examples if e.label in rare]
 
 
 def examples_from_catalog() -> tuple[Taxonomy, list[Example], str]:
