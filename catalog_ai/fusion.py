@@ -108,6 +108,10 @@ def fit_fusion(
     s, b = float(scale.detach()), float(bias.detach())
     if not (np.isfinite(s) and np.isfinite(b)) or s <= 0:
         return FusionParams(fitted_on=f"{source} (fit failed: defaults)")
+    if s == 20.0 and b == -8.0:
+        # L-BFGS stops at once when the simulation gives it nothing to move for (e.g. a head that
+        # is always right by a wide margin): say so instead of claiming a fit.
+        return FusionParams(fitted_on=f"{source} ({len(idx)} photos; the fit did not move: defaults)")
     return FusionParams(scale=s, bias=b, fitted_on=f"{source} ({len(idx)} photos)")
 
 

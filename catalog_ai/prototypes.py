@@ -79,6 +79,9 @@ class PrototypeMemory:
     counts: np.ndarray | None = None  # (P,)
     sources: list[str] = field(default_factory=list)  # "train" | "fewshot" | "review" per path
     fusion: FusionParams = field(default_factory=FusionParams)
+    # sha256 of the example photos added with ``fewshot add``: adding the same photo twice
+    # (a re-run after an interrupted command) must not count it twice.
+    example_hashes: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         dim = self.center.shape[0]
@@ -125,7 +128,8 @@ class PrototypeMemory:
 
     def copy(self) -> PrototypeMemory:
         return PrototypeMemory(self.center.copy(), list(self.paths), self.sums.copy(), self.counts.copy(),
-                               list(self.sources), FusionParams.from_dict(self.fusion.to_dict()))
+                               list(self.sources), FusionParams.from_dict(self.fusion.to_dict()),
+                               set(self.example_hashes))
 
     # -- persistence -----------------------------------------------------------------------
 
@@ -139,7 +143,8 @@ class PrototypeMemory:
                    "counts": self.counts.astype(np.int64)}, str(tmp_arrays))
         tmp_meta = directory / (META + ".tmp")
         tmp_meta.write_text(json.dumps({"version": 1, "paths": self.paths, "sources": self.sources,
-                                        "fusion": self.fusion.to_dict()}, ensure_ascii=False), "utf-8")
+                                        "fusion": self.fusion.to_dict(),
+                                        "example_hashes": sorted(self.example_hashes)}, ensure_ascii=False), "utf-8")
         tmp_arrays.replace(directory / ARRAYS)
         tmp_meta.replace(directory / META)
 
@@ -155,7 +160,8 @@ class PrototypeMemory:
             arrays = load_file(str(directory / ARRAYS))
             meta = json.loads((directory / META).read_text("utf-8"))
             memory = cls(arrays["center"], list(meta["paths"]), arrays["sums"], arrays["counts"],
-                         list(meta["sources"]), FusionParams.from_dict(meta.get("fusion", {})))
+                         list(meta["sources"]), FusionParams.from_dict(meta.get("fusion", {})),
+                         set(meta.get("example_hashes", [])))
         except (OSError, KeyError, ValueError) as exc:
             raise PrototypeError(f"{directory}: the prototype memory is damaged ({exc}); re-add the few-shot categories") from exc
         if len(memory.paths) != len(memory.sums) or len(memory.paths) != len(memory.counts):

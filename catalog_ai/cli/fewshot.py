@@ -33,6 +33,7 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool) -> None:
     click.echo(
         f"{result.photos} photos in {result.seconds:.1f} s: added {len(result.added)} categories, "
         f"updated {len(result.updated)}"
+        + (f" ({result.already_added} photos were already examples: not counted again)" if result.already_added else "")
     )
     for path in result.added:
         click.echo(f"  new: {path}")

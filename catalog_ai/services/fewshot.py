@@ -25,8 +25,10 @@ from sqlalchemy.orm import Session
 
 from catalog_ai.db import Category, Embedding, ModelVersion, Product, ProductImage, ProductStatus
 from catalog_ai.errors import ImageError
+from catalog_ai.media import content_hash
+from catalog_ai.settings import get_settings
 from catalog_ai.prototypes import PrototypeError, PrototypeMemory
-from catalog_ai.taxonomy import Taxonomy, format_path
+from catalog_ai.taxonomy import SEPARATOR, Taxonomy, format_path
 
 __all__ = ["FewshotResult", "add_examples", "check_new_paths", "review_examples", "memory_with_reviews"]
 
@@ -36,6 +38,7 @@ class FewshotResult:
     added: list[str] = field(default_factory=list)  # new categories
     updated: list[str] = field(default_factory=list)  # existing categories with more examples
     photos: int = 0
+    already_added: int = 0  # photos this memory already holds (same file content): not counted again
     seconds: float = 0.0
 
 
@@ -83,28 +86,52 @@ def add_examples(bundle_dir: Path, examples: Sequence[tuple[Path, tuple[str, ...
     paths = sorted({format_path(p) for _, p in examples})
     check_new_paths(bundle.taxonomy, memory, paths)
     predictor = Predictor(bundle)
-    squares, labels, failed = [], [], []
+    squares, labels, digests, failed = [], [], [], []
+    already, seen = 0, set(memory.example_hashes)
+    limit = get_settings().max_image_bytes
     for file, path in examples:
         try:
-            squares.append(predictor.prepare(file))
-            labels.append(format_path(path))
+            size = Path(file).stat().st_size
+            if size > limit:  # checked before reading, as for uploads
+                failed.append(f"{file}: {size} bytes is over the {limit}-byte limit (CATALOG_AI_MAX_IMAGE_BYTES)")
+                continue
+            data = Path(file).read_bytes()
+        except OSError as exc:
+            failed.append(f"{file}: {exc.strerror or exc}")
+            continue
+        digest = content_hash(data)
+        if digest in seen:
+            already += 1
+            continue
+        try:
+            squares.append(predictor.prepare(data, name=str(file)))
         except ImageError as exc:
             failed.append(f"{file}: {exc.reason}")
+            continue
+        seen.add(digest)
+        labels.append(format_path(path))
+        digests.append(digest)
     if failed:
         raise PrototypeError(
             f"{len(failed)} example photos cannot be read, nothing was added (first: {failed[0]}); "
             "remove or replace them and run again"
         )
+    result = FewshotResult(photos=len(labels), already_added=already)
+    if not squares:  # every photo is already in the memory: nothing to do
+        result.seconds = time.monotonic() - started
+        return result
     embeddings = np.concatenate([
         predictor.embed_logits(squares[i : i + predictor.batch_size])[0].float().cpu().numpy()
         for i in range(0, len(squares), predictor.batch_size)
     ])
     updated = memory.copy()
-    result = FewshotResult(photos=len(labels))
     for path in paths:
-        (result.updated if path in updated else result.added).append(path)
         sel = [i for i, label in enumerate(labels) if label == path]
+        if not sel:
+            continue
+        (result.updated if path in updated else result.added).append(path)
         updated.add(path, embeddings[sel], source="fewshot")
+    updated.example_hashes |= set(digests)
     updated.save(bundle.path)
     result.seconds = time.monotonic() - started
     return result
@@ -130,11 +157,18 @@ def review_examples(session: Session, model_version: str) -> tuple[list[str], np
 
 
 def memory_with_reviews(base: PrototypeMemory, session: Session, model_version: str) -> PrototypeMemory:
-    """The bundle's memory plus every reviewer-accepted product as an example of its category."""
+    """The bundle's memory plus every reviewer-accepted product as an example of its category.
+
+    A product accepted only down to a grouping (``Fruit > Apple`` above known apple varieties)
+    is not an example: as a category of its own it would compete with its own children, which
+    ``fewshot add`` refuses too. It still trains the head at the next ``train --from-catalog``."""
     paths, vectors = review_examples(session, model_version)
     if not paths:
         return base
     memory = base.copy()
+    known = set(base.paths)
     for path in sorted(set(paths)):
+        if path not in known and any(k.startswith(path + SEPARATOR) for k in known):
+            continue
         memory.add(path, vectors[[i for i, p in enumerate(paths) if p == path]], source="review")
     return memory

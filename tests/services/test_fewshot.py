@@ -441,11 +441,32 @@ def test_memory_with_reviews_adds_each_accepted_product_to_its_category(reviewed
     assert unchanged is base
     # The base memory is not modified.
     assert base.paths == before.paths and np.array_equal(base.sums, before.sums)
-    assert memory.paths == PATHS + ["Fruit > Apple", "Fruit > Kiwi"]
-    assert memory.sources == ["train"] * 4 + ["review", "review"]
+    # The partial acceptance down to the grouping "Fruit > Apple" is not an example: it would
+    # become a category competing with its own children.
+    assert memory.paths == PATHS + ["Fruit > Kiwi"]
+    assert memory.sources == ["train"] * 4 + ["review"]
     assert [memory.count(p) for p in PATHS] == [2, 2, 4, 3]  # Banana +2, Carrot +1 (the correction)
     banana = PATHS.index("Fruit > Banana")
     added = normalise_embeddings(np.stack([reviewed["accepted"], reviewed["accepted-2"]]), base.center).sum(0)
     assert np.allclose(memory.sums[banana], base.sums[banana] + added, atol=1e-6)
     kiwi = memory.paths.index("Fruit > Kiwi")
     assert np.allclose(memory.sums[kiwi], normalise_embeddings(reviewed["new"][None], base.center)[0], atol=1e-6)
+
+
+def test_adding_the_same_photos_again_counts_them_once(trained_bundle, tmp_path):
+    """A re-run (after an interrupted `fewshot add --catalog`, say) must not double the counts."""
+    work = shutil.copytree(trained_bundle.path, tmp_path / "bundle", ignore=shutil.ignore_patterns("checkpoints"))
+    rng = np.random.default_rng(31)
+    photos = [write_photo(tmp_path / "ex" / f"beet-{i}.png", (200, 40, 200), rng) for i in range(3)]
+    first = add_examples(work, [(p, ("Veg", "Beet")) for p in photos])
+    assert first.added == ["Veg > Beet"] and first.photos == 3 and first.already_added == 0
+    sums = PrototypeMemory.load(work).sums.copy()
+    again = add_examples(work, [(p, ("Veg", "Beet")) for p in photos])
+    assert again.already_added == 3 and again.photos == 0 and again.added == again.updated == []
+    memory = PrototypeMemory.load(work)
+    assert memory.count("Veg > Beet") == 3 and np.array_equal(memory.sums, sums)
+    # One new photo among the old ones: only it is added.
+    new = write_photo(tmp_path / "ex" / "beet-new.png", (200, 40, 200), rng)
+    third = add_examples(work, [(p, ("Veg", "Beet")) for p in [*photos, new]])
+    assert third.already_added == 3 and third.photos == 1 and third.updated == ["Veg > Beet"]
+    assert PrototypeMemory.load(work).count("Veg > Beet") == 4
