@@ -12,7 +12,7 @@ from catalog_ai.db import Category, Product, ProductImage, ProductStatus, unit_o
 from catalog_ai.errors import ImportFolderError
 from catalog_ai.media import MediaStore
 from catalog_ai.settings import get_settings
-from catalog_ai.taxonomy import Taxonomy, format_path, scan_folder
+from catalog_ai.taxonomy import SEPARATOR, Taxonomy, format_path, scan_folder
 from catalog_ai.training.data import Example, TrainingDataError
 
 __all__ = ["load_folder_examples", "examples_from_catalog", "split_rare_categories"]
@@ -48,16 +48,15 @@ def split_rare_categories(examples: Sequence[Example], min_photos: int) -> tuple
     outside the head's leaves (a prototype category cannot hang below a head leaf)."""
     counts = Counter(e.label for e in examples)
     labels = set(counts)
-    sep = " > "
     rare = {
         label for label, n in counts.items()
-        if n < min_photos and not any(other.startswith(label + sep) for other in labels)
+        if n < min_photos and not any(other.startswith(label + SEPARATOR) for other in labels)
     }
     staying = labels - rare
     for label in sorted(rare):
-        parent = label.rsplit(sep, 1)[0] if sep in label else None
+        parent = label.rsplit(SEPARATOR, 1)[0] if SEPARATOR in label else None
         # The parent would be a head leaf if it has photos and nothing below it stays.
-        if parent in staying and not any(o.startswith(parent + sep) for o in staying):
+        if parent in staying and not any(o.startswith(parent + SEPARATOR) for o in staying):
             rare.discard(label)
     return [e for e in examples if e.label not in rare], [e for e in examples if e.label in rare]
 
