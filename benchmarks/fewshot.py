@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path(".catalog_ai/models/fewshot-benchmark"))
     ap.add_argument("--held-out", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--label-smoothing", type=float, default=None,
+                    help="train the base model with this label smoothing (default: the training default, 0.1)")
     ap.add_argument("--backbone", default="efficientnet_lite0")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--draws", type=int, default=5)
@@ -80,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         config = TrainConfig(backbone=args.backbone, seed=args.seed)
         if args.epochs:
             config.epochs = args.epochs
+        if args.label_smoothing is not None:
+            config.label_smoothing = args.label_smoothing
         started = time.monotonic()
         fit(config, taxonomy=taxonomy, examples=examples, out_dir=base_model,
             data_description=f"grocery train without {len(novel)} leaves")
@@ -136,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     candidates = [("fine_tuned_on_base_leaves", base_model)]
     if (args.pretrained_model / "bundle.json").is_file():
         candidates.insert(0, ("pretrained_frozen_backbone", args.pretrained_model))
+    else:
+        print(f"catalog-photo one-shot with the pretrained backbone skipped: no bundle at {args.pretrained_model} "
+              "(run `make quickstart` first, or pass --pretrained-model DIR)", file=sys.stderr)
+        figures["catalog_photo_one_shot"]["pretrained_frozen_backbone"] = "skipped: no quick-model bundle"
     for name, bundle_dir in candidates:
         figures["catalog_photo_one_shot"][name] = iconic_one_shot(Predictor.load(bundle_dir), iconic, icon_labels,
                                                                  val_files, val_truth, is_novel)
