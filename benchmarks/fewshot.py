@@ -1,6 +1,7 @@
 """Few-shot benchmarks on the Grocery Store data (issue "few-shot categories").
 
-    .venv/bin/python benchmarks/fewshot.py [--out DIR] [--held-out 16] [--epochs N] [--skip-train]
+    .venv/bin/python benchmarks/fewshot.py [--out DIR] [--held-out 16] [--backbone NAME] [--image-size PX]
+        [--epochs N] [--label-smoothing X] [--skip-train]
 
 1. Generalised few-shot: train with 16 leaf categories held out entirely (seeded choice), then
    add them with k = 1 and k = 5 photos each from train (`fewshot add`, no retraining); report
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--label-smoothing", type=float, default=None,
                     help="train the base model with this label smoothing (default: the training default, 0.1)")
     ap.add_argument("--backbone", default="efficientnet_lite0")
+    ap.add_argument("--image-size", type=int, default=None, help="default: the backbone's")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--skip-train", action="store_true")
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_train:
         examples = [Example(f, format_path(p)) for f, p in train_scan.files if format_path(p) not in novel]
         taxonomy = Taxonomy.from_paths(sorted({e.label for e in examples}))
-        config = TrainConfig(backbone=args.backbone, seed=args.seed)
+        config = TrainConfig(backbone=args.backbone, seed=args.seed, image_size=args.image_size)
         if args.epochs:
             config.epochs = args.epochs
         if args.label_smoothing is not None:
