@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--label-smoothing", type=float, default=None,
                     help="train the base model with this label smoothing (default: the training default, 0.1)")
-    ap.add_argument("--backbone", default="efficientnet_lite0")
+    ap.add_argument("--backbone", default=None, help="default: the training default (efficientnet_lite2)")
     ap.add_argument("--image-size", type=int, default=None, help="default: the backbone's")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--draws", type=int, default=5)
@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_train:
         examples = [Example(f, format_path(p)) for f, p in train_scan.files if format_path(p) not in novel]
         taxonomy = Taxonomy.from_paths(sorted({e.label for e in examples}))
-        config = TrainConfig(backbone=args.backbone, seed=args.seed, image_size=args.image_size)
+        config = TrainConfig(seed=args.seed, image_size=args.image_size)
+        if args.backbone:
+            config.backbone = args.backbone
         if args.epochs:
             config.epochs = args.epochs
         if args.label_smoothing is not None:

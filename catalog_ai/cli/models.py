@@ -49,7 +49,9 @@ def backbones_list(as_json: bool) -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="model bundle directory to write")
 @click.option("--mode", type=click.Choice(["finetune", "linear_probe"]), default="finetune", show_default=True,
               help="finetune: the accurate model; linear_probe: the quick one (frozen backbone, head only)")
-@click.option("--backbone", default="efficientnet_lite0", show_default=True, help="see `catalog-ai backbones list`")
+@click.option("--backbone", default=None,
+              help="see `catalog-ai backbones list` (default: efficientnet_lite2 to fine-tune, "
+                   "efficientnet_lite0 for the linear probe)")
 @click.option("--backbone-weights", type=click.Path(path_type=Path), default=None,
               help="local pretrained weights file (.safetensors or .pth) for the backbone")
 @click.option("--epochs", type=int, default=None, help="default: the preset's")
@@ -82,11 +84,12 @@ def train_cmd(data_dir, from_catalog, out_dir, mode, backbone, backbone_weights,
     if bool(data_dir) == bool(from_catalog):
         raise click.UsageError("give exactly one of --data DIR or --from-catalog")
     config = TrainConfig.preset(mode)
-    config = dataclasses.replace(config, auto_accept_from_holdout=auto_accept_from_holdout, backbone=backbone, seed=seed, accelerator=accelerator, devices=devices,
-                         strategy=strategy, precision=precision, num_workers=num_workers,
-                         backbone_weights=str(backbone_weights) if backbone_weights else None)
-    for name, value in (("epochs", epochs), ("image_size", image_size), ("batch_size", batch_size),
-                        ("lr", lr), ("frozen_groups", frozen_groups)):
+    config = dataclasses.replace(config, auto_accept_from_holdout=auto_accept_from_holdout, seed=seed,
+                                 accelerator=accelerator, devices=devices, strategy=strategy, precision=precision,
+                                 num_workers=num_workers,
+                                 backbone_weights=str(backbone_weights) if backbone_weights else None)
+    for name, value in (("backbone", backbone), ("epochs", epochs), ("image_size", image_size),
+                        ("batch_size", batch_size), ("lr", lr), ("frozen_groups", frozen_groups)):
         if value is not None:
             setattr(config, name, value)
     rare = []

@@ -12,7 +12,7 @@ from catalog_ai.bundle import ModelBundle
 from catalog_ai.errors import BackboneError
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.training.data import Example, TrainingDataError, stratified_split
-from catalog_ai.training.fit import PRECISION_TARGETS, fit
+from catalog_ai.training.fit import PRECISION_TARGETS, TrainConfig, fit
 from catalog_ai.training.sources import load_folder_examples
 from helpers import LEAF_PATHS, make_tree, tiny_config
 
@@ -173,3 +173,9 @@ def test_holdout_can_be_trusted_explicitly(tmp_path, catalog_home):
                  out_dir=tmp_path / "out")
     t = result.bundle.thresholds
     assert t.auto_accept == t.auto_accept_by_precision["0.98"]
+
+
+def test_each_mode_has_its_own_default_backbone():
+    # The accurate model fine-tunes Lite2; the quick model (main job) probes Lite0 to stay fast.
+    assert TrainConfig.preset("finetune").backbone == "efficientnet_lite2"
+    assert TrainConfig.preset("linear_probe").backbone == "efficientnet_lite0"
