@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--image-size", type=int, default=None)
     parser.add_argument("--frozen-groups", type=int, default=None)
+    parser.add_argument("--label-smoothing", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--skip-train", action="store_true", help="evaluate an existing bundle at --out")
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Grocery Store dataset not found: pass --data DIR", file=sys.stderr)
         return 2
     config = TrainConfig(seed=args.seed, accelerator=args.accelerator)
-    for name in ("backbone", "epochs", "image_size", "frozen_groups"):
+    for name in ("backbone", "epochs", "image_size", "frozen_groups", "label_smoothing"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
 
