@@ -48,6 +48,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
             2,
             "--image-size",
             32,
+            "--label-smoothing",
+            0.05,
             "--out",
             base / "model",
             "--accelerator",
@@ -67,6 +69,8 @@ def test_train_writes_a_bundle_and_says_what_it_did(trained):
     assert f"model {version} written to {model}" in output
     assert "trained on 28 photos, calibrated on 4 held-out photos, skipped 0 unreadable" in output
     assert f"catalog-ai models register {model}" in output
+    config = json.loads((model / "bundle.json").read_text())["training"]["config"]
+    assert config["label_smoothing"] == 0.05 and config["backbone"] == "tiny-cnn"
 
 
 def test_predict_json(trained, catalog_home, tmp_path):

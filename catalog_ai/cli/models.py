@@ -62,6 +62,9 @@ def backbones_list(as_json: bool) -> None:
 @click.option("--batch-size", type=int, default=None)
 @click.option("--lr", type=float, default=None)
 @click.option("--frozen-groups", type=int, default=None, help="backbone layer groups kept frozen (stem first)")
+@click.option("--label-smoothing", type=click.FloatRange(0.0, 0.5, max_open=True), default=None,
+              help="default 0.1; 0 keeps known categories steadier when few-shot categories are added, "
+                   "but the model is less accurate and less calibrated (docs/BENCHMARKS.md)")
 @click.option("--accelerator", default="auto", show_default=True, help="cpu, gpu, mps or auto")
 @click.option("--devices", default="auto", show_default=True, help="number of devices, e.g. 2 for two GPUs")
 @click.option("--strategy", default="auto", show_default=True, help="Lightning strategy, e.g. ddp")
@@ -74,7 +77,7 @@ def backbones_list(as_json: bool) -> None:
               help="switch auto-accept on from photos held out of the training folder (they share its "
                    "photo sessions and overstate certainty; prefer --val-data or `catalog-ai calibrate`)")
 def train_cmd(data_dir, from_catalog, out_dir, mode, backbone, backbone_weights, epochs, image_size, val_data, seed,
-              batch_size, lr, frozen_groups, accelerator, devices, strategy, precision, num_workers,
+              batch_size, lr, frozen_groups, label_smoothing, accelerator, devices, strategy, precision, num_workers,
               min_photos_per_category, auto_accept_from_holdout) -> None:
     """Fine-tune a backbone into a calibrated hierarchical classifier and write a model bundle."""
     from catalog_ai.taxonomy import Taxonomy
@@ -89,7 +92,8 @@ def train_cmd(data_dir, from_catalog, out_dir, mode, backbone, backbone_weights,
                                  num_workers=num_workers,
                                  backbone_weights=str(backbone_weights) if backbone_weights else None)
     for name, value in (("backbone", backbone), ("epochs", epochs), ("image_size", image_size),
-                        ("batch_size", batch_size), ("lr", lr), ("frozen_groups", frozen_groups)):
+                        ("batch_size", batch_size), ("lr", lr), ("frozen_groups", frozen_groups),
+                        ("label_smoothing", label_smoothing)):
         if value is not None:
             setattr(config, name, value)
     rare = []
