@@ -26,6 +26,7 @@ from catalog_ai.evaluation import evaluate_arrays
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.inference.recalibrate import held_out_logits
 from catalog_ai.services.evaluate import evaluate_folder
+from catalog_ai.taxonomy import labelled_files
 from catalog_ai.training.fit import TrainConfig, fit
 from catalog_ai.training.sources import load_folder_examples
 
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=None)
     parser.add_argument("--frozen-groups", type=int, default=None)
     parser.add_argument("--label-smoothing", type=float, default=None)
+    parser.add_argument("--num-workers", type=int, default=None, help="data-loader processes (GPU runs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--skip-train", action="store_true", help="evaluate an existing bundle at --out")
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Grocery Store dataset not found: pass --data DIR", file=sys.stderr)
         return 2
     config = TrainConfig(seed=args.seed, accelerator=args.accelerator)
-    for name in ("backbone", "epochs", "image_size", "frozen_groups", "label_smoothing"):
+    for name in ("backbone", "epochs", "image_size", "frozen_groups", "label_smoothing", "num_workers"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
 
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         predictor, [e.file for e in val_examples], [e.label for e in val_examples], seed=args.seed
     )
     torch.set_num_threads(min(2, os.cpu_count() or 2))
-    val_files = sorted((root / "val").rglob("*.jpg"))
+    val_files = [f for f, _ in labelled_files(root / "val")]
     figures["serving_2_threads"] = measure_throughput(predictor, val_files)
     print(json.dumps(figures, indent=2))
     return 0

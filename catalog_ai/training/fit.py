@@ -186,7 +186,11 @@ def fit(
         trainer.fit(module, datamodule=data)
         if not trainer.is_global_zero:  # other ranks of a multi-GPU run stop here
             return None  # type: ignore[return-value]
-        device = str(trainer.strategy.root_device)
+        root = trainer.strategy.root_device
+        device = str(root)
+        # Lightning hands the module back on the CPU; embedding the photos for calibration and
+        # prototypes on the training device instead saves most of that step on a GPU.
+        module.to(root)
     fit_s = time.monotonic() - t0
 
     t0 = time.monotonic()
@@ -220,7 +224,7 @@ def fit(
     }
     bundle = write_bundle(
         out_dir,
-        state_dict=module.network.state_dict(),
+        state_dict={k: v.detach().cpu() for k, v in module.network.state_dict().items()},
         backbone=config.backbone,
         embedding_dim=spec.embedding_dim,
         preprocessing=spec.preprocessing,
