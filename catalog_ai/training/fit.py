@@ -51,8 +51,9 @@ class TrainConfig:
     mode: str = "finetune"  # or "linear_probe": the quick model (frozen backbone, head only)
     # Fine-tuning: EfficientNet-Lite2 at its native 260 px. On the Grocery Store (2 CPU threads)
     # it gave 82.1 % val leaf accuracy and 48 % coverage at 98 % precision against Lite0's 79.7 % and
-    # 28 %, trained in 15 min and serves 41 photos/s (docs/BENCHMARKS.md). The quick model keeps
-    # Lite0 (see ``preset``): it must fit the main job's few minutes.
+    # 28 %, trained in 15 min and serves 41 photos/s (29 min and ~20 photos/s on a slower VM of the
+    # same kind; docs/BENCHMARKS.md). The quick model keeps Lite0 (see ``preset``): it must fit
+    # the main job's few minutes.
     backbone: str = "efficientnet_lite2"
     epochs: int = 8
     image_size: int | None = None  # default: the backbone's native input size
