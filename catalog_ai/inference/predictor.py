@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,12 @@ from catalog_ai.bundle import BundleError, ModelBundle
 from catalog_ai.errors import BackboneError, ImageError
 from catalog_ai.hierarchy import TreeIndex
 from catalog_ai.inference.decision import Decider, Decision
+from catalog_ai.inference.frozen import freeze_backbone
 from catalog_ai.fusion import fuse
 from catalog_ai.network import HierarchicalClassifier
 from catalog_ai.preprocess import center_crop, eval_square_size, normalise, square
 from catalog_ai.prototypes import PrototypeMemory
+from catalog_ai.settings import get_settings
 
 __all__ = ["Analysis", "Predictor", "Prediction"]
 
@@ -48,10 +51,18 @@ class Predictor:
     Batches of 8 are the sweet spot on a 2-core CPU (measured: larger batches fall out of cache).
     """
 
-    def __init__(self, bundle: ModelBundle, *, device: str = "cpu", batch_size: int = 8):
+    def __init__(self, bundle: ModelBundle, *, device: str = "cpu", batch_size: int = 8,
+                 freeze: bool | None = None):
+        """``freeze``: serve the backbone as a frozen graph on the CPU (default: the
+        ``CATALOG_AI_FREEZE_NETWORK`` setting; see :mod:`catalog_ai.inference.frozen`)."""
         self.bundle = bundle
         self.device = torch.device(device)
         self.batch_size = batch_size
+        if freeze is None:
+            freeze = get_settings().freeze_network
+        self._freeze = freeze and self.device.type == "cpu"
+        self._frozen_backbone: torch.nn.Module | None = None
+        self._freeze_lock = threading.Lock()
         try:
             spec = get_backbone(bundle.backbone)
         except BackboneError as exc:
@@ -141,8 +152,22 @@ class Predictor:
         batch = torch.from_numpy(np.stack(squares)).to(self.device)
         pre = self.bundle.preprocessing
         x = normalise(center_crop(batch, self.bundle.image_size), pre.mean, pre.std)
-        emb = self.network.embed(x)
+        emb = self._backbone(x)(x)
         return emb, self.network.head(emb)
+
+    def _backbone(self, x: torch.Tensor) -> torch.nn.Module:
+        """The frozen backbone once traced on the first batch (see ``freeze``), else the eager one."""
+        if self._freeze:
+            with self._freeze_lock:  # worker threads may share one predictor
+                if self._freeze:
+                    self._frozen_backbone = freeze_backbone(self.network.backbone, x)
+                    self._freeze = False
+        return self.network.backbone if self._frozen_backbone is None else self._frozen_backbone
+
+    @property
+    def frozen(self) -> bool:
+        """Whether batches go through the frozen backbone (known after the first batch)."""
+        return self._frozen_backbone is not None
 
     @torch.inference_mode()
     def analyse(self, squares: Sequence[np.ndarray]) -> Analysis:

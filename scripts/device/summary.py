@@ -24,6 +24,7 @@ def summary(text: str) -> dict:
         "ece": round(val["ece"], 4),
         "cross_fitted": cross_fitted,
         "serving": figures["serving_2_threads"],
+        "over_splits": figures.get("val_cross_fitted_over_splits"),
     }
 
 
