@@ -225,7 +225,7 @@ def fit(
     }
     bundle = write_bundle(
         out_dir,
-        state_dict={k: v.detach().cpu() for k, v in module.network.state_dict().items()},
+        state_dict=module.network.state_dict(),  # write_bundle copies it to the CPU
         backbone=config.backbone,
         embedding_dim=spec.embedding_dim,
         preprocessing=spec.preprocessing,
