@@ -112,3 +112,55 @@ def test_data_that_is_not_a_folder_is_one_clean_error(catalog_home, model, tmp_p
     result = invoke("fewshot", "add", "--model", model, "--data", tmp_path / "missing", "--no-catalog")
     assert result.exit_code == 2 and "is not a folder of example photos" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_refine_moves_a_one_photo_category_towards_its_unlabelled_photos(catalog_home, model, tmp_path):
+    from catalog_ai.prototypes import PrototypeMemory
+
+    # One poor example (darker than the category's photos usually are) ...
+    data = example_tree(tmp_path / "examples", {("Veg", "Beet"): (1, (150, 20, 150))})
+    assert invoke("fewshot", "add", "--model", model, "--data", data, "--no-catalog").exit_code == 0
+    before = PrototypeMemory.load(model)
+    # ... and a backlog of unlabelled photos: typical beets, known categories, one broken file.
+    pool = example_tree(tmp_path / "backlog", {("a",): (6, MAGENTA), ("b",): (6, (40, 190, 40)),
+                                               ("c",): (6, (30, 60, 220))})
+    (pool / "a" / "broken.jpg").write_bytes(b"not a photo")
+    result = invoke("fewshot", "refine", "--model", model, "--pool", pool, "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["photos"] == 18 and len(out["unreadable"]) == 1 and "broken.jpg" in out["unreadable"][0]
+    assert set(out["taken"]) == {"Veg > Beet"} and 3 < out["taken"]["Veg > Beet"] <= 18
+
+    after = PrototypeMemory.load(model)
+    beet = before.paths.index("Veg > Beet")
+    assert np.array_equal(after.sums, before.sums) and np.array_equal(after.counts, before.counts)
+    assert not np.allclose(after.prototypes()[beet], before.prototypes()[beet])
+    trained = [i for i, s in enumerate(after.sources) if s == "train"]
+    assert np.allclose(after.prototypes()[trained], before.prototypes()[trained])
+    # The refined prototype is nearer to the typical beet photos than the single example was.
+    typical = example_tree(tmp_path / "typical", {("x",): (4, MAGENTA)})
+    from catalog_ai.inference.predictor import Predictor
+
+    predictor = Predictor.load(model)
+    emb = predictor.forward([predictor.prepare(f) for f in sorted((typical / "x").iterdir())])[0]
+    assert after.similarities(emb)[:, beet].mean() > before.similarities(emb)[:, beet].mean()
+
+    listed = invoke("fewshot", "list", "--model", model)
+    assert listed.stdout.splitlines()[-1] == "refined with 18 unlabelled photos (`fewshot refine`)"
+
+
+def test_refine_without_few_shot_categories_or_photos_is_one_clean_error(catalog_home, model, tmp_path):
+    pool = example_tree(tmp_path / "backlog", {("a",): (2, MAGENTA)})
+    before = hashes(model)
+    result = invoke("fewshot", "refine", "--model", model, "--pool", pool)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "no few-shot categories to refine: add some with `catalog-ai fewshot add` first" in result.stderr
+    data = example_tree(tmp_path / "examples", {("Veg", "Beet"): (1, MAGENTA)})
+    assert invoke("fewshot", "add", "--model", model, "--data", data, "--no-catalog").exit_code == 0
+    before = hashes(model)
+    (tmp_path / "empty").mkdir()
+    result = invoke("fewshot", "refine", "--model", model, "--pool", tmp_path / "empty")
+    assert result.exit_code == 2 and "no photos in the pool" in result.stderr
+    result = invoke("fewshot", "refine", "--model", model, "--pool", tmp_path / "missing")
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert hashes(model) == before

@@ -1,0 +1,172 @@
+"""Prototypes refined with unlabelled photos (a store's backlog of uploads), measured on the base
+model of benchmarks/fewshot.py.
+
+    .venv/bin/python benchmarks/fewshot.py --out /work/bench/fewshot          # trains the base model
+    .venv/bin/python benchmarks/fewshot_pool.py --model /work/bench/fewshot/base [--cache FILE]
+
+A few example photos (or one catalog photo) make a noisy prototype. A store also holds many
+photos nobody has labelled yet; ``catalog_ai.prototypes.refine_with_pool`` moves each
+prototype-only category towards the unlabelled photos that are clearly its own (see there).
+The unlabelled pool here is the ``train`` split with its labels thrown away; the figures are
+on ``val``, which is never in the pool. The rule's parameters are chosen on folds of train
+(half of train is the pool, the other half is scored with its labels), not on val.
+
+Reports, with and without the pool:
+- catalog-photo one-shot (every leaf known only through its single catalog photo);
+- generalised few-shot (16 held-out leaves added with k = 1 / 5 photos, as benchmarks/fewshot.py,
+  same seeds): held-out leaves' accuracy and the base leaves' drop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from catalog_ai.datasets import find_local_grocery_store
+from catalog_ai.fusion import fuse
+from catalog_ai.inference.predictor import Predictor
+from catalog_ai.prototypes import PoolParams, normalise_embeddings, refine_with_pool
+from catalog_ai.taxonomy import format_path, scan_folder
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fewshot import held_out_leaves  # noqa: E402  (the same seeded choice of held-out leaves)
+
+
+def embed_files(predictor: Predictor, files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Raw embeddings and temperature-scaled head logits, with a progress line."""
+    emb, logits = [], []
+    for i in range(0, len(files), predictor.batch_size):
+        e, lg = predictor.embed_logits([predictor.prepare(f) for f in files[i : i + predictor.batch_size]])
+        emb.append(e.float().cpu().numpy())
+        logits.append((lg.double() / predictor.bundle.temperature).cpu().numpy())
+        print(f"\rembedding {min(i + predictor.batch_size, len(files))}/{len(files)}", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    return np.concatenate(emb), np.concatenate(logits)
+
+
+def nearest(q: np.ndarray, proto: np.ndarray) -> np.ndarray:
+    return (q @ proto.T).argmax(1)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, required=True, help="the base bundle written by benchmarks/fewshot.py")
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--cache", type=Path, default=None, help="an .npz of the embeddings (written when missing)")
+    ap.add_argument("--held-out", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--draws", type=int, default=5)
+    ap.add_argument("--folds", type=int, default=4, help="random halves of train used to choose the parameters")
+    args = ap.parse_args(argv)
+    root = args.data or find_local_grocery_store(Path(__file__).resolve().parent)
+    if root is None:
+        print("Grocery Store dataset not found: pass --data DIR", file=sys.stderr)
+        return 2
+
+    predictor = Predictor.load(args.model)
+    memory = predictor.prototypes
+    head_leaves = [predictor.bundle.taxonomy.node(i).text for i in predictor.bundle.taxonomy.leaf_ids]
+    train = [(f, format_path(p)) for f, p in scan_folder(root / "train").files]
+    val = [(f, format_path(p)) for f, p in scan_folder(root / "val").files]
+    novel = held_out_leaves(sorted({t for _, t in train}), args.held_out, args.seed)
+    iconic = sorted((root / "iconic-images-and-descriptions").rglob("*_Iconic.jpg"))
+    icon_labels = np.array([format_path(p.parent.relative_to(root / "iconic-images-and-descriptions").parts)
+                            for p in iconic])
+
+    cache = args.cache
+    if cache is not None and cache.is_file():
+        z = np.load(cache)
+        tr_emb, tr_head, va_emb, va_head, ic_emb = (z[k] for k in ("tr_emb", "tr_head", "va_emb", "va_head", "ic_emb"))
+    else:
+        tr_emb, tr_head = embed_files(predictor, [f for f, _ in train])
+        va_emb, va_head = embed_files(predictor, [f for f, _ in val])
+        ic_emb, _ = embed_files(predictor, iconic)
+        if cache is not None:
+            np.savez(cache, tr_emb=tr_emb, tr_head=tr_head, va_emb=va_emb, va_head=va_head, ic_emb=ic_emb)
+
+    center = memory.center
+    tr_q, va_q, ic_q = (normalise_embeddings(x, center) for x in (tr_emb, va_emb, ic_emb))
+    tr_truth, va_truth = np.array([t for _, t in train]), np.array([t for _, t in val])
+    labels = sorted(set(icon_labels))
+    icon_proto = np.stack([unit(ic_q[icon_labels == lab].sum(0)) for lab in labels])
+    figures: dict = {"pool": f"train split, labels unused ({len(train)} photos)", "n_val": len(val)}
+
+    # -- catalog-photo one-shot: choose the pool parameters on folds of train --------------------
+    grid = [PoolParams(beta=b, iterations=it, pool_weight=w)
+            for b in (10.0, 20.0, 40.0) for it in (1, 3, 10) for w in (0.5, 1.0, 2.0)]
+    rng = np.random.default_rng(args.seed)
+    folds = []
+    for _ in range(args.folds):
+        half = rng.permutation(len(train)) < len(train) // 2
+        folds.append(half)
+    scores = []
+    for params in grid:
+        accs = []
+        for half in folds:
+            proto = refine_with_pool(icon_proto, tr_q[half], params)
+            accs.append((np.array(labels)[nearest(tr_q[~half], proto)] == tr_truth[~half]).mean())
+        scores.append(float(np.mean(accs)))
+    base_fold = float(np.mean([(np.array(labels)[nearest(tr_q[~h], icon_proto)] == tr_truth[~h]).mean() for h in folds]))
+    best = grid[int(np.argmax(scores))]
+    figures["one_shot_choice_on_train_folds"] = {
+        "no_pool": round(base_fold, 4),
+        "grid": {f"beta={p.beta:g} it={p.iterations} w={p.pool_weight:g}": round(s, 4) for p, s in zip(grid, scores)},
+        "chosen": best.__dict__,
+    }
+    for name, proto in [("no pool", icon_proto),
+                        ("pool (chosen params)", refine_with_pool(icon_proto, tr_q, best)),
+                        ("pool (product default)", refine_with_pool(icon_proto, tr_q, PoolParams()))]:
+        pred = np.array(labels)[nearest(va_q, proto)]
+        figures[f"one-shot {name}"] = {"all_leaves": round(float((pred == va_truth).mean()), 4),
+                                       "held_out_leaves": round(float((pred == va_truth)[np.isin(va_truth, novel)].mean()), 4)}
+
+    # -- generalised few-shot with the fused decision --------------------------------------------
+    is_novel = np.isin(va_truth, novel)
+    base_proto = np.stack([memory.prototypes()[memory.paths.index(p)] for p in head_leaves])
+    cos_base = va_q @ base_proto.T
+    before = (np.array(head_leaves)[va_head.argmax(1)] == va_truth)[~is_novel].mean()
+    train_idx_by_leaf = {leaf: np.flatnonzero(tr_truth == leaf) for leaf in novel}
+    names = head_leaves + novel
+
+    def replay(k: int, params: PoolParams | None) -> dict:
+        runs = []
+        for draw in range(args.draws):
+            rng = np.random.default_rng(1000 * k + draw)  # as benchmarks/fewshot.py
+            sums = []
+            for leaf in novel:
+                files = [train[i][0] for i in train_idx_by_leaf[leaf]]
+                chosen = rng.choice(files, size=min(k, len(files)), replace=False)
+                rows = [train_idx_by_leaf[leaf][files.index(f)] for f in chosen]
+                sums.append(tr_q[rows].sum(0))
+            proto = unit(np.array(sums))
+            if params is not None:
+                # The pool competes against every known category: trained prototypes stay fixed.
+                proto = refine_with_pool(np.array(sums), tr_q, params, fixed=base_proto)
+            cos_new = va_q @ proto.T
+            probs = fuse(torch.from_numpy(va_head), torch.from_numpy(cos_new), memory.fusion,
+                         torch.from_numpy(cos_base.max(1)))
+            ok = np.array(names)[probs.argmax(1).numpy()] == va_truth
+            runs.append((ok[is_novel].mean(), ok[~is_novel].mean()))
+        arr = np.array(runs)
+        return {"held_out_leaf_accuracy": round(float(arr[:, 0].mean()), 4),
+                "base_drop_points": round(100 * (before - float(arr[:, 1].mean())), 2)}
+
+    figures["base_accuracy_before"] = round(float(before), 4)
+    for k in (1, 5):
+        figures[f"k{k} no pool"] = replay(k, None)
+        figures[f"k{k} pool (product default)"] = replay(k, PoolParams())
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
