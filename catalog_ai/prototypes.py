@@ -23,8 +23,7 @@ import numpy as np
 
 from catalog_ai.errors import CatalogAIError
 
-__all__ = ["PrototypeMemory", "FusionParams", "PoolParams", "PrototypeError", "normalise_embeddings",
-           "refine_with_pool"]
+__all__ = ["PrototypeMemory", "FusionParams", "PrototypeError", "normalise_embeddings"]
 
 ARRAYS = "prototypes.safetensors"
 META = "prototypes.json"
@@ -36,66 +35,6 @@ class PrototypeError(CatalogAIError):
 
 def normalise_embeddings(embeddings: np.ndarray, center: np.ndarray) -> np.ndarray:
     x = np.asarray(embeddings, dtype=np.float32) - center
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-@dataclass
-class PoolParams:
-    """How unlabelled photos refine prototypes (``refine_with_pool``).
-
-    ``beta``: sharpness of the soft assignment of a pool photo to categories (a softmax over
-    ``beta * cosine``); ``iterations``: assignment/update rounds; ``pool_weight``: how much one
-    fully assigned pool photo counts against one labelled example.
-    """
-
-    beta: float = 20.0
-    iterations: int = 3
-    pool_weight: float = 1.0
-
-
-def refine_with_pool(
-    sums: np.ndarray,
-    pool: np.ndarray,
-    params: PoolParams,
-    *,
-    fixed: np.ndarray | None = None,
-) -> np.ndarray:
-    """Prototypes moved towards the unlabelled photos that are clearly theirs (soft k-means
-    seeded with the labelled examples, Ren et al. 2018).
-
-    ``sums``: ``(P, D)`` sums of the categories' normalised example embeddings (so a category
-    with more examples moves less); ``pool``: ``(N, D)`` normalised embeddings of unlabelled
-    photos; ``fixed``: ``(F, D)`` unit prototypes of other known categories that compete for the
-    pool photos but are not moved (the trained categories). Returns ``(P, D)`` unit prototypes.
-    The labelled examples always stay in: a prototype can drift towards its pool photos but
-    never loses its examples.
-    """
-    sums = np.asarray(sums, dtype=np.float64)
-    return _unit(sums + pool_contribution(sums, pool, params, fixed=fixed)[0]).astype(np.float32)
-
-
-def pool_contribution(
-    sums: np.ndarray, pool: np.ndarray, params: PoolParams, *, fixed: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """What the pool adds to each category's sum (``refine_with_pool``), ``(P, D)``, and how
-    many pool photos' worth of assignment each category took, ``(P,)``."""
-    sums = np.asarray(sums, dtype=np.float64)
-    pool = np.asarray(pool, dtype=np.float64)
-    extra, mass = np.zeros_like(sums), np.zeros(len(sums))
-    if len(pool) == 0 or len(sums) == 0:
-        return extra, mass
-    fixed = np.zeros((0, sums.shape[1])) if fixed is None else np.asarray(fixed, dtype=np.float64)
-    for _ in range(max(int(params.iterations), 0)):
-        logits = params.beta * pool @ np.vstack([fixed, _unit(sums + extra)]).T
-        logits -= logits.max(1, keepdims=True)
-        weights = np.exp(logits)
-        weights /= weights.sum(1, keepdims=True)
-        own = weights[:, len(fixed):]
-        extra, mass = params.pool_weight * own.T @ pool, own.sum(0)
-    return extra, mass
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
@@ -144,10 +83,6 @@ class PrototypeMemory:
     # sha256 of the example photos added with ``fewshot add``: adding the same photo twice
     # (a re-run after an interrupted command) must not count it twice.
     example_hashes: set[str] = field(default_factory=set)
-    # What unlabelled photos add to the prototype-only categories (``refine``), kept apart from
-    # ``sums`` so that labelled examples and pool evidence never mix: (P, D), zero until refined.
-    pool_sums: np.ndarray | None = None
-    pool_info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         dim = self.center.shape[0]
@@ -155,8 +90,6 @@ class PrototypeMemory:
             self.sums = np.zeros((0, dim), dtype=np.float32)
         if self.counts is None:
             self.counts = np.zeros((0,), dtype=np.int64)
-        if self.pool_sums is None:
-            self.pool_sums = np.zeros_like(self.sums, dtype=np.float32)
         self._index = {p: i for i, p in enumerate(self.paths)}
 
     @property
@@ -172,7 +105,7 @@ class PrototypeMemory:
 
     def prototypes(self) -> np.ndarray:
         """``(P, D)`` unit vectors, one per path."""
-        return _unit(self.sums + self.pool_sums).astype(np.float32)
+        return self.sums / np.maximum(np.linalg.norm(self.sums, axis=1, keepdims=True), 1e-12)
 
     def similarities(self, embeddings: np.ndarray) -> np.ndarray:
         """``(B, P)`` cosine of each photo with each category prototype."""
@@ -186,7 +119,6 @@ class PrototypeMemory:
             self.paths.append(path)
             self.sources.append(source)
             self.sums = np.vstack([self.sums, vectors.sum(0, keepdims=True)])
-            self.pool_sums = np.vstack([self.pool_sums, np.zeros((1, self.dim), dtype=np.float32)])
             self.counts = np.append(self.counts, len(vectors))
             self._index[path] = len(self.paths) - 1
         else:
@@ -198,25 +130,7 @@ class PrototypeMemory:
     def copy(self) -> PrototypeMemory:
         return PrototypeMemory(self.center.copy(), list(self.paths), self.sums.copy(), self.counts.copy(),
                                list(self.sources), FusionParams.from_dict(self.fusion.to_dict()),
-                               set(self.example_hashes), self.pool_sums.copy(), dict(self.pool_info))
-
-    def refine(self, pool: np.ndarray, params: PoolParams, *, description: str = "") -> dict[str, float]:
-        """Refine every prototype-only category with unlabelled photos (raw embeddings ``pool``),
-        replacing any earlier refinement; the trained categories compete for the photos but keep
-        their prototypes. Returns, per refined category, how many photos' worth it took in."""
-        only = [i for i, s in enumerate(self.sources) if s != "train"]
-        if not only:
-            raise PrototypeError("no few-shot categories to refine: add some with `catalog-ai fewshot add` first")
-        trained = [i for i, s in enumerate(self.sources) if s == "train"]
-        vectors = normalise_embeddings(pool, self.center)
-        extra, mass = pool_contribution(self.sums[only], vectors, params,
-                                        fixed=_unit(self.sums[trained].astype(np.float64)))
-        self.pool_sums = np.zeros_like(self.sums, dtype=np.float32)
-        self.pool_sums[only] = extra.astype(np.float32)
-        taken = {self.paths[i]: round(float(m), 1) for i, m in zip(only, mass, strict=True)}
-        self.pool_info = {"photos": int(len(vectors)), "beta": params.beta, "iterations": params.iterations,
-                          "pool_weight": params.pool_weight, "description": description}
-        return taken
+                               set(self.example_hashes))
 
     # -- persistence -----------------------------------------------------------------------
 
@@ -227,13 +141,11 @@ class PrototypeMemory:
         directory = Path(directory)
         tmp_arrays = directory / (ARRAYS + ".tmp")
         save_file({"center": self.center.astype(np.float32), "sums": self.sums.astype(np.float32),
-                   "counts": self.counts.astype(np.int64), "pool_sums": self.pool_sums.astype(np.float32)},
-                  str(tmp_arrays))
+                   "counts": self.counts.astype(np.int64)}, str(tmp_arrays))
         tmp_meta = directory / (META + ".tmp")
         tmp_meta.write_text(json.dumps({"version": 1, "paths": self.paths, "sources": self.sources,
                                         "fusion": self.fusion.to_dict(),
-                                        "example_hashes": sorted(self.example_hashes),
-                                        "pool": self.pool_info}, ensure_ascii=False), "utf-8")
+                                        "example_hashes": sorted(self.example_hashes)}, ensure_ascii=False), "utf-8")
         tmp_arrays.replace(directory / ARRAYS)
         tmp_meta.replace(directory / META)
 
@@ -250,11 +162,10 @@ class PrototypeMemory:
             meta = json.loads((directory / META).read_text("utf-8"))
             memory = cls(arrays["center"], list(meta["paths"]), arrays["sums"], arrays["counts"],
                          list(meta["sources"]), FusionParams.from_dict(meta.get("fusion", {})),
-                         set(meta.get("example_hashes", [])),
-                         arrays.get("pool_sums"), dict(meta.get("pool", {})))
+                         set(meta.get("example_hashes", [])))
         except (OSError, KeyError, ValueError) as exc:
             raise PrototypeError(f"{directory}: the prototype memory is damaged ({exc}); re-add the few-shot categories") from exc
-        if not len(memory.paths) == len(memory.sums) == len(memory.counts) == len(memory.pool_sums):
+        if len(memory.paths) != len(memory.sums) or len(memory.paths) != len(memory.counts):
             raise PrototypeError(f"{directory}: prototype files disagree on the number of categories")
         return memory
 

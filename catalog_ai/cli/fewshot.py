@@ -46,50 +46,6 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool) -> None:
                    f"{summary.duplicates} already there, {summary.categories_added} categories added")
 
 
-@fewshot.command("refine")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)
-@click.option("--pool", "pool", type=click.Path(path_type=Path), required=True, multiple=True,
-              help="unlabelled photos (files or folders, searched recursively; folder names are ignored)")
-@click.option("--beta", type=float, default=None, help="sharpness of the assignment of pool photos (default 20)")
-@click.option("--iterations", type=int, default=None, help="assignment rounds (default 3)")
-@click.option("--pool-weight", type=float, default=None,
-              help="what one pool photo counts against one labelled example (default 1)")
-@click.option("--json", "as_json", is_flag=True)
-def fewshot_refine(model_dir: Path, pool: tuple[Path, ...], beta: float | None, iterations: int | None,
-                   pool_weight: float | None, as_json: bool) -> None:
-    """Sharpen few-shot categories with unlabelled photos (e.g. a backlog of uploads).
-
-    Each few-shot category's prototype moves towards the pool photos that are clearly its own,
-    against every trained category. The labelled examples stay; running it again replaces the
-    previous refinement, so run it again after `fewshot add`."""
-    from dataclasses import replace
-
-    from catalog_ai.prototypes import PoolParams
-    from catalog_ai.services.fewshot import refine_from_photos
-    from catalog_ai.worker.jobs import expand_paths
-
-    missing = [str(p) for p in pool if not Path(p).exists()]
-    if missing:
-        raise click.UsageError(f"--pool {missing[0]} does not exist")
-    files, _ = expand_paths(pool)
-    params = replace(PoolParams(), **{k: v for k, v in
-                                      {"beta": beta, "iterations": iterations, "pool_weight": pool_weight}.items()
-                                      if v is not None})
-    result = refine_from_photos(model_dir, files, params, progress=not as_json)
-    if as_json:
-        echo_json({"photos": result.photos, "unreadable": result.unreadable, "repeated": result.repeated,
-                   "taken": result.taken, "seconds": round(result.seconds, 2), "params": params.__dict__})
-        return
-    click.echo(f"{result.photos} unlabelled photos in {result.seconds:.1f} s"
-               + (f", {result.repeated} repeated photos used once" if result.repeated else ""))
-    for path, taken in sorted(result.taken.items()):
-        click.echo(f"  {taken:7.1f} photos' worth  {path}")
-    if result.unreadable:
-        click.echo(f"{len(result.unreadable)} photos skipped (cannot be read):", err=True)
-        for line in result.unreadable[:20]:
-            click.echo(f"  {line}", err=True)
-
-
 @fewshot.command("list")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -106,12 +62,9 @@ def fewshot_list(model_dir: Path, as_json: bool) -> None:
     ]
     if as_json:
         echo_json({"model": bundle.version, "categories": rows,
-                   "fusion": None if memory is None else memory.fusion.to_dict(),
-                   "pool": None if memory is None else memory.pool_info or None})
+                   "fusion": None if memory is None else memory.fusion.to_dict()})
         return
     for r in rows:
         click.echo(f"{r['examples']:>4}  {r['path']}  ({r['source']})")
     if not rows:
         click.echo("no few-shot categories")
-    elif memory.pool_info:
-        click.echo(f"refined with {memory.pool_info['photos']} unlabelled photos (`fewshot refine`)")

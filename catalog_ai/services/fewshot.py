@@ -27,11 +27,10 @@ from catalog_ai.db import Category, Embedding, ModelVersion, Product, ProductIma
 from catalog_ai.errors import ImageError
 from catalog_ai.media import content_hash
 from catalog_ai.settings import get_settings
-from catalog_ai.prototypes import PoolParams, PrototypeError, PrototypeMemory
+from catalog_ai.prototypes import PrototypeError, PrototypeMemory
 from catalog_ai.taxonomy import SEPARATOR, Taxonomy, format_path
 
-__all__ = ["FewshotResult", "RefineResult", "add_examples", "check_new_paths", "refine_from_photos", "review_examples",
-           "memory_with_reviews"]
+__all__ = ["FewshotResult", "add_examples", "check_new_paths", "review_examples", "memory_with_reviews"]
 
 
 @dataclass
@@ -87,10 +86,31 @@ def add_examples(bundle_dir: Path, examples: Sequence[tuple[Path, tuple[str, ...
     paths = sorted({format_path(p) for _, p in examples})
     check_new_paths(bundle.taxonomy, memory, paths)
     predictor = Predictor(bundle)
-    photos = _read_photos(predictor, [f for f, _ in examples], skip=memory.example_hashes)
-    failed, already = photos.failed, photos.repeated
-    labels = [format_path(examples[i][1]) for i in photos.kept]
-    squares, digests = photos.squares, photos.digests
+    squares, labels, digests, failed = [], [], [], []
+    already, seen = 0, set(memory.example_hashes)
+    limit = get_settings().max_image_bytes
+    for file, path in examples:
+        try:
+            size = Path(file).stat().st_size
+            if size > limit:  # checked before reading, as for uploads
+                failed.append(f"{file}: {size} bytes is over the {limit}-byte limit (CATALOG_AI_MAX_IMAGE_BYTES)")
+                continue
+            data = Path(file).read_bytes()
+        except OSError as exc:
+            failed.append(f"{file}: {exc.strerror or exc}")
+            continue
+        digest = content_hash(data)
+        if digest in seen:
+            already += 1
+            continue
+        try:
+            squares.append(predictor.prepare(data, name=str(file)))
+        except ImageError as exc:
+            failed.append(f"{file}: {exc.reason}")
+            continue
+        seen.add(digest)
+        labels.append(format_path(path))
+        digests.append(digest)
     if failed:
         raise PrototypeError(
             f"{len(failed)} example photos cannot be read, nothing was added (first: {failed[0]}); "
@@ -100,7 +120,10 @@ def add_examples(bundle_dir: Path, examples: Sequence[tuple[Path, tuple[str, ...
     if not squares:  # every photo is already in the memory: nothing to do
         result.seconds = time.monotonic() - started
         return result
-    embeddings = _embed(predictor, squares)
+    embeddings = np.concatenate([
+        predictor.embed_logits(squares[i : i + predictor.batch_size])[0].float().cpu().numpy()
+        for i in range(0, len(squares), predictor.batch_size)
+    ])
     updated = memory.copy()
     for path in paths:
         sel = [i for i, label in enumerate(labels) if label == path]
@@ -112,109 +135,6 @@ def add_examples(bundle_dir: Path, examples: Sequence[tuple[Path, tuple[str, ...
     updated.save(bundle.path)
     result.seconds = time.monotonic() - started
     return result
-
-
-@dataclass
-class _Photos:
-    squares: list[np.ndarray] = field(default_factory=list)
-    digests: list[str] = field(default_factory=list)
-    kept: list[int] = field(default_factory=list)  # index into the files given
-    failed: list[str] = field(default_factory=list)  # "file: reason"
-    repeated: int = 0  # same content as a photo already seen (or in ``skip``)
-
-
-def _read_photos(predictor, files: Sequence[Path], *, skip: set[str] = frozenset(), progress: bool = False) -> _Photos:
-    """Read and prepare photos under the upload size limit; unreadable ones are listed, not raised."""
-    out, seen = _Photos(), set(skip)
-    limit = get_settings().max_image_bytes
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(files), desc="reading photos", unit="photo")
-    for n, file in enumerate(files):
-        if bar is not None:
-            bar.update(1)
-        try:
-            size = Path(file).stat().st_size
-            if size > limit:  # checked before reading, as for uploads
-                out.failed.append(f"{file}: {size} bytes is over the {limit}-byte limit (CATALOG_AI_MAX_IMAGE_BYTES)")
-                continue
-            data = Path(file).read_bytes()
-        except OSError as exc:
-            out.failed.append(f"{file}: {exc.strerror or exc}")
-            continue
-        digest = content_hash(data)
-        if digest in seen:
-            out.repeated += 1
-            continue
-        try:
-            out.squares.append(predictor.prepare(data, name=str(file)))
-        except ImageError as exc:
-            out.failed.append(f"{file}: {exc.reason}")
-            continue
-        seen.add(digest)
-        out.digests.append(digest)
-        out.kept.append(n)
-    if bar is not None:
-        bar.close()
-    return out
-
-
-def _embed(predictor, squares: Sequence[np.ndarray], *, progress: bool = False) -> np.ndarray:
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(squares), desc="embedding", unit="photo")
-    out = []
-    for i in range(0, len(squares), predictor.batch_size):
-        out.append(predictor.embed_logits(squares[i : i + predictor.batch_size])[0].float().cpu().numpy())
-        if bar is not None:
-            bar.update(len(out[-1]))
-    if bar is not None:
-        bar.close()
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
-
-
-@dataclass
-class RefineResult:
-    photos: int = 0  # pool photos used
-    unreadable: list[str] = field(default_factory=list)  # "file: reason", skipped
-    repeated: int = 0  # same content as another pool photo: used once
-    taken: dict[str, float] = field(default_factory=dict)  # category → pool photos' worth it took in
-    seconds: float = 0.0
-
-
-def refine_from_photos(bundle_dir: Path, files: Sequence[Path], params: PoolParams | None = None, *,
-                       progress: bool = False) -> RefineResult:
-    """Refine the bundle's prototype-only categories with unlabelled photos (a backlog of
-    uploads nobody has reviewed yet): each category's prototype moves towards the photos that
-    are clearly its own (``PrototypeMemory.refine``). Unreadable photos are skipped and listed:
-    a backlog holds some, and they carry no label to lose. Replaces any earlier refinement;
-    the labelled examples are never changed."""
-    from catalog_ai.bundle import BundleError, ModelBundle
-    from catalog_ai.inference.predictor import Predictor
-
-    started = time.monotonic()
-    bundle = ModelBundle.load(bundle_dir)
-    memory = PrototypeMemory.load(bundle.path)
-    if memory is None:
-        raise BundleError(f"{bundle.path} has no prototype memory (made by an older catalog_ai); retrain it")
-    if not any(s != "train" for s in memory.sources):
-        raise PrototypeError("no few-shot categories to refine: add some with `catalog-ai fewshot add` first")
-    if not files:
-        raise PrototypeError("no photos in the pool: give a folder of unlabelled photos")
-    predictor = Predictor(bundle)
-    photos = _read_photos(predictor, files, progress=progress)
-    if not photos.squares:
-        raise PrototypeError(f"none of the {len(files)} pool photos can be read (first: {photos.failed[0]})")
-    updated = memory.copy()
-    taken = updated.refine(_embed(predictor, photos.squares, progress=progress), params or PoolParams(),
-                           description=f"{len(photos.squares)} unlabelled photos")
-    updated.save(bundle.path)
-    return RefineResult(photos=len(photos.squares), unreadable=photos.failed, repeated=photos.repeated,
-                        taken=taken, seconds=time.monotonic() - started)
 
 
 def review_examples(session: Session, model_version: str) -> tuple[list[str], np.ndarray]:
