@@ -41,6 +41,25 @@ def held_out_leaves(leaves: list[str], n: int, seed: int) -> list[str]:
     return sorted(rng.choice(sorted(leaves), size=n, replace=False).tolist())
 
 
+def catalog_photos(root: Path, leaves: list[str]) -> tuple[list[Path], list[str]]:
+    """The ``*_Iconic.jpg`` catalog photos and the train tree's leaf each one shows.
+
+    Matched by leaf name, not by folder path: the catalog tree files one leaf elsewhere
+    (``Vegetables/Mushroom/Brown-Cap-Mushroom`` against ``train/Vegetables/Brown-Cap-Mushroom``),
+    and a path match would leave that leaf's val photos with no prototype to be right about."""
+    by_name: dict[str, list[str]] = {}
+    for leaf in leaves:
+        by_name.setdefault(leaf.split(" > ")[-1], []).append(leaf)
+    photos = sorted((root / "iconic-images-and-descriptions").rglob("*_Iconic.jpg"))
+    labels = []
+    for photo in photos:
+        match = by_name.get(photo.parent.name, [])
+        if len(match) != 1:
+            raise SystemExit(f"{photo}: {len(match)} train leaves are named {photo.parent.name!r}")
+        labels.append(match[0])
+    return photos, labels
+
+
 def classify(predictor: Predictor, files: list[Path]) -> list[str]:
     """The most probable category (class) of each photo: the decision's leaf_path."""
     return [p.decision.leaf_path if p.decision else "" for p in predictor.predict(files)]
@@ -138,8 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     # Catalog-photo one-shot: nearest prototype among all 81 leaves, prototypes from the iconic photos.
-    iconic = sorted((root / "iconic-images-and-descriptions").rglob("*_Iconic.jpg"))
-    icon_labels = [format_path(p.parent.relative_to(root / "iconic-images-and-descriptions").parts) for p in iconic]
+    iconic, icon_labels = catalog_photos(root, leaves)
     figures["catalog_photo_one_shot"] = {}
     candidates = [("fine_tuned_on_base_leaves", base_model)]
     if (args.pretrained_model / "bundle.json").is_file():

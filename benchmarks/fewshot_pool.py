@@ -39,7 +39,7 @@ from catalog_ai.prototypes import normalise_embeddings
 from catalog_ai.taxonomy import format_path, scan_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fewshot import held_out_leaves  # noqa: E402  (the same seeded choice of held-out leaves)
+from fewshot import catalog_photos, held_out_leaves  # noqa: E402  (the same seeded choice of held-out leaves)
 
 
 @dataclass
@@ -106,9 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     train = [(f, format_path(p)) for f, p in scan_folder(root / "train").files]
     val = [(f, format_path(p)) for f, p in scan_folder(root / "val").files]
     novel = held_out_leaves(sorted({t for _, t in train}), args.held_out, args.seed)
-    iconic = sorted((root / "iconic-images-and-descriptions").rglob("*_Iconic.jpg"))
-    icon_labels = np.array([format_path(p.parent.relative_to(root / "iconic-images-and-descriptions").parts)
-                            for p in iconic])
+    iconic, icon_labels = catalog_photos(root, sorted({format_path(p) for _, p in scan_folder(root / "train").files}))
+    icon_labels = np.array(icon_labels)
 
     cache = args.cache
     if cache is not None and cache.is_file():

@@ -46,7 +46,7 @@ from catalog_ai.prototypes import normalise_embeddings
 from catalog_ai.taxonomy import format_path, scan_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fewshot import held_out_leaves  # noqa: E402  (the same seeded choice of held-out leaves)
+from fewshot import catalog_photos, held_out_leaves  # noqa: E402  (the same seeded choice of held-out leaves)
 
 
 def views(predictor: Predictor, path: Path, *, mirror: bool, crops: tuple[float, ...] = ()) -> list[np.ndarray]:
@@ -158,9 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         for tau in (0.7, 0.9):
             figures[f"k{k} head veto {tau}"] = replay(k, "head veto", tau)
 
-    iconic = sorted((root / "iconic-images-and-descriptions").rglob("*_Iconic.jpg"))
-    icon_labels = np.array([format_path(p.parent.relative_to(root / "iconic-images-and-descriptions").parts)
-                            for p in iconic])
+    iconic, icon_labels = catalog_photos(root, sorted({format_path(p) for _, p in scan_folder(root / "train").files}))
+    icon_labels = np.array(icon_labels)
     icon_views = [views(predictor, f, mirror=True, crops=(0.8,)) for f in iconic]
     per = len(icon_views[0])
     icon_emb, _ = embed(predictor, [v for vs in icon_views for v in vs])
