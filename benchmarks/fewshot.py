@@ -60,6 +60,30 @@ def catalog_photos(root: Path, leaves: list[str]) -> tuple[list[Path], list[str]
     return photos, labels
 
 
+def replay_args(description: str) -> argparse.ArgumentParser:
+    """Arguments of the scripts that replay this benchmark's draws on its base model."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, required=True, help="the base bundle written by benchmarks/fewshot.py")
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--held-out", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--draws", type=int, default=5)
+    return ap
+
+
+def open_replay(args: argparse.Namespace) -> tuple[Path, Predictor, list[str], list[str]] | None:
+    """``(data root, base predictor, its head's leaves, the held-out leaves)``, or None (and a
+    message) when the dataset is missing."""
+    root = args.data or find_local_grocery_store(Path(__file__).resolve().parent)
+    if root is None:
+        print("Grocery Store dataset not found: pass --data DIR", file=sys.stderr)
+        return None
+    predictor = Predictor.load(args.model)
+    head_leaves = [predictor.bundle.taxonomy.node(i).text for i in predictor.bundle.taxonomy.leaf_ids]
+    leaves = sorted({format_path(p) for _, p in scan_folder(root / "train").files})
+    return root, predictor, head_leaves, held_out_leaves(leaves, args.held_out, args.seed)
+
+
 def classify(predictor: Predictor, files: list[Path]) -> list[str]:
     """The most probable category (class) of each photo: the decision's leaf_path."""
     return [p.decision.leaf_path if p.decision else "" for p in predictor.predict(files)]

@@ -23,7 +23,6 @@ Reports, with and without the pool:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass
@@ -32,14 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from catalog_ai.datasets import find_local_grocery_store
 from catalog_ai.fusion import fuse
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.prototypes import normalise_embeddings
 from catalog_ai.taxonomy import format_path, scan_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fewshot import catalog_photos, held_out_leaves  # noqa: E402  (the same seeded choice of held-out leaves)
+from fewshot import catalog_photos, open_replay, replay_args  # noqa: E402  (the same draws and held-out leaves)
 
 
 @dataclass
@@ -86,27 +84,18 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, required=True, help="the base bundle written by benchmarks/fewshot.py")
-    ap.add_argument("--data", type=Path, default=None)
+    ap = replay_args(__doc__)
     ap.add_argument("--cache", type=Path, default=None, help="an .npz of the embeddings (written when missing)")
-    ap.add_argument("--held-out", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--folds", type=int, default=4, help="random halves of train used to choose the parameters")
     args = ap.parse_args(argv)
-    root = args.data or find_local_grocery_store(Path(__file__).resolve().parent)
-    if root is None:
-        print("Grocery Store dataset not found: pass --data DIR", file=sys.stderr)
+    opened = open_replay(args)
+    if opened is None:
         return 2
-
-    predictor = Predictor.load(args.model)
+    root, predictor, head_leaves, novel = opened
     memory = predictor.prototypes
-    head_leaves = [predictor.bundle.taxonomy.node(i).text for i in predictor.bundle.taxonomy.leaf_ids]
     train = [(f, format_path(p)) for f, p in scan_folder(root / "train").files]
     val = [(f, format_path(p)) for f, p in scan_folder(root / "val").files]
-    novel = held_out_leaves(sorted({t for _, t in train}), args.held_out, args.seed)
-    iconic, icon_labels = catalog_photos(root, sorted({format_path(p) for _, p in scan_folder(root / "train").files}))
+    iconic, icon_labels = catalog_photos(root, sorted({t for _, t in train}))
     icon_labels = np.array(icon_labels)
 
     cache = args.cache

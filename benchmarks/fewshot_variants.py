@@ -28,7 +28,6 @@ Looking at these on val is a look at val: none of them became the default becaus
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -38,7 +37,6 @@ import torch
 from PIL import ImageOps
 
 from catalog_ai import images
-from catalog_ai.datasets import find_local_grocery_store
 from catalog_ai.fusion import fuse
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.preprocess import square
@@ -46,7 +44,7 @@ from catalog_ai.prototypes import normalise_embeddings
 from catalog_ai.taxonomy import format_path, scan_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fewshot import catalog_photos, held_out_leaves  # noqa: E402  (the same seeded choice of held-out leaves)
+from fewshot import catalog_photos, open_replay, replay_args  # noqa: E402  (the same draws and held-out leaves)
 
 
 def views(predictor: Predictor, path: Path, *, mirror: bool, crops: tuple[float, ...] = ()) -> list[np.ndarray]:
@@ -73,23 +71,13 @@ def embed(predictor: Predictor, squares: list[np.ndarray]) -> tuple[np.ndarray, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, required=True, help="the base bundle written by benchmarks/fewshot.py")
-    ap.add_argument("--data", type=Path, default=None)
-    ap.add_argument("--held-out", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--draws", type=int, default=5)
-    args = ap.parse_args(argv)
-    root = args.data or find_local_grocery_store(Path(__file__).resolve().parent)
-    if root is None:
-        print("Grocery Store dataset not found: pass --data DIR", file=sys.stderr)
+    args = replay_args(__doc__).parse_args(argv)
+    opened = open_replay(args)
+    if opened is None:
         return 2
-
-    predictor = Predictor.load(args.model)
+    root, predictor, head_leaves, novel = opened
     memory = predictor.prototypes
-    head_leaves = [predictor.bundle.taxonomy.node(i).text for i in predictor.bundle.taxonomy.leaf_ids]
     train = scan_folder(root / "train")
-    novel = held_out_leaves(sorted({format_path(p) for _, p in train.files}), args.held_out, args.seed)
     val = [(f, format_path(p)) for f, p in scan_folder(root / "val").files]
     truth = np.array([t for _, t in val])
     is_novel = np.isin(truth, novel)
