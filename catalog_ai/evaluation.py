@@ -67,6 +67,7 @@ class EvaluationResult:
     leaf_labelled: np.ndarray  # bool: the true category is a leaf
     decision_rows: np.ndarray  # row of the back-off decision, -1 when abstaining
     image_paths: list[str] | None = None
+    acceptable: np.ndarray | None = None  # bool: may auto-accept (not "possibly a new category")
 
     @property
     def n_images(self) -> int:
@@ -108,8 +109,10 @@ def evaluate_arrays(
     precision. ``hP = sum|P&T| / sum|P|``, ``hR = sum|P&T| / sum|T|``, ``hF = 2 hP hR / (hP + hR)``.
     A decision below an inner-node label counts its extra levels as wrong (they cannot be checked).
 
-    ``decisions`` (one per photo, e.g. from ``Decider.decide``) replaces the built-in walk.
-    Ratios with nothing to count are ``None``.
+    ``decisions`` (one per photo, e.g. from ``Decider.decide``) replaces the built-in walk, and
+    its "possibly a new category" flags count: such a photo never auto-accepts in the product,
+    so ``coverage_at_precision`` (and the oracle figures) count it as not covered, however
+    confident its leaf. Ratios with nothing to count are ``None``.
     """
     probs, truth = _check_inputs(node_probs, true_rows, taxonomy, thresholds, top_k)
     n = truth.shape[0]
@@ -122,6 +125,7 @@ def evaluate_arrays(
     leaf_labelled = tree.leaf_column[truth] >= 0
     leaf_correct = scan.pred_leaf == truth
     conf_l, correct_l = scan.leaf_conf[leaf_labelled], leaf_correct[leaf_labelled]
+    acceptable = np.ones(n, dtype=bool) if decisions is None else ~np.array([d.open_set for d in decisions])
     rank_l = scan.true_rank[leaf_labelled]
     n_leaf = int(leaf_labelled.sum())
 
@@ -141,7 +145,8 @@ def evaluate_arrays(
     metrics["ece"] = _num(expected_calibration_error(conf_l, correct_l, ECE_BINS))
     metrics["ece_bins"] = ECE_BINS
     metrics["ece_by_depth"] = _ece_by_depth(scan, truth, tree)
-    metrics.update(_operating_points(conf_l, correct_l, thresholds.auto_accept_by_precision))
+    metrics.update(_operating_points(conf_l, correct_l, thresholds.auto_accept_by_precision,
+                                     acceptable[leaf_labelled]))
     metrics["decision"] = _decision_summary(probs, scan.decision_rows, truth, tree, thresholds)
     metrics["accuracy_by_top_level"] = _by_top_level(truth[leaf_labelled], correct_l, tree)
     metrics["confused_pairs"] = _confused_pairs(truth[leaf_labelled], scan.pred_leaf[leaf_labelled],
@@ -155,6 +160,7 @@ def evaluate_arrays(
         leaf_labelled=leaf_labelled,
         decision_rows=scan.decision_rows,
         image_paths=paths,
+        acceptable=acceptable,
     )
 
 
@@ -353,7 +359,9 @@ def _decision_summary(probs: np.ndarray, decision_rows: np.ndarray, truth: np.nd
 
 
 def _operating_points(confidence: np.ndarray, correct: np.ndarray,
-                      by_precision: Mapping[str, float]) -> dict:
+                      by_precision: Mapping[str, float], acceptable: np.ndarray) -> dict:
+    """``acceptable``: photos the product may auto-accept at all (not flagged "possibly a new
+    category"); the others are never covered, and the oracle threshold is chosen without them."""
     keys = sorted({*PRECISION_TARGETS, *by_precision}, key=float)
     coverage, precision, used, oracle, oracle_t = {}, {}, {}, {}, {}
     n = confidence.size
@@ -363,12 +371,12 @@ def _operating_points(confidence: np.ndarray, correct: np.ndarray,
         if t is None:
             coverage[key] = precision[key] = None
         else:
-            accepted = confidence >= t
+            accepted = acceptable & (confidence >= t)
             coverage[key] = _ratio(int(accepted.sum()), n)
             precision[key] = _mean(correct[accepted])
-        best = threshold_for_precision(confidence, correct, float(key))
+        best = threshold_for_precision(confidence[acceptable], correct[acceptable], float(key))
         oracle_t[key] = best
-        oracle[key] = _ratio(int((confidence >= best).sum()), n)
+        oracle[key] = _ratio(int((acceptable & (confidence >= best)).sum()), n)
     return {
         "coverage_at_precision": coverage,
         "precision_at_threshold": precision,
@@ -578,8 +586,10 @@ def _plot_reliability(result: EvaluationResult, taxonomy: Taxonomy, paths: list[
 def _plot_coverage(result: EvaluationResult, taxonomy: Taxonomy, paths: list[str] | None):
     m = result.metrics
     sel = result.leaf_labelled
-    _, coverage, precision = coverage_precision_curve(result.leaf_confidence[sel],
-                                                      result.leaf_correct[sel])
+    # A photo that may never auto-accept joins only at the last point (accept everything).
+    conf = result.leaf_confidence if result.acceptable is None else np.where(result.acceptable,
+                                                                             result.leaf_confidence, 0.0)
+    _, coverage, precision = coverage_precision_curve(conf[sel], result.leaf_correct[sel])
     fig = _figure(6.8, 6.2)
     ax = fig.subplots()
     ax.set_title("Coverage vs. precision of the top-1 leaf as the threshold sweeps")

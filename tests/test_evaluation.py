@@ -359,3 +359,23 @@ def test_write_report_with_nothing_confused(taxonomy: Taxonomy, tmp_path: Path) 
 def test_write_report_rejects_another_taxonomy(result: EvaluationResult, tmp_path: Path) -> None:
     with pytest.raises(EvaluationError, match="not the one the result was computed with"):
         write_report(result, tmp_path, taxonomy=Taxonomy.from_paths(["X > Y"]))
+
+
+def test_photos_flagged_as_possibly_new_never_count_as_covered(taxonomy: Taxonomy, arrays) -> None:
+    probs, truth = arrays
+    decider = Decider(taxonomy, THRESHOLDS, model_version="v")
+    flagged = {6, 7}  # p6 (.90, right) and p7 (.72, wrong): the product sends both to a reviewer
+    decisions = [decider.decide(p, open_set=i in flagged) for i, p in enumerate(probs)]
+    m = evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, decisions=decisions).metrics
+    # Leaf confidences of the photos that may auto-accept: .70 y, .35 n, .42 y, .51 n, .62 n.
+    # t=.60 accepts .70 .62 -> coverage 2/7, precision 1/2; t=.85 and t=.95 accept nothing.
+    assert m["coverage_at_precision"] == pytest.approx({"0.95": 2 / 7, "0.98": 0.0, "0.99": 0.0})
+    assert m["precision_at_threshold"]["0.95"] == pytest.approx(0.5)
+    assert m["precision_at_threshold"]["0.98"] is None
+    # Oracle without the flagged photos: .70 y (1/1), .62 n (1/2): threshold .70, coverage 1/7.
+    assert m["oracle_thresholds"] == pytest.approx({"0.95": 0.7, "0.98": 0.7, "0.99": 0.7})
+    assert m["oracle_coverage_at_precision"] == pytest.approx({k: 1 / 7 for k in ("0.95", "0.98", "0.99")})
+    # Unflagged decisions give the figures of the built-in walk.
+    plain = [decider.decide(p) for p in probs]
+    same = evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, decisions=plain).metrics
+    assert same["coverage_at_precision"] == pytest.approx({"0.95": 4 / 7, "0.98": 1 / 7, "0.99": 0.0})
