@@ -23,6 +23,7 @@ import torch
 from catalog_ai.calibration import calibrate
 from catalog_ai.datasets import find_local_grocery_store
 from catalog_ai.evaluation import evaluate_arrays
+from catalog_ai.fusion import open_set_threshold
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.inference.recalibrate import held_out_logits
 from catalog_ai.services.evaluate import evaluate_folder
@@ -51,14 +52,19 @@ def measure_throughput(predictor: Predictor, files: list[Path], *, seconds: floa
             "batch_size": predictor.batch_size, "threads": torch.get_num_threads()}
 
 
-CROSS_FIT_KEYS = ("leaf_accuracy", "coarse_accuracy", "hierarchical_f1", "ece")
+CROSS_FIT_KEYS = ("leaf_accuracy", "coarse_accuracy", "hierarchical_f1", "ece", "open_set_flagged")
 
 
 def cross_fitted(predictor: Predictor, files: list[Path], labels: list[str], *, seed: int = 0,
-                 logits_rows: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
+                 logits_rows: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 best_cosine: np.ndarray | None = None) -> dict:
     """Calibrate on one half of val, evaluate on the other, and swap (2-fold cross-fitting):
     every val photo is scored by a temperature and thresholds fitted without it. ``seed`` draws
-    the halves; ``logits_rows``: the val logits and label rows when already computed."""
+    the halves; ``logits_rows``: the val logits and label rows when already computed.
+
+    ``best_cosine``: each photo's best prototype cosine. The open-set threshold is then fitted
+    on the calibration half too (as ``catalog-ai calibrate`` does), and photos below it on the
+    scored half never count as auto-accepted, as in the product."""
     logits, rows = logits_rows or held_out_logits(predictor, files, labels)[:2]
     rng = np.random.default_rng(seed)
     fold = np.zeros(len(rows), dtype=int)
@@ -72,7 +78,12 @@ def cross_fitted(predictor: Predictor, files: list[Path], labels: list[str], *, 
         fit_on, score_on = torch.from_numpy(fold != k), torch.from_numpy(fold == k)
         cal = calibrate(logits[fit_on], rows[fit_on], tree, decision_threshold=predictor.bundle.thresholds.decision)
         probs = tree.node_probs((logits[score_on] / cal.temperature).softmax(1)).double().numpy()
-        m = evaluate_arrays(probs, rows[score_on].numpy(), taxonomy, thresholds=cal.thresholds).metrics
+        acceptable = None
+        if best_cosine is not None:
+            acceptable = best_cosine[score_on.numpy()] >= open_set_threshold(best_cosine[fit_on.numpy()])
+        m = evaluate_arrays(probs, rows[score_on].numpy(), taxonomy, thresholds=cal.thresholds,
+                            acceptable=acceptable).metrics
+        m["open_set_flagged"] = 0.0 if acceptable is None else float(1 - acceptable.mean())
         parts.append((int(score_on.sum()), cal.temperature, m))
     n = sum(w for w, _, _ in parts)
     out = {key: round(sum(w * m[key] for w, _, m in parts) / n, 4) for key in CROSS_FIT_KEYS}
@@ -140,13 +151,17 @@ def main(argv: list[str] | None = None) -> int:
     predictor = Predictor.load(args.out)
     val_examples = load_folder_examples(root / "val", taxonomy=predictor.bundle.taxonomy)[1]
     val_files, val_labels = [e.file for e in val_examples], [e.label for e in val_examples]
-    logits_rows = held_out_logits(predictor, val_files, val_labels)[:2]
+    embeddings: list[np.ndarray] = []
+    logits_rows = held_out_logits(predictor, val_files, val_labels, embeddings=embeddings)[:2]
+    best = (predictor.prototypes.similarities(np.concatenate(embeddings)).max(1)
+            if predictor.prototypes is not None else None)
     figures["val_cross_fitted_calibration"] = cross_fitted(
-        predictor, val_files, val_labels, seed=args.seed, logits_rows=logits_rows
+        predictor, val_files, val_labels, seed=args.seed, logits_rows=logits_rows, best_cosine=best
     )
     # One split of 296 photos sets a 98 % threshold by two or three mistakes: report the spread
     # over other random halves too.
-    splits = [cross_fitted(predictor, val_files, val_labels, seed=1000 + i, logits_rows=logits_rows)
+    splits = [cross_fitted(predictor, val_files, val_labels, seed=1000 + i, logits_rows=logits_rows,
+                           best_cosine=best)
               for i in range(args.splits)]
     if splits:
         figures["val_cross_fitted_over_splits"] = {

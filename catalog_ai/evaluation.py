@@ -93,6 +93,7 @@ def evaluate_arrays(
     image_paths: Sequence[str | Path] | None = None,
     top_k: int = 5,
     decisions: Sequence[Decision] | None = None,
+    acceptable: np.ndarray | None = None,
 ) -> EvaluationResult:
     """Every metric of one evaluation (keys of ``metrics`` are stable; the CLI prints them).
 
@@ -112,7 +113,8 @@ def evaluate_arrays(
     ``decisions`` (one per photo, e.g. from ``Decider.decide``) replaces the built-in walk, and
     its "possibly a new category" flags count: such a photo never auto-accepts in the product,
     so ``coverage_at_precision`` (and the oracle figures) count it as not covered, however
-    confident its leaf. Ratios with nothing to count are ``None``.
+    confident its leaf. ``acceptable`` (bool per photo) marks the photos that may auto-accept
+    directly, for callers without decisions. Ratios with nothing to count are ``None``.
     """
     probs, truth = _check_inputs(node_probs, true_rows, taxonomy, thresholds, top_k)
     n = truth.shape[0]
@@ -125,7 +127,11 @@ def evaluate_arrays(
     leaf_labelled = tree.leaf_column[truth] >= 0
     leaf_correct = scan.pred_leaf == truth
     conf_l, correct_l = scan.leaf_conf[leaf_labelled], leaf_correct[leaf_labelled]
-    acceptable = np.ones(n, dtype=bool) if decisions is None else ~np.array([d.open_set for d in decisions])
+    acceptable = np.ones(n, dtype=bool) if acceptable is None else np.asarray(acceptable, dtype=bool).copy()
+    if acceptable.shape != (n,):
+        raise EvaluationError(f"acceptable has shape {acceptable.shape}; give one flag per photo ({n})")
+    if decisions is not None:
+        acceptable &= ~np.array([d.open_set for d in decisions], dtype=bool)
     rank_l = scan.true_rank[leaf_labelled]
     n_leaf = int(leaf_labelled.sum())
 

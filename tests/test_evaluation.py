@@ -379,3 +379,9 @@ def test_photos_flagged_as_possibly_new_never_count_as_covered(taxonomy: Taxonom
     plain = [decider.decide(p) for p in probs]
     same = evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, decisions=plain).metrics
     assert same["coverage_at_precision"] == pytest.approx({"0.95": 4 / 7, "0.98": 1 / 7, "0.99": 0.0})
+    # The same flags given directly (callers without decisions), and a wrong length refused.
+    flags = np.array([i not in flagged for i in range(len(probs))])
+    direct = evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, acceptable=flags).metrics
+    assert direct["coverage_at_precision"] == m["coverage_at_precision"]
+    with pytest.raises(EvaluationError, match="one flag per photo"):
+        evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, acceptable=flags[:3])
