@@ -195,7 +195,8 @@ def fit(
     fit_s = time.monotonic() - t0
 
     t0 = time.monotonic()
-    held_emb, logits, rows = embed_dataset(module, data.held_set)
+    backbone = embedding_backbone(module, data.held_set)
+    held_emb, logits, rows = embed_dataset(module, data.held_set, backbone=backbone)
     independent = held_out is not None
     cal = calibrate(
         logits, rows, module.tree, decision_threshold=config.decision_threshold,
@@ -205,7 +206,7 @@ def fit(
     )
     temperature, thresholds, node_probs = cal.temperature, cal.thresholds, cal.node_probs
     memory = build_prototypes(module, data, held_emb, logits / temperature, rows, progress=config.progress,
-                              train_embeddings=probe_embeddings)
+                              train_embeddings=probe_embeddings, backbone=backbone)
     calibrate_s = time.monotonic() - t0
 
     metrics = held_out_metrics(node_probs, rows.numpy(), taxonomy, thresholds)
@@ -286,18 +287,37 @@ def _devices(value: str):
     return int(value) if str(value).isdigit() else value
 
 
+def embedding_backbone(module: HierarchicalClassifierModule, dataset) -> torch.nn.Module:
+    """The backbone that embeds photos once training is done. On the CPU it is the frozen graph
+    the workers serve (``catalog_ai.inference.frozen``): calibration and prototypes then see the
+    numbers serving computes, 1.4-1.6x faster; elsewhere, or when it cannot be frozen, the eager one."""
+    from catalog_ai.inference.frozen import freeze_backbone
+
+    module.eval()
+    backbone = module.network.backbone
+    if module.device.type != "cpu" or not get_settings().freeze_network or len(dataset) == 0:
+        return backbone
+    images_u8, _ = next(iter(torch.utils.data.DataLoader(dataset, batch_size=8)))
+    with torch.inference_mode():
+        x = normalise(images_u8.to(module.device), module.mean, module.std)
+    return freeze_backbone(backbone, x) or backbone
+
+
 @torch.inference_mode()
 def embed_dataset(module: HierarchicalClassifierModule, dataset, *, batch_size: int = 32,
-                  progress: bool = False, desc: str = "embedding") -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
-    """Embeddings, raw leaf logits and label rows of every photo of ``dataset`` (eval mode)."""
+                  progress: bool = False, desc: str = "embedding",
+                  backbone: torch.nn.Module | None = None) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """Embeddings, raw leaf logits and label rows of every photo of ``dataset`` (eval mode).
+    ``backbone``: what embeds the photos (default: the module's eager backbone)."""
     module.eval()
     net = module.network
+    backbone = backbone or net.backbone
     embs, all_logits, all_rows = [], [], []
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
     with progress_bar(total=len(dataset), desc=desc, unit="photo", enable=progress) as bar:
         for images_u8, rows in loader:
             x = normalise(images_u8.to(module.device), module.mean, module.std)
-            emb = net.embed(x)
+            emb = backbone(x)
             embs.append(emb.float().cpu().numpy())
             all_logits.append(net.head(emb).float().cpu())
             all_rows.append(torch.as_tensor(rows))
@@ -307,15 +327,18 @@ def embed_dataset(module: HierarchicalClassifierModule, dataset, *, batch_size: 
 
 def build_prototypes(module: HierarchicalClassifierModule, data: HierarchyDataModule, held_emb: np.ndarray,
                      held_logits_t: torch.Tensor, held_rows: torch.Tensor, *, progress: bool,
-                     train_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None) -> PrototypeMemory:
+                     train_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+                     backbone: torch.nn.Module | None = None) -> PrototypeMemory:
     """Prototypes of every trained category (from its training photos) and the fusion and
     open-set parameters, fitted on the held-out photos (see catalog_ai.fusion).
 
-    ``train_embeddings``: the training photos' embeddings when already computed (linear probe)."""
+    ``train_embeddings``: the training photos' embeddings when already computed (linear probe);
+    ``backbone``: what embeds them otherwise (see ``embedding_backbone``)."""
     if train_embeddings is None:
         train = PlainDataset(data.train_cache, data.train_set.digests, data.train_set.rows, data.image_size,
                              resize=True)
-        train_emb, _, train_rows = embed_dataset(module, train, progress=progress, desc="embedding training photos")
+        train_emb, _, train_rows = embed_dataset(module, train, progress=progress, desc="embedding training photos",
+                                                 backbone=backbone)
     else:
         train_emb, train_rows = train_embeddings[0].numpy(), train_embeddings[1]
     texts = [n.text for n in module.taxonomy]

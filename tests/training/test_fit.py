@@ -179,3 +179,37 @@ def test_each_mode_has_its_own_default_backbone():
     # The accurate model fine-tunes Lite2; the quick model (main job) probes Lite0 to stay fast.
     assert TrainConfig.preset("finetune").backbone == "efficientnet_lite2"
     assert TrainConfig.preset("linear_probe").backbone == "efficientnet_lite0"
+
+
+def test_calibration_and_prototypes_embed_with_the_frozen_serving_network(trained_bundle, tmp_path, catalog_home,
+                                                                          monkeypatch):
+    """On the CPU the photos are embedded after training by the frozen graph the workers serve;
+    with CATALOG_AI_FREEZE_NETWORK=0 by the eager network. Same weights, same numbers within
+    the freezing tolerance."""
+    import numpy as np
+
+    import catalog_ai.inference.frozen as frozen
+    from catalog_ai.prototypes import PrototypeMemory
+    from catalog_ai.settings import reset_settings
+
+    made = []
+    real = frozen.freeze_backbone
+    monkeypatch.setattr(frozen, "freeze_backbone", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    taxonomy, examples, _ = load_folder_examples(trained_bundle.data)
+    fit(trained_bundle.config, taxonomy=taxonomy, examples=examples, out_dir=tmp_path / "frozen")
+    assert len(made) == 1 and isinstance(made[0], torch.jit.ScriptModule)  # traced once, used for both sets
+
+    monkeypatch.setenv("CATALOG_AI_FREEZE_NETWORK", "0")
+    reset_settings()
+    try:
+        eager = fit(trained_bundle.config, taxonomy=taxonomy, examples=examples, out_dir=tmp_path / "eager")
+    finally:
+        monkeypatch.delenv("CATALOG_AI_FREEZE_NETWORK")
+        reset_settings()
+    assert len(made) == 1  # not traced with the setting off
+    a = load_file(str(tmp_path / "frozen" / "model.safetensors"))
+    b = load_file(str(tmp_path / "eager" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    pa, pb = PrototypeMemory.load(tmp_path / "frozen"), PrototypeMemory.load(tmp_path / "eager")
+    assert np.allclose(pa.prototypes(), pb.prototypes(), atol=1e-3)
+    assert eager.bundle.temperature == pytest.approx(trained_bundle.result.bundle.temperature, rel=1e-3)
