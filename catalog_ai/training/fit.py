@@ -304,14 +304,17 @@ def embedding_backbone(module: HierarchicalClassifierModule, dataset) -> torch.n
 
 
 @torch.inference_mode()
-def embed_dataset(module: HierarchicalClassifierModule, dataset, *, batch_size: int = 32,
+def embed_dataset(module: HierarchicalClassifierModule, dataset, *, batch_size: int | None = None,
                   progress: bool = False, desc: str = "embedding",
                   backbone: torch.nn.Module | None = None) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
     """Embeddings, raw leaf logits and label rows of every photo of ``dataset`` (eval mode).
-    ``backbone``: what embeds the photos (default: the module's eager backbone)."""
+    ``backbone``: what embeds the photos (default: the module's eager backbone). ``batch_size``
+    defaults to 8 on the CPU, as serving: on 2 cores the frozen Lite2 graph embeds 38 photos/s
+    in batches of 8 and 26 in batches of 32 (cache effects); 32 elsewhere."""
     module.eval()
     net = module.network
     backbone = backbone or net.backbone
+    batch_size = batch_size or (8 if module.device.type == "cpu" else 32)
     embs, all_logits, all_rows = [], [], []
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
     with progress_bar(total=len(dataset), desc=desc, unit="photo", enable=progress) as bar:
