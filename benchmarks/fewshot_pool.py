@@ -101,13 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     cache = args.cache
     if cache is not None and cache.is_file():
         z = np.load(cache)
-        tr_emb, tr_head, va_emb, va_head, ic_emb = (z[k] for k in ("tr_emb", "tr_head", "va_emb", "va_head", "ic_emb"))
+        tr_emb, va_emb, va_head, ic_emb = (z[k] for k in ("tr_emb", "va_emb", "va_head", "ic_emb"))
     else:
-        tr_emb, tr_head = embed_files(predictor, [f for f, _ in train])
+        tr_emb, _ = embed_files(predictor, [f for f, _ in train])
         va_emb, va_head = embed_files(predictor, [f for f, _ in val])
         ic_emb, _ = embed_files(predictor, iconic)
         if cache is not None:
-            np.savez(cache, tr_emb=tr_emb, tr_head=tr_head, va_emb=va_emb, va_head=va_head, ic_emb=ic_emb)
+            np.savez(cache, tr_emb=tr_emb, va_emb=va_emb, va_head=va_head, ic_emb=ic_emb)
 
     center = memory.center
     tr_q, va_q, ic_q = (normalise_embeddings(x, center) for x in (tr_emb, va_emb, ic_emb))
@@ -120,10 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     grid = [PoolParams(beta=b, iterations=it, pool_weight=w)
             for b in (10.0, 20.0, 40.0) for it in (1, 3, 10) for w in (0.5, 1.0, 2.0)]
     rng = np.random.default_rng(args.seed)
-    folds = []
-    for _ in range(args.folds):
-        half = rng.permutation(len(train)) < len(train) // 2
-        folds.append(half)
+    folds = [rng.permutation(len(train)) < len(train) // 2 for _ in range(args.folds)]
     scores = []
     for params in grid:
         accs = []
@@ -159,10 +156,9 @@ def main(argv: list[str] | None = None) -> int:
             rng = np.random.default_rng(1000 * k + draw)  # as benchmarks/fewshot.py
             sums = []
             for leaf in novel:
-                files = [train[i][0] for i in train_idx_by_leaf[leaf]]
-                chosen = rng.choice(files, size=min(k, len(files)), replace=False)
-                rows = [train_idx_by_leaf[leaf][files.index(f)] for f in chosen]
-                sums.append(tr_q[rows].sum(0))
+                # The same draws as fewshot.py's choice among the leaf's files (same length, same order).
+                idx = train_idx_by_leaf[leaf]
+                sums.append(tr_q[rng.choice(idx, size=min(k, len(idx)), replace=False)].sum(0))
             proto = unit(np.array(sums))
             if params is not None:
                 # The pool competes against every known category: trained prototypes stay fixed.
