@@ -156,7 +156,8 @@ def _id_problem(node_id: str) -> str | None:
 
 def _clean_name(raw: str, *, source: str | None, line: int | None) -> str:
     """A name from text: NFC, spaces collapsed (see above), then the contract checked."""
-    problem = _char_problem(raw, "category name")  # before split(): it eats some controls
+    # Checked before split(), which would eat some controls (U+001C-U+001F, U+0085).
+    problem = _char_problem(raw.strip(_SPACES), "category name")
     if problem is None:
         name = " ".join(unicodedata.normalize("NFC", raw).split())
         problem = _name_problem(name) if name else "empty category name; give every category a name"

@@ -13,7 +13,7 @@ from catalog_ai import images
 from catalog_ai.db import Category, Product, ProductImage, ProductStatus, TaxonomyVersion
 from catalog_ai.errors import ImageError, TaxonomyError
 from catalog_ai.media import MediaStore, content_hash
-from catalog_ai.taxonomy import Taxonomy, check_node, format_path
+from catalog_ai.taxonomy import SEPARATOR, Node, Taxonomy, check_node, format_path
 
 __all__ = [
     "TaxonomySync",
@@ -116,9 +116,19 @@ def _source_kind(source: str) -> str:
 
 
 def catalog_taxonomy(session: Session) -> Taxonomy:
-    """The catalog's whole category tree as a :class:`Taxonomy` (node id = path text)."""
+    """The catalog's whole category tree as a :class:`Taxonomy` (node id = path text).
+
+    Built from the stored rows as they are, not re-parsed: a catalog holding names stored before
+    the taxonomy contract (control characters, repeated spaces) still loads, and its categories
+    are not renamed behind the store's back.
+    """
     paths = session.scalars(select(Category.path).order_by(Category.depth, Category.id)).all()
-    return Taxonomy.from_paths(paths)
+    nodes = []
+    for text in paths:  # by depth, so every parent comes before its children
+        path = tuple(text.split(SEPARATOR))
+        parent = SEPARATOR.join(path[:-1]) if len(path) > 1 else None
+        nodes.append(Node(text, path[-1], path, parent, len(path)))
+    return Taxonomy(nodes)
 
 
 def import_labelled_files(

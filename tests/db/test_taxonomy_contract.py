@@ -123,3 +123,16 @@ def test_limits_are_the_column_lengths() -> None:
     assert columns.name.type.length == MAX_NAME_CHARS
     assert columns.path.type.length == MAX_PATH_CHARS
     assert columns.external_id.type.length == MAX_ID_CHARS
+
+
+def test_hand_built_tree_is_checked_before_any_write(db_url: str) -> None:
+    """``Taxonomy(nodes)`` skips the parsers; sync_taxonomy still refuses what cannot be stored."""
+    from catalog_ai.taxonomy import Node, Taxonomy
+
+    tree = Taxonomy([Node("Fruit", "Fruit", ("Fruit",), None, 1),
+                     Node("x" * 65, "Ap\x00ple", ("Fruit", "Ap\x00ple"), "Fruit", 2)])
+    with pytest.raises(TaxonomyError, match=r"U\+0000"):
+        with unit_of_work(db_url) as session:
+            sync_taxonomy(session, tree, source="import:hand")
+    with unit_of_work(db_url) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Category)) == 0
