@@ -88,7 +88,8 @@ _KEPT_FORMAT_CHARS = frozenset("\u200c\u200d")
 # spaces, tabs and other Unicode spaces (NBSP, U+3000, ...) collapsed into one ' '. Names given
 # one by one (path tuples, folder names) are identities: they are NFC-normalised too (invisible),
 # but must already be spaced canonically; a stray space there is an error, not a silent rename.
-_SPACES = "\t\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+_SPACES = ("\t\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+           "\u202f\u205f\u3000")  # tab, CR (of CRLF files) and every Unicode space (Zs)
 
 
 def _quote(value: str, limit: int = 60) -> str:

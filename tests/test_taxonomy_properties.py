@@ -21,7 +21,6 @@ from catalog_ai.taxonomy import (
     MAX_ID_CHARS,
     MAX_NAME_CHARS,
     MAX_PATH_CHARS,
-    SEPARATOR,
     Taxonomy,
     load_taxonomy,
     parse_csv,
