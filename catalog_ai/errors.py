@@ -28,10 +28,19 @@ class ConfigError(CatalogAIError):
     """A setting (environment variable or option) has a value that cannot work."""
 
 
+def printable(text: str) -> str:
+    """``text`` with every non-printable character (ESC, NUL, bidi overrides, ...) written as a
+    Python escape, so that a message quoting a file's content cannot drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 class TaxonomyError(CatalogAIError):
     """A category tree file or folder is malformed.
 
-    ``source`` and ``line`` say where; both are part of the message.
+    ``source`` and ``line`` say where; both are part of the message (the source escaped: a file
+    or folder name can hold control characters too).
     """
 
     def __init__(self, message: str, *, source: str | None = None, line: int | None = None):
@@ -40,7 +49,8 @@ class TaxonomyError(CatalogAIError):
         self.reason = message
         where = ""
         if source is not None:
-            where = f"{source}:{line}: " if line is not None else f"{source}: "
+            shown = printable(source)
+            where = f"{shown}:{line}: " if line is not None else f"{shown}: "
         super().__init__(f"{where}{message}")
 
 

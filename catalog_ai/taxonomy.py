@@ -22,6 +22,7 @@ import io
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,11 +33,15 @@ from catalog_ai.errors import TaxonomyError
 __all__ = [
     "FORMATS",
     "IMAGE_SUFFIXES",
+    "MAX_ID_CHARS",
+    "MAX_NAME_CHARS",
+    "MAX_PATH_CHARS",
     "SEPARATOR",
     "CategoryPath",
     "FolderScan",
     "Node",
     "Taxonomy",
+    "check_node",
     "format_path",
     "from_folder",
     "labelled_files",
@@ -57,43 +62,166 @@ PathInput = str | Sequence[str]
 
 _GOOGLE_LINE = re.compile(r"^(\d+)\s*-\s*(.*)$")
 _GOOGLE_SNIFF = re.compile(r"^\d+ - ")
-_BAD_NAME_CHARS = (">", "\n", "\r")
-
 
 # --------------------------------------------------------------------------------------------
-# Paths
+# The contract every stored category meets, on every database.
+#
+# Lengths: the catalog's VARCHAR columns (catalog_ai/db/models/category.py builds them from these
+# three numbers, so there is one source of truth). PostgreSQL refuses longer values, SQLite stores
+# them: checking here keeps an embedded catalog movable to PostgreSQL. Lengths count code points,
+# as PostgreSQL's VARCHAR(n) does, after normalisation.
+MAX_NAME_CHARS = 255  # categories.name
+MAX_PATH_CHARS = 1024  # categories.path, the names joined with " > "
+MAX_ID_CHARS = 64  # categories.external_id (a Google or CSV id)
+#
+# Characters: control characters (C0 and C1, NUL included: PostgreSQL cannot store it), line and
+# paragraph separators, surrogates, and invisible format characters (bidi overrides and isolates
+# such as U+202E, zero-width spaces, soft hyphens, BOMs) are refused in names and ids: they
+# reorder or hide what a reviewer reads and drive terminals. ZWNJ and ZWJ (U+200C, U+200D) stay:
+# Persian and Indic words and emoji sequences need them.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_KEPT_FORMAT_CHARS = frozenset("\u200c\u200d")
+#
+# Text read from a file or typed by a person is cleaned, never refused for how it is spaced:
+# Unicode NFC (so "Café" typed on macOS, NFD, and on Linux, NFC, is one category on every
+# database, whose unique indexes compare bytes), then surrounding spaces dropped and every run of
+# spaces, tabs and other Unicode spaces (NBSP, U+3000, ...) collapsed into one ' '. Names given
+# one by one (path tuples, folder names) are identities: they are NFC-normalised too (invisible),
+# but must already be spaced canonically; a stray space there is an error, not a silent rename.
+_SPACES = ("\t\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+           "\u202f\u205f\u3000")  # tab, CR (of CRLF files) and every Unicode space (Zs)
 
 
-def _check_name(name: object, *, source: str | None = None, line: int | None = None) -> str:
-    if not isinstance(name, str):
-        raise TaxonomyError(f"category name must be text, got {name!r}", source=source, line=line)
-    if not name.strip():
-        raise TaxonomyError("empty category name; give every category a name",
-                            source=source, line=line)
-    if name != name.strip():
-        raise TaxonomyError(f"category name {name!r} has leading or trailing spaces; remove them",
-                            source=source, line=line)
-    if any(ch in name for ch in _BAD_NAME_CHARS):
-        raise TaxonomyError(f"category name {name!r} contains '>' or a line break, which cannot "
-                            "be part of a name ('>' separates levels); rename it",
-                            source=source, line=line)
+def _quote(value: str, limit: int = 60) -> str:
+    """A value for an error message: repr (escapes control characters), long ones shortened."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"
+
+
+def _refused_char(text: str) -> str | None:
+    if text.isprintable():  # fast path: every refused character is non-printable
+        return None
+    for ch in text:
+        if (ch != "\t" and ch not in _KEPT_FORMAT_CHARS
+                and unicodedata.category(ch) in _REFUSED_CATEGORIES):
+            return ch
+    return None
+
+
+def _char_problem(text: str, what: str) -> str | None:
+    bad = _refused_char(text)
+    if bad is None:
+        return None
+    if bad in "\n\r":
+        return f"{what} {_quote(text)} contains a line break; one category per line"
+    label = unicodedata.name(bad, "control character").lower()
+    return (f"{what} {_quote(text)} contains the control character U+{ord(bad):04X} ({label}), "
+            "which cannot be shown safely; remove it")
+
+
+def _name_problem(name: str) -> str | None:
+    """What is wrong with a normalised, canonically spaced name, or None."""
+    problem = _char_problem(name, "category name")
+    if problem is not None:
+        return problem
+    if ">" in name:
+        return (f"category name {_quote(name)} contains '>', which cannot be part of a name "
+                "('>' separates levels); rename it")
+    if len(name) > MAX_NAME_CHARS:
+        return (f"category name {_quote(name)} is {len(name)} characters long; the catalog "
+                f"stores at most {MAX_NAME_CHARS}, shorten it")
+    return None
+
+
+def _path_problem(path: CategoryPath) -> str | None:
+    length = sum(map(len, path)) + len(SEPARATOR) * (len(path) - 1)
+    if length > MAX_PATH_CHARS:
+        return (f"category path {_quote(SEPARATOR.join(path))} is {length} characters long; the "
+                f"catalog stores at most {MAX_PATH_CHARS}, shorten its names or use fewer levels")
+    return None
+
+
+def _id_problem(node_id: str) -> str | None:
+    """Ids are opaque (never normalised): no control characters, no surrounding spaces."""
+    problem = _char_problem(node_id, "category id")
+    if problem is not None:
+        return problem
+    if node_id != node_id.strip():
+        return f"category id {_quote(node_id)} has leading or trailing spaces; remove them"
+    if len(node_id) > MAX_ID_CHARS:
+        return (f"category id {_quote(node_id)} is {len(node_id)} characters long; the catalog "
+                f"stores at most {MAX_ID_CHARS}, use shorter ids")
+    return None
+
+
+def _clean_name(raw: str, *, source: str | None, line: int | None) -> str:
+    """A name from text: NFC, spaces collapsed (see above), then the contract checked."""
+    # Checked before split(), which would eat some controls (U+001C-U+001F, U+0085).
+    problem = _char_problem(raw.strip(_SPACES), "category name")
+    if problem is None:
+        name = " ".join(unicodedata.normalize("NFC", raw).split())
+        problem = _name_problem(name) if name else "empty category name; give every category a name"
+    if problem is not None:
+        raise TaxonomyError(problem, source=source, line=line)
     return name
 
 
+def _check_name(name: object, *, source: str | None = None, line: int | None = None) -> str:
+    """A name given on its own (tuple element, folder name): NFC, but spacing must be canonical."""
+    if not isinstance(name, str):
+        raise TaxonomyError(f"category name must be text, got {name!r}", source=source, line=line)
+    name = unicodedata.normalize("NFC", name)
+    problem = _char_problem(name, "category name")
+    if problem is None:
+        if not name.strip(_SPACES):
+            problem = "empty category name; give every category a name"
+        elif name != name.strip(_SPACES):
+            problem = (f"category name {_quote(name)} has leading or trailing spaces; "
+                       "remove them")
+        elif name != " ".join(name.split()):
+            problem = (f"category name {_quote(name)} has repeated spaces, tabs or special "
+                       "spaces; use single spaces")
+        else:
+            problem = _name_problem(name)
+    if problem is not None:
+        raise TaxonomyError(problem, source=source, line=line)
+    return name
+
+
+def check_node(node: Node, *, source: str | None = None, line: int | None = None) -> None:
+    """Raise :class:`TaxonomyError` unless the catalog can store ``node`` as it is (for trees
+    built by hand with ``Taxonomy(nodes)``, which skips the parsers' checks)."""
+    for name in node.path:
+        if _check_name(name, source=source, line=line) != name:
+            raise TaxonomyError(f"category name {_quote(name)} is not in Unicode NFC form; "
+                                "build the tree with a parser or Taxonomy.from_paths",
+                                source=source, line=line)
+    problem = _path_problem(node.path)
+    if problem is None and node.id != node.text:
+        problem = _id_problem(node.id)
+    if problem is not None:
+        raise TaxonomyError(problem, source=source, line=line)
+
+
 def parse_path(text: str, *, source: str | None = None, line: int | None = None) -> CategoryPath:
-    """``"A > B > C"`` -> ``("A", "B", "C")``; whitespace around names is dropped."""
+    """``"A > B > C"`` -> ``("A", "B", "C")``, names cleaned as described above."""
     if not isinstance(text, str):
         raise TaxonomyError(f"category path must be text, got {text!r}", source=source, line=line)
     if not text.strip():
         raise TaxonomyError("empty category path", source=source, line=line)
     if "\n" in text or "\r" in text:
-        raise TaxonomyError(f"category path {text!r} contains a line break; one path per line",
-                            source=source, line=line)
-    names = tuple(part.strip() for part in text.split(">"))
-    if not all(names):
-        raise TaxonomyError(f"category path {text.strip()!r} has a blank level; write it as "
+        raise TaxonomyError(f"category path {_quote(text)} contains a line break; one path per "
+                            "line", source=source, line=line)
+    parts = text.split(">")
+    if not all(part.strip(_SPACES) for part in parts):
+        raise TaxonomyError(f"category path {_quote(text.strip())} has a blank level; write it as "
                             "'Parent > Child' with a name on both sides of every '>'",
                             source=source, line=line)
+    names = tuple(_clean_name(part, source=source, line=line) for part in parts)
+    problem = _path_problem(names)
+    if problem is not None:
+        raise TaxonomyError(problem, source=source, line=line)
     return names
 
 
@@ -111,7 +239,11 @@ def _as_path(value: PathInput, *, source: str | None = None,
     if not isinstance(value, Sequence) or not value:
         raise TaxonomyError(f"a category path is text or a non-empty tuple of names, got {value!r}",
                             source=source, line=line)
-    return tuple(_check_name(name, source=source, line=line) for name in value)
+    path = tuple(_check_name(name, source=source, line=line) for name in value)
+    problem = _path_problem(path)
+    if problem is not None:
+        raise TaxonomyError(problem, source=source, line=line)
+    return path
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,6 +296,14 @@ class Taxonomy:
             if parent is not None:
                 children[parent.id].append(node)
         self._children = {key: tuple(value) for key, value in children.items()}
+        # Where each node was read (set by the parsers), so that a clash found later, against the
+        # catalog, still names the file and line.
+        self.source: str | None = None
+        self._lines: dict[str, int] = {}
+
+    def line_of(self, node_id: str) -> int | None:
+        """The line of the input that defined (or first implied) this node, if known."""
+        return self._lines.get(node_id)
 
     # -- constructors ------------------------------------------------------------------------
 
@@ -403,6 +543,13 @@ def _build(entries: Sequence[tuple[str, CategoryPath, int | None]], *, source: s
         if not isinstance(node_id, str) or not node_id.strip():
             raise TaxonomyError(f"empty category id for {SEPARATOR.join(path)!r}",
                                 source=source, line=line)
+        # Names were checked when the path was read; its total length and an explicit id
+        # (one that is not the path text, stored as external_id) are checked here.
+        problem = _path_problem(path)
+        if problem is None and node_id != SEPARATOR.join(path):
+            problem = _id_problem(node_id)
+        if problem is not None:
+            raise TaxonomyError(problem, source=source, line=line)
         if path in by_path:
             first_id, first_line = by_path[path]
             raise TaxonomyError(f"duplicate path {SEPARATOR.join(path)!r}: also id {first_id!r}"
@@ -453,7 +600,10 @@ def _build(entries: Sequence[tuple[str, CategoryPath, int | None]], *, source: s
                 by_path[prefix] = (implicit_id, line)
                 by_id[implicit_id] = (prefix, line)
             place(by_path[prefix][0], prefix)
-    return Taxonomy(nodes)
+    taxonomy = Taxonomy(nodes)
+    taxonomy.source = source
+    taxonomy._lines = {node_id: line for node_id, (_, line) in by_id.items() if line is not None}
+    return taxonomy
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,7 +614,9 @@ def _lines(text_or_lines: str | Iterable[str]) -> Iterator[tuple[int, str]]:
     """(1-based line number, stripped line) for text or an iterable of lines; drops a BOM."""
     lines = text_or_lines.split("\n") if isinstance(text_or_lines, str) else text_or_lines
     for number, line in enumerate(lines, start=1):
-        yield number, (line.lstrip("\ufeff") if number == 1 else line).strip()
+        # Only spaces (and the '\r' of CRLF files) are trimmed: other control characters reach
+        # the name checks and are refused there, wherever they are on the line.
+        yield number, (line.lstrip("\ufeff") if number == 1 else line).strip(_SPACES)
 
 
 def _require_nodes(entries: list, source: str, what: str) -> None:
@@ -493,6 +645,9 @@ def parse_google(lines: str | Iterable[str], source: str = "<string>") -> Taxono
     for number, line in _lines(lines):
         if not line or line.startswith("#"):
             continue
+        problem = _char_problem(line, "line")  # before the regex, whose \s would eat some
+        if problem is not None:
+            raise TaxonomyError(problem, source=source, line=number)
         match = _GOOGLE_LINE.match(line)
         if match is None:
             raise TaxonomyError(f"expected 'ID - Category > Subcategory' (like '1 - Animals & Pet "
@@ -545,7 +700,9 @@ def parse_csv(file: str | Iterable[str], source: str = "<string>") -> Taxonomy:
             raise TaxonomyError(f"row has {len(cells)} cells but the header has {len(header)}; "
                                 'quote values that contain commas ("Food, Drinks")',
                                 source=source, line=number)
-        values = [cells[i].strip() for i in index]
+        # Ids are trimmed of spaces only; names and paths are cleaned by their parsers.
+        values = [cells[i] if columns[i_col] in ("path", "name") else cells[i].strip(_SPACES)
+                  for i_col, i in enumerate(index)]
         if not values[0]:
             raise TaxonomyError("empty id; every row needs an id", source=source, line=number)
         records.append((number, values))
@@ -565,8 +722,7 @@ def _resolve_parents(records: list[tuple[int, list[str]]], source: str,
         if node_id in rows:
             raise TaxonomyError(f"duplicate id {node_id!r} (first on line {rows[node_id][0]}); "
                                 "ids must be unique", source=source, line=number)
-        _check_name(name, source=source, line=number)
-        rows[node_id] = (number, parent_id, name)
+        rows[node_id] = (number, parent_id, _clean_name(name, source=source, line=number))
     for node_id, (number, parent_id, _) in rows.items():
         if parent_id == node_id:
             raise TaxonomyError(f"category {node_id!r} is its own parent; give it another parent "

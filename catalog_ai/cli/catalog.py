@@ -83,6 +83,7 @@ def taxonomy_show(max_depth: int | None) -> None:
     from sqlalchemy import func, select
 
     from catalog_ai.db import Category, Product, unit_of_work
+    from catalog_ai.errors import printable
 
     ensure_db()
     with unit_of_work() as session:
@@ -99,7 +100,8 @@ def taxonomy_show(max_depth: int | None) -> None:
     for r in sorted(rows, key=lambda r: r.path):
         if max_depth is None or r.depth <= max_depth:
             n = total.get(r.id, 0)
-            click.echo(f"{'  ' * (r.depth - 1)}{r.name}" + (f"  ({n})" if n else ""))
+            # Escaped: names imported before the taxonomy contract may hold control characters.
+            click.echo(f"{'  ' * (r.depth - 1)}{printable(r.name)}" + (f"  ({n})" if n else ""))
 
 
 # --------------------------------------------------------------------------- catalog

@@ -13,7 +13,7 @@ from catalog_ai import images
 from catalog_ai.db import Category, Product, ProductImage, ProductStatus, TaxonomyVersion
 from catalog_ai.errors import ImageError, TaxonomyError
 from catalog_ai.media import MediaStore, content_hash
-from catalog_ai.taxonomy import Taxonomy, format_path
+from catalog_ai.taxonomy import SEPARATOR, Node, Taxonomy, check_node, format_path
 
 __all__ = [
     "TaxonomySync",
@@ -48,20 +48,35 @@ def sync_taxonomy(session: Session, taxonomy: Taxonomy, *, source: str, note: st
 
     Existing categories are matched by path and left as they are. A node whose id is not its own
     path text (Google or CSV ids) keeps that id as ``external_id``; the same path arriving with a
-    different external id is refused rather than silently relabelled.
+    different external id, or an external id that another category already holds, is refused
+    rather than silently relabelled (it used to be a raw IntegrityError at flush).
+
+    Every node is checked before anything is added, so a refused tree writes nothing; errors name
+    the file and line the node was read from (``Taxonomy.source`` and ``Taxonomy.line_of``).
     """
+    where = taxonomy.source or source
     by_path = {c.path: c for c in session.scalars(select(Category))}
+    by_external = {c.external_id: c for c in by_path.values() if c.external_id is not None}
     new_nodes = []
     for node in taxonomy:
         external_id = None if node.id == node.text else node.id
+        line = taxonomy.line_of(node.id)
         current = by_path.get(node.text)
         if current is None:
+            check_node(node, source=where, line=line)  # parsers did; a hand-built tree may not
+            holder = by_external.get(external_id) if external_id is not None else None
+            if holder is not None:
+                raise TaxonomyError(
+                    f"id {external_id!r} of the new category {node.text!r} is already the id of "
+                    f"{holder.path!r} in the catalog; give one of them another id",
+                    source=where, line=line,
+                )
             new_nodes.append((node, external_id))
         elif external_id and current.external_id and current.external_id != external_id:
             raise TaxonomyError(
                 f"category {node.text!r} already exists with id {current.external_id!r}, "
                 f"the new tree gives it id {external_id!r}; fix the file or rename the category",
-                source=source,
+                source=where, line=line,
             )
     if not new_nodes:
         return TaxonomySync(added=0, existing=len(taxonomy), version=None)
@@ -101,9 +116,19 @@ def _source_kind(source: str) -> str:
 
 
 def catalog_taxonomy(session: Session) -> Taxonomy:
-    """The catalog's whole category tree as a :class:`Taxonomy` (node id = path text)."""
+    """The catalog's whole category tree as a :class:`Taxonomy` (node id = path text).
+
+    Built from the stored rows as they are, not re-parsed: a catalog holding names stored before
+    the taxonomy contract (control characters, repeated spaces) still loads, and its categories
+    are not renamed behind the store's back.
+    """
     paths = session.scalars(select(Category.path).order_by(Category.depth, Category.id)).all()
-    return Taxonomy.from_paths(paths)
+    nodes = []
+    for text in paths:  # by depth, so every parent comes before its children
+        path = tuple(text.split(SEPARATOR))
+        parent = SEPARATOR.join(path[:-1]) if len(path) > 1 else None
+        nodes.append(Node(text, path[-1], path, parent, len(path)))
+    return Taxonomy(nodes)
 
 
 def import_labelled_files(
