@@ -66,7 +66,7 @@ def catalog(catalog_home):
         for i in range(3):
             _product(s, f"imp-green-{i}", ProductStatus.ACCEPTED, category=cats["Fruit > Apple > Green"], label_source="import")
         _product(s, "imp-carrot", ProductStatus.ACCEPTED, category=cats["Veg > Carrot"], label_source="import")
-        auto = _product(s, "auto-red", ProductStatus.ACCEPTED, category=cats["Fruit > Apple > Red"], label_source="auto")
+        auto = _product(s, "auto-red", ProductStatus.ACCEPTED, category=cats["Fruit > Apple > Red"], label_source="model")
         _suggest(s, auto, m1, "Fruit > Apple > Red", 0.97, cats)
         names = {}
         for title, path, conf in [
