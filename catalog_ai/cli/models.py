@@ -81,7 +81,8 @@ def backbones_list(as_json: bool) -> None:
 @click.option("--auto-accept-from-holdout", is_flag=True,
               help="switch auto-accept on from photos held out of the training folder (they share its "
                    "photo sessions and overstate certainty; prefer --val-data or `catalog-ai calibrate`)")
-def train_cmd(data_dir, from_catalog, include_model_labels, out_dir, mode, backbone, backbone_weights, epochs, image_size, val_data, seed,
+def train_cmd(data_dir, from_catalog, include_model_labels, out_dir, mode, backbone,
+              backbone_weights, epochs, image_size, val_data, seed,
               batch_size, lr, frozen_groups, label_smoothing, accelerator, devices, strategy, precision, num_workers,
               min_photos_per_category, auto_accept_from_holdout) -> None:
     """Fine-tune a backbone into a calibrated hierarchical classifier and write a model bundle."""

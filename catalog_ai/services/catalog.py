@@ -10,7 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog_ai import images
-from catalog_ai.db import Category, LabelSource, Product, ProductImage, ProductStatus, TaxonomyVersion
+from catalog_ai.db import (
+    Category,
+    LabelSource,
+    Product,
+    ProductImage,
+    ProductStatus,
+    TaxonomyVersion,
+)
 from catalog_ai.errors import ImageError, TaxonomyError
 from catalog_ai.media import MediaStore, content_hash
 from catalog_ai.taxonomy import Taxonomy, format_path

@@ -149,7 +149,8 @@ def _latest_suggestion(session: Session, product_id: int) -> Suggestion:
 
 def _claim(session: Session, product_id: int, status: ProductStatus, category_id: int | None) -> None:
     """Change the product only if it is still waiting: the database arbitrates concurrent reviewers."""
-    values = {"status": status, "category_id": category_id, "label_source": LabelSource.REVIEW, "error": None}
+    values = {"status": status, "category_id": category_id, "label_source": LabelSource.REVIEW,
+              "error": None}
     result = session.execute(
         update(Product)
         .where(Product.id == product_id, Product.status == ProductStatus.SUGGESTED)

@@ -47,7 +47,8 @@ def _tree() -> list[str]:
             for b in stats
         ],
         hide_index=True,
-        column_order=["category", "products", "by people", "classified", "decided", "acceptance rate",
+        column_order=["category", "products", "by people", "classified", "decided",
+                      "acceptance rate",
                       "reviewed", "accuracy", "path"],
         key="tree",
         height=420,

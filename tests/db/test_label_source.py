@@ -35,8 +35,9 @@ def test_product_labelled_by_person_in_python_and_sql_agree(db_url: str, source)
         stored = session.scalars(sa.select(Product)).one()
         assert stored.label_source == source and stored.labelled_by_person is expected
         # In SQL: no NULL for unlabelled products, so ~labelled_by_person selects them too.
-        assert session.scalar(sa.select(sa.func.count()).where(Product.labelled_by_person)) == int(expected)
-        assert session.scalar(sa.select(sa.func.count()).where(~Product.labelled_by_person)) == int(not expected)
+        count = sa.select(sa.func.count())
+        assert session.scalar(count.where(Product.labelled_by_person)) == int(expected)
+        assert session.scalar(count.where(~Product.labelled_by_person)) == int(not expected)
 
 
 def test_label_source_check_constraint_rejects_unknown_values(db_url: str) -> None:
