@@ -114,8 +114,8 @@ class Product(Base):
 
     @hybrid_property
     def labelled_by_person(self) -> bool:
-        """A person decided this product's label (:attr:`LabelSource.is_human`); in a query,
-        the same rule as SQL (false, not NULL, for products without a label)."""
+        """A person decided this product's label (:attr:`LabelSource.is_human`). The same rule
+        works in queries as SQL, false (never NULL) for a product without a label."""
         return self.label_source is not None and LabelSource(self.label_source).is_human
 
     @labelled_by_person.inplace.expression
