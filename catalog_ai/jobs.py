@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalog_ai.db import unit_of_work
+from catalog_ai.db import LabelSource, unit_of_work
 from catalog_ai.errors import ImportFolderError
 from catalog_ai.media import MediaStore
 from catalog_ai.progress import progress_bar
@@ -28,7 +28,8 @@ class FolderImportSummary(ImportSummary):
 
 
 def import_folder(
-    folder: Path, *, chunk_size: int = 64, progress: bool = False, label_source: str = "import"
+    folder: Path, *, chunk_size: int = 64, progress: bool = False,
+    label_source: LabelSource = LabelSource.IMPORT,
 ) -> FolderImportSummary:
     folder = Path(folder)
     if not folder.is_dir():
@@ -43,7 +44,7 @@ def import_folder(
     media = MediaStore(settings.media_dir)
     summary = FolderImportSummary(unlabelled=[str(p) for p in scan.unlabelled])
     with unit_of_work() as session:
-        kind = "fewshot" if label_source == "fewshot" else "folder"
+        kind = "fewshot" if label_source == LabelSource.FEWSHOT else "folder"
         summary.categories_added = sync_taxonomy(session, scan.taxonomy, source=f"{kind}:{folder}").added
     with progress_bar(total=len(scan.files), desc="importing photos", unit="photo", enable=progress) as bar:
         for start in range(0, len(scan.files), chunk_size):

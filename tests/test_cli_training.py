@@ -187,10 +187,27 @@ def test_train_with_an_unknown_backbone_is_one_clean_error(catalog_home, tmp_pat
     assert "no-such-net" in result.output and "Traceback" not in result.output
 
 
+def _label_by_model(*, every: bool = False) -> None:
+    """Make one product of each category (or ``every`` product) look auto-accepted by a model."""
+    from sqlalchemy import func, select, update
+
+    from catalog_ai.db import LabelSource, Product, dispose_engines, unit_of_work
+
+    with unit_of_work() as session:
+        ids = select(func.min(Product.id)).group_by(Product.category_id)
+        query = update(Product) if every else update(Product).where(Product.id.in_(ids))
+        session.execute(query.values(label_source=LabelSource.MODEL))
+    dispose_engines()
+
+
 def test_train_from_catalog_after_import_folder(catalog_home, tmp_path):
     data = make_tree(tmp_path / "data", per_class=8, seed=3)
     imported = invoke("catalog", "import-folder", data)
     assert imported.exit_code == 0 and "imported 32, duplicates 0, failed 0" in imported.output
+    _label_by_model()  # a model's guesses (one per category): not training data unless asked
+    described = (
+        "catalog (28 photos labelled by people (28 import); 4 auto-accepted photos left out)"
+    )
     result = invoke(
         "train",
         "--from-catalog",
@@ -208,9 +225,11 @@ def test_train_from_catalog_after_import_folder(catalog_home, tmp_path):
         "1",
     )
     assert result.exit_code == 0, result.output
-    assert "trained on 28 photos, calibrated on 4 held-out photos" in result.stdout
+    assert result.stdout.splitlines()[0] == f"training on the {described}"
+    trained = re.search(r"trained on (\d+) photos, calibrated on (\d+) held-out", result.stdout)
+    assert trained and int(trained[1]) + int(trained[2]) == 28
     manifest = json.loads((tmp_path / "model" / "bundle.json").read_text())
-    assert manifest["training"]["data"] == "catalog (32 accepted photos)"
+    assert manifest["training"]["data"] == described
     taxonomy = json.loads((tmp_path / "model" / "taxonomy.json").read_text())
     assert sorted(" > ".join(n["path"]) for n in taxonomy["nodes"]) == sorted(
         [
@@ -246,3 +265,18 @@ def test_train_from_catalog_leaves_rare_categories_to_prototypes(catalog_home, t
     listed = json.loads(invoke("fewshot", "list", "--model", tmp_path / "model", "--json").stdout)
     kale = [c for c in listed["categories"] if c["path"] == "Veg > Kale"]
     assert len(kale) == 1 and kale[0]["examples"] == 3
+
+
+def test_model_labels_train_only_when_asked_and_the_flag_needs_from_catalog(catalog_home, tmp_path):
+    data = make_tree(tmp_path / "data", per_class=2, seed=6)
+    assert invoke("catalog", "import-folder", data).exit_code == 0
+    _label_by_model(every=True)
+    refused = CliRunner().invoke(cli, ["train", "--from-catalog", "--out", str(tmp_path / "m")])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert ("8 photos auto-accepted from a model are left out: add --include-model-labels"
+            in refused.output)
+    assert not (tmp_path / "m").exists()
+    alone = CliRunner().invoke(cli, ["train", "--data", str(data), "--include-model-labels",
+                                     "--out", str(tmp_path / "m")])
+    assert alone.exit_code == 2
+    assert "--include-model-labels goes with --from-catalog" in alone.output

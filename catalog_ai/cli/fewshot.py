@@ -38,10 +38,12 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool) -> None:
     for path in result.added:
         click.echo(f"  new: {path}")
     if catalog:
+        from catalog_ai.db import LabelSource
         from catalog_ai.jobs import import_folder
 
         ensure_db()
-        summary = import_folder(data_dir, label_source="fewshot")
+        # A person chose these examples: no model may re-classify or overwrite them.
+        summary = import_folder(data_dir, label_source=LabelSource.FEWSHOT)
         click.echo(f"catalog: {summary.imported} photos imported as labelled products, "
                    f"{summary.duplicates} already there, {summary.categories_added} categories added")
 

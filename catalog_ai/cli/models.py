@@ -45,7 +45,12 @@ def backbones_list(as_json: bool) -> None:
 @cli.command("train")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="folder tree of labelled photos (sub-folders are categories)")
-@click.option("--from-catalog", is_flag=True, help="train on the catalog's accepted products instead")
+@click.option("--from-catalog", is_flag=True,
+              help="train on the catalog's products labelled by people (imports, reviews, few-shot "
+                   "examples) instead")
+@click.option("--include-model-labels", is_flag=True,
+              help="with --from-catalog: also train on products a model auto-accepted (its own "
+                   "guesses, unchecked by anyone)")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="model bundle directory to write")
 @click.option("--mode", type=click.Choice(["finetune", "linear_probe"]), default="finetune", show_default=True,
               help="finetune: the accurate model; linear_probe: the quick one (frozen backbone, head only)")
@@ -76,7 +81,8 @@ def backbones_list(as_json: bool) -> None:
 @click.option("--auto-accept-from-holdout", is_flag=True,
               help="switch auto-accept on from photos held out of the training folder (they share its "
                    "photo sessions and overstate certainty; prefer --val-data or `catalog-ai calibrate`)")
-def train_cmd(data_dir, from_catalog, out_dir, mode, backbone, backbone_weights, epochs, image_size, val_data, seed,
+def train_cmd(data_dir, from_catalog, include_model_labels, out_dir, mode, backbone,
+              backbone_weights, epochs, image_size, val_data, seed,
               batch_size, lr, frozen_groups, label_smoothing, accelerator, devices, strategy, precision, num_workers,
               min_photos_per_category, auto_accept_from_holdout) -> None:
     """Fine-tune a backbone into a calibrated hierarchical classifier and write a model bundle."""
@@ -86,6 +92,8 @@ def train_cmd(data_dir, from_catalog, out_dir, mode, backbone, backbone_weights,
 
     if bool(data_dir) == bool(from_catalog):
         raise click.UsageError("give exactly one of --data DIR or --from-catalog")
+    if include_model_labels and not from_catalog:
+        raise click.UsageError("--include-model-labels goes with --from-catalog")
     config = TrainConfig.preset(mode)
     config = dataclasses.replace(config, auto_accept_from_holdout=auto_accept_from_holdout, seed=seed,
                                  accelerator=accelerator, devices=devices, strategy=strategy, precision=precision,
@@ -99,7 +107,10 @@ def train_cmd(data_dir, from_catalog, out_dir, mode, backbone, backbone_weights,
     rare = []
     if from_catalog:
         ensure_db()
-        taxonomy, examples, description = examples_from_catalog()
+        taxonomy, examples, description = examples_from_catalog(
+            include_model_labels=include_model_labels
+        )
+        click.echo(f"training on the {description}")
         examples, rare = split_rare_categories(examples, min_photos_per_category)
         if rare:
             taxonomy = Taxonomy.from_paths(sorted({e.label for e in examples}))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from catalog_ai.db.base import NAMING_CONVENTION, Base
 from catalog_ai.db.models import (
+    HUMAN_SOURCES,
     Category,
     Embedding,
+    LabelSource,
     ModelVersion,
     Product,
     ProductImage,
@@ -26,10 +28,12 @@ from catalog_ai.db.session import (
 from catalog_ai.db.types import UTCDateTime, utc_now
 
 __all__ = [
+    "HUMAN_SOURCES",
     "NAMING_CONVENTION",
     "Base",
     "Category",
     "Embedding",
+    "LabelSource",
     "ModelVersion",
     "Product",
     "ProductImage",

@@ -10,7 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog_ai import images
-from catalog_ai.db import Category, Product, ProductImage, ProductStatus, TaxonomyVersion
+from catalog_ai.db import (
+    Category,
+    LabelSource,
+    Product,
+    ProductImage,
+    ProductStatus,
+    TaxonomyVersion,
+)
 from catalog_ai.errors import ImageError, TaxonomyError
 from catalog_ai.media import MediaStore, content_hash
 from catalog_ai.taxonomy import SEPARATOR, Node, Taxonomy, check_node, format_path
@@ -139,7 +146,7 @@ def import_labelled_files(
     max_bytes: int | None = None,
     max_pixels: int | None = None,
     on_file: Callable[[Path], None] | None = None,
-    label_source: str = "import",
+    label_source: LabelSource = LabelSource.IMPORT,
 ) -> ImportSummary:
     """Store labelled photos as accepted products of their categories.
 
@@ -147,6 +154,9 @@ def import_labelled_files(
     so re-running an import adds nothing. An unreadable file is reported with its reason and the
     others go on. Categories must exist already (:func:`sync_taxonomy`).
     """
+    if not LabelSource(label_source).is_human:
+        # Imported labels are never re-classified: a model's guess must not pass as one.
+        raise ValueError(f"import_labelled_files stores labels a person gave, not {label_source!r}")
     summary = ImportSummary()
     categories = _categories_by_path(session, {format_path(p) for _, p in files})
     seen: set[str] = set()

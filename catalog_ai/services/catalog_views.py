@@ -4,6 +4,8 @@ products of a branch, a product's history, a model version's progress, upload st
 Definitions used per branch (a category and everything below it):
 
 - ``products``: products whose final category lies in the branch (status ``accepted``);
+- ``labelled_by_people``: of those, the ones whose category a person gave (import, review,
+  few-shot example: :attr:`LabelSource.is_human`), the rest were auto-accepted from a model;
 - ``classified``: products whose newest suggestion points into the branch;
 - ``decided``: of those, products that got a final verdict (``accepted``, automatically or by a
   reviewer, or ``rejected``);
@@ -25,11 +27,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from catalog_ai.db import (
     Category,
+    LabelSource,
     ModelVersion,
     Product,
     ProductImage,
@@ -40,7 +43,6 @@ from catalog_ai.db import (
     utc_now,
 )
 from catalog_ai.errors import CatalogAIError
-from catalog_ai.services.classify import HUMAN_LABELS
 from catalog_ai.taxonomy import SEPARATOR
 
 __all__ = [
@@ -76,6 +78,7 @@ class BranchStats:
     name: str
     depth: int
     products: int = 0
+    labelled_by_people: int = 0
     classified: int = 0
     decided: int = 0
     accepted_as_suggested: int = 0
@@ -97,7 +100,7 @@ class ProductTile:
     title: str
     status: str
     category_path: str | None
-    label_source: str | None
+    label_source: LabelSource | None
     image_path: str | None  # relative to the media store
 
 
@@ -144,7 +147,7 @@ class ProductHistory:
     status: str
     error: str | None
     category_path: str | None
-    label_source: str | None
+    label_source: LabelSource | None
     attempts: int
     created_at: datetime
     status_changed_at: datetime
@@ -198,13 +201,15 @@ def branch_stats(session: Session) -> list[BranchStats]:
             if prefix in figures:
                 figures[prefix][key] += n
 
-    for path, n in session.execute(
-        select(Category.path, func.count(Product.id))
+    for path, label_source, n in session.execute(
+        select(Category.path, Product.label_source, func.count(Product.id))
         .join(Product, Product.category_id == Category.id)
         .where(Product.status == ProductStatus.ACCEPTED)
-        .group_by(Category.path)
+        .group_by(Category.path, Product.label_source)
     ):
         add(path, "products", n)
+        if label_source is not None and label_source.is_human:
+            add(path, "labelled_by_people", n)
 
     latest = _latest_suggestion_ids().subquery()
     # The verdict on the newest suggestion, if a reviewer gave one.
@@ -233,7 +238,7 @@ def branch_stats(session: Session) -> list[BranchStats]:
         add(path, "classified", n)
         if status in (ProductStatus.ACCEPTED, ProductStatus.REJECTED):
             add(path, "decided", n)
-            if (status == ProductStatus.ACCEPTED and label_source == "auto") or (
+            if (status == ProductStatus.ACCEPTED and label_source == LabelSource.MODEL) or (
                 action in _ACCEPTED_VERDICTS
             ):
                 add(path, "accepted_as_suggested", n)
@@ -450,13 +455,9 @@ def model_progress(session: Session, version: str) -> ModelProgress:
         select(func.count())
         .select_from(Product)
         .where(
-            or_(
-                Product.status.in_((ProductStatus.PENDING, ProductStatus.PROCESSING)),
-                and_(
-                    Product.status.in_((ProductStatus.SUGGESTED, ProductStatus.ACCEPTED)),
-                    or_(Product.label_source.is_(None), Product.label_source.not_in(HUMAN_LABELS)),
-                ),
-            ),
+            Product.status.in_((ProductStatus.PENDING, ProductStatus.PROCESSING,
+                                ProductStatus.SUGGESTED, ProductStatus.ACCEPTED)),
+            ~Product.labelled_by_person,  # the same rule as the classifier's
             ~has_own,
         )
     ) or 0

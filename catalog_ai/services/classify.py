@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Select, and_, exists, or_, select, update
+from sqlalchemy import Select, and_, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from catalog_ai.db import (
     Category,
     Embedding,
+    LabelSource,
     ModelVersion,
     Product,
     ProductStatus,
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
     from catalog_ai.inference.predictor import Predictor
 
 __all__ = [
-    "HUMAN_LABELS",
     "TransientStorageError",
     "Work",
     "Outcome",
@@ -66,8 +66,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: ``Product.label_source`` values set by people: a model never overrides them.
-HUMAN_LABELS = ("import", "review")
 _WAITING = (ProductStatus.PENDING, ProductStatus.PROCESSING)
 _MODEL_LABELLED = (ProductStatus.SUGGESTED, ProductStatus.ACCEPTED)
 
@@ -124,23 +122,18 @@ def _has_suggestion(model_version_id: int):
 
 def _classifiable(model_version_id: int):
     """Waiting products, and products labelled by an earlier model, that this version has not
-    suggested for yet. Labels given by people (import, review) are never touched."""
+    suggested for yet. A label a person gave (``Product.labelled_by_person``: import, review,
+    few-shot example) is never touched, whatever the product's status."""
     return and_(
-        or_(
-            Product.status.in_(_WAITING),
-            and_(
-                Product.status.in_(_MODEL_LABELLED),
-                or_(Product.label_source.is_(None), Product.label_source.not_in(HUMAN_LABELS)),
-            ),
-        ),
+        Product.status.in_((*_WAITING, *_MODEL_LABELLED)),
+        ~Product.labelled_by_person,
         ~_has_suggestion(model_version_id),
     )
 
 
 def _still_classifiable(product: Product) -> bool:
-    if product.status in _WAITING:
-        return True
-    return product.status in _MODEL_LABELLED and product.label_source not in HUMAN_LABELS
+    """:func:`_classifiable` for a loaded product (re-checked under the row lock in ``record``)."""
+    return product.status in (*_WAITING, *_MODEL_LABELLED) and not product.labelled_by_person
 
 
 # --- claim, run, record ---------------------------------------------------------------------------
@@ -232,7 +225,7 @@ def record(
 ) -> RecordSummary:
     """Store suggestions and embeddings and set each product's status.
 
-    ``accepted`` (category = the decision's path, ``label_source="auto"``) when the decision may
+    ``accepted`` (category = the decision's path, ``label_source="model"``) when the decision may
     be auto-accepted, else ``suggested``; ``failed`` with the reason when the photo could not be
     decoded. Products finished meanwhile (by a redelivered twin of this task, or by a reviewer)
     are left alone, and the unique (product, model version) key makes a second suggestion
@@ -307,11 +300,12 @@ def record(
         if decision.auto_accept and category_id is not None:
             product.status = ProductStatus.ACCEPTED
             product.category_id = category_id
-            product.label_source = "auto"
+            product.label_source = LabelSource.MODEL
             summary.accepted.append(product.id)
         else:
             product.status = ProductStatus.SUGGESTED
-            if product.label_source == "auto":  # an earlier model's label; this one is unsure
+            # An earlier model's label, and this one is unsure: back to a plain suggestion.
+            if product.label_source == LabelSource.MODEL:
                 product.category_id = None
                 product.label_source = None
             summary.suggested.append(product.id)

@@ -23,7 +23,15 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog_ai.db import Category, Embedding, ModelVersion, Product, ProductImage, ProductStatus
+from catalog_ai.db import (
+    Category,
+    Embedding,
+    LabelSource,
+    ModelVersion,
+    Product,
+    ProductImage,
+    ProductStatus,
+)
 from catalog_ai.errors import ImageError
 from catalog_ai.media import content_hash
 from catalog_ai.settings import get_settings
@@ -147,7 +155,7 @@ def review_examples(session: Session, model_version: str) -> tuple[list[str], np
         .join(ModelVersion, Embedding.model_version_id == ModelVersion.id)
         .where(ModelVersion.version == model_version)
         .where(Product.status == ProductStatus.ACCEPTED)
-        .where(Product.label_source == "review")
+        .where(Product.label_source == LabelSource.REVIEW)
         .order_by(Product.id)
     ).all()
     if not rows:

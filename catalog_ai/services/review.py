@@ -4,7 +4,7 @@ correct, new category, reject, bulk accept).
 Every verdict needs a signed-in reviewer's name and is recorded as a :class:`Review`. A product
 is changed only while it is still waiting (``suggested``): two reviewers acting on the same card
 cannot both win; the second gets a :class:`ReviewConflict`. An accepted or corrected product is
-labelled ``label_source="review"``, which makes it an example of its category for the prototype
+labelled ``LabelSource.REVIEW``, which makes it an example of its category for the prototype
 memory at once (see :mod:`catalog_ai.services.fewshot`).
 """
 
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from catalog_ai.db import (
     Category,
+    LabelSource,
     ModelVersion,
     Product,
     ProductImage,
@@ -148,7 +149,8 @@ def _latest_suggestion(session: Session, product_id: int) -> Suggestion:
 
 def _claim(session: Session, product_id: int, status: ProductStatus, category_id: int | None) -> None:
     """Change the product only if it is still waiting: the database arbitrates concurrent reviewers."""
-    values = {"status": status, "category_id": category_id, "label_source": "review", "error": None}
+    values = {"status": status, "category_id": category_id, "label_source": LabelSource.REVIEW,
+              "error": None}
     result = session.execute(
         update(Product)
         .where(Product.id == product_id, Product.status == ProductStatus.SUGGESTED)
@@ -272,7 +274,7 @@ def reviewed_examples(session: Session) -> tuple[list, list[str]]:
         .join(first_image, first_image.c.iid == ProductImage.id)
         .join(Product, Product.id == ProductImage.product_id)
         .join(Category, Category.id == Product.category_id)
-        .where(Product.status == ProductStatus.ACCEPTED, Product.label_source == "review")
+        .where(Product.status == ProductStatus.ACCEPTED, Product.label_source == LabelSource.REVIEW)
         .order_by(Product.id)
     ).all()
     return [media.path(stored) for stored, _ in rows], [path for _, path in rows]

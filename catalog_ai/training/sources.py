@@ -1,4 +1,5 @@
-"""Where training photos come from: a labelled folder tree, or the catalog's accepted products."""
+"""Where training photos come from: a labelled folder tree, or the catalog's accepted products
+(those people labelled, unless asked otherwise)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from catalog_ai.db import Category, Product, ProductImage, ProductStatus, unit_of_work
+from catalog_ai.db import (
+    HUMAN_SOURCES,
+    Category,
+    LabelSource,
+    Product,
+    ProductImage,
+    ProductStatus,
+    unit_of_work,
+)
 from catalog_ai.errors import ImportFolderError
 from catalog_ai.media import MediaStore
 from catalog_ai.settings import get_settings
@@ -61,26 +70,63 @@ def split_rare_categories(examples: Sequence[Example], min_photos: int) -> tuple
     return [e for e in examples if e.label not in rare], [e for e in examples if e.label in rare]
 
 
-def examples_from_catalog() -> tuple[Taxonomy, list[Example], str]:
-    """Accepted products with a category (imported labels and staff reviews).
+def examples_from_catalog(
+    *, include_model_labels: bool = False
+) -> tuple[Taxonomy, list[Example], str]:
+    """Accepted products with a category whose label a person gave (imports, reviews, few-shot
+    examples: :attr:`LabelSource.is_human`); with ``include_model_labels``, products a model
+    auto-accepted too. Training on a model's own guesses by default would teach the next model
+    the last one's mistakes as truth.
 
-    The tree is the part of the catalog's tree that has photos: categories nobody has labelled
-    yet are left to the few-shot prototypes instead of becoming dead outputs of the head.
+    The description says how many photos came from each source and how many were left out; it
+    is printed by ``train`` and kept in the bundle's manifest. The tree is the part of the
+    catalog's tree that has photos: categories nobody has labelled yet are left to the few-shot
+    prototypes instead of becoming dead outputs of the head.
     """
     media = MediaStore(get_settings().media_dir)
     with unit_of_work() as session:
         rows = session.execute(
-            select(ProductImage.stored_path, Category.path)
+            select(ProductImage.stored_path, Category.path, Product.label_source)
             .join(Product, ProductImage.product_id == Product.id)
             .join(Category, Product.category_id == Category.id)
             .where(Product.status == ProductStatus.ACCEPTED)
             .order_by(ProductImage.id)
         ).all()
-    if not rows:
-        raise TrainingDataError(
-            "the catalog has no accepted products with a category; import labelled photos "
-            "(catalog-ai catalog import-folder DIR) or review suggestions first"
+    used: Counter[str] = Counter()
+    left_out = 0
+    examples = []
+    for stored, path, source in rows:
+        human = source is not None and LabelSource(source).is_human
+        if human or include_model_labels:
+            examples.append(Example(file=media.path(stored), label=path))
+            used[str(source) if source is not None else "unknown"] += 1
+        else:
+            left_out += 1
+    if not examples:
+        hint = (
+            f" ({left_out} photos auto-accepted from a model are left out: add "
+            "--include-model-labels to train on them)" if left_out else ""
         )
-    examples = [Example(file=media.path(stored), label=path) for stored, path in rows]
+        raise TrainingDataError(
+            "the catalog has no accepted products labelled by people" + hint + "; import "
+            "labelled photos (catalog-ai catalog import-folder DIR) or review suggestions first"
+        )
     taxonomy = Taxonomy.from_paths(sorted({e.label for e in examples}))
-    return taxonomy, examples, f"catalog ({len(examples)} accepted photos)"
+    return taxonomy, examples, "catalog (" + _describe(used, left_out) + ")"
+
+
+def _describe(used: Counter[str], left_out: int) -> str:
+    """``32 photos labelled by people (30 import, 2 review); 8 auto-accepted photos left out``."""
+    human = {k: n for k, n in used.items() if k in {s.value for s in HUMAN_SOURCES}}
+    by_people = sum(human.values())
+    parts = ", ".join(f"{n} {k}" for k, n in sorted(human.items()))
+    text = f"{by_people} photos labelled by people" + (f" ({parts})" if parts else "")
+    others = {k: n for k, n in used.items() if k not in human}
+    if others:
+        text += "; " + ", ".join(
+            f"{n} {'auto-accepted from a model' if k == LabelSource.MODEL else 'of unknown source'}"
+            for k, n in sorted(others.items())
+        ) + " (--include-model-labels)"
+    if left_out:
+        text += f"; {left_out} auto-accepted photos left out"
+    return text

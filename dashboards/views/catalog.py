@@ -16,7 +16,9 @@ from dashboards import ui
 PAGE_SIZE = 24
 INDENT = "\u2003"  # an em space: indents the tree in the table
 DEFINITIONS = (
-    "**products**: products whose final category is in the branch · **classified**: uploads "
+    "**products**: products whose final category is in the branch · **by people**: of those, "
+    "the ones whose category a person gave (import, review, few-shot example), not a model · "
+    "**classified**: uploads "
     "whose newest suggestion points into the branch · **acceptance rate**: of those with a final "
     "verdict, the share accepted as suggested (automatically or by a reviewer, fully or down to a "
     "shallower depth; corrections, new categories and rejections count against) · **accuracy**: "
@@ -35,6 +37,7 @@ def _tree() -> list[str]:
                 "category": INDENT * (b.depth - 1) + b.name,
                 "path": b.path,
                 "products": b.products,
+                "by people": b.labelled_by_people,
                 "classified": b.classified,
                 "decided": b.decided,
                 "acceptance rate": ui.percent(b.acceptance_rate),
@@ -44,7 +47,8 @@ def _tree() -> list[str]:
             for b in stats
         ],
         hide_index=True,
-        column_order=["category", "products", "classified", "decided", "acceptance rate",
+        column_order=["category", "products", "by people", "classified", "decided",
+                      "acceptance rate",
                       "reviewed", "accuracy", "path"],
         key="tree",
         height=420,

@@ -109,7 +109,10 @@ def _same_schema_as_create_all(
     for table in sorted(TABLES):
         assert migrated[table] == from_models[table], table
     # The constraints the application relies on are really there, under their stable names.
-    assert [c[0] for c in migrated["products"]["checks"]] == ["ck_products_product_status"]
+    assert [c[0] for c in migrated["products"]["checks"]] == [
+        "ck_products_label_source",
+        "ck_products_product_status",
+    ]
     one_active = {i[0]: i[2:] for i in migrated["model_versions"]["indexes"]}
     assert one_active["uq_model_versions_one_active"] == (True, "is_active")
 
@@ -175,3 +178,55 @@ def test_the_alembic_command_line_uses_catalog_ai_database_url(tmp_path: Path) -
     )
     assert done.returncode == 0, done.stderr
     assert migrate.current_revision(f"sqlite:///{database}") == migrate.head_revision()
+
+
+def _provenance_round_trip(url: str) -> None:
+    """0003_provenance renames the stored 'auto' (a model's label) to 'model' and back, leaves
+    people's labels alone, and refuses a value it cannot place before changing anything."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(migrate._config(url))
+    parent = script.get_revision("0003_provenance").down_revision
+    migrate.upgrade(url, revision=parent)
+    engine = sa.create_engine(url)
+    sources = [None, "import", "auto", "review", "fewshot"]
+
+    def stored() -> list:
+        with engine.connect() as connection:
+            return list(connection.execute(
+                sa.text("SELECT label_source FROM products ORDER BY id")
+            ).scalars())
+
+    try:
+        with engine.begin() as connection:
+            for i, source in enumerate(sources):
+                connection.execute(
+                    sa.text("INSERT INTO products (title, status, label_source) "
+                            "VALUES (:t, 'accepted', :s)"),
+                    {"t": f"p{i}", "s": source},
+                )
+        migrate.upgrade(url, revision="0003_provenance")
+        assert stored() == [None, "import", "model", "review", "fewshot"]
+        with pytest.raises(sa.exc.IntegrityError):  # the CHECK keeps the old spelling out
+            with engine.begin() as connection:
+                connection.execute(sa.text("UPDATE products SET label_source = 'auto'"))
+        migrate.downgrade(url, revision=parent)
+        assert stored() == sources
+
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE products SET label_source = 'guess' WHERE id = 1"))
+        with pytest.raises(DatabaseError, match=r"'guess' \(1 products\).*then migrate again"):
+            migrate.upgrade(url, revision="0003_provenance")
+        assert migrate.current_revision(url) == parent
+        assert stored() == ["guess", *sources[1:]]  # nothing was renamed
+    finally:
+        engine.dispose()
+
+
+def test_provenance_migration_converts_rows_on_sqlite(tmp_path: Path) -> None:
+    _provenance_round_trip(f"sqlite:///{tmp_path / 'catalog.db'}")
+
+
+@pytest.mark.integration
+def test_provenance_migration_converts_rows_on_postgresql(postgres_url: str) -> None:
+    _provenance_round_trip(postgres_url)

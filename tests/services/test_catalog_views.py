@@ -66,7 +66,7 @@ def catalog(catalog_home):
         for i in range(3):
             _product(s, f"imp-green-{i}", ProductStatus.ACCEPTED, category=cats["Fruit > Apple > Green"], label_source="import")
         _product(s, "imp-carrot", ProductStatus.ACCEPTED, category=cats["Veg > Carrot"], label_source="import")
-        auto = _product(s, "auto-red", ProductStatus.ACCEPTED, category=cats["Fruit > Apple > Red"], label_source="auto")
+        auto = _product(s, "auto-red", ProductStatus.ACCEPTED, category=cats["Fruit > Apple > Red"], label_source="model")
         _suggest(s, auto, m1, "Fruit > Apple > Red", 0.97, cats)
         names = {}
         for title, path, conf in [
@@ -99,6 +99,9 @@ def test_branch_stats_roll_up_the_tree(catalog):
     # Products: 3 imports + ok-green in Green; auto-red in Red; too-deep at Apple; wrong-red moved to Banana.
     assert (green.products, red.products, apple.products, banana.products, fruit.products) == (4, 1, 6, 1, 7)
     assert veg.products == 1
+    # Of those, the ones a person labelled (imports, reviews): all but auto-red.
+    assert (green.labelled_by_people, red.labelled_by_people, apple.labelled_by_people) == (4, 0, 5)
+    assert (banana.labelled_by_people, fruit.labelled_by_people, veg.labelled_by_people) == (1, 6, 1)
     # Suggestions in Fruit: auto-red, ok-green, wrong-red, too-deep, junk (all decided).
     assert (fruit.classified, fruit.decided, fruit.accepted_as_suggested) == (5, 5, 3)
     assert fruit.acceptance_rate == pytest.approx(3 / 5)

@@ -12,6 +12,7 @@ from catalog_ai.cli import cli
 from catalog_ai.db import (
     Category,
     Embedding,
+    LabelSource,
     ModelVersion,
     Product,
     ProductStatus,
@@ -126,7 +127,7 @@ def test_confident_leaf_decisions_are_accepted_the_rest_wait_for_review(catalog,
     threshold = bundle.thresholds.auto_accept
     for i in accepted:
         product, suggestion = products[i], suggestions[i]
-        assert product.label_source == "auto" and suggestion.confidence >= threshold
+        assert product.label_source == LabelSource.MODEL and suggestion.confidence >= threshold
         assert category_path[product.category_id] == suggestion.path
         assert suggestion.model_version_id == version_id
     for i in suggested:
@@ -283,3 +284,69 @@ def test_activating_a_new_model_reclassifies_model_labels_but_never_human_ones(
         ProductStatus.SUGGESTED,
         ProductStatus.ACCEPTED,
     }
+
+
+def _fewshot_examples(photos, root):
+    """What ``fewshot add --catalog`` stores: the example photos as labelled products."""
+    import shutil
+
+    from catalog_ai.jobs import import_folder
+
+    for i, photo in enumerate(photos):
+        target = root / "Veg" / "Carrot" / f"example-{i}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(photo, target)
+    assert import_folder(root, label_source=LabelSource.FEWSHOT).imported == len(photos)
+    with unit_of_work() as session:
+        return sorted(
+            session.scalars(select(Product.id).where(Product.label_source == LabelSource.FEWSHOT))
+        )
+
+
+def test_a_new_model_never_reclassifies_or_overwrites_few_shot_examples(catalog, model, tmp_path):
+    from catalog_ai.services.catalog_views import model_progress
+
+    photos, bundle = model
+    activate(bundle.path)
+    examples = _fewshot_examples(photos[:10], tmp_path / "examples")
+    uploads = _ingest(catalog, photos[10:20])  # classified by the first model
+    second_bundle = make_bundle(tmp_path / "second", photos, seed=1)
+    version = activate(second_bundle.path)
+    with unit_of_work() as session:
+        schedule_reclassification(session, version)
+    # The second model, confident about half of these photos, would auto-accept over them.
+    assert set(_suggestions_per_product(_model_id(version))) == set(uploads)
+    products = _products()
+    with unit_of_work() as session:
+        carrot = session.scalar(select(Category.id).where(Category.path == "Veg > Carrot"))
+        assert model_progress(session, version).remaining == 0
+    for i in examples:
+        assert (products[i].status, products[i].category_id, products[i].label_source) == (
+            ProductStatus.ACCEPTED, carrot, LabelSource.FEWSHOT
+        )
+
+
+@pytest.mark.parametrize("source", [s for s in LabelSource if s.is_human])
+def test_record_never_overwrites_a_label_a_person_gave_meanwhile(catalog, model, source):
+    photos, bundle = model
+    version_id = _model_id(activate(bundle.path))
+    ids = _ingest(catalog, photos[:6], enqueue=False)
+    predictor = Predictor.load(bundle.path)
+    with unit_of_work() as session:
+        work = claim(session, ids, model_version_id=version_id)
+    outcomes = run_model(predictor, work, media=catalog)
+    assert any(o.decision.auto_accept for o in outcomes)  # the model would accept some of them
+    with unit_of_work() as session:  # a person labels the photos while the model runs
+        carrot = session.scalar(select(Category.id).where(Category.path == "Veg > Carrot"))
+        session.execute(
+            update(Product)
+            .where(Product.id.in_(ids))
+            .values(label_source=source, category_id=carrot)
+        )
+    with unit_of_work() as session:
+        done = record(session, outcomes, model_version_id=version_id)
+        # Nor may a later claim hand them to a model again.
+        assert claim(session, ids, model_version_id=version_id) == []
+    assert sorted(done.skipped) == ids and not done.accepted and not done.suggested
+    assert _suggestions_per_product(version_id) == {}
+    assert {(p.category_id, p.label_source) for p in _products().values()} == {(carrot, source)}

@@ -5,15 +5,17 @@ from __future__ import annotations
 from catalog_ai.db.models.category import Category
 from catalog_ai.db.models.embedding import Embedding
 from catalog_ai.db.models.model_version import ModelVersion
-from catalog_ai.db.models.product import Product, ProductStatus
+from catalog_ai.db.models.product import HUMAN_SOURCES, LabelSource, Product, ProductStatus
 from catalog_ai.db.models.product_image import ProductImage
 from catalog_ai.db.models.review import Review, ReviewAction
 from catalog_ai.db.models.suggestion import Suggestion, SuggestionSource
 from catalog_ai.db.models.taxonomy_version import TaxonomyVersion
 
 __all__ = [
+    "HUMAN_SOURCES",
     "Category",
     "Embedding",
+    "LabelSource",
     "ModelVersion",
     "Product",
     "ProductImage",

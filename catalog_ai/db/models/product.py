@@ -1,4 +1,5 @@
-"""A product to classify, and its life cycle (``ProductStatus``)."""
+"""A product to classify, its life cycle (``ProductStatus``) and who gave its category
+(``LabelSource``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Float, ForeignKey, Index, String, Text, func
+from sqlalchemy import ColumnElement, Float, ForeignKey, Index, String, Text, and_, func
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from catalog_ai.db.base import Base
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from catalog_ai.db.models.review import Review
     from catalog_ai.db.models.suggestion import Suggestion
 
-__all__ = ["ProductStatus", "Product"]
+__all__ = ["ProductStatus", "LabelSource", "HUMAN_SOURCES", "Product"]
 
 
 class ProductStatus(enum.StrEnum):
@@ -28,6 +30,32 @@ class ProductStatus(enum.StrEnum):
     ACCEPTED = "accepted"  # has its final category
     REJECTED = "rejected"  # a reviewer said it belongs nowhere
     FAILED = "failed"  # could not be classified; ``error`` says why
+
+
+class LabelSource(enum.StrEnum):
+    """Who decided a product's category (``Product.label_source``).
+
+    The one rule every part of the system follows: a category a person decided
+    (:attr:`is_human`) is never changed by a model, is what training from the catalog learns
+    from, and counts as labelled in every progress figure; a model's category is a guess that
+    the next model may replace and that training uses only when asked to.
+    """
+
+    IMPORT = "import"  # a labelled photo imported by staff (catalog import-folder)
+    REVIEW = "review"  # a reviewer's verdict (accept, correct, new category, reject)
+    FEWSHOT = "fewshot"  # an example photo a person gave with `fewshot add`
+    MODEL = "model"  # auto-accepted from a model's confident suggestion
+
+    @property
+    def is_human(self) -> bool:
+        """Whether a person decided this label (see the class docstring)."""
+        return self in HUMAN_SOURCES
+
+
+#: The label sources that are a person's decision. The only place this is decided.
+HUMAN_SOURCES: frozenset[LabelSource] = frozenset(
+    {LabelSource.IMPORT, LabelSource.REVIEW, LabelSource.FEWSHOT}
+)
 
 
 class Product(Base):
@@ -52,7 +80,8 @@ class Product(Base):
     category_id: Mapped[int | None] = mapped_column(
         ForeignKey("categories.id", ondelete="RESTRICT"), index=True
     )
-    label_source: Mapped[str | None] = mapped_column(String(16))  # import | auto | review
+    # Who gave ``category_id`` (or the rejection); None while only suggested.
+    label_source: Mapped[LabelSource | None] = mapped_column(str_enum(LabelSource, "label_source"))
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
@@ -82,6 +111,18 @@ class Product(Base):
         passive_deletes=True,
         order_by="Review.id",
     )
+
+    @hybrid_property
+    def labelled_by_person(self) -> bool:
+        """A person decided this product's label (:attr:`LabelSource.is_human`). The same rule
+        works in queries as SQL, false (never NULL) for a product without a label."""
+        return self.label_source is not None and LabelSource(self.label_source).is_human
+
+    @labelled_by_person.inplace.expression
+    @classmethod
+    def _labelled_by_person_expression(cls) -> ColumnElement[bool]:
+        # IS NOT NULL first: NOT (NULL IN (...)) is NULL, which a WHERE would treat as false.
+        return and_(cls.label_source.is_not(None), cls.label_source.in_(sorted(HUMAN_SOURCES)))
 
     @validates("status")
     def _stamp_status_change(self, key: str, value: ProductStatus) -> ProductStatus:
