@@ -196,6 +196,8 @@ def users_hash_password(name: str, from_stdin: bool, password: str | None) -> No
     line, where shell history and `ps` would keep it. Only the line goes to stdout (the prompts
     go to stderr), so `catalog-ai users hash-password alice >> reviewers.txt` builds a users file.
     """
+    import sys
+
     from catalog_ai.auth import check_new_password, hash_password
     from catalog_ai.errors import ConfigError
 
@@ -207,7 +209,7 @@ def users_hash_password(name: str, from_stdin: bool, password: str | None) -> No
     if ":" in name or ";" in name or not name.strip():
         raise click.BadParameter("a reviewer name may not be empty or contain ':' or ';'", param_hint="NAME")
     if from_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     try:
