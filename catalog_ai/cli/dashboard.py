@@ -52,7 +52,8 @@ def dashboard(port: int, address: str, streamlit_args: tuple[str, ...]) -> None:
     """Start the review dashboard (Streamlit) with the current environment.
 
     Reviewers sign in with the users of CATALOG_AI_USERS / CATALOG_AI_USERS_FILE (make one with
-    `catalog-ai users hash-password NAME`) or through CATALOG_AI_AUTH_HEADER. Extra arguments go
+    `catalog-ai users hash-password NAME`) or through CATALOG_AI_AUTH_HEADER (believed only from
+    CATALOG_AI_TRUSTED_PROXIES). Extra arguments go
     to `streamlit run` (e.g. `-- --server.fileWatcherType none`).
     """
     ensure_db()

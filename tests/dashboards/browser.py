@@ -200,9 +200,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from catalog_ai.auth import hash_password
 
+    cheap = PasswordHasher.from_parameters(profiles.CHEAPEST)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CATALOG_AI_")}
     env.update(CATALOG_AI_HOME=str(args.home.resolve()), CATALOG_AI_OFFLINE="1",
-               CATALOG_AI_USERS=f"alice:{hash_password('screenshots', hasher=PasswordHasher.from_parameters(profiles.CHEAPEST))}")
+               CATALOG_AI_USERS=f"alice:{hash_password('screenshots', hasher=cheap)}")
     with dashboard_server(env) as url, chromium() as page:
         sign_in(page, url, "alice", "screenshots")
         shots = screenshot_pages(page, args.out, before=_real_catalog_actions(args.similar_photo, args.product))
