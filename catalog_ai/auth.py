@@ -80,7 +80,9 @@ def check_new_password(password: str) -> None:
         )
 
 
-def legacy_pbkdf2_hash(password: str, *, iterations: int = 310_000, salt: bytes | None = None) -> str:
+def legacy_pbkdf2_hash(
+    password: str, *, iterations: int = 310_000, salt: bytes | None = None
+) -> str:
     """A hash of the earlier PBKDF2 scheme: only to build old configurations (tests, dummies)."""
     salt = salt or os.urandom(16)
     digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
@@ -140,7 +142,8 @@ def _dummy_for(cost: tuple) -> str:
     if cost[0] == "argon2":
         from argon2 import Parameters
 
-        names = ("type", "version", "salt_len", "hash_len", "time_cost", "memory_cost", "parallelism")
+        names = ("type", "version", "salt_len", "hash_len",
+                 "time_cost", "memory_cost", "parallelism")
         params = Parameters(**dict(zip(names, cost[1:], strict=True)))
         return PasswordHasher.from_parameters(params).hash(secret)
     if cost[0] == "pbkdf2":
@@ -170,7 +173,9 @@ def _in(address: str | None, networks: tuple[Network, ...]) -> bool:
     return any(ip.version == net.version and ip in net for net in networks)
 
 
-def client_address(peer: str | None, headers: Mapping[str, str], trusted: tuple[Network, ...]) -> str:
+def client_address(
+    peer: str | None, headers: Mapping[str, str], trusted: tuple[Network, ...]
+) -> str:
     """The client's address: the TCP peer, or, when the peer is a trusted proxy, the nearest
     address in ``X-Forwarded-For`` that is not itself a trusted proxy (entries further left
     are set by the client and could be anything)."""
@@ -245,8 +250,9 @@ class AuthConfig:
     def header_warning(self) -> str | None:
         """Why the configured header is never used, if it is not."""
         if self.header and not self.trusted_proxies:
-            return (f"CATALOG_AI_AUTH_HEADER={self.header} is ignored: no proxy is trusted to set it. "
-                    "Set CATALOG_AI_TRUSTED_PROXIES to the proxy's address (e.g. 127.0.0.1 or 10.0.0.0/24).")
+            return (f"CATALOG_AI_AUTH_HEADER={self.header} is ignored: no proxy is trusted to set "
+                    "it. Set CATALOG_AI_TRUSTED_PROXIES to the proxy's address (e.g. 127.0.0.1 or "
+                    "10.0.0.0/24).")
         return None
 
     @property
@@ -262,7 +268,8 @@ def _parse_pairs(lines: list[str], source: str) -> dict[str, str]:
             continue
         name, sep, encoded = line.partition(":")
         encoded = encoded.strip()
-        if not sep or not name.strip() or not (encoded.startswith(_ARGON2) or encoded.startswith(_PBKDF2 + "$")):
+        known = encoded.startswith(_ARGON2) or encoded.startswith(_PBKDF2 + "$")
+        if not sep or not name.strip() or not known:
             raise ConfigError(
                 f"{source}:{number}: expected 'name:$argon2id$...' (make the hash with "
                 "`catalog-ai users hash-password`)"

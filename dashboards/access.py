@@ -98,7 +98,8 @@ def _peer() -> str | None:
 
 def current_viewer(auth: AuthConfig | None = None) -> Viewer:
     """The viewer of the current run (the configuration is read again: it is cheap)."""
-    return resolve_viewer(auth or load_auth_config(), _headers(), st.session_state.get(SIGNED_IN_KEY), _peer())
+    signed_in = st.session_state.get(SIGNED_IN_KEY)
+    return resolve_viewer(auth or load_auth_config(), _headers(), signed_in, _peer())
 
 
 def _sign_in(auth: AuthConfig, name: str, password: str) -> None:

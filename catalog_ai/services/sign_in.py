@@ -67,10 +67,11 @@ class SignInGuard:
         self.max_delay = max_delay
 
     def _keys(self, name: str, address: str | None) -> list[tuple[str, str]]:
-        return [("name", _key("name", name.strip())), ("address", _key("address", address or "unknown"))]
+        return [("name", _key("name", name.strip())),
+                ("address", _key("address", address or "unknown"))]
 
     def refused(self, session: Session, name: str, address: str | None) -> Refusal | None:
-        """Why a sign-in for ``name`` from ``address`` is refused now (the longest wait), if it is."""
+        """Why a sign-in for ``name`` from ``address`` is refused now (the longest wait), if so."""
         now = self.clock()
         worst: Refusal | None = None
         for kind, key in self._keys(name, address):
@@ -90,7 +91,8 @@ class SignInGuard:
             return row
         try:
             with session.begin_nested():
-                row = SignInThrottle(key=key, failures=0, window_started_at=now, strikes=0, updated_at=now)
+                row = SignInThrottle(key=key, failures=0, window_started_at=now, strikes=0,
+                                     updated_at=now)
                 session.add(row)
         except IntegrityError:
             row = session.scalars(query.execution_options(populate_existing=True)).one()
@@ -122,4 +124,5 @@ class SignInGuard:
         return started
 
     def succeeded(self, session: Session, name: str, address: str | None) -> None:
-        session.execute(delete(SignInThrottle).where(SignInThrottle.key == _key("name", name.strip())))
+        key = _key("name", name.strip())
+        session.execute(delete(SignInThrottle).where(SignInThrottle.key == key))
