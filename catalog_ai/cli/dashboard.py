@@ -58,6 +58,10 @@ def dashboard(port: int, address: str, streamlit_args: tuple[str, ...]) -> None:
     """
     ensure_db()
     command = streamlit_command(port, address, streamlit_args)
+    # Streamlit's server (uvicorn) would otherwise replace the connection's address with the one
+    # in X-Forwarded-For when the peer is 127.0.0.1: any local process could then pose as a
+    # trusted proxy. The dashboard decides itself whom to believe (CATALOG_AI_TRUSTED_PROXIES).
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
     click.echo(f"dashboard: http://{address}:{port}  (Ctrl+C stops it)", err=True)
     sys.stdout.flush()
     sys.stderr.flush()
