@@ -135,3 +135,19 @@ def test_repeated_failures_lock_the_name_out(catalog, open_app, monkeypatch):
     now[0] += timedelta(seconds=61)
     at.button[0].click().run()
     assert at.session_state[SIGNED_IN_KEY] == "alice"
+
+
+def test_signing_in_with_an_old_pbkdf2_hash_tells_the_new_line(catalog, open_app, monkeypatch, caplog):
+    import logging
+
+    from catalog_ai.auth import legacy_pbkdf2_hash
+
+    monkeypatch.setenv("CATALOG_AI_USERS", f"alice:{legacy_pbkdf2_hash('alice-secret', iterations=1000)}")
+    at = open_app(user=None)
+    at.text_input(key="sign-in-name").input("alice")
+    at.text_input(key="sign-in-password").input("alice-secret")
+    with caplog.at_level(logging.WARNING, logger="catalog_ai.auth"):
+        at.button[0].click().run()
+    assert at.session_state[SIGNED_IN_KEY] == "alice"
+    assert any("outdated hash" in i.value for i in at.sidebar.info)
+    assert "with: alice:$argon2id$" in caplog.text
