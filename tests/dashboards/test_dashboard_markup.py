@@ -42,3 +42,22 @@ def test_a_markdown_title_is_shown_as_text_on_every_page(catalog, open_app):
         assert not at.exception, [e.value for e in at.exception]
         leaked = [v for v in _rendered(at) if "![x](" in v or "<img" in v or "**bold**" in v]
         assert not leaked, (page, leaked)
+
+
+def test_plain_leaves_no_markup_character_unescaped():
+    import re
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    @given(st.text(alphabet=st.sampled_from(list("ab :/![]()<>`*_$~|&#\\-+1.\n\x1b")), max_size=40))
+    def check(text):
+        out = plain(text)
+        assert "\n" not in out and "\x1b" not in out
+        # every markup character is preceded by an odd number of backslashes
+        for m in re.finditer(r"[\[\]<`*_$~|&]", out):
+            run = len(out[: m.start()]) - len(out[: m.start()].rstrip("\\"))
+            assert run % 2 == 1, (text, out)
+        assert not re.match(r"\s*(#+\s|[-+>]\s|\d+[.)]\s)", out)  # no block marker at the start
+
+    check()
