@@ -18,6 +18,7 @@
 | ``CATALOG_AI_INDEX_INTERVAL`` | ``300`` | seconds between search-index refreshes (``--beat``) |
 | ``CATALOG_AI_MAX_ATTEMPTS`` | ``5`` | claims of one product before it is marked failed |
 | ``CATALOG_AI_TORCH_THREADS`` | torch's own; workers: cores / concurrency | threads per process |
+| ``CATALOG_AI_TRUSTED_PROXIES`` | none | comma-separated addresses or networks (``127.0.0.1,10.0.0.0/24``) of the reverse proxies allowed to set ``CATALOG_AI_AUTH_HEADER``; none: the header is ignored |
 | ``CATALOG_AI_FREEZE_NETWORK`` | ``1`` | serve the backbone as a frozen TorchScript graph on the CPU (1.2–1.6× faster); also after CPU training, for calibration and prototypes |
 
 The visibility timeout must stay well above one task's length (seconds for a chunk) and short
@@ -27,6 +28,7 @@ altogether. ``MAX_ATTEMPTS`` stops a photo that kills its worker every time from
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,7 +37,9 @@ from pathlib import Path
 
 from catalog_ai.errors import ConfigError
 
-__all__ = ["Settings", "get_settings", "reset_settings"]
+__all__ = ["Network", "Settings", "get_settings", "parse_networks", "reset_settings"]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -66,6 +70,22 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def parse_networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
+    """Comma-separated IP addresses or CIDR networks (an address is a network of one)."""
+    out: list[Network] = []
+    for item in (env.get(name) or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            out.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{name}: {item!r} is not an IP address or network; use e.g. 127.0.0.1,10.0.0.0/24"
+            ) from None
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -85,6 +105,7 @@ class Settings:
     max_attempts: int = 5
     torch_threads: int | None = None
     freeze_network: bool = True
+    trusted_proxies: tuple[Network, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +135,7 @@ class Settings:
             max_attempts=_positive_int(env, "CATALOG_AI_MAX_ATTEMPTS", 5),
             torch_threads=_positive_int(env, "CATALOG_AI_TORCH_THREADS", 0) or None,
             freeze_network=_flag(env, "CATALOG_AI_FREEZE_NETWORK", True),
+            trusted_proxies=parse_networks(env, "CATALOG_AI_TRUSTED_PROXIES"),
         )
 
     @property

@@ -20,6 +20,7 @@ import streamlit as st  # noqa: E402
 from catalog_ai.auth import load_auth_config  # noqa: E402
 from catalog_ai.errors import CatalogAIError  # noqa: E402
 from dashboards.access import NOT_CONFIGURED, current_viewer, render_sign_in  # noqa: E402
+from dashboards.markup import plain  # noqa: E402
 
 # The page scripts live in views/, not pages/: Streamlit treats a pages/ folder beside the entry
 # script as an old-style multipage app and runs a page's script without this one, which would
@@ -39,7 +40,7 @@ def main() -> None:
     try:
         auth = load_auth_config()
     except CatalogAIError as exc:
-        st.error(f"The reviewer configuration cannot be read: {exc}")
+        st.error(f"The reviewer configuration cannot be read: {plain(exc)}")
         st.stop()
     viewer = current_viewer(auth)
     if not viewer.can_view:
@@ -64,7 +65,7 @@ def main() -> None:
         page.run()
     except CatalogAIError as exc:
         # A clear message (a missing schema, an unreadable bundle) instead of a traceback.
-        st.error(str(exc))
+        st.error(plain(exc))
 
 
 main()

@@ -16,6 +16,7 @@ from catalog_ai.media import MediaStore
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import SEPARATOR
 from dashboards.access import current_viewer
+from dashboards.markup import plain
 
 __all__ = [
     "flash",
@@ -31,6 +32,7 @@ __all__ = [
     "percent",
     "open_product",
     "PRODUCT_KEY",
+    "plain",
 ]
 
 _FLASH_KEY = "catalog_ai.flash"
@@ -38,13 +40,14 @@ PRODUCT_KEY = "product-id"  # the catalog page's product id input
 
 
 def flash(kind: str, text: str) -> None:
-    """A message (``success``/``info``/``warning``/``error``) shown after the next rerun."""
+    """A message (``success``/``info``/``warning``/``error``) shown after the next rerun, as
+    plain text (messages quote titles, paths and error reasons)."""
     st.session_state.setdefault(_FLASH_KEY, []).append((kind, text))
 
 
 def show_flash() -> None:
     for kind, text in st.session_state.pop(_FLASH_KEY, []):
-        getattr(st, kind)(text)
+        getattr(st, kind)(plain(text))
 
 
 def perform(what: str, action: Callable[[Session, str], str], *, rerun: bool = True) -> bool:
@@ -123,9 +126,9 @@ def show_photo(path: str | Path | None, *, size: int = 256, caption: str | None 
     if data is None:
         st.caption("(photo missing from the media store)")
         if caption:
-            st.caption(caption)
+            st.caption(plain(caption))
         return
-    st.image(data, caption=caption, width=size)
+    st.image(data, caption=None if caption is None else plain(caption), width=size)
 
 
 def percent(value: float | None) -> str:
@@ -146,7 +149,7 @@ def depth_bars(path: str, levels: list, confidence: float) -> None:
         prob = next((float(c["probability"]) for c in level if c.get("path") == prefix), None)
         if prob is None and depth == len(parts):
             prob = float(confidence)
-        label = f"{'  ' * (depth - 1)}{parts[depth - 1]}"
+        label = f"{'  ' * (depth - 1)}{plain(parts[depth - 1])}"
         if prob is None:
             st.caption(f"{label}: probability not recorded")
         else:
@@ -187,7 +190,7 @@ def tile_grid(
         for col, tile in zip(cols, tiles[start : start + columns], strict=False):
             with col:
                 show_photo(image(tile), size=size)
-                st.caption(caption(tile))
+                st.caption(plain(caption(tile)))
                 if open_button and st.button("Open", key=f"{key}-open-{tile.product_id}"):
                     open_product(tile.product_id)
                     st.switch_page("views/catalog.py")

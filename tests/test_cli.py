@@ -91,12 +91,25 @@ def test_users_hash_password_prints_only_a_verifiable_line(catalog_home):
     from catalog_ai.auth import load_auth_config
 
     # Prompts go to stderr, so `... >> reviewers.txt` gets the line alone.
-    result = CliRunner().invoke(cli, ["users", "hash-password", "alice"], input="pw-1\npw-1\n")
+    password = "correct horse battery"
+    result = CliRunner().invoke(cli, ["users", "hash-password", "alice"], input=f"{password}\n{password}\n")
     assert result.exit_code == 0, result.output
     line = result.stdout.strip()
-    assert line.startswith("alice:") and "\n" not in line and "Password" not in line
+    assert line.startswith("alice:$argon2id$") and "\n" not in line and "Password" not in line
     auth = load_auth_config({"CATALOG_AI_USERS": line})
-    assert auth.authenticate("alice", "pw-1") == "alice" and auth.authenticate("alice", "pw-2") is None
+    assert auth.authenticate("alice", password) == "alice" and auth.authenticate("alice", "pw-2") is None
 
-    bad = CliRunner().invoke(cli, ["users", "hash-password", "a:b", "--password", "x"])
+    piped = CliRunner().invoke(cli, ["users", "hash-password", "bob", "--stdin"], input=f"{password}\n")
+    assert piped.exit_code == 0, piped.output
+    assert load_auth_config({"CATALOG_AI_USERS": piped.stdout.strip()}).authenticate("bob", password) == "bob"
+
+    bad = CliRunner().invoke(cli, ["users", "hash-password", "a:b"], input=f"{password}\n{password}\n")
     assert bad.exit_code != 0 and "may not be empty or contain" in bad.output
+
+
+def test_users_hash_password_refuses_short_and_command_line_passwords(catalog_home):
+    short = CliRunner().invoke(cli, ["users", "hash-password", "alice"], input="x\nx\n")
+    assert short.exit_code == 2 and "use at least 12" in short.output and "$argon2" not in short.stdout
+    argv = CliRunner().invoke(cli, ["users", "hash-password", "alice", "--password", "long-enough-password"])
+    assert argv.exit_code == 2 and "never taken from the command line" in argv.output
+    assert "$argon2" not in argv.stdout

@@ -52,11 +52,16 @@ def dashboard(port: int, address: str, streamlit_args: tuple[str, ...]) -> None:
     """Start the review dashboard (Streamlit) with the current environment.
 
     Reviewers sign in with the users of CATALOG_AI_USERS / CATALOG_AI_USERS_FILE (make one with
-    `catalog-ai users hash-password NAME`) or through CATALOG_AI_AUTH_HEADER. Extra arguments go
+    `catalog-ai users hash-password NAME`) or through CATALOG_AI_AUTH_HEADER (believed only from
+    CATALOG_AI_TRUSTED_PROXIES). Extra arguments go
     to `streamlit run` (e.g. `-- --server.fileWatcherType none`).
     """
     ensure_db()
     command = streamlit_command(port, address, streamlit_args)
+    # Streamlit's server (uvicorn) would otherwise replace the connection's address with the one
+    # in X-Forwarded-For when the peer is 127.0.0.1: any local process could then pose as a
+    # trusted proxy. The dashboard decides itself whom to believe (CATALOG_AI_TRUSTED_PROXIES).
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
     click.echo(f"dashboard: http://{address}:{port}  (Ctrl+C stops it)", err=True)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -70,7 +70,7 @@ def _grid(paths: list[str]) -> None:
     page = st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"grid-page-{path}-{below}") if pages > 1 else 1
     tiles = ui.read(lambda s: products_in_branch(s, path, include_subcategories=below,
                                                  limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE))
-    st.caption(f"{total} products in {path}" + (" and below" if below else ""))
+    st.caption(f"{total} products in {ui.plain(path)}" + (" and below" if below else ""))
     ui.tile_grid(
         tiles,
         columns=6,
@@ -96,16 +96,16 @@ def _product() -> None:
         if not h.image_paths:
             st.caption("(no photo stored)")
     with right:
-        st.markdown(f"### {h.title or '(untitled)'}")
+        st.markdown(f"### {ui.plain(h.title) if h.title else '(untitled)'}")
         st.markdown(
-            f"product **{h.product_id}** · status **{h.status}** · category "
-            f"**{h.category_path or '–'}** · labelled by **{h.label_source or '–'}**"
-            + (f" · external id {h.external_id}" if h.external_id else "")
+            f"product **{h.product_id}** · status **{ui.plain(h.status)}** · category "
+            f"**{ui.plain(h.category_path or '–')}** · labelled by **{ui.plain(h.label_source or '–')}**"
+            + (f" · external id {ui.plain(h.external_id)}" if h.external_id else "")
         )
         st.caption(f"created {h.created_at:%Y-%m-%d %H:%M} · status since {h.status_changed_at:%Y-%m-%d %H:%M} · "
                    f"classification attempts {h.attempts}")
         if h.error:
-            st.error(f"Failed: {h.error}")
+            st.error(f"Failed: {ui.plain(h.error)}")
         st.markdown("**Suggestions**")
         if h.suggestions:
             st.dataframe(

@@ -47,9 +47,9 @@ def _panel() -> None:
         c3.metric("Taken, not finished", "–" if broker["unacknowledged"] is None else broker["unacknowledged"])
         c4.metric("Workers seen", len(broker["workers"]))
         if broker["workers"]:
-            st.caption("Workers: " + ", ".join(broker["workers"]))
+            st.caption("Workers: " + ui.plain(", ".join(broker["workers"])))
         if broker["error"]:
-            st.error(f"The broker could not be asked: {broker['error']}")
+            st.error(f"The broker could not be asked: {ui.plain(broker['error'])}")
         elif not broker["workers"]:
             st.warning("No worker answered: uploads wait until one runs (`catalog-ai worker`).")
 
@@ -60,7 +60,7 @@ def _panel() -> None:
     for col, (name, n) in zip(cols[1:], by_status.items(), strict=True):
         col.metric(name, n)
     st.caption(f"{counts['categories']} categories · {counts['images']} photos · "
-               f"active model: {status['active_model'] or 'none'}")
+               f"active model: {ui.plain(status['active_model'] or 'none')}")
 
     st.subheader("Oldest pending item")
     oldest = ui.read(oldest_pending)
@@ -69,7 +69,7 @@ def _panel() -> None:
     else:
         state, age = oldest
         st.metric("Waiting for", _age(age))
-        st.markdown(f"product **#{state.product_id}** {state.title or '(untitled)'} · pending since "
+        st.markdown(f"product **#{state.product_id}** {ui.plain(state.title or '(untitled)')} · pending since "
                     f"{state.status_changed_at:%Y-%m-%d %H:%M:%S} UTC")
 
     if status["recent_failures"]:

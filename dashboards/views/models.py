@@ -53,7 +53,7 @@ def _progress(version: str) -> None:
 def _activate(version: str, locked: bool) -> None:
     st.info("Activating this version makes it classify every new upload, and re-classifies every "
             "product that no person has labelled (imports and reviews are kept).")
-    if st.button(f"Activate {version}", key=f"activate-{version}", type="primary", disabled=locked):
+    if st.button(f"Activate {ui.plain(version)}", key=f"activate-{version}", type="primary", disabled=locked):
         def action(session, who: str) -> str:
             activate_model(session, version)
             schedule_reclassification(session, version)  # enqueued once this unit of work commits
@@ -93,7 +93,7 @@ def _report(bundle_path: str) -> None:
     report = Path(bundle_path) / "report"
     found = [(report / name, title) for name, title in REPORT_PLOTS if (report / name).is_file()]
     if not found:
-        st.caption(f"No report plots in {report} (bundles trained before plots were written have none).")
+        st.caption(f"No report plots in {ui.plain(report)} (bundles trained before plots were written have none).")
         return
     st.markdown("**Report plots** (from the bundle)")
     for start in range(0, len(found), 2):
@@ -115,8 +115,8 @@ def render() -> None:
     active = next((m.version for m in models if m.is_active), None)
     version = st.selectbox("Version", versions, index=versions.index(active) if active else 0, key="model-version")
     m = next(x for x in models if x.version == version)
-    st.subheader(version)
-    st.caption(f"backbone {m.backbone} · bundle {m.bundle_path}"
+    st.subheader(ui.plain(version))
+    st.caption(f"backbone {ui.plain(m.backbone)} · bundle {ui.plain(m.bundle_path)}"
                + (f" · active since {m.activated_at:%Y-%m-%d %H:%M}" if m.is_active and m.activated_at else ""))
     remaining = ui.read(lambda s: model_progress(s, version)).remaining
     if m.is_active and remaining:

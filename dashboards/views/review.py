@@ -76,7 +76,7 @@ def _show_similar(item: QueueItem) -> None:
     st.markdown("**Visually similar products in the catalog**")
     hits, why = _similar(item.product_id, item.model_version, get_settings().database_url)
     if why:
-        st.info(f"Similar products are not available: {why}")
+        st.info(f"Similar products are not available: {ui.plain(why)}")
         return
     if not hits:
         st.caption("No similar product with a category yet.")
@@ -96,15 +96,15 @@ def _card(item: QueueItem, paths: list[str], viewer: Viewer) -> None:
     with left:
         ui.show_photo(ui.media_file(item.image_path), size=380)
     with right:
-        st.subheader(item.title or "(untitled)")
+        st.subheader(ui.plain(item.title) if item.title else "(untitled)")
         st.caption(
-            f"product {item.product_id} · model {item.model_version} · "
+            f"product {item.product_id} · model {ui.plain(item.model_version)} · "
             f"source {SOURCE_LABEL.get(item.source, item.source)} · confidence {ui.percent(item.confidence)}"
         )
         if item.open_set:
             st.warning("Possibly a new category: this photo is far from every category the model knows.")
         if item.path:
-            st.markdown(f"**Suggested:** `{item.path}`")
+            st.markdown(f"**Suggested:** {ui.plain(item.path)}")
         ui.depth_bars(item.path, item.levels, item.confidence)
         alts = ui.alternatives(item.path, item.levels)
         if alts:

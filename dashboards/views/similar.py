@@ -47,14 +47,14 @@ def _model():
     try:
         status = ui.read(lambda s: index_status(s, mv.version))
     except CatalogAIError as exc:
-        st.warning(str(exc))
+        st.warning(ui.plain(exc))
         return mv
     if not status.exists:
-        st.warning(f"Model {mv.version} has no search index yet ({status.n_embeddings} photo "
+        st.warning(f"Model {ui.plain(mv.version)} has no search index yet ({status.n_embeddings} photo "
                    f"embeddings stored): build it with `catalog-ai index build`.")
     else:
         state = "up to date" if status.up_to_date else f"{status.n_pending} newer embeddings: run `catalog-ai index update`"
-        st.caption(f"Searching the {status.kind} index of model {mv.version}: {status.n_indexed} photos, {state}.")
+        st.caption(f"Searching the {status.kind} index of model {ui.plain(mv.version)}: {status.n_indexed} photos, {state}.")
     return mv
 
 
@@ -66,7 +66,7 @@ def _crop_photo(upload) -> tuple[bytes, str] | None:
     try:
         img = images.load_image(data, name=upload.name)
     except CatalogAIError as exc:
-        st.error(str(exc))
+        st.error(ui.plain(exc))
         return None
     c1, c2 = st.columns([2, 3])
     with c2:
@@ -89,7 +89,7 @@ def _crop_photo(upload) -> tuple[bytes, str] | None:
 
 
 def _results(hits: list, title: str) -> None:
-    st.markdown(f"**{title}**")
+    st.markdown(f"**{ui.plain(title)}**")
     if not hits:
         st.caption("No products found.")
         return
@@ -141,7 +141,7 @@ def render() -> None:
             hits = ui.read(lambda s: similar_products(s, model_version=mv.version, product_id=int(pid), k=k, text=words))
             _results(hits, f"Products that look like product {int(pid)}")
     except CatalogAIError as exc:
-        st.warning(str(exc))
+        st.warning(ui.plain(exc))
 
 
 render()

@@ -70,7 +70,7 @@ def _status(ids: list[int], locked: bool) -> None:
     )
     failed = [x for x in states if x.status == "failed"]
     if failed:
-        st.error("Failed:\n" + "\n".join(f"- #{x.product_id} {x.title}: {x.error}" for x in failed))
+        st.error("Failed:\n" + "\n".join(f"- #{x.product_id} {ui.plain(x.title)}: {ui.plain(x.error)}" for x in failed))
         if st.button(f"Retry {len(failed)} failed", key="upload-retry", disabled=locked):
             ui.perform("Retry", _retry([x.product_id for x in failed]))
     if any(x.status in WAITING for x in states):
@@ -96,7 +96,7 @@ def render() -> None:
         titles = []
         for i, f in enumerate(files):
             if i < MAX_TITLES:
-                titles.append(st.text_input(f.name, key=f"title-{round_}-{i}", placeholder=Path(f.name).stem).strip())
+                titles.append(st.text_input(ui.plain(f.name), key=f"title-{round_}-{i}", placeholder=Path(f.name).stem).strip())
             else:
                 titles.append("")
         if st.button(f"Upload {len(files)} photos", key="upload-go", type="primary", disabled=locked):

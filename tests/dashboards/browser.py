@@ -196,11 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--similar-photo", type=Path, help="a photo to search with on the similar-products page")
     parser.add_argument("--product", type=int, help="a product to open on the catalog page")
     args = parser.parse_args(argv)
+    from argon2 import PasswordHasher, profiles
+
     from catalog_ai.auth import hash_password
 
+    cheap = PasswordHasher.from_parameters(profiles.CHEAPEST)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CATALOG_AI_")}
     env.update(CATALOG_AI_HOME=str(args.home.resolve()), CATALOG_AI_OFFLINE="1",
-               CATALOG_AI_USERS=f"alice:{hash_password('screenshots', iterations=1000)}")
+               CATALOG_AI_USERS=f"alice:{hash_password('screenshots', hasher=cheap)}")
     with dashboard_server(env) as url, chromium() as page:
         sign_in(page, url, "alice", "screenshots")
         shots = screenshot_pages(page, args.out, before=_real_catalog_actions(args.similar_photo, args.product))

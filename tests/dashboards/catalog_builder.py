@@ -47,9 +47,12 @@ def png_bytes(colour: tuple[int, int, int], seed: int, size: int = 48) -> bytes:
 
 
 def users_env() -> str:
+    from argon2 import PasswordHasher, profiles
+
     from catalog_ai.auth import hash_password
 
-    return ";".join(f"{name}:{hash_password(pw, iterations=1000)}" for name, pw in PASSWORDS.items())
+    cheap = PasswordHasher.from_parameters(profiles.CHEAPEST)
+    return ";".join(f"{name}:{hash_password(pw, hasher=cheap)}" for name, pw in PASSWORDS.items())
 
 
 def _levels(path: str, confidence: float) -> list:

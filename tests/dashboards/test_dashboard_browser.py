@@ -112,3 +112,51 @@ def test_browser_is_there_under_ci():
         pytest.skip("only checked under CI=true")
     _need_browser()
     assert Path("/usr/bin/chromium").is_file()
+
+
+def test_markdown_in_a_title_makes_the_browser_fetch_nothing(catalog):
+    """A title ``![x](http://127.0.0.1:PORT/p.png)`` is shown as that text: the browser never
+    asks the address (a local server counts the requests) and the page has no such image."""
+    _need_browser()
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from browser import chromium, dashboard_server, open_page, settle, sign_in
+
+    hits: list[str] = []
+
+    class Counter(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server API
+            hits.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):  # quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Counter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    title = f"![x]({base}/p.png) <img src={base}/q.png> [link]({base}/r)"
+    with unit_of_work() as s:
+        s.get(Product, catalog["q-none"]).title = title  # the least confident: the first card
+    try:
+        with dashboard_server(dict(os.environ)) as url, chromium() as page:
+            sign_in(page, url, "alice", "alice-secret")
+            heading = page.get_by_role("heading", name="Review queue")
+            heading.wait_for()
+            page.get_by_text(title, exact=True).first.wait_for()  # the title, as text
+            assert page.locator(f'img[src^="{base}"]').count() == 0
+            page.get_by_role("button", name="Reject").click()
+            page.get_by_text(f"Rejected {title!r}.").wait_for()  # the message quotes it as text
+            settle(page)
+            open_page(page, "Catalog")
+            page.get_by_label("Product id").fill(str(catalog["q-none"]))
+            page.get_by_label("Product id").press("Enter")
+            page.get_by_text("Reviews").wait_for()
+            settle(page)
+            assert page.locator(f'img[src^="{base}"]').count() == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert hits == []

@@ -22,10 +22,14 @@ def test_dashboard_command_runs_streamlit_on_the_app(catalog_home, monkeypatch):
         raise SystemExit(0)
 
     monkeypatch.setattr("catalog_ai.cli.dashboard.os.execv", fake_execv)
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "127.0.0.1")  # restored after the test
     result = CliRunner().invoke(cli, ["dashboard", "--port", "8765", "--address", "0.0.0.0",
                                       "--server.fileWatcherType", "none"])
     assert result.exit_code == 0, result.output
     argv = seen["argv"]
+    import os
+
+    assert os.environ["FORWARDED_ALLOW_IPS"] == ""  # the server keeps the real peer address
     assert argv[:5] == [sys.executable, "-m", "streamlit", "run", str(APP)]
     flags = dict(zip(argv[5::2], argv[6::2], strict=True))
     assert flags["--server.port"] == "8765" and flags["--server.address"] == "0.0.0.0"

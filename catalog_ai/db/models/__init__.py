@@ -8,6 +8,7 @@ from catalog_ai.db.models.model_version import ModelVersion
 from catalog_ai.db.models.product import HUMAN_SOURCES, LabelSource, Product, ProductStatus
 from catalog_ai.db.models.product_image import ProductImage
 from catalog_ai.db.models.review import Review, ReviewAction
+from catalog_ai.db.models.sign_in_throttle import SignInThrottle
 from catalog_ai.db.models.suggestion import Suggestion, SuggestionSource
 from catalog_ai.db.models.taxonomy_version import TaxonomyVersion
 
@@ -22,6 +23,7 @@ __all__ = [
     "ProductStatus",
     "Review",
     "ReviewAction",
+    "SignInThrottle",
     "Suggestion",
     "SuggestionSource",
     "TaxonomyVersion",
