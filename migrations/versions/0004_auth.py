@@ -1,7 +1,7 @@
 """Failed sign-ins per name and per client address (dashboard lockout).
 
-Revision ID: 0003_auth
-Revises: 0002_duplicates
+Revision ID: 0004_auth
+Revises: 0003_provenance
 Create Date: 2026-12-01
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_auth"
-down_revision: str | None = "0002_duplicates"
+revision: str = "0004_auth"
+down_revision: str | None = "0003_provenance"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
