@@ -35,6 +35,7 @@ __all__ = [
     "Upload",
     "ingest_files",
     "insert_or_nothing",
+    "insert_product",
     "attach_photo",
 ]
 
@@ -123,7 +124,7 @@ def ingest_files(
             result.failed.append(FailedFile(label, pid, exc.reason))
             continue
         stored = media.put(data, image_format=info.format, digest=digest)
-        pid = _insert_product(
+        pid = insert_product(
             session, title=product_title, external_id=external_id, status=ProductStatus.PENDING
         )
         if pid is None:  # a concurrent writer took the external id since the check above
@@ -212,7 +213,7 @@ def _product_id_with_photo(session: Session, digest: str) -> int | None:
     )
 
 
-def _insert_product(session: Session, **values: object) -> int | None:
+def insert_product(session: Session, **values: object) -> int | None:
     """A new product's id, or ``None`` when a unique value in ``values`` is already taken."""
     stmt = insert_or_nothing(session, Product.__table__).values(**values)
     return session.scalar(stmt.returning(Product.__table__.c.id))
@@ -226,7 +227,7 @@ def _failed_product(
     existing = session.scalar(select(Product.id).where(Product.rejected_hash == digest))
     if existing is not None:
         return existing
-    pid = _insert_product(
+    pid = insert_product(
         session,
         title=title,
         external_id=external_id,
