@@ -7,6 +7,7 @@ broker the classification runs right there, in this process, through the same ta
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -25,6 +26,8 @@ from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import IMAGE_SUFFIXES
 
 __all__ = ["IngestSummary", "expand_paths", "ingest_paths", "retry_products", "sweep_now"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,6 +80,10 @@ def expand_paths(
 _CHUNK_ATTEMPTS = 5
 
 
+class _LostLockRace(Exception):
+    pass
+
+
 def _lost_lock_race(exc: DBAPIError) -> bool:
     code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
     return code in {"40P01", "40001"} or "database is locked" in str(exc.orig).lower()
@@ -111,13 +118,20 @@ def ingest_paths(
             for attempt in range(1, _CHUNK_ATTEMPTS + 1):
                 try:
                     with unit_of_work() as session:
-                        part = ingest_files(
-                            session, chunk, media=media, title=title, external_id=external_id
-                        )
+                        try:
+                            part = ingest_files(
+                                session, chunk, media=media, title=title, external_id=external_id
+                            )
+                        except DBAPIError as exc:
+                            # Only a statement of the chunk itself, never an error after the
+                            # commit (in-process classification): a committed chunk is not
+                            # ingested twice.
+                            if attempt < _CHUNK_ATTEMPTS and _lost_lock_race(exc):
+                                raise _LostLockRace from exc
+                            raise
                     break
-                except DBAPIError as exc:
-                    if attempt == _CHUNK_ATTEMPTS or not _lost_lock_race(exc):
-                        raise
+                except _LostLockRace as race:
+                    log.info("ingest chunk lost a lock race (%s); trying again", race.__cause__)
                     time.sleep(0.05 * attempt * (1 + random.random()))
             summary.merge(part)
             bar.update(len(chunk))
