@@ -115,7 +115,7 @@ def ingest_files(
             info = images.probe_header(data, source=label, max_pixels=max_pixels)
         except ImageError as exc:
             if digest is None:
-                digest = _empty_file_digest(file)
+                digest = _refused_digest(file)
             pid = (
                 None
                 if digest is None
@@ -196,10 +196,11 @@ def _read(file: Upload, label: str, max_bytes: int | None) -> bytes:
     return images.read_bytes(Path(file), max_bytes=max_bytes)
 
 
-def _empty_file_digest(file: Upload) -> str | None:
-    """The hash of an empty file's (no) bytes; ``None`` for a file that could not be read."""
+def _refused_digest(file: Upload) -> str | None:
+    """The hash of bytes refused before they were hashed: an upload's (it reached us, whatever
+    its size), an empty file's; ``None`` for a path that could not be read or was too big to."""
     if isinstance(file, tuple):
-        return content_hash(file[1]) if not file[1] else None
+        return content_hash(bytes(file[1]))
     try:
         st = Path(file).stat()
     except OSError:

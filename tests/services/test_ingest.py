@@ -96,6 +96,14 @@ def test_files_over_the_size_limit_are_not_read(catalog, tmp_path):
     with unit_of_work() as session:
         result = ingest_files(session, [big], media=catalog, max_bytes=1000)
     assert result.created == [] and "above the 1000 bytes limit" in result.failed[0].reason
+    assert result.failed[0].product_id is None and _count(Product) == 0  # nothing reached us
+    # The same bytes uploaded (they did reach us): one failed product, however often it comes.
+    upload = [("big upload.png", big.read_bytes())]
+    with unit_of_work() as session:
+        first = ingest_files(session, upload, media=catalog, max_bytes=1000).failed[0]
+    with unit_of_work() as session:
+        again = ingest_files(session, upload, media=catalog, max_bytes=1000).failed[0]
+    assert first.product_id == again.product_id is not None and _count(Product) == 1
 
 
 def test_uploads_given_as_bytes(catalog):
