@@ -108,10 +108,10 @@ def ingest_files(
                 result.duplicates.append((label, existing))
                 continue
             if external_id is not None:
-                holder = _external_id_holder(session, external_id, digest)
-                if holder is not None:
-                    result.duplicates.append((label, holder))
-                    continue
+                # Raises when another photo holds the id. Not a duplicate photo (checked just
+                # above), so a holder here refused these very bytes before: they fail below again
+                # and are reported with that product.
+                _external_id_holder(session, external_id, digest)
             info = images.probe_header(data, source=label, max_pixels=max_pixels)
         except ImageError as exc:
             if digest is None:

@@ -201,6 +201,12 @@ def test_the_same_upload_with_its_external_id_sent_twice_is_a_duplicate(catalog,
     with unit_of_work() as session:
         again = ingest_files(session, [photo], media=catalog, external_id="SKU-9")
     assert again.duplicates == [(str(photo), first.created[0])] and _count(Product) == 1
+    junk = bad_files(tmp_path / "bad")["not_an_image"]
+    with unit_of_work() as session:
+        failed = ingest_files(session, [junk], media=catalog, external_id="SKU-10").failed
+    with unit_of_work() as session:
+        again = ingest_files(session, [junk], media=catalog, external_id="SKU-10")
+    assert again.failed == failed and again.duplicates == [] and _count(Product) == 2
 
 
 # --- concurrent writers ------------------------------------------------------------------------
