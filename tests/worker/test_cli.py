@@ -144,7 +144,8 @@ def test_ingest_of_a_folder_takes_its_photos_recursively_sorted_and_lists_the_re
     catalog, tmp_path
 ):
     folder = tmp_path / "uploads"
-    photos = make_photos(folder / "b-shelf", 2) + make_photos(folder / "a-shelf" / "deep", 1, seed=5)
+    photos = make_photos(folder / "b-shelf", 2)
+    photos += make_photos(folder / "a-shelf" / "deep", 1, seed=5)
     (folder / "notes.txt").write_text("not a photo")
     (folder / ".DS_Store").write_bytes(b"\0")
     make_photos(folder / ".thumbnails", 1, seed=7)
