@@ -77,7 +77,8 @@ def run_quickstart(*, data: Path | None = None, backbone: str = "efficientnet_li
 
     _step(f"ingesting {root / 'val'} as new uploads and classifying them (worker path, in-process)")
     uploads = ingest_paths([root / "val"], chunk_size=16, progress=True)
-    ids = list(uploads.created) + [pid for _, pid in uploads.duplicates] + [f.product_id for f in uploads.failed]
+    ids = list(uploads.created) + [pid for _, pid in uploads.duplicates]
+    ids += [f.product_id for f in uploads.failed if f.product_id is not None]
     with unit_of_work() as session:
         counts = status_counts(session, ids)
     auto_on = ModelBundle.load(bundle_dir).thresholds.auto_accept_enabled

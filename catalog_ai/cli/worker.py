@@ -13,15 +13,17 @@ from catalog_ai.cli._root import cli, echo_json, ensure_db
 
 @cli.command("ingest")
 @click.argument(
-    "paths",
-    metavar="PATH...",
-    nargs=-1,
-    required=True,
-    type=click.Path(exists=True, path_type=Path),
+    "paths", metavar="PATH...", nargs=-1, required=True, type=click.Path(path_type=Path)
 )
 @click.option("--title", default=None, help="product title (default: the file name without suffix)")
 @click.option("--external-id", default=None, help="the shop's own product id (one file only)")
-@click.option("--chunk-size", default=64, show_default=True, help="photos per database transaction")
+@click.option(
+    "--chunk-size",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="photos per database transaction",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def ingest_cmd(
     paths: tuple[Path, ...],
@@ -33,8 +35,18 @@ def ingest_cmd(
     """Add new product photos (files, or folders searched recursively) to be classified.
 
     Each photo becomes a pending product; its classification is enqueued once it is committed
-    (with no broker configured it runs right away, in this process). Unusable files become
-    failed products with the reason; photos already in the catalog are not added again.
+    (with no broker configured it runs right away, in this process). Photos already in the
+    catalog are reported with their product and not added again. A file that cannot be used is
+    reported with its reason and the others go on: unusable bytes become one failed product
+    (the same bad file ingested again reports that product again), a path that cannot be read
+    (missing, unreadable, over the size limit) makes none. In folders, photo files are taken
+    (sorted) and every other file is listed as ignored; a folder without photos is a failure.
+
+    \b
+    Exit status:
+      0  every file was ingested or already in the catalog
+      1  some files (or folders) failed; the rest were ingested
+      2  usage error (bad option, --external-id with several files, no database)
     """
     from catalog_ai.worker.jobs import ingest_paths
 
@@ -46,23 +58,31 @@ def ingest_cmd(
         echo_json(
             {
                 "created": summary.created,
+                "ingested": [{"file": f, "product_id": pid} for f, pid in summary.ingested],
                 "duplicates": [{"file": f, "product_id": pid} for f, pid in summary.duplicates],
                 "failed": [
                     {"file": f.file, "product_id": f.product_id, "reason": f.reason}
                     for f in summary.failed
                 ],
-                "ignored": summary.ignored,
+                "ignored": [{"file": f, "reason": why} for f, why in summary.ignored],
             }
         )
-        return
+    else:
+        _print_ingest(summary)
+    if summary.failed:
+        click.get_current_context().exit(1)
+
+
+def _print_ingest(summary) -> None:
     if summary.created:
         click.echo("product ids: " + " ".join(map(str, summary.created)))
     for file, pid in summary.duplicates:
         click.echo(f"  already in the catalog: {file} (product {pid})")
     for f in summary.failed:
-        click.secho(f"  failed: {f.file}: {f.reason} (product {f.product_id})", fg="red", err=True)
-    for file in summary.ignored:
-        click.echo(f"  ignored (not a photo file name): {file}", err=True)
+        where = f" (product {f.product_id})" if f.product_id is not None else ""
+        click.secho(f"  failed: {f.file}: {f.reason}{where}", fg="red", err=True)
+    for file, why in summary.ignored:
+        click.echo(f"  ignored ({why}): {file}", err=True)
     click.echo(
         f"{len(summary.created)} new products, {len(summary.duplicates)} already in the catalog, "
         f"{len(summary.failed)} failed"

@@ -13,13 +13,13 @@ from catalog_ai import images
 from catalog_ai.db import (
     Category,
     LabelSource,
-    Product,
     ProductImage,
     ProductStatus,
     TaxonomyVersion,
 )
 from catalog_ai.errors import ImageError, TaxonomyError
 from catalog_ai.media import MediaStore, content_hash
+from catalog_ai.services.ingest import attach_photo, insert_product
 from catalog_ai.taxonomy import SEPARATOR, Node, Taxonomy, check_node, format_path
 
 __all__ = [
@@ -187,16 +187,19 @@ def import_labelled_files(
                 summary.failed.append((str(file), exc.reason))
             else:
                 stored = media.put(data, image_format=info.format, digest=digest)
-                category = categories[format_path(path)]
-                product = Product(
-                    title=file.stem,
+                # Row by row with ON CONFLICT: a photo a concurrent writer (another import, an
+                # ingest) stored first is a duplicate here, not an IntegrityError for the chunk.
+                pid = insert_product(
+                    session,
+                    title=file.stem[:512],
                     status=ProductStatus.ACCEPTED,
-                    category=category,
+                    category_id=categories[format_path(path)].id,
                     label_source=label_source,
                 )
-                product.images.append(ProductImage.from_stored(stored, info))
-                session.add(product)
-                summary.imported += 1
+                if pid is not None and attach_photo(session, pid, stored, info) is None:
+                    summary.imported += 1
+                else:
+                    summary.duplicates += 1
         _tick(on_file, file)
     session.flush()
     return summary

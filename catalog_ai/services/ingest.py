@@ -1,27 +1,43 @@
 """Ingest: new product photos into the media store and the catalog, to be classified.
 
 Each file becomes one ``pending`` product whose classification is enqueued after the commit.
-Nothing is lost: a file that cannot be used (empty, over-size, not an image, a decompression
-bomb) becomes a ``failed`` product with the reason, and an identical photo already in the catalog
-is reported with the product that has it instead of being stored twice. Only the header is read
-here; the worker decodes the pixels, so damage inside the image data fails the product there.
+Nothing is lost: a file whose bytes cannot be used (empty, not an image, a decompression bomb)
+becomes a ``failed`` product with the reason, once per distinct bytes (ingesting the same bad file
+again reports that product again), and an identical photo already in the catalog is reported with
+the product that has it instead of being stored twice. A file that could not be read at all
+(missing, unreadable, a folder, over the size limit, which is checked before reading) is reported
+with its reason but makes no product: nothing of it reached the catalog, and a row per attempt
+could never be retried anyway. Only the header is read here; the worker decodes the pixels, so
+damage inside the image data fails the product there.
 """
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from catalog_ai import images
 from catalog_ai.db import Product, ProductImage, ProductStatus
 from catalog_ai.errors import CatalogAIError, ImageError
-from catalog_ai.media import MediaStore, content_hash
+from catalog_ai.images import ImageInfo
+from catalog_ai.media import MediaStore, StoredFile, content_hash
 
-__all__ = ["IngestError", "FailedFile", "IngestResult", "Upload", "ingest_files"]
+__all__ = [
+    "IngestError",
+    "FailedFile",
+    "IngestResult",
+    "Upload",
+    "ingest_files",
+    "insert_or_nothing",
+    "insert_product",
+    "attach_photo",
+]
 
 #: A file to ingest: a path, or ``(name, bytes)`` for an upload that never touched the disk.
 Upload = Path | str | tuple[str, bytes]
@@ -34,7 +50,7 @@ class IngestError(CatalogAIError):
 @dataclass(frozen=True)
 class FailedFile:
     file: str
-    product_id: int  # the ``failed`` product that records it
+    product_id: int | None  # the ``failed`` product that records it; None: nothing was read
     reason: str
 
 
@@ -43,9 +59,11 @@ class IngestResult:
     created: list[int] = field(default_factory=list)  # new pending products, in file order
     duplicates: list[tuple[str, int]] = field(default_factory=list)  # (file, existing product id)
     failed: list[FailedFile] = field(default_factory=list)
+    ingested: list[tuple[str, int]] = field(default_factory=list)  # (file, its new product id)
 
     def merge(self, other: IngestResult) -> None:
         self.created.extend(other.created)
+        self.ingested.extend(other.ingested)
         self.duplicates.extend(other.duplicates)
         self.failed.extend(other.failed)
 
@@ -67,49 +85,105 @@ def ingest_files(
     product id, unique) needs exactly one file. ``enqueue=False`` leaves the products pending
     for a later sweep or an explicit :func:`~catalog_ai.services.classify.schedule_classification`.
     Limits default to the settings.
+
+    Safe against concurrent writers (another ingest, an import, a dashboard upload): the rows
+    are written with ``INSERT ... ON CONFLICT DO NOTHING``, so a photo or an external id another
+    transaction claimed first makes this file a duplicate of that product instead of an
+    ``IntegrityError`` that would roll back the whole chunk.
     """
     files = list(files)
     if external_id is not None:
-        _check_external_id(session, external_id, len(files))
+        _check_external_id(external_id, len(files))
     result = IngestResult()
-    new_by_hash: dict[str, Product] = {}
+    new_by_hash: dict[str, int] = {}
     for file in files:
         label = _label(file)
-        product_title = title if title is not None else Path(label).stem
+        product_title = (title if title is not None else Path(label).stem)[:512]
+        digest: str | None = None
         try:
             data = _read(file, label, max_bytes)
             digest = content_hash(data)
-            existing = new_by_hash.get(digest) or _product_with_photo(session, digest)
+            existing = new_by_hash.get(digest) or _product_id_with_photo(session, digest)
             if existing is not None:
-                session.flush()  # a product made earlier in this call needs its id
-                result.duplicates.append((label, existing.id))
+                result.duplicates.append((label, existing))
                 continue
+            if external_id is not None:
+                # Raises when another photo holds the id. Not a duplicate photo (checked just
+                # above), so a holder here refused these very bytes before: they fail below again
+                # and are reported with that product.
+                _external_id_holder(session, external_id, digest)
             info = images.probe_header(data, source=label, max_pixels=max_pixels)
         except ImageError as exc:
-            product = Product(
-                title=product_title[:512],
-                external_id=external_id,
-                status=ProductStatus.FAILED,
-                error=exc.reason,
+            if digest is None:
+                digest = _refused_digest(file)
+            pid = (
+                None
+                if digest is None
+                else _failed_product(session, digest, product_title, external_id, exc.reason)
             )
-            session.add(product)
-            session.flush()
-            result.failed.append(FailedFile(label, product.id, exc.reason))
+            result.failed.append(FailedFile(label, pid, exc.reason))
             continue
         stored = media.put(data, image_format=info.format, digest=digest)
-        product = Product(
-            title=product_title[:512], external_id=external_id, status=ProductStatus.PENDING
+        pid = insert_product(
+            session, title=product_title, external_id=external_id, status=ProductStatus.PENDING
         )
-        product.images.append(ProductImage.from_stored(stored, info))
-        session.add(product)
-        new_by_hash[digest] = product
-    session.flush()
-    result.created = [p.id for p in new_by_hash.values()]
+        if pid is None:  # a concurrent writer took the external id since the check above
+            result.duplicates.append((label, _taken_external_id(session, external_id, digest)))
+            continue
+        winner = attach_photo(session, pid, stored, info)
+        if winner is not None:  # a concurrent writer stored the same photo first
+            result.duplicates.append((label, winner))
+            continue
+        new_by_hash[digest] = pid
+        result.ingested.append((label, pid))
+    result.created = [pid for _, pid in result.ingested]
     if enqueue and result.created:
         from catalog_ai.services.classify import schedule_classification
 
         schedule_classification(session, result.created)
     return result
+
+
+# The columns a photo row gets from its stored file (the rest are keys and server defaults).
+_PHOTO_COLUMNS = ("content_hash", "stored_path", "width", "height", "size_bytes", "format")
+
+
+def insert_or_nothing(session: Session, table: Table):
+    """``INSERT ... ON CONFLICT DO NOTHING`` for ``table`` on this session's database."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise CatalogAIError(
+        f"the {dialect} database is not supported (ingest needs INSERT ... ON CONFLICT); "
+        "use SQLite or PostgreSQL"
+    )
+
+
+def attach_photo(
+    session: Session, product_id: int, stored: StoredFile, info: ImageInfo
+) -> int | None:
+    """Give the new product ``product_id`` its photo; ``None`` when that worked.
+
+    When another product already has the same bytes (committed by a concurrent writer, or
+    waited for on PostgreSQL until that writer committed), the new product is deleted again
+    and that other product's id is returned: the caller reports a duplicate.
+    """
+    image = ProductImage.from_stored(stored, info)  # one place maps a stored file to a row
+    row = {key: getattr(image, key) for key in _PHOTO_COLUMNS}
+    stmt = (
+        insert_or_nothing(session, ProductImage.__table__)
+        .values(product_id=product_id, **row)
+        .returning(ProductImage.__table__.c.id)
+    )
+    if session.scalar(stmt) is not None:
+        return None
+    session.execute(delete(Product).where(Product.id == product_id))
+    winner = _product_id_with_photo(session, stored.content_hash)
+    if winner is None:  # cannot happen: the conflict was on this very hash
+        raise IngestError(f"photo {stored.content_hash} was refused by the database; try again")
+    return winner
 
 
 def _label(file: Upload) -> str:
@@ -122,20 +196,82 @@ def _read(file: Upload, label: str, max_bytes: int | None) -> bytes:
     return images.read_bytes(Path(file), max_bytes=max_bytes)
 
 
-def _product_with_photo(session: Session, digest: str) -> Product | None:
+def _refused_digest(file: Upload) -> str | None:
+    """The hash of bytes refused before they were hashed: an upload's (it reached us, whatever
+    its size), an empty file's; ``None`` for a path that could not be read or was too big to."""
+    if isinstance(file, tuple):
+        return content_hash(bytes(file[1]))
+    try:
+        st = Path(file).stat()
+    except OSError:
+        return None
+    return content_hash(b"") if stat.S_ISREG(st.st_mode) and st.st_size == 0 else None
+
+
+def _product_id_with_photo(session: Session, digest: str) -> int | None:
     return session.scalar(
-        select(Product).join(ProductImage).where(ProductImage.content_hash == digest).limit(1)
+        select(ProductImage.product_id).where(ProductImage.content_hash == digest).limit(1)
     )
 
 
-def _check_external_id(session: Session, external_id: str, n_files: int) -> None:
+def insert_product(session: Session, **values: object) -> int | None:
+    """A new product's id, or ``None`` when a unique value in ``values`` is already taken."""
+    stmt = insert_or_nothing(session, Product.__table__).values(**values)
+    return session.scalar(stmt.returning(Product.__table__.c.id))
+
+
+def _failed_product(
+    session: Session, digest: str, title: str, external_id: str | None, reason: str
+) -> int:
+    """The failed product that records these refused bytes: the existing one when the same bytes
+    were refused before (re-ingesting a bad file adds nothing), else a new one."""
+    existing = session.scalar(select(Product.id).where(Product.rejected_hash == digest))
+    if existing is not None:
+        return existing
+    pid = insert_product(
+        session,
+        title=title,
+        external_id=external_id,
+        status=ProductStatus.FAILED,
+        error=reason,
+        rejected_hash=digest,
+    )
+    if pid is not None:
+        return pid
+    # Refused by a unique value: the same bytes recorded by a concurrent writer, or the
+    # external id taken.
+    existing = session.scalar(select(Product.id).where(Product.rejected_hash == digest))
+    if existing is not None:
+        return existing
+    return _taken_external_id(session, external_id, digest)
+
+
+def _taken_external_id(session: Session, external_id: str | None, digest: str) -> int:
+    """After an insert refused on ``external_id``: the product holding it, if it has these bytes."""
+    holder = None if external_id is None else _external_id_holder(session, external_id, digest)
+    if holder is None:  # refused, yet no holder: only a writer deleting it meanwhile does that
+        raise IngestError(f"the database refused product {external_id!r}; ingest the file again")
+    return holder
+
+
+def _check_external_id(external_id: str, n_files: int) -> None:
     if n_files != 1:
         raise IngestError(
             f"--external-id {external_id!r} names one product, but {n_files} files were given; "
             "ingest them one at a time, or leave out --external-id"
         )
-    taken = session.scalar(select(Product.id).where(Product.external_id == external_id))
-    if taken is not None:
-        raise IngestError(
-            f"external id {external_id!r} already belongs to product {taken}; give another id"
-        )
+
+
+def _external_id_holder(session: Session, external_id: str, digest: str) -> int | None:
+    """The product holding ``external_id`` when it has these very bytes (the same upload sent
+    twice: a duplicate); ``None`` when the id is free. Raises when another photo holds it."""
+    holder = session.execute(
+        select(Product.id, Product.rejected_hash).where(Product.external_id == external_id)
+    ).first()
+    if holder is None:
+        return None
+    if holder.rejected_hash == digest or _product_id_with_photo(session, digest) == holder.id:
+        return holder.id
+    raise IngestError(
+        f"external id {external_id!r} already belongs to product {holder.id}; give another id"
+    )

@@ -7,51 +7,86 @@ broker the classification runs right there, in this process, through the same ta
 
 from __future__ import annotations
 
+import logging
 import os
+import random
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy.exc import DBAPIError
 
 from catalog_ai.db import unit_of_work
 from catalog_ai.media import MediaStore
 from catalog_ai.progress import progress_bar
 from catalog_ai.services.classify import RetrySummary, requeue_failed, requeue_stale
-from catalog_ai.services.ingest import IngestResult, ingest_files
+from catalog_ai.services.ingest import FailedFile, IngestResult, ingest_files
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import IMAGE_SUFFIXES
 
 __all__ = ["IngestSummary", "expand_paths", "ingest_paths", "retry_products", "sweep_now"]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class IngestSummary(IngestResult):
-    ignored: list[str] = field(default_factory=list)  # files in folders without a photo suffix
+    # Files inside given folders that were not taken, with why (not a photo's suffix, hidden).
+    ignored: list[tuple[str, str]] = field(default_factory=list)
 
 
-def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
-    """Files as given, and the photo files below folders (recursively, sorted, hidden skipped).
+def expand_paths(
+    paths: Iterable[str | Path],
+) -> tuple[list[Path], list[tuple[str, str]], list[Path]]:
+    """Files as given, and the photo files below folders (recursively, sorted).
 
-    Returns ``(files, ignored)``: ``ignored`` lists files inside folders whose suffix is not a
-    photo's (``notes.txt``); a file named explicitly is always taken.
+    Returns ``(files, ignored, empty_folders)``: ``ignored`` lists ``(file, reason)`` for files
+    inside folders that are not taken (a suffix that is not a photo's, ``notes.txt``; hidden
+    files and folders, which are editors' and systems' own); ``empty_folders`` the folders given
+    that hold no photo at all. A file named explicitly is always taken, even a missing one: the
+    ingest reports it with its reason.
     """
     files: list[Path] = []
-    ignored: list[str] = []
+    ignored: list[tuple[str, str]] = []
+    empty: list[Path] = []
     wanted = tuple(s.lower() for s in IMAGE_SUFFIXES)
     for path in map(Path, paths):
         if not path.is_dir():
             files.append(path)
             continue
+        found = len(files)
         for folder, dirs, names in os.walk(path):
+            for d in sorted(dirs):
+                if d.startswith("."):
+                    ignored.append((str(Path(folder) / d), "hidden folder"))
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
             for name in sorted(names):
-                if name.startswith("."):
-                    continue
                 file = Path(folder) / name
-                if name.lower().endswith(wanted):
+                if name.startswith("."):
+                    ignored.append((str(file), "hidden file"))
+                elif name.lower().endswith(wanted):
                     files.append(file)
                 else:
-                    ignored.append(str(file))
-    return files, ignored
+                    ignored.append((str(file), "not a photo file name"))
+        if len(files) == found:
+            empty.append(path)
+    return files, ignored, empty
+
+
+# Retries of a chunk that lost a lock race (PostgreSQL deadlock or serialisation failure, SQLite
+# still locked after its busy timeout): the rolled-back chunk is simply ingested again, and what
+# a concurrent writer committed meanwhile then shows as duplicates.
+_CHUNK_ATTEMPTS = 5
+
+
+class _LostLockRace(Exception):
+    pass
+
+
+def _lost_lock_race(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code in {"40P01", "40001"} or "database is locked" in str(exc.orig).lower()
 
 
 def ingest_paths(
@@ -62,23 +97,49 @@ def ingest_paths(
     chunk_size: int = 64,
     progress: bool = False,
 ) -> IngestSummary:
-    """Ingest files and folders: one pending product per photo, classification enqueued."""
-    files, ignored = expand_paths(paths)
+    """Ingest files and folders: one pending product per photo, classification enqueued.
+
+    Every file is named in the summary (ingested, duplicate or failed); a folder given that holds
+    no photo is a failed item too, so that it never silently adds nothing.
+    """
+    files, ignored, empty = expand_paths(paths)
     settings = get_settings()
     media = MediaStore(settings.media_dir)
     summary = IngestSummary(ignored=ignored)
+    for folder in empty:
+        summary.failed.append(
+            FailedFile(str(folder), None, "folder holds no photo files (" + _suffixes() + ")")
+        )
     with progress_bar(
         total=len(files), desc="ingesting photos", unit="photo", enable=progress
     ) as bar:
         for start in range(0, len(files), chunk_size):
             chunk = files[start : start + chunk_size]
-            with unit_of_work() as session:
-                part = ingest_files(
-                    session, chunk, media=media, title=title, external_id=external_id
-                )
+            for attempt in range(1, _CHUNK_ATTEMPTS + 1):
+                try:
+                    with unit_of_work() as session:
+                        try:
+                            part = ingest_files(
+                                session, chunk, media=media, title=title, external_id=external_id
+                            )
+                        except DBAPIError as exc:
+                            # Only a statement of the chunk itself, never an error after the
+                            # commit (in-process classification): a committed chunk is not
+                            # ingested twice.
+                            if attempt < _CHUNK_ATTEMPTS and _lost_lock_race(exc):
+                                raise _LostLockRace from exc
+                            raise
+                    break
+                except _LostLockRace as race:
+                    log.info("ingest chunk lost a lock race (%s); trying again", race.__cause__)
+                    time.sleep(0.05 * attempt * (1 + random.random()))
             summary.merge(part)
             bar.update(len(chunk))
     return summary
+
+
+def _suffixes() -> str:
+    return " ".join(sorted({s.lower() for s in IMAGE_SUFFIXES}))
 
 
 def retry_products(product_ids: Sequence[int] | None = None) -> RetrySummary:

@@ -3,20 +3,27 @@ failed rows, and classification only after the commit."""
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from catalog_ai.db import (
     Product,
     ProductImage,
     ProductStatus,
     Suggestion,
+    dispose_engines,
+    migrate,
     unit_of_work,
 )
+from catalog_ai.media import MediaStore
 from catalog_ai.services.ingest import IngestError, ingest_files
+from catalog_ai.settings import get_settings, reset_settings
 from worker.support import activate, bad_files, make_photos, png_bytes, shared_model
 
 
@@ -89,6 +96,14 @@ def test_files_over_the_size_limit_are_not_read(catalog, tmp_path):
     with unit_of_work() as session:
         result = ingest_files(session, [big], media=catalog, max_bytes=1000)
     assert result.created == [] and "above the 1000 bytes limit" in result.failed[0].reason
+    assert result.failed[0].product_id is None and _count(Product) == 0  # nothing reached us
+    # The same bytes uploaded (they did reach us): one failed product, however often it comes.
+    upload = [("big upload.png", big.read_bytes())]
+    with unit_of_work() as session:
+        first = ingest_files(session, upload, media=catalog, max_bytes=1000).failed[0]
+    with unit_of_work() as session:
+        again = ingest_files(session, upload, media=catalog, max_bytes=1000).failed[0]
+    assert first.product_id == again.product_id is not None and _count(Product) == 1
 
 
 def test_uploads_given_as_bytes(catalog):
@@ -145,3 +160,203 @@ def test_enqueue_false_leaves_products_pending(catalog, tmp_path_factory):
     with unit_of_work() as session:
         result = ingest_files(session, photos[:2], media=catalog, enqueue=False)
     assert set(_statuses().values()) == {ProductStatus.PENDING} and len(result.created) == 2
+
+
+# --- bad files, idempotency --------------------------------------------------------------------
+
+
+def test_the_same_bad_bytes_give_the_same_failed_product_every_time(catalog, tmp_path):
+    bad = bad_files(tmp_path / "bad")
+    renamed = tmp_path / "same-junk-other-name.png"
+    renamed.write_bytes(bad["not_an_image"].read_bytes())
+    with unit_of_work() as session:
+        first = ingest_files(session, [bad["not_an_image"], bad["empty"], renamed], media=catalog)
+    ids = [f.product_id for f in first.failed]
+    assert ids[0] == ids[2] and len(set(ids)) == 2  # the renamed copy is the same product
+    with unit_of_work() as session:
+        again = ingest_files(session, [bad["not_an_image"], bad["empty"]], media=catalog)
+    assert [f.product_id for f in again.failed] == ids[:2]
+    assert [f.reason for f in again.failed] == [f.reason for f in first.failed[:2]]
+    assert _count(Product) == 2 and again.created == [] and again.ingested == []
+
+
+def test_a_path_that_cannot_be_read_is_reported_and_makes_no_product(catalog, tmp_path):
+    good = make_photos(tmp_path / "good", 1)
+    missing = tmp_path / "missing" / "x.jpg"
+    with unit_of_work() as session:
+        result = ingest_files(session, [missing, good[0], tmp_path / "good"], media=catalog)
+    assert [(f.file, f.product_id) for f in result.failed] == [
+        (str(missing), None),
+        (str(tmp_path / "good"), None),
+    ]
+    assert result.failed[0].reason == "file not found"
+    assert result.ingested == [(str(good[0]), result.created[0])]
+    assert _count(Product) == 1
+
+
+def test_the_same_upload_with_its_external_id_sent_twice_is_a_duplicate(catalog, tmp_path):
+    photo = make_photos(tmp_path / "in", 1)[0]
+    with unit_of_work() as session:
+        first = ingest_files(session, [photo], media=catalog, external_id="SKU-9")
+    with unit_of_work() as session:
+        again = ingest_files(session, [photo], media=catalog, external_id="SKU-9")
+    assert again.duplicates == [(str(photo), first.created[0])] and _count(Product) == 1
+    junk = bad_files(tmp_path / "bad")["not_an_image"]
+    with unit_of_work() as session:
+        failed = ingest_files(session, [junk], media=catalog, external_id="SKU-10").failed
+    with unit_of_work() as session:
+        again = ingest_files(session, [junk], media=catalog, external_id="SKU-10")
+    assert again.failed == failed and again.duplicates == [] and _count(Product) == 2
+
+
+# --- concurrent writers ------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def any_catalog(request, catalog_home, monkeypatch):
+    """An empty catalog, once on the embedded SQLite file and once on the real PostgreSQL."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("CATALOG_AI_DATABASE_URL", request.getfixturevalue("postgres_url"))
+        reset_settings()
+    migrate.upgrade()
+    yield MediaStore(get_settings().media_dir)
+    dispose_engines()
+
+
+def _outcomes(result) -> dict[str, int]:
+    """file -> the product it now is (new or an existing one); every file once."""
+    named = [*result.ingested, *result.duplicates, *((f.file, f.product_id) for f in result.failed)]
+    assert len(named) == len({f for f, _ in named}), named
+    return dict(named)
+
+
+def _one_product_per_photo() -> dict[str, int]:
+    with unit_of_work() as session:
+        rows = session.execute(select(ProductImage.content_hash, ProductImage.product_id)).all()
+        products = session.scalar(select(func.count()).select_from(Product))
+    assert len(rows) == products  # no product without its photo, none with two
+    return dict(rows)
+
+
+def test_a_photo_stored_by_a_concurrent_writer_is_a_duplicate_not_a_crash(any_catalog, tmp_path):
+    """Writer B reads before A commits (so it sees no duplicate), then its insert meets A's row:
+    it must wait and report A's product, and still ingest its own photos."""
+    shared = make_photos(tmp_path / "shared", 6, seed=1)
+    own_a = make_photos(tmp_path / "a", 2, seed=2)
+    own_b = make_photos(tmp_path / "b", 2, seed=3)
+    a_wrote, b_checked = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def writer_a() -> None:
+        with unit_of_work() as session:
+            results["a"] = ingest_files(session, [*shared, *own_a], media=any_catalog)
+            a_wrote.set()
+            b_checked.wait(10)
+            time.sleep(0.3)  # B is now blocked on A's rows (or about to be)
+
+    def writer_b() -> None:
+        a_wrote.wait(10)
+        with unit_of_work() as session:
+            # A's rows are not committed: nothing in the catalog looks like a duplicate yet.
+            assert all(_product_of(session, p) is None for p in shared)
+            b_checked.set()
+            results["b"] = ingest_files(session, [*reversed(shared), *own_b], media=any_catalog)
+
+    errors = _run_threads(writer_a, writer_b)
+    assert errors == []
+    a, b = _outcomes(results["a"]), _outcomes(results["b"])
+    assert set(a) == {str(p) for p in [*shared, *own_a]}
+    assert set(b) == {str(p) for p in [*shared, *own_b]}
+    assert {b[str(p)] for p in shared} == {a[str(p)] for p in shared}  # B names A's products
+    assert results["b"].duplicates and len(results["b"].created) == 2
+    assert len(_one_product_per_photo()) == 10
+
+
+def _product_of(session, photo: Path) -> int | None:
+    digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+    return session.scalar(
+        select(ProductImage.product_id).where(ProductImage.content_hash == digest)
+    )
+
+
+def _run_threads(*targets) -> list[BaseException]:
+    errors: list[BaseException] = []
+
+    def guarded(target):
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                errors.append(exc)
+
+        return run
+
+    threads = [threading.Thread(target=guarded(t)) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return errors
+
+
+def test_the_same_bad_bytes_from_two_writers_make_one_failed_product(any_catalog, tmp_path):
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not a photo at all, just text\n")
+    a_wrote, b_checked = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def writer_a() -> None:
+        with unit_of_work() as session:
+            results["a"] = ingest_files(session, [junk], media=any_catalog)
+            a_wrote.set()
+            b_checked.wait(10)
+            time.sleep(0.3)
+
+    def writer_b() -> None:
+        a_wrote.wait(10)
+        with unit_of_work() as session:
+            assert session.scalar(select(func.count()).select_from(Product)) == 0
+            b_checked.set()
+            results["b"] = ingest_files(session, [("upload.jpg", junk.read_bytes())],
+                                        media=any_catalog)
+
+    assert _run_threads(writer_a, writer_b) == []
+    [fa], [fb] = results["a"].failed, results["b"].failed
+    assert fa.product_id == fb.product_id is not None and _count(Product) == 1
+
+
+def test_an_external_id_taken_by_a_concurrent_writer(any_catalog, tmp_path):
+    """The same upload (photo and id) sent twice at once: one product, the other a duplicate.
+    A different photo under the id another writer just took: the usual one-line refusal."""
+    photo, other = make_photos(tmp_path / "in", 2)
+    a_wrote, b_checked = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def writer_a() -> None:
+        with unit_of_work() as session:
+            results["a"] = ingest_files(session, [photo], media=any_catalog, external_id="SKU-7")
+            a_wrote.set()
+            b_checked.wait(10)
+            time.sleep(0.3)
+
+    def writer_b(file: Path) -> None:
+        a_wrote.wait(10)
+        with unit_of_work() as session:
+            assert session.scalar(select(func.count()).select_from(Product)) == 0
+            b_checked.set()
+            # A copy under another name: the same bytes, so the content check cannot see A.
+            results["b"] = ingest_files(
+                session, [("copy.png", file.read_bytes())], media=any_catalog,
+                external_id="SKU-7",
+            )
+
+    assert _run_threads(writer_a, lambda: writer_b(photo)) == []
+    assert results["b"].duplicates == [("copy.png", results["a"].created[0])]
+
+    with unit_of_work() as session:
+        session.execute(delete(Product))
+    a_wrote.clear(), b_checked.clear()
+    errors = _run_threads(writer_a, lambda: writer_b(other))
+    assert len(errors) == 1 and isinstance(errors[0], IngestError)
+    assert f"already belongs to product {results['a'].created[0]}" in str(errors[0])
+    assert _count(Product) == 1

@@ -91,6 +91,9 @@ class Product(Base):
         ForeignKey("products.id", ondelete="SET NULL"), index=True
     )
     duplicate_score: Mapped[float | None] = mapped_column(Float)
+    # sha256 of a file refused at ingest (it has no photo row): ingesting the same bad bytes
+    # again reports this product instead of adding another failed one.
+    rejected_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     category: Mapped[Category | None] = relationship()
     images: Mapped[list[ProductImage]] = relationship(
