@@ -38,8 +38,8 @@ def test_near_duplicates_are_looked_up_after_the_suggestion_is_committed(
     monkeypatch.setattr(search, "find_near_duplicates", find)
     summary = classify_chunk([first, second])
     observer.dispose()
-    assert summary.claimed == 2 and summary.near_duplicates == 1
     assert seen == {first: 1, second: 1}  # each one's suggestion was committed when looked up
+    assert summary.claimed == 2 and summary.near_duplicates == 1
     with unit_of_work() as session:
         flags = {
             p.id: (p.duplicate_of_id, p.duplicate_score) for p in session.scalars(select(Product))
