@@ -14,7 +14,7 @@ FORBIDDEN = ("catalog_ai.worker", "catalog_ai.cli", "celery", "kombu", "streamli
 MODULES = sorted((PACKAGE / "services").rglob("*.py")) + [PACKAGE / "dispatch.py"]
 
 
-def _imports(path: Path) -> list[tuple[int, str]]:
+def _imports(path: Path, package: Path = PACKAGE) -> list[tuple[int, str]]:
     """Every module an ``import`` or ``from ... import`` names, at any depth (function-level and
     ``TYPE_CHECKING`` imports included), with its line."""
     names = []
@@ -23,7 +23,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             names += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against the package it sits in
-                parts = path.relative_to(PACKAGE.parent).with_suffix("").parts[: -node.level]
+                parts = path.relative_to(package.parent).with_suffix("").parts[: -node.level]
                 base = ".".join(parts)
                 module = f"{base}.{node.module}" if node.module else base
             else:
@@ -44,14 +44,13 @@ def test_a_service_imports_no_entry_point_and_no_framework(path):
 
 
 def test_the_check_sees_function_level_and_relative_imports(tmp_path):
-    sample = PACKAGE / "services" / "_layering_sample.py"
+    package = tmp_path / "catalog_ai"
+    sample = package / "services" / "sample.py"
+    sample.parent.mkdir(parents=True)
     sample.write_text(
         "def f():\n    from catalog_ai.worker.tasks import x\n"
         "def g():\n    from ..cli import cli\n    import celery.app\n"
     )
-    try:
-        found = [m for _, m in _imports(sample) if _forbidden(m)]
-    finally:
-        sample.unlink()
+    found = [m for _, m in _imports(sample, package) if _forbidden(m)]
     assert "catalog_ai.worker.tasks" in found and "catalog_ai.cli" in found
     assert "celery.app" in found
