@@ -8,7 +8,8 @@ import the worker or Celery, and nothing runs the network inside a commit hook.
 
 Work is handed over only after the commit (:func:`after_commit`): a message sent earlier could
 reach a worker before the rows it names are visible, and one sent before a rollback would name
-rows that never existed.
+rows that never existed. A new kind of background work (delivering an event to a webhook, say)
+is a new method here, implemented by both dispatchers.
 """
 
 from __future__ import annotations
