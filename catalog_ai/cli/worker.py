@@ -187,15 +187,20 @@ def worker_cmd(concurrency: int | None, beat: bool, hostname: str | None, loglev
 
 
 def _beat_schedule(home: Path, pid: int) -> Path:
-    """This worker's beat schedule file under ``home/beat``; files of workers no longer running
-    (killed before they could remove theirs) are removed."""
+    """This worker's beat schedule file under ``home/beat``; files of this machine's workers no
+    longer running (killed before they could remove theirs) are removed. The machine's name is
+    part of the file name: a process id means nothing on another machine sharing the home."""
+    import re
+    import socket
+
     folder = home / "beat"
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("schedule-*"):
-        owner = old.name.removeprefix("schedule-").split(".", 1)[0]
+    prefix = "schedule-" + re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) + "-"
+    for old in folder.glob(prefix + "*"):
+        owner = old.name.removeprefix(prefix).split(".", 1)[0]
         if owner.isdigit() and int(owner) != pid and not _alive(int(owner)):
             old.unlink(missing_ok=True)
-    return folder / f"schedule-{pid}"
+    return folder / f"{prefix}{pid}"
 
 
 def _alive(pid: int) -> bool:

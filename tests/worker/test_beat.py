@@ -81,7 +81,7 @@ def test_beat_ends_when_its_worker_is_killed_and_keeps_its_schedule_in_the_home(
         _wait(lambda: b"beat: Starting" in log.read_bytes() and len(_children(worker.pid)) >= 2,
               120, "the beat to start", log)
         children = _children(worker.pid)
-        assert list((home / "beat").glob(f"schedule-{worker.pid}*")), "no schedule in the home"
+        assert list((home / "beat").glob(f"schedule-*-{worker.pid}*")), "no schedule in the home"
 
         worker.send_signal(signal.SIGKILL)  # the main process only: no chance to stop its beat
         worker.wait(timeout=20)
@@ -104,9 +104,13 @@ def test_schedules_of_workers_no_longer_running_are_removed(tmp_path):
     folder.mkdir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (folder / f"schedule-{dead.pid}").write_bytes(b"old")
-    (folder / f"schedule-{dead.pid}.db").write_bytes(b"old")
-    (folder / f"schedule-{os.getppid()}").write_bytes(b"a live worker's")
     mine = _beat_schedule(tmp_path, os.getpid())
-    assert mine == folder / f"schedule-{os.getpid()}"
-    assert sorted(p.name for p in folder.iterdir()) == [f"schedule-{os.getppid()}"]
+    prefix = mine.name.removesuffix(str(os.getpid()))  # schedule-HOST-
+    (folder / f"{prefix}{dead.pid}").write_bytes(b"old")
+    (folder / f"{prefix}{dead.pid}.db").write_bytes(b"old")
+    (folder / f"{prefix}{os.getppid()}").write_bytes(b"a live worker's")
+    (folder / f"schedule-elsewhere-{dead.pid}").write_bytes(b"another machine's worker")
+    assert _beat_schedule(tmp_path, os.getpid()) == mine
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [f"{prefix}{os.getppid()}", f"schedule-elsewhere-{dead.pid}"]
+    )
