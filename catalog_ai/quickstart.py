@@ -6,8 +6,8 @@
 4. train the quick model (a calibrated hierarchical head on frozen EfficientNet-Lite0
    embeddings, with the prototype memory) or reuse the one an earlier run trained;
 5. register and activate it;
-6. ingest the val photos as new uploads and classify them through the worker path (in-process
-   without a broker, the same task code a Celery worker runs);
+6. ingest the val photos as new uploads and classify them through the worker path (the
+   in-process runner without a broker, the same task code a Celery worker runs), and wait for it;
 7. print what happened: accepted automatically, waiting for review, failed; and what to run next.
 
 Every step reuses what an earlier run built, so a second run is quick and adds nothing.
@@ -36,9 +36,9 @@ def _step(text: str) -> None:
 
 def run_quickstart(*, data: Path | None = None, backbone: str = "efficientnet_lite0") -> dict:
     from catalog_ai.bundle import BundleError, ModelBundle
-    from catalog_ai.services.classify import schedule_reclassification
-    from catalog_ai.services.models import activate_model, active_model, register_model
+    from catalog_ai.services.models import activate_model, register_model
     from catalog_ai.services.status import status_counts
+    from catalog_ai.worker.dispatch import default_dispatcher, drain
     from catalog_ai.worker.jobs import ingest_paths
 
     started = time.monotonic()
@@ -66,17 +66,19 @@ def run_quickstart(*, data: Path | None = None, backbone: str = "efficientnet_li
         _step("training the quick model (frozen backbone + calibrated hierarchical head, a few minutes)")
         bundle = _train_quick_model(bundle_dir, backbone)
 
+    dispatcher = default_dispatcher()
     with unit_of_work() as session:
         row = register_model(session, bundle_dir)
-        current = active_model(session)
-        if current is None or current.version != row.version:
-            activate_model(session, row.version)
-            schedule_reclassification(session, row.version)
+        # Re-classification and catalogue embedding are enqueued (and idempotent: a second run
+        # finds them done).
+        activate_model(session, row.version, dispatcher=dispatcher)
         version = row.version
-    click.echo(f"    active model: {version}", err=True)
+    click.echo(f"    active model: {version}; embedding the catalogue for search", err=True)
+    drain(dispatcher, progress=True)
 
-    _step(f"ingesting {root / 'val'} as new uploads and classifying them (worker path, in-process)")
-    uploads = ingest_paths([root / "val"], chunk_size=16, progress=True)
+    _step(f"ingesting {root / 'val'} as new uploads and classifying them (worker path)")
+    uploads = ingest_paths([root / "val"], dispatcher=dispatcher, chunk_size=16, progress=True)
+    drain(dispatcher, progress=True)
     ids = list(uploads.created) + [pid for _, pid in uploads.duplicates]
     ids += [f.product_id for f in uploads.failed if f.product_id is not None]
     with unit_of_work() as session:

@@ -88,7 +88,19 @@ def catalog_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CATALOG_AI_OFFLINE", "1")
     reset_settings()
     yield home
+    _drain_background_work()
     reset_settings()
+
+
+def _drain_background_work() -> None:
+    # This process's in-process runner (the CLI's, the dashboard's) finishes what a test gave it
+    # while the test's settings still point at its catalog.
+    import sys
+
+    dispatch = sys.modules.get("catalog_ai.worker.dispatch")
+    runner = getattr(dispatch, "_in_process", None)
+    if runner is not None and not runner.drain(timeout=120):
+        raise AssertionError("the in-process runner was still busy 120 s after the test")
 
 
 @pytest.fixture
@@ -124,3 +136,13 @@ def redis_url() -> str:
     client.flushdb()
     client.close()
     return url
+
+
+@pytest.fixture
+def runner() -> Iterator[object]:
+    """A fresh in-process dispatcher (a background thread); drained after the test."""
+    from catalog_ai.worker.dispatch import InProcessDispatcher
+
+    dispatcher = InProcessDispatcher(name="test-runner")
+    yield dispatcher
+    assert dispatcher.drain(timeout=120), "the test's runner was still busy 120 s after it"

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 
 from catalog_ai.errors import CatalogAIError
 
-__all__ = ["cli", "main", "echo_json", "ensure_db", "safe_url"]
+if TYPE_CHECKING:
+    from catalog_ai.dispatch import Dispatcher
+
+__all__ = ["cli", "main", "dispatching", "echo_json", "ensure_db", "safe_url"]
 
 
 class _Group(click.Group):
@@ -53,3 +60,23 @@ def ensure_db() -> None:
         from catalog_ai.db.session import ensure_schema_current, get_engine
 
         ensure_schema_current(get_engine())
+
+
+@contextmanager
+def dispatching(*, progress: bool = True) -> Iterator[Dispatcher]:
+    """The dispatcher a command hands its background work to: Celery with a broker, else this
+    process's in-process runner, whose work the command waits for (with a progress bar) before
+    it ends, so that it prints the outcome and nothing is cut off at exit."""
+    from catalog_ai.worker.dispatch import InProcessDispatcher, default_dispatcher, drain
+
+    dispatcher = default_dispatcher()
+    errors_before = len(dispatcher.errors) if isinstance(dispatcher, InProcessDispatcher) else 0
+    try:
+        yield dispatcher
+    finally:
+        # Work already committed still runs after an error; not after Ctrl-C.
+        if not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            drain(dispatcher, progress=progress)
+            if isinstance(dispatcher, InProcessDispatcher):
+                for line in dispatcher.errors[errors_before:]:
+                    click.secho(f"  background work failed: {line}", fg="red", err=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from catalog_ai.cli._root import cli, echo_json, ensure_db
+from catalog_ai.cli._root import cli, dispatching, echo_json, ensure_db
 
 # --------------------------------------------------------------------------- backbones
 @cli.group()
@@ -273,17 +273,13 @@ def models() -> None:
 def models_register(bundle_dir: Path, add_categories: bool, activate: bool) -> None:
     """Record a model bundle in the catalog."""
     from catalog_ai.db import unit_of_work
-    from catalog_ai.services.classify import schedule_reclassification
     from catalog_ai.services.models import activate_model, register_model
 
     ensure_db()
-    with unit_of_work() as session:
+    with dispatching() as dispatcher, unit_of_work() as session:
         row = register_model(session, bundle_dir, add_categories=add_categories)
         if activate:
-            was_active = row.is_active
-            activate_model(session, row.version)
-            if not was_active:
-                schedule_reclassification(session, row.version)
+            activate_model(session, row.version, dispatcher=dispatcher)
         version, active = row.version, row.is_active
     click.echo(f"registered {version}" + (" (active)" if active else f"; activate with: catalog-ai models activate {version}"))
 
@@ -293,16 +289,13 @@ def models_register(bundle_dir: Path, add_categories: bool, activate: bool) -> N
 def models_activate(version: str) -> None:
     """Make VERSION the model that classifies new uploads."""
     from catalog_ai.db import unit_of_work
-    from catalog_ai.services.classify import schedule_reclassification
-    from catalog_ai.services.models import activate_model, active_model
+    from catalog_ai.services.models import activate_model
 
     ensure_db()
-    with unit_of_work() as session:
-        current = active_model(session)
-        activate_model(session, version)
-        if current is None or current.version != version:
-            # Enqueued after the commit: every product without a human label gets a new suggestion.
-            schedule_reclassification(session, version)
+    # Enqueued after the commit: every product without a human label gets a new suggestion, and
+    # the catalogue is embedded for search.
+    with dispatching() as dispatcher, unit_of_work() as session:
+        activate_model(session, version, dispatcher=dispatcher)
     click.echo(f"active model: {version}; re-classification enqueued (see catalog-ai status)")
 
 

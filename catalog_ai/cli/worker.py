@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import click
 
-from catalog_ai.cli._root import cli, echo_json, ensure_db
+from catalog_ai.cli._root import cli, dispatching, echo_json, ensure_db
 
 
 @cli.command("ingest")
@@ -35,7 +34,7 @@ def ingest_cmd(
     """Add new product photos (files, or folders searched recursively) to be classified.
 
     Each photo becomes a pending product; its classification is enqueued once it is committed
-    (with no broker configured it runs right away, in this process). Photos already in the
+    (with no broker configured it runs in this process, and the command waits for it). Photos already in the
     catalog are reported with their product and not added again. A file that cannot be used is
     reported with its reason and the others go on: unusable bytes become one failed product
     (the same bad file ingested again reports that product again), a path that cannot be read
@@ -51,9 +50,15 @@ def ingest_cmd(
     from catalog_ai.worker.jobs import ingest_paths
 
     ensure_db()
-    summary = ingest_paths(
-        paths, title=title, external_id=external_id, chunk_size=chunk_size, progress=not as_json
-    )
+    with dispatching(progress=not as_json) as dispatcher:
+        summary = ingest_paths(
+            paths,
+            dispatcher=dispatcher,
+            title=title,
+            external_id=external_id,
+            chunk_size=chunk_size,
+            progress=not as_json,
+        )
     if as_json:
         echo_json(
             {
@@ -175,7 +180,7 @@ def worker_cmd(concurrency: int | None, beat: bool, hostname: str | None, loglev
         reset_settings()
     # No connection may cross the fork into the pool processes.
     dispose_engines()
-    from catalog_ai.worker.app import configure
+    from catalog_ai.worker.app import BEAT_PARENT_ENV, configure
 
     app = configure()
     argv = [
@@ -186,10 +191,51 @@ def worker_cmd(concurrency: int | None, beat: bool, hostname: str | None, loglev
         "--without-gossip",
         "--without-mingle",
     ]
+    schedule = None
     if beat:
-        schedule = Path(tempfile.gettempdir()) / f"catalog-ai-beat-{os.getpid()}"
+        # The beat child ends with this process (see catalog_ai.worker.app), and keeps its
+        # schedule under CATALOG_AI_HOME, one file per worker (two beats must not share one).
+        schedule = _beat_schedule(settings.home, os.getpid())
+        os.environ[BEAT_PARENT_ENV] = str(os.getpid())
         argv += ["--beat", f"--schedule={schedule}"]
-    app.worker_main(argv)
+    try:
+        app.worker_main(argv)
+    finally:
+        if schedule is not None:
+            _remove_schedule(schedule)
+
+
+def _beat_schedule(home: Path, pid: int) -> Path:
+    """This worker's beat schedule file under ``home/beat``; files of this machine's workers no
+    longer running (killed before they could remove theirs) are removed. The machine's name is
+    part of the file name: a process id means nothing on another machine sharing the home."""
+    import re
+    import socket
+
+    folder = home / "beat"
+    folder.mkdir(parents=True, exist_ok=True)
+    prefix = "schedule-" + re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) + "-"
+    for old in folder.glob(prefix + "*"):
+        owner = old.name.removeprefix(prefix).split(".", 1)[0]
+        if owner.isdigit() and int(owner) != pid and not _alive(int(owner)):
+            old.unlink(missing_ok=True)
+    return folder / f"{prefix}{pid}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _remove_schedule(schedule: Path) -> None:
+    # The shelve module may add a suffix (.db, or .dat/.dir/.bak) depending on the dbm backend.
+    for file in schedule.parent.glob(schedule.name + "*"):
+        file.unlink(missing_ok=True)
 
 
 @cli.command("retry")
@@ -202,7 +248,8 @@ def retry_cmd(product_ids: tuple[int, ...], all_failed: bool) -> None:
     if bool(product_ids) == all_failed:
         raise click.UsageError("give product ids, or --failed for every failed product")
     ensure_db()
-    summary = retry_products(None if all_failed else list(product_ids))
+    with dispatching() as dispatcher:
+        summary = retry_products(None if all_failed else list(product_ids), dispatcher=dispatcher)
     click.echo(
         f"{len(summary.requeued)} products enqueued again"
         + (": " + " ".join(map(str, summary.requeued)) if summary.requeued else "")
@@ -232,7 +279,8 @@ def sweep_cmd(older_than: float | None) -> None:
     from catalog_ai.worker.jobs import sweep_now
 
     ensure_db()
-    ids = sweep_now(older_than)
+    with dispatching() as dispatcher:
+        ids = sweep_now(older_than, dispatcher=dispatcher)
     click.echo(
         f"{len(ids)} products enqueued again" + (": " + " ".join(map(str, ids)) if ids else "")
     )
@@ -250,7 +298,6 @@ def embed_cmd(version: str | None, only_status: bool) -> None:
     from catalog_ai.db import unit_of_work
     from catalog_ai.services.embed import embedding_progress
     from catalog_ai.services.models import active_model
-    from catalog_ai.worker.tasks import enqueue_catalog_embedding
 
     ensure_db()
     with unit_of_work() as session:
@@ -261,7 +308,8 @@ def embed_cmd(version: str | None, only_status: bool) -> None:
             version = row.version
         before = embedding_progress(session, version)
     if not only_status and not before.done:
-        enqueue_catalog_embedding(version)
+        with dispatching() as dispatcher:
+            dispatcher.embed_catalogue(version)
     with unit_of_work() as session:
         after = embedding_progress(session, version)
     click.echo(f"model {version}: {after.embedded} of {after.images} catalog photos embedded"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from catalog_ai.db.base import NAMING_CONVENTION, Base
+from catalog_ai.db.insert import conflict_insert
 from catalog_ai.db.models import (
     HUMAN_SOURCES,
     Category,
@@ -44,6 +45,7 @@ __all__ = [
     "SuggestionSource",
     "TaxonomyVersion",
     "UTCDateTime",
+    "conflict_insert",
     "dispose_engines",
     "ensure_schema_current",
     "get_engine",

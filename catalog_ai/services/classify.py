@@ -19,13 +19,12 @@ hint: :func:`requeue_stale` puts back what a lost message or a dead worker left 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, and_, exists, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from catalog_ai.db import (
@@ -38,7 +37,8 @@ from catalog_ai.db import (
     Suggestion,
     utc_now,
 )
-from catalog_ai.db.session import on_commit
+from catalog_ai.db.insert import conflict_insert as _insert
+from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.errors import CatalogAIError, ImageError
 from catalog_ai.media import MediaStore
 
@@ -57,8 +57,8 @@ __all__ = [
     "claim",
     "run_model",
     "record",
-    "schedule_classification",
-    "schedule_reclassification",
+    "flag_near_duplicates",
+    "fail_unfinished",
     "mark_for_reclassification",
     "requeue_stale",
     "requeue_failed",
@@ -101,6 +101,9 @@ class RecordSummary:
     accepted: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)  # already recorded, or finished meanwhile
+    # (product id, embedding) of each new suggestion: for the near-duplicate check, which runs
+    # after this transaction has committed (flag_near_duplicates), never under its row locks.
+    new_embeddings: list[tuple[int, np.ndarray]] = field(default_factory=list)
 
 
 @dataclass
@@ -310,42 +313,50 @@ def record(
                 product.label_source = None
             summary.suggested.append(product.id)
     session.flush()
-    _flag_near_duplicates(session, [o for o in decided if o.product_id in inserted], products, model_version_id)
+    summary.new_embeddings = [
+        (o.product_id, o.embedding)
+        for o in decided
+        if o.product_id in inserted and o.embedding is not None
+    ]
     return summary
 
 
-def _flag_near_duplicates(session: Session, outcomes: Sequence[Outcome], products: dict[int, Product],
-                          model_version_id: int) -> None:
-    """Mark uploads that look like a product already in the search index (the same product
-    photographed twice). Without an index yet (a new model, an empty catalog) nothing is marked."""
-    if not outcomes:
-        return
+def flag_near_duplicates(
+    session: Session, candidates: Sequence[tuple[int, np.ndarray]], *, model_version_id: int
+) -> list[int]:
+    """Mark products that look like one already in the search index (the same product
+    photographed twice); returns the ids marked. ``candidates`` are ``(product id, embedding)``
+    from :attr:`RecordSummary.new_embeddings`.
+
+    Run in its own transaction after ``record`` has committed: searching the index takes time
+    (loading it, reading vectors), and under ``record``'s row locks it would hold up reviewers
+    and other workers. Without an index yet (a new model, an empty catalog) nothing is marked.
+    """
+    if not candidates:
+        return []
     from catalog_ai.index import SearchError
     from catalog_ai.services.search import find_near_duplicates
 
     mv = session.get(ModelVersion, model_version_id)
-    for outcome in outcomes:
+    if mv is None:
+        return []
+    flagged = []
+    for product_id, vector in candidates:
         try:
-            twin = find_near_duplicates(session, model_version=mv, vector=outcome.embedding,
-                                        exclude_product_id=outcome.product_id)
+            twin = find_near_duplicates(
+                session, model_version=mv, vector=vector, exclude_product_id=product_id
+            )
         except SearchError:
-            return  # no index for this model version (yet)
+            break  # no index for this model version (yet)
         if twin is not None:
-            product = products[outcome.product_id]
-            product.duplicate_of_id, product.duplicate_score = twin[0], float(twin[1])
-    session.flush()
-
-
-def _insert(session: Session, table):
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise CatalogAIError(
-        f"the {dialect} database is not supported by the classifier (it needs INSERT ... ON "
-        "CONFLICT); use SQLite or PostgreSQL"
-    )
+            session.execute(
+                update(Product)
+                .where(Product.id == product_id)
+                .values(duplicate_of_id=twin[0], duplicate_score=float(twin[1]))
+                .execution_options(synchronize_session=False)
+            )
+            flagged.append(product_id)
+    return flagged
 
 
 def _suggestion_row(
@@ -383,25 +394,24 @@ def _fail(product: Product, reason: str) -> None:
 # --- enqueueing (after the commit) ----------------------------------------------------------------
 
 
-def schedule_classification(session: Session, product_ids: Iterable[int]) -> None:
-    """Enqueue the classification of ``product_ids`` once ``session`` commits."""
-    ids = list(product_ids)
-    if ids:
-        from catalog_ai.worker.tasks import enqueue_classification
-
-        on_commit(session, lambda: enqueue_classification(ids))
-
-
-def schedule_reclassification(session: Session, version: str) -> None:
-    """Enqueue ``reclassify_all(version)`` once ``session`` commits: call it when a model is
-    activated, so that products waiting for a model, and those labelled by an earlier one, get
-    this model's suggestion."""
-    from catalog_ai.worker.tasks import enqueue_catalog_embedding, enqueue_reclassification
-
-    on_commit(session, lambda: enqueue_reclassification(version))
-    # The labelled catalog is not re-classified, but search and near-duplicates need its photos
-    # embedded by the new model too.
-    on_commit(session, lambda: enqueue_catalog_embedding(version))
+def fail_unfinished(session: Session, product_ids: Sequence[int], reason: str) -> list[int]:
+    """Mark the products of ``product_ids`` still ``pending`` or ``processing`` as ``failed``
+    with ``reason`` (a runner that gave up on them), so they show up for a retry instead of
+    waiting forever. Returns the ids marked."""
+    if not product_ids:
+        return []
+    products = list(
+        session.scalars(
+            select(Product)
+            .where(Product.id.in_(set(product_ids)), Product.status.in_(_WAITING))
+            .order_by(Product.id)
+            .with_for_update()
+        )
+    )
+    for product in products:
+        _fail(product, reason)
+    session.flush()
+    return [p.id for p in products]
 
 
 def mark_for_reclassification(session: Session, *, model_version_id: int) -> list[int]:
@@ -422,10 +432,15 @@ def mark_for_reclassification(session: Session, *, model_version_id: int) -> lis
 
 
 def requeue_stale(
-    session: Session, *, older_than_s: float, enqueue: bool = True, limit: int = 10_000
+    session: Session,
+    *,
+    older_than_s: float,
+    dispatcher: Dispatcher | None,
+    limit: int = 10_000,
 ) -> list[int]:
     """Products ``pending`` or ``processing`` for longer than ``older_than_s`` seconds go back to
-    ``pending`` with a fresh timestamp, and are enqueued after the commit.
+    ``pending`` with a fresh timestamp, and are handed to ``dispatcher`` after the commit
+    (``None``: only reset, nothing enqueued).
 
     The fresh timestamp keeps one product from being enqueued again at every sweep while a long
     queue drains. With no active model nothing is enqueued (the tasks would only wait too). At
@@ -457,15 +472,16 @@ def requeue_stale(
         log.info(
             "sweep: %d products waited longer than %s s; enqueued again", len(ids), older_than_s
         )
-        if enqueue:
-            schedule_classification(session, ids)
+        if dispatcher is not None:
+            after_commit(session, dispatcher).classify(ids)
     return ids
 
 
 def requeue_failed(
-    session: Session, product_ids: Sequence[int] | None = None, *, enqueue: bool = True
+    session: Session, product_ids: Sequence[int] | None = None, *, dispatcher: Dispatcher | None
 ) -> RetrySummary:
-    """Put failed products back to ``pending`` (attempts reset) and enqueue them after the commit.
+    """Put failed products back to ``pending`` (attempts reset) and hand them to ``dispatcher``
+    after the commit (``None``: leave them pending for a sweep).
 
     ``product_ids=None`` retries every failed product. Products that failed at ingest have no
     photo to classify and stay failed (listed in ``no_photo``).
@@ -490,6 +506,6 @@ def requeue_failed(
             product.attempts = 0
             summary.requeued.append(product.id)
     session.flush()
-    if enqueue and summary.requeued:
-        schedule_classification(session, summary.requeued)
+    if dispatcher is not None and summary.requeued:
+        after_commit(session, dispatcher).classify(summary.requeued)
     return summary

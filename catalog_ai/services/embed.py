@@ -16,10 +16,9 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog_ai.db import Embedding, ModelVersion, ProductImage
+from catalog_ai.db import Embedding, ModelVersion, ProductImage, conflict_insert
 from catalog_ai.errors import ImageError
 from catalog_ai.media import MediaStore
-from catalog_ai.services.classify import _insert
 
 __all__ = ["EmbeddingProgress", "images_to_embed", "embedding_progress", "compute_embeddings", "store_embeddings"]
 
@@ -86,7 +85,7 @@ def store_embeddings(session: Session, version: str, vectors: Sequence[tuple[int
         v = np.asarray(vector, dtype="<f4")
         rows.append({"image_id": image_id, "model_version_id": mv.id, "dim": int(v.size), "vector": v.tobytes()})
     session.execute(
-        _insert(session, Embedding.__table__).values(rows).on_conflict_do_nothing(
+        conflict_insert(session, Embedding.__table__).values(rows).on_conflict_do_nothing(
             index_elements=["image_id", "model_version_id"]
         )
     )

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from catalog_ai import images
 from catalog_ai.db import Product, ProductImage, ProductStatus
+from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.errors import CatalogAIError, ImageError
 from catalog_ai.images import ImageInfo
 from catalog_ai.media import MediaStore, StoredFile, content_hash
@@ -73,17 +74,18 @@ def ingest_files(
     files: Iterable[Upload],
     *,
     media: MediaStore,
+    dispatcher: Dispatcher | None,
     title: str | None = None,
     external_id: str | None = None,
-    enqueue: bool = True,
     max_bytes: int | None = None,
     max_pixels: int | None = None,
 ) -> IngestResult:
-    """One product per file; classification is enqueued when the caller's transaction commits.
+    """One product per file; ``dispatcher`` gets their classification when the caller's
+    transaction commits.
 
     ``title`` defaults to the file name without its suffix. ``external_id`` (the shop's own
-    product id, unique) needs exactly one file. ``enqueue=False`` leaves the products pending
-    for a later sweep or an explicit :func:`~catalog_ai.services.classify.schedule_classification`.
+    product id, unique) needs exactly one file. ``dispatcher=None`` leaves the products pending
+    for a later sweep or an explicit ``dispatcher.classify``.
     Limits default to the settings.
 
     Safe against concurrent writers (another ingest, an import, a dashboard upload): the rows
@@ -137,10 +139,8 @@ def ingest_files(
         new_by_hash[digest] = pid
         result.ingested.append((label, pid))
     result.created = [pid for _, pid in result.ingested]
-    if enqueue and result.created:
-        from catalog_ai.services.classify import schedule_classification
-
-        schedule_classification(session, result.created)
+    if dispatcher is not None and result.created:
+        after_commit(session, dispatcher).classify(result.created)
     return result
 
 

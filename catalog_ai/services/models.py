@@ -1,4 +1,10 @@
-"""Model versions: register a bundle with the catalog, activate one, list them."""
+"""Model versions: register a bundle with the catalog, activate one, list them.
+
+Activating is one service, :func:`activate_model`, because a model made active without its
+follow-up work is half active: products labelled by the previous model keep its suggestions and
+search has no vectors for the catalogue. It enqueues both re-classification and catalogue
+embedding, after the commit, through the dispatcher the caller supplies.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from catalog_ai.bundle import BundleError, ModelBundle
 from catalog_ai.db import Category, ModelVersion, utc_now
+from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.services.catalog import sync_taxonomy
 
 __all__ = ["register_model", "activate_model", "active_model", "list_models", "missing_categories"]
@@ -50,8 +57,18 @@ def register_model(session: Session, bundle_dir: str | Path, *, add_categories: 
     return row
 
 
-def activate_model(session: Session, version: str) -> ModelVersion:
-    """Make ``version`` the one active model (the previous one is deactivated first)."""
+def activate_model(
+    session: Session, version: str, *, dispatcher: Dispatcher | None
+) -> ModelVersion:
+    """Make ``version`` the one active model (the previous one is deactivated first), and once
+    the caller's transaction commits, have ``dispatcher`` re-classify every product no person
+    labelled and embed the catalogue with it.
+
+    Both are enqueued even when ``version`` was active already: both are idempotent (only what
+    this version has not done yet is done), so activating again re-runs what a lost message or a
+    stopped process left unfinished. ``dispatcher=None`` only flips the flag (tests, benchmarks
+    that enqueue their own work).
+    """
     row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
     if row is None:
         known = session.scalars(select(ModelVersion.version).order_by(ModelVersion.id.desc()).limit(5)).all()
@@ -66,6 +83,12 @@ def activate_model(session: Session, version: str) -> ModelVersion:
         row.is_active = True
         row.activated_at = utc_now()
         session.flush()
+    if dispatcher is not None:
+        later = after_commit(session, dispatcher)
+        later.reclassify(row.version)
+        # The labelled catalogue is never re-classified, but search and near-duplicate checks
+        # need its photos embedded by this model too.
+        later.embed_catalogue(row.version)
     return row
 
 

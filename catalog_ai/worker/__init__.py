@@ -2,8 +2,10 @@
 
 ``app`` (the Celery application), ``tasks`` (classify, re-classify, sweep), ``pipeline`` (what a
 classification task does, callable without Celery), ``model_cache`` (one Predictor per process),
-``jobs`` (ingest, retry and sweep as commands run them) and ``queue`` (queue depth, workers).
-With no broker configured the same tasks run in-process, so the embedded set-up needs no Redis.
+``jobs`` (ingest, retry and sweep as commands run them), ``queue`` (queue depth, workers) and
+``dispatch`` (the dispatchers entry points hand to services: Celery messages with a broker, else
+the same pipeline code on a background thread of this process, so the embedded set-up needs no
+Redis).
 """
 
 __all__: list[str] = []

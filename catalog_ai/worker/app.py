@@ -1,8 +1,9 @@
 """The Celery application, configured from :mod:`catalog_ai.settings`.
 
 With ``CATALOG_AI_BROKER_URL`` set (Redis in production), ``.delay()`` sends a message and
-``catalog-ai worker`` processes run it. Without one, tasks run in-process at ``.delay()``
-(``task_always_eager``), so the embedded set-up needs no Redis and no worker.
+``catalog-ai worker`` processes run it. Without one the embedded set-up uses no Celery at all (the
+in-process runner of :mod:`catalog_ai.worker.dispatch`); the app is still configured eagerly
+(``task_always_eager``) so that nothing ever tries to reach a broker that is not configured.
 
 Reliability settings, and why:
 
@@ -16,25 +17,46 @@ Reliability settings, and why:
   or dead worker strands little work and idle workers get the rest.
 - ``task_ignore_result``: the database is the truth; nobody waits on task results.
 - A beat schedule runs ``sweep_stale`` every ``CATALOG_AI_SWEEP_INTERVAL`` seconds
-  (``catalog-ai worker --beat``): products whose message was lost are enqueued again.
+  (``catalog-ai worker --beat``): products whose message was lost are enqueued again. The beat
+  runs as a child process of the worker; :func:`_bind_beat_to_worker` makes it end with its
+  worker, even when the worker is killed with SIGKILL and has no chance to stop it.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import sys
 import threading
+import time
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import beat_embedded_init, worker_process_init
 
 from catalog_ai.settings import Settings, get_settings
 
-__all__ = ["QUEUE", "SWEEP_TASK", "app", "celery_config", "configure", "is_eager"]
+__all__ = [
+    "BEAT_PARENT_ENV",
+    "QUEUE",
+    "SWEEP_TASK",
+    "app",
+    "celery_config",
+    "configure",
+    "end_with_parent",
+    "is_eager",
+]
 
 #: The one queue every catalog_ai task goes to (its own name, so one Redis can serve others).
 QUEUE = "catalog_ai"
 SWEEP_TASK = "catalog_ai.sweep_stale"
 INDEX_TASK = "catalog_ai.refresh_index"
+#: Set by ``catalog-ai worker`` to its own pid: the process its beat child must not outlive.
+BEAT_PARENT_ENV = "CATALOG_AI_BEAT_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+
+log = logging.getLogger(__name__)
 
 app = Celery("catalog_ai", include=["catalog_ai.worker.tasks"])
 
@@ -130,6 +152,41 @@ def _fresh_worker_process(**_: Any) -> None:
 
     dispose_engines(close=False)
     model_cache.reset()
+
+
+def end_with_parent(parent_pid: int, *, poll_s: float = 0.5) -> None:
+    """Make this process end (SIGTERM) when ``parent_pid``, its parent, ends.
+
+    On Linux the kernel does it (``prctl(PR_SET_PDEATHSIG)``) the moment the parent dies; a
+    watchdog thread that notices the re-parenting covers other systems (and a parent that died
+    before this was called).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):  # no libc to speak of: the watchdog below still works
+            pass
+    if os.getppid() != parent_pid:  # died already, before the death signal was armed
+        os._exit(0)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
+
+
+@beat_embedded_init.connect
+def _bind_beat_to_worker(**_: Any) -> None:
+    # Runs in the beat child process (``worker --beat``). Without this, a worker killed with
+    # SIGKILL leaves its beat running, sending sweeps for a worker that no longer exists.
+    parent = int(os.environ.get(BEAT_PARENT_ENV) or os.getppid())
+    end_with_parent(parent)
+    log.info("beat running as process %d; it ends with worker process %d", os.getpid(), parent)
 
 
 configure()

@@ -1,8 +1,8 @@
 """Jobs that own their transactions, as the command line and the main job run them.
 
 ``ingest_paths`` commits one chunk of files at a time (the same reasons as the folder import in
-:mod:`catalog_ai.jobs`), and each chunk's classification is enqueued after its commit; with no
-broker the classification runs right there, in this process, through the same task code.
+:mod:`catalog_ai.jobs`), and each chunk's classification goes to the dispatcher after its commit
+(with no broker: the in-process runner's background thread, through the same task code).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy.exc import DBAPIError
 
 from catalog_ai.db import unit_of_work
+from catalog_ai.dispatch import Dispatcher
 from catalog_ai.media import MediaStore
 from catalog_ai.progress import progress_bar
 from catalog_ai.services.classify import RetrySummary, requeue_failed, requeue_stale
@@ -92,6 +93,7 @@ def _lost_lock_race(exc: DBAPIError) -> bool:
 def ingest_paths(
     paths: Sequence[str | Path],
     *,
+    dispatcher: Dispatcher | None,
     title: str | None = None,
     external_id: str | None = None,
     chunk_size: int = 64,
@@ -120,12 +122,16 @@ def ingest_paths(
                     with unit_of_work() as session:
                         try:
                             part = ingest_files(
-                                session, chunk, media=media, title=title, external_id=external_id
+                                session,
+                                chunk,
+                                media=media,
+                                dispatcher=dispatcher,
+                                title=title,
+                                external_id=external_id,
                             )
                         except DBAPIError as exc:
                             # Only a statement of the chunk itself, never an error after the
-                            # commit (in-process classification): a committed chunk is not
-                            # ingested twice.
+                            # commit: a committed chunk is not ingested twice.
                             if attempt < _CHUNK_ATTEMPTS and _lost_lock_race(exc):
                                 raise _LostLockRace from exc
                             raise
@@ -142,15 +148,17 @@ def _suffixes() -> str:
     return " ".join(sorted({s.lower() for s in IMAGE_SUFFIXES}))
 
 
-def retry_products(product_ids: Sequence[int] | None = None) -> RetrySummary:
+def retry_products(
+    product_ids: Sequence[int] | None = None, *, dispatcher: Dispatcher | None
+) -> RetrySummary:
     """Failed products back to pending and enqueued (every failed one for ``None``)."""
     with unit_of_work() as session:
-        return requeue_failed(session, product_ids)
+        return requeue_failed(session, product_ids, dispatcher=dispatcher)
 
 
-def sweep_now(older_than_s: float | None = None) -> list[int]:
+def sweep_now(older_than_s: float | None = None, *, dispatcher: Dispatcher | None) -> list[int]:
     """Run the sweep in this process: stale pending/processing products enqueued again."""
     if older_than_s is None:
         older_than_s = get_settings().stale_after
     with unit_of_work() as session:
-        return requeue_stale(session, older_than_s=older_than_s)
+        return requeue_stale(session, older_than_s=older_than_s, dispatcher=dispatcher)

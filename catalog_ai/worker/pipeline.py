@@ -1,23 +1,48 @@
-"""What a classification task does, as a plain function: claim, run the model, record.
+"""What each background task does, as plain functions: classify a chunk, re-classify for a new
+model, embed the catalogue, refresh the search index.
 
-Kept apart from Celery so the embedded set-up, the benchmark and the tests call exactly the code
-a worker runs. Each chunk uses two short transactions and none while the network runs.
+Kept apart from Celery so the embedded set-up's in-process runner, the benchmark and the tests
+call exactly the code a worker runs. A classification chunk uses short transactions and none
+while the network runs: claim, (network), record, then the near-duplicate check on what was
+committed. Work that fans out (re-classification, catalogue embedding) hands its pieces to the
+``dispatcher`` it is given, so a Celery worker sends messages and the in-process runner queues
+them behind the current job.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from catalog_ai.db import unit_of_work
+from sqlalchemy import select
+
+from catalog_ai.db import ModelVersion, unit_of_work
+from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.media import MediaStore
-from catalog_ai.services.classify import claim, record, run_model
+from catalog_ai.services.classify import (
+    claim,
+    flag_near_duplicates,
+    mark_for_reclassification,
+    record,
+    run_model,
+)
 from catalog_ai.settings import get_settings
 from catalog_ai.worker import model_cache
 
-__all__ = ["ChunkSummary", "classify_chunk"]
+__all__ = [
+    "EMBED_CHUNK",
+    "ChunkSummary",
+    "classify_chunk",
+    "embed_catalogue",
+    "embed_images",
+    "reclassify",
+    "refresh_index",
+]
+
+#: Catalogue photos per embedding task.
+EMBED_CHUNK = 64
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +58,7 @@ class ChunkSummary:
     accepted: int = 0
     failed: int = 0
     skipped: int = 0
+    near_duplicates: int = 0
     seconds: float = 0.0  # the whole call
     model_seconds: float = 0.0  # of which decoding, the forward pass and decisions
 
@@ -77,6 +103,7 @@ def classify_chunk(product_ids: Sequence[int], *, media: MediaStore | None = Non
         summary.model_seconds += time.perf_counter() - model_started
         with unit_of_work() as session:
             done = record(session, outcomes, model_version_id=model.id)
+        summary.near_duplicates += _flag_committed(done.new_embeddings, model.id)
         summary.claimed += len(work)
         summary.suggested += len(done.suggested)
         summary.accepted += len(done.accepted)
@@ -84,3 +111,95 @@ def classify_chunk(product_ids: Sequence[int], *, media: MediaStore | None = Non
         summary.skipped += len(chunk) - len(work) + len(done.skipped)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _flag_committed(candidates, model_version_id: int) -> int:
+    """The near-duplicate check on suggestions already committed, in a transaction of its own.
+
+    A failure here is logged, not raised: the suggestions stand, and a retried task would find
+    the chunk classified already and could not redo the check anyway.
+    """
+    if not candidates:
+        return 0
+    try:
+        with unit_of_work() as session:
+            return len(
+                flag_near_duplicates(session, candidates, model_version_id=model_version_id)
+            )
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.exception(
+            "near-duplicate check failed for products %s; their suggestions are kept",
+            [pid for pid, _ in candidates],
+        )
+        return 0
+
+
+def _active_version(session, version: str) -> ModelVersion | None:
+    row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+    return row if row is not None and row.is_active else None
+
+
+def reclassify(version: str, *, dispatcher: Dispatcher) -> int:
+    """Mark for ``version`` every product it has not classified and no person has labelled, and
+    hand them to ``dispatcher`` after the commit. Does nothing unless ``version`` is still the
+    active one. Returns how many products were handed over."""
+    with unit_of_work() as session:
+        row = _active_version(session, version)
+        if row is None:
+            log.info("model %s is not the active model (any more); nothing to re-classify", version)
+            return 0
+        ids = mark_for_reclassification(session, model_version_id=row.id)
+        after_commit(session, dispatcher).classify(ids)
+    log.info("model %s: %d products enqueued for classification", version, len(ids))
+    return len(ids)
+
+
+def embed_catalogue(version: str, *, send: Callable[[str, list[int]], None]) -> int:
+    """Split the catalogue photos with no embedding for ``version`` into chunks of
+    :data:`EMBED_CHUNK` and ``send(version, image_ids)`` each (only while ``version`` is the
+    active one). Returns how many photos are to embed."""
+    from catalog_ai.services.embed import images_to_embed
+
+    with unit_of_work() as session:
+        if _active_version(session, version) is None:
+            return 0
+        todo = [image_id for image_id, _ in images_to_embed(session, version)]
+    for start in range(0, len(todo), EMBED_CHUNK):
+        send(version, todo[start : start + EMBED_CHUNK])
+    log.info("model %s: %d catalogue photos to embed", version, len(todo))
+    return len(todo)
+
+
+def embed_images(version: str, image_ids: Sequence[int]) -> int:
+    """Embed these photos with the active model, if it is still ``version`` (idempotent: photos
+    already embedded are skipped, a racing twin's rows are ignored)."""
+    from catalog_ai.services.embed import compute_embeddings, images_to_embed, store_embeddings
+
+    loaded = model_cache.current()
+    if loaded is None or loaded[0].version != version:
+        return 0
+    wanted = set(image_ids)
+    with unit_of_work() as session:
+        rows = [r for r in images_to_embed(session, version) if r[0] in wanted]
+    vectors = compute_embeddings(loaded[1], MediaStore(get_settings().media_dir), rows)
+    with unit_of_work() as session:
+        return store_embeddings(session, version, vectors)
+
+
+def refresh_index(version: str | None = None) -> int:
+    """Bring the search index of the active model (or ``version``) up to date with the
+    embeddings in the database; returns how many photos it holds. Batched (periodic, and after
+    catalogue embedding) rather than per upload: each update writes a new index generation."""
+    from catalog_ai.services.embed import embedding_progress
+    from catalog_ai.services.models import active_model
+    from catalog_ai.services.search import update_index
+
+    with unit_of_work() as session:
+        if version is None:
+            row = active_model(session)
+            if row is None:
+                return 0
+            version = row.version
+        if embedding_progress(session, version).embedded == 0:
+            return 0  # nothing to index yet (no photo could be embedded)
+        return update_index(session, version).n_indexed

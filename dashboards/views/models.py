@@ -8,8 +8,8 @@ from pathlib import Path
 import streamlit as st
 
 from catalog_ai.services.catalog_views import model_progress
-from catalog_ai.services.classify import schedule_reclassification
 from catalog_ai.services.models import activate_model, list_models
+from catalog_ai.worker.dispatch import default_dispatcher
 from dashboards import ui
 from dashboards.access import current_viewer
 
@@ -55,11 +55,12 @@ def _activate(version: str, locked: bool) -> None:
             "product that no person has labelled (imports and reviews are kept).")
     if st.button(f"Activate {ui.plain(version)}", key=f"activate-{version}", type="primary", disabled=locked):
         def action(session, who: str) -> str:
-            activate_model(session, version)
-            schedule_reclassification(session, version)  # enqueued once this unit of work commits
+            # Re-classification and catalogue embedding are enqueued once this unit of work
+            # commits, and run off this request (workers, or this process's background thread).
+            activate_model(session, version, dispatcher=default_dispatcher())
             return f"{version} is active; re-classification was enqueued (by {who})."
 
-        with st.spinner("Activating (in-process set-up: classifying now)…"):
+        with st.spinner("Activating…"):
             ui.perform("Activate", action)
 
 

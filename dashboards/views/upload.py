@@ -1,6 +1,7 @@
 """Upload: drop product photos (several at once) with optional titles; they are ingested and
-classified (in this process on the embedded set-up, by the workers in production), and their
-status is shown live; failed ones show their reason and can be retried."""
+classified off the request (by a background thread of this process on the embedded set-up, by
+the workers in production), and their status is shown live; failed ones show their reason and
+can be retried."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from catalog_ai.services.catalog_views import product_states
 from catalog_ai.services.classify import requeue_failed
 from catalog_ai.services.ingest import IngestResult, ingest_files
 from catalog_ai.settings import get_settings
+from catalog_ai.worker.dispatch import default_dispatcher
 from dashboards import ui
 from dashboards.access import current_viewer
 
@@ -25,13 +27,16 @@ WAITING = ("pending", "processing")
 def _ingest(files, titles: list[str], out: dict):
     def action(session, who: str) -> str:
         media = MediaStore(get_settings().media_dir)
+        # Classification is handed over after the commit and runs off this request.
+        dispatcher = default_dispatcher()
         result = IngestResult()
         untitled = [(f.name, f.getvalue()) for f, t in zip(files, titles, strict=True) if not t]
         if untitled:
-            result.merge(ingest_files(session, untitled, media=media))
+            result.merge(ingest_files(session, untitled, media=media, dispatcher=dispatcher))
         for f, t in zip(files, titles, strict=True):
             if t:
-                result.merge(ingest_files(session, [(f.name, f.getvalue())], media=media, title=t))
+                result.merge(ingest_files(session, [(f.name, f.getvalue())], media=media,
+                                          dispatcher=dispatcher, title=t))
         out["ids"] = result.created + [pid for _, pid in result.duplicates] + [x.product_id for x in result.failed]
         return (
             f"Uploaded {len(files)} photos: {len(result.created)} new products, "
@@ -43,7 +48,7 @@ def _ingest(files, titles: list[str], out: dict):
 
 def _retry(ids: list[int]):
     def action(session, who: str) -> str:
-        done = requeue_failed(session, ids)
+        done = requeue_failed(session, ids, dispatcher=default_dispatcher())
         text = f"{len(done.requeued)} failed products queued again."
         if done.no_photo:
             text += (f" {len(done.no_photo)} cannot be retried: their file was refused at upload "
@@ -74,7 +79,7 @@ def _status(ids: list[int], locked: bool) -> None:
         if st.button(f"Retry {len(failed)} failed", key="upload-retry", disabled=locked):
             ui.perform("Retry", _retry([x.product_id for x in failed]))
     if any(x.status in WAITING for x in states):
-        st.caption("Waiting for workers; this list refreshes every 2 seconds.")
+        st.caption("Waiting to be classified; this list refreshes every 2 seconds.")
 
 
 def render() -> None:
@@ -101,7 +106,7 @@ def render() -> None:
                 titles.append("")
         if st.button(f"Upload {len(files)} photos", key="upload-go", type="primary", disabled=locked):
             out: dict = {}
-            with st.spinner("Uploading and classifying…"):
+            with st.spinner("Uploading…"):
                 ok = ui.perform("Upload", _ingest(files, titles, out), rerun=False)
             if ok:  # only what was committed
                 st.session_state[BATCH_KEY] = out["ids"]

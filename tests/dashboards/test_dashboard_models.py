@@ -1,10 +1,12 @@
-"""The models page (AppTest): versions with metrics, activation re-classifies (in-process here)."""
+"""The models page (AppTest): versions with metrics, activation re-classifies (in-process here,
+off the request, on this process's background runner)."""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
 from catalog_ai.db import ModelVersion, Product, Suggestion, unit_of_work
+from catalog_ai.worker.dispatch import default_dispatcher
 from conftest import frame
 
 
@@ -23,12 +25,14 @@ def test_versions_metrics_and_activation_reclassifies(catalog, open_app):
                for p in at.get("progress"))
     at.button(key=f"activate-{new}").click().run()
     assert any(f"{new} is active; re-classification was enqueued" in s.value for s in at.success)
+    assert default_dispatcher().drain(timeout=120)
     with unit_of_work() as s:
         assert s.scalar(select(ModelVersion.version).where(ModelVersion.is_active.is_(True))) == new
         by_new = s.scalar(select(func.count()).select_from(Suggestion).join(ModelVersion)
                           .where(ModelVersion.version == new))
         imported_untouched = s.scalar(select(func.count()).select_from(Product)
                                       .where(Product.label_source == "import", Product.status == "accepted"))
-    assert by_new == 6  # every product without a human label, classified in-process (eager)
+    assert by_new == 6  # every product without a human label, classified in-process
     assert imported_untouched == 8
+    at.run()
     assert any("6 of 6 products have a suggestion from this model" in p.text for p in at.get("progress"))

@@ -10,6 +10,7 @@ from catalog_ai.media import MediaStore
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.services.search import build_index
 from catalog_ai.settings import get_settings
+from catalog_ai.worker.dispatch import default_dispatcher
 from catalog_builder import COLOURS, png_bytes
 
 
@@ -19,7 +20,9 @@ def indexed(catalog):
     files = [(f"{path.split(' > ')[-1].lower()}-{i}.png", png_bytes(colour, 500 + 10 * n + i))
              for n, (path, colour) in enumerate(COLOURS.items()) for i in range(2)]
     with unit_of_work() as s:
-        created = ingest_files(s, files, media=MediaStore(get_settings().media_dir)).created
+        created = ingest_files(s, files, media=MediaStore(get_settings().media_dir),
+                               dispatcher=default_dispatcher()).created
+    default_dispatcher().drain()  # classified (their embeddings stored) off this thread
     with unit_of_work() as s:
         build_index(s, None)
     return created

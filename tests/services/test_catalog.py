@@ -40,7 +40,7 @@ def test_a_photo_a_concurrent_ingest_stored_first_is_a_duplicate_of_the_import(
 
     def uploader() -> None:
         with unit_of_work() as session:
-            outcome["ingest"] = ingest_files(session, photos[:2], media=any_catalog)
+            outcome["ingest"] = ingest_files(session, photos[:2], media=any_catalog, dispatcher=None)
             ingested.set()
             checked.wait(10)
             time.sleep(0.3)  # the import is now waiting for these rows

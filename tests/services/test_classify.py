@@ -28,7 +28,6 @@ from catalog_ai.services.classify import (
     requeue_failed,
     requeue_stale,
     run_model,
-    schedule_reclassification,
 )
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.services.status import status_counts
@@ -43,9 +42,13 @@ def model(tmp_path_factory):
     return shared_model(tmp_path_factory)
 
 
-def _ingest(media: MediaStore, files, *, enqueue: bool = True) -> list[int]:
+def _ingest(media: MediaStore, files, runner=None) -> list[int]:
+    """Ingest ``files``; with ``runner``, wait for it to classify them (else they stay pending)."""
     with unit_of_work() as session:
-        return ingest_files(session, files, media=media, enqueue=enqueue).created
+        created = ingest_files(session, files, media=media, dispatcher=runner).created
+    if runner is not None:
+        runner.drain()
+    return created
 
 
 def _model_id(version: str) -> int:
@@ -72,7 +75,7 @@ def _suggestions_per_product(model_version_id: int) -> dict[int, int]:
 def test_claim_marks_processing_and_counts_the_attempt(catalog, model):
     photos, bundle = model
     version_id = _model_id(activate(bundle.path))
-    ids = _ingest(catalog, photos[:3], enqueue=False)
+    ids = _ingest(catalog, photos[:3])
     with unit_of_work() as session:
         work = claim(session, ids, model_version_id=version_id)
     assert [w.product_id for w in work] == ids
@@ -84,7 +87,7 @@ def test_claim_marks_processing_and_counts_the_attempt(catalog, model):
 def test_a_redelivered_chunk_never_creates_a_second_suggestion(catalog, model):
     photos, bundle = model
     version_id = _model_id(activate(bundle.path))
-    ids = _ingest(catalog, photos[:4], enqueue=False)
+    ids = _ingest(catalog, photos[:4])
     predictor = Predictor.load(bundle.path)
     # Two workers got the same message: both claim before either records.
     with unit_of_work() as session:
@@ -108,10 +111,10 @@ def test_a_redelivered_chunk_never_creates_a_second_suggestion(catalog, model):
         assert claim(session, ids, model_version_id=version_id) == []
 
 
-def test_confident_leaf_decisions_are_accepted_the_rest_wait_for_review(catalog, model):
+def test_confident_leaf_decisions_are_accepted_the_rest_wait_for_review(catalog, model, runner):
     photos, bundle = model
     version_id = _model_id(activate(bundle.path))
-    ids = _ingest(catalog, photos)  # classified in-process after the commit
+    ids = _ingest(catalog, photos, runner)  # classified in-process after the commit
     products = _products()
     with unit_of_work() as session:
         suggestions = {s.product_id: s for s in session.scalars(select(Suggestion))}
@@ -137,14 +140,13 @@ def test_confident_leaf_decisions_are_accepted_the_rest_wait_for_review(catalog,
         assert suggestion.levels[0][0]["path"] in {"Fruit", "Veg"}
 
 
-def test_without_an_active_model_products_wait_until_one_is_activated(catalog, model):
+def test_without_an_active_model_products_wait_until_one_is_activated(catalog, model, runner):
     photos, bundle = model
-    ids = _ingest(catalog, photos[:6])
+    ids = _ingest(catalog, photos[:6], runner)
     assert {p.status for p in _products().values()} == {ProductStatus.PENDING}
     assert classify_chunk(ids).model_version is None
-    version = activate(bundle.path)
-    with unit_of_work() as session:
-        schedule_reclassification(session, version)
+    version = activate(bundle.path, dispatcher=runner)
+    runner.drain()
     assert {p.status for p in _products().values()} <= {
         ProductStatus.SUGGESTED,
         ProductStatus.ACCEPTED,
@@ -152,11 +154,11 @@ def test_without_an_active_model_products_wait_until_one_is_activated(catalog, m
     assert _suggestions_per_product(_model_id(version)) == {i: 1 for i in ids}
 
 
-def test_a_photo_that_cannot_be_decoded_fails_with_the_reason(catalog, model, tmp_path):
+def test_a_photo_that_cannot_be_decoded_fails_with_the_reason(catalog, model, tmp_path, runner):
     photos, bundle = model
     activate(bundle.path)
     corrupt = bad_files(tmp_path / "bad")["corrupt"]
-    good, broken = _ingest(catalog, [photos[0], corrupt])
+    good, broken = _ingest(catalog, [photos[0], corrupt], runner)
     products = _products()
     assert products[good].status in {ProductStatus.SUGGESTED, ProductStatus.ACCEPTED}
     assert products[broken].status == ProductStatus.FAILED
@@ -166,7 +168,7 @@ def test_a_photo_that_cannot_be_decoded_fails_with_the_reason(catalog, model, tm
 def test_missing_photo_file_fails_and_an_io_error_is_transient(catalog, model, monkeypatch):
     photos, bundle = model
     version_id = _model_id(activate(bundle.path))
-    ids = _ingest(catalog, photos[:2], enqueue=False)
+    ids = _ingest(catalog, photos[:2])
     predictor = Predictor.load(bundle.path)
     with unit_of_work() as session:
         work = claim(session, ids, model_version_id=version_id)
@@ -185,7 +187,7 @@ def test_missing_photo_file_fails_and_an_io_error_is_transient(catalog, model, m
 def test_a_product_that_keeps_killing_its_worker_is_failed_after_max_attempts(catalog, model):
     photos, bundle = model
     version_id = _model_id(activate(bundle.path))
-    [pid] = _ingest(catalog, photos[:1], enqueue=False)
+    [pid] = _ingest(catalog, photos[:1])
     with unit_of_work() as session:
         session.execute(update(Product).where(Product.id == pid).values(attempts=5))
     with unit_of_work() as session:
@@ -194,21 +196,23 @@ def test_a_product_that_keeps_killing_its_worker_is_failed_after_max_attempts(ca
     assert product.status == ProductStatus.FAILED and f"catalog-ai retry {pid}" in product.error
 
 
-def test_retry_puts_failed_products_back_and_classifies_them(catalog, model, monkeypatch, tmp_path):
+def test_retry_puts_failed_products_back_and_classifies_them(
+    catalog, model, monkeypatch, tmp_path, runner
+):
     photos, bundle = model
-    ids = _ingest(catalog, photos[:3])  # pending: no model yet
+    ids = _ingest(catalog, photos[:3], runner)  # pending: no model yet
     # A pixel limit below the photos' 40x40 makes the worker's decode refuse them.
     monkeypatch.setenv("CATALOG_AI_MAX_IMAGE_PIXELS", "1000")
     reset_settings()
-    version = activate(bundle.path)
-    with unit_of_work() as session:
-        schedule_reclassification(session, version)
+    activate(bundle.path, dispatcher=runner)
+    runner.drain()
     products = _products()
     assert {products[i].status for i in ids} == {ProductStatus.FAILED}
     assert "raise CATALOG_AI_MAX_IMAGE_PIXELS" in products[ids[0]].error
     empty = bad_files(tmp_path / "bad")["empty"]
     with unit_of_work() as session:
-        no_photo = ingest_files(session, [empty], media=catalog).failed[0].product_id
+        failed = ingest_files(session, [empty], media=catalog, dispatcher=None).failed
+        no_photo = failed[0].product_id
 
     monkeypatch.delenv("CATALOG_AI_MAX_IMAGE_PIXELS")
     reset_settings()
@@ -229,26 +233,28 @@ def test_retry_puts_failed_products_back_and_classifies_them(catalog, model, mon
     assert all(products[i].attempts == 1 and products[i].error is None for i in ids)
 
 
-def test_retry_requeues_only_failed_products(catalog, model):
+def test_retry_requeues_only_failed_products(catalog, model, runner):
     photos, bundle = model
-    [pid] = _ingest(catalog, photos[:1])
+    [pid] = _ingest(catalog, photos[:1], runner)
     with unit_of_work() as session:
-        summary = requeue_failed(session, [pid])
+        summary = requeue_failed(session, [pid], dispatcher=runner)
     assert summary.requeued == [] and summary.not_failed == [(pid, "pending")]
 
 
-def test_sweep_requeues_stale_work_only_with_an_active_model(catalog, model):
+def test_sweep_requeues_stale_work_only_with_an_active_model(catalog, model, runner):
     photos, bundle = model
-    ids = _ingest(catalog, photos[:4])
+    ids = _ingest(catalog, photos[:4], runner)
     with unit_of_work() as session:
-        assert requeue_stale(session, older_than_s=0) == []  # no model: nothing to gain
+        # no model: nothing to gain
+        assert requeue_stale(session, older_than_s=0, dispatcher=runner) == []
     version_id = _model_id(activate(bundle.path))
     with unit_of_work() as session:
         claim(session, ids[:2], model_version_id=version_id)  # a worker took two, then died
     with unit_of_work() as session:
-        assert requeue_stale(session, older_than_s=3600) == []  # not stale yet
+        assert requeue_stale(session, older_than_s=3600, dispatcher=runner) == []  # not stale yet
     with unit_of_work() as session:
-        assert requeue_stale(session, older_than_s=0) == ids  # classified after the commit
+        assert requeue_stale(session, older_than_s=0, dispatcher=runner) == ids
+    runner.drain()  # classified after the commit
     assert _suggestions_per_product(version_id) == {i: 1 for i in ids}
     assert {p.status for p in _products().values()} <= {
         ProductStatus.SUGGESTED,
@@ -257,11 +263,11 @@ def test_sweep_requeues_stale_work_only_with_an_active_model(catalog, model):
 
 
 def test_activating_a_new_model_reclassifies_model_labels_but_never_human_ones(
-    catalog, model, tmp_path
+    catalog, model, tmp_path, runner
 ):
     photos, bundle = model
     first = _model_id(activate(bundle.path))
-    ids = _ingest(catalog, photos[:8])
+    ids = _ingest(catalog, photos[:8], runner)
     with unit_of_work() as session:  # a reviewer labelled the first product
         product = session.get(Product, ids[0])
         product.status, product.label_source = ProductStatus.ACCEPTED, "review"
@@ -269,9 +275,8 @@ def test_activating_a_new_model_reclassifies_model_labels_but_never_human_ones(
             select(Category.id).where(Category.path == "Veg > Carrot")
         )
     second_bundle = make_bundle(tmp_path / "second", photos, seed=1)
-    version = activate(second_bundle.path)
-    with unit_of_work() as session:
-        schedule_reclassification(session, version)
+    version = activate(second_bundle.path, dispatcher=runner)
+    runner.drain()
     second = _model_id(version)
     assert set(_suggestions_per_product(second)) == set(ids[1:])
     assert _suggestions_per_product(first) == {i: 1 for i in ids}
@@ -303,17 +308,18 @@ def _fewshot_examples(photos, root):
         )
 
 
-def test_a_new_model_never_reclassifies_or_overwrites_few_shot_examples(catalog, model, tmp_path):
+def test_a_new_model_never_reclassifies_or_overwrites_few_shot_examples(
+    catalog, model, tmp_path, runner
+):
     from catalog_ai.services.catalog_views import model_progress
 
     photos, bundle = model
     activate(bundle.path)
     examples = _fewshot_examples(photos[:10], tmp_path / "examples")
-    uploads = _ingest(catalog, photos[10:20])  # classified by the first model
+    uploads = _ingest(catalog, photos[10:20], runner)  # classified by the first model
     second_bundle = make_bundle(tmp_path / "second", photos, seed=1)
-    version = activate(second_bundle.path)
-    with unit_of_work() as session:
-        schedule_reclassification(session, version)
+    version = activate(second_bundle.path, dispatcher=runner)  # enqueues re-classification
+    runner.drain()
     # The second model, confident about half of these photos, would auto-accept over them.
     assert set(_suggestions_per_product(_model_id(version))) == set(uploads)
     products = _products()
@@ -330,7 +336,7 @@ def test_a_new_model_never_reclassifies_or_overwrites_few_shot_examples(catalog,
 def test_record_never_overwrites_a_label_a_person_gave_meanwhile(catalog, model, source):
     photos, bundle = model
     version_id = _model_id(activate(bundle.path))
-    ids = _ingest(catalog, photos[:6], enqueue=False)
+    ids = _ingest(catalog, photos[:6])
     predictor = Predictor.load(bundle.path)
     with unit_of_work() as session:
         work = claim(session, ids, model_version_id=version_id)

@@ -9,7 +9,6 @@ from sqlalchemy import func, select
 
 from catalog_ai.db import Embedding, Product, ProductImage, migrate, unit_of_work
 from catalog_ai.jobs import import_folder
-from catalog_ai.services.classify import schedule_reclassification
 from catalog_ai.services.embed import embedding_progress
 from catalog_ai.services.models import activate_model, register_model
 from catalog_ai.services.search import index_status
@@ -18,15 +17,17 @@ from catalog_ai.worker.jobs import ingest_paths
 from helpers import make_tree, random_bundle
 
 
-def test_activation_embeds_the_catalog_and_uploads_get_duplicate_flags(catalog_home, tmp_path):
+def test_activation_embeds_the_catalog_and_uploads_get_duplicate_flags(
+    catalog_home, tmp_path, runner
+):
     migrate.upgrade()
     tree = make_tree(tmp_path / "catalog", per_class=4)
     import_folder(tree)
     bundle = random_bundle(get_settings().model_dir / "m")
     with unit_of_work() as s:
         register_model(s, bundle.path)
-        activate_model(s, bundle.version)
-        schedule_reclassification(s, bundle.version)  # + catalog embedding, after the commit
+        activate_model(s, bundle.version, dispatcher=runner)  # + catalog embedding
+    runner.drain()
     with unit_of_work() as s:
         progress = embedding_progress(s, bundle.version)
         assert progress.images == 16 and progress.embedded == 16 and progress.done
@@ -43,7 +44,8 @@ def test_activation_embeds_the_catalog_and_uploads_get_duplicate_flags(catalog_h
     stripes[::4] = 255  # white lines on black: nothing like the noisy colour patches
     other = tmp_path / "uploads" / "stripes.png"
     Image.fromarray(stripes).save(other)
-    summary = ingest_paths([reshoot, other])
+    summary = ingest_paths([reshoot, other], dispatcher=runner)
+    runner.drain()
     assert len(summary.created) == 2
     with unit_of_work() as s:
         twin = s.scalar(

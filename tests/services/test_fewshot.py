@@ -303,8 +303,13 @@ def test_a_spelling_of_an_added_few_shot_category_clashes_too(bundle, tmp_path):
 def test_a_spacing_variant_of_a_multi_word_name_clashes(bundle, tmp_path):
     add_examples(bundle, [(p, ("Veg", "Sweet Pepper")) for p in photos(tmp_path / "a", MAGENTA, 2, seed=15)])
     before = hashes(bundle)
-    with pytest.raises(PrototypeError, match=r"'Veg > sweet  pepper' clashes with the existing category 'Veg > Sweet Pepper'"):
+    from catalog_ai.errors import TaxonomyError
+
+    # Repeated spaces break the taxonomy contract before any clash check; a case variant clashes.
+    with pytest.raises(TaxonomyError, match="repeated spaces"):
         add_examples(bundle, [(p, ("Veg", "sweet  pepper")) for p in photos(tmp_path / "b", MAGENTA, 2, seed=16)])
+    with pytest.raises(PrototypeError, match=r"'Veg > sweet pepper' clashes with the existing category 'Veg > Sweet Pepper'"):
+        add_examples(bundle, [(p, ("Veg", "sweet pepper")) for p in photos(tmp_path / "c", MAGENTA, 2, seed=17)])
     assert hashes(bundle) == before
 
 

@@ -105,15 +105,15 @@ def test_activating_b_after_a_leaves_only_b_active(catalog_db, bundles):
         a = register_model(session, bundles[0]).version
         b = register_model(session, bundles[1]).version
     with unit_of_work() as session:
-        row = activate_model(session, a)
+        row = activate_model(session, a, dispatcher=None)
         assert row.is_active and row.activated_at is not None
     with unit_of_work() as session:
         assert active_model(session).version == a
-        activate_model(session, b)
+        activate_model(session, b, dispatcher=None)
     with unit_of_work() as session:
         assert {m.version: m.is_active for m in list_models(session)} == {a: False, b: True}
         assert active_model(session).version == b
-        activate_model(session, b)  # activating the active one again changes nothing
+        activate_model(session, b, dispatcher=None)  # activating the active one: no change
     with unit_of_work() as session:
         assert session.scalars(
             select(ModelVersion.version).where(ModelVersion.is_active.is_(True))
@@ -126,7 +126,7 @@ def test_activating_an_unknown_version_is_a_clear_error(catalog_db, bundles):
         known = register_model(session, bundles[0]).version
     with pytest.raises(BundleError, match="no registered model version 'nope'") as info:
         with unit_of_work() as session:
-            activate_model(session, "nope")
+            activate_model(session, "nope", dispatcher=None)
     assert "catalog-ai models register" in str(info.value) and known in str(info.value)
 
 
@@ -137,6 +137,71 @@ def test_activating_a_model_whose_bundle_is_gone_is_refused(catalog_db, bundles)
     shutil.rmtree(bundles[0])
     with pytest.raises(BundleError, match="not a model bundle"):
         with unit_of_work() as session:
-            activate_model(session, version)
+            activate_model(session, version, dispatcher=None)
     with unit_of_work() as session:
         assert active_model(session) is None
+
+
+class _Recorder:
+    """A dispatcher that only writes down what it was asked, and when."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object, bool]] = []  # (method, argument, committed yet?)
+
+    def _note(self, method: str, argument: object) -> None:
+        with unit_of_work() as session:  # a new session: sees committed rows only
+            committed = active_model(session) is not None
+        self.calls.append((method, argument, committed))
+
+    def classify(self, product_ids) -> None:
+        self._note("classify", list(product_ids))
+
+    def reclassify(self, version: str) -> None:
+        self._note("reclassify", version)
+
+    def embed_catalogue(self, version: str) -> None:
+        self._note("embed_catalogue", version)
+
+
+def test_activation_enqueues_reclassification_and_embedding_after_the_commit(catalog_db, bundles):
+    _import_tree()
+    with unit_of_work() as session:
+        a = register_model(session, bundles[0]).version
+    recorder = _Recorder()
+    with unit_of_work() as session:
+        activate_model(session, a, dispatcher=recorder)
+        assert recorder.calls == []  # nothing before the commit
+    assert recorder.calls == [("reclassify", a, True), ("embed_catalogue", a, True)]
+    # Again for the active version: both are idempotent, so activating again re-runs whatever
+    # a lost message left unfinished.
+    with unit_of_work() as session:
+        activate_model(session, a, dispatcher=recorder)
+    assert [c[0] for c in recorder.calls[2:]] == ["reclassify", "embed_catalogue"]
+    with pytest.raises(RuntimeError), unit_of_work() as session:
+        activate_model(session, a, dispatcher=recorder)
+        raise RuntimeError("rolled back")
+    assert len(recorder.calls) == 4
+
+
+def test_every_entry_point_activates_through_the_one_service():
+    """No caller flips ``is_active`` or enqueues re-classification on its own."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for folder in ("catalog_ai", "dashboards"):
+        for path in sorted((root / folder).rglob("*.py")):
+            if path.name == "models.py" and path.parent.name == "services":
+                continue
+            text = path.read_text()
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(
+                    node.func, "id", None
+                )) == "activate_model":
+                    if not any(k.arg == "dispatcher" for k in node.keywords):
+                        offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+                # Re-classifying is part of activating: only the dispatch code names it.
+                if isinstance(node, ast.Attribute) and node.attr == "reclassify":
+                    if path.parent.name != "worker" and path.name != "dispatch.py":
+                        offenders.append(f"{path.relative_to(root)}:{node.lineno} (reclassify)")
+    assert offenders == []

@@ -111,14 +111,15 @@ def make_bundle(out_dir: Path, photos: list[Path], *, seed: int = 0):
     return bundle
 
 
-def activate(bundle_path: Path) -> str:
-    """Register and activate the bundle in the configured catalog; its version."""
+def activate(bundle_path: Path, *, dispatcher=None) -> str:
+    """Register and activate the bundle in the configured catalog; its version. Re-classification
+    and catalogue embedding go to ``dispatcher`` (None: nowhere)."""
     from catalog_ai.db import unit_of_work
     from catalog_ai.services.models import activate_model, register_model
 
     with unit_of_work() as session:
         row = register_model(session, bundle_path, add_categories=True)
-        activate_model(session, row.version)
+        activate_model(session, row.version, dispatcher=dispatcher)
         return row.version
 
 

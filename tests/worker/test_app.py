@@ -70,7 +70,24 @@ def catalog(catalog_home):
 
 def _ingest(photos) -> list[int]:
     with unit_of_work() as session:
-        return ingest_files(session, photos, media=MediaStore(get_settings().media_dir)).created
+        created = ingest_files(
+            session, photos, media=MediaStore(get_settings().media_dir), dispatcher=_dispatcher()
+        ).created
+    drain(_dispatcher())
+    return created
+
+
+def _dispatcher():
+    # What an entry point gets for the current settings: Celery with a broker, else in-process.
+    from catalog_ai.worker.dispatch import default_dispatcher
+
+    return default_dispatcher()
+
+
+def drain(dispatcher) -> None:
+    from catalog_ai.worker.dispatch import drain as wait
+
+    wait(dispatcher)
 
 
 def _statuses() -> set[ProductStatus]:

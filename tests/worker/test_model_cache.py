@@ -48,7 +48,9 @@ def test_the_predictor_is_loaded_once_and_rebuilt_for_another_version(
     assert model.version == other.version and second is not first
 
 
-def test_prototypes_follow_fewshot_additions_and_reviews(catalog, tmp_path, tmp_path_factory):
+def test_prototypes_follow_fewshot_additions_and_reviews(
+    catalog, tmp_path, tmp_path_factory, runner
+):
     photos, shared = shared_model(tmp_path_factory)
     bundle_dir = tmp_path / "bundle"
     shutil.copytree(shared.path, bundle_dir)
@@ -58,8 +60,9 @@ def test_prototypes_follow_fewshot_additions_and_reviews(catalog, tmp_path, tmp_
     activate(bundle_dir)
     with unit_of_work() as session:  # classified in-process after the commit
         [pid] = ingest_files(
-            session, photos[10:11], media=MediaStore(get_settings().media_dir)
+            session, photos[10:11], media=MediaStore(get_settings().media_dir), dispatcher=runner
         ).created
+    runner.drain()
     _, predictor = model_cache.current()
     carrots = predictor.prototypes.count("Veg > Carrot")
 

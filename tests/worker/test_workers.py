@@ -35,6 +35,7 @@ from catalog_ai.db import (
 from catalog_ai.media import MediaStore
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.settings import get_settings, reset_settings
+from catalog_ai.worker.dispatch import CeleryDispatcher
 from worker.support import activate, bad_files, shared_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -100,7 +101,9 @@ class Deployment:
         created = []
         for start in range(0, len(files), 64):  # like `catalog-ai ingest`: a commit per chunk
             with unit_of_work() as session:
-                created += ingest_files(session, files[start : start + 64], media=media).created
+                created += ingest_files(
+                    session, files[start : start + 64], media=media, dispatcher=CeleryDispatcher()
+                ).created
         return created
 
     def logs(self) -> str:
@@ -265,7 +268,7 @@ def test_bad_files_fail_with_their_reasons_and_good_ones_are_classified(deployme
     files = [*good[:10], bad["empty"], bad["corrupt"], bad["not_an_image"], *good[10:], bad["bomb"]]
     media = MediaStore(get_settings().media_dir)
     with unit_of_work() as session:
-        result = ingest_files(session, files, media=media)
+        result = ingest_files(session, files, media=media, dispatcher=CeleryDispatcher())
     assert (
         len(result.created) == 21 and len(result.failed) == 3
     )  # the corrupt one fails in the worker

@@ -1,0 +1,67 @@
+"""The port through which services ask for background work: :class:`Dispatcher`.
+
+Services decide *what* must happen once their transaction commits (classify these products,
+re-classify for this model, embed the catalogue); each entry point decides *how*: the worker
+and a command with a broker configured send Celery messages (:mod:`catalog_ai.worker.dispatch`),
+the embedded set-up runs the work on a background thread of the same process. So services never
+import the worker or Celery, and nothing runs the network inside a commit hook.
+
+Work is handed over only after the commit (:func:`after_commit`): a message sent earlier could
+reach a worker before the rows it names are visible, and one sent before a rollback would name
+rows that never existed. A new kind of background work (delivering an event to a webhook, say)
+is a new method here, implemented by both dispatchers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from sqlalchemy.orm import Session
+
+from catalog_ai.db.session import on_commit
+
+__all__ = ["Dispatcher", "after_commit"]
+
+
+@runtime_checkable
+class Dispatcher(Protocol):
+    """Where background work goes. Every method returns at once; the work runs elsewhere.
+
+    Each is a hint, never the only record: the database is the truth, and a sweep finds what a
+    lost hint left behind (products still ``pending``, photos without an embedding).
+    """
+
+    def classify(self, product_ids: Sequence[int]) -> None:
+        """Classify these products with the active model."""
+
+    def reclassify(self, version: str) -> None:
+        """Give every product that no person labelled a suggestion of model ``version``."""
+
+    def embed_catalogue(self, version: str) -> None:
+        """Embed every catalogue photo with model ``version`` (search, near-duplicates)."""
+
+
+class _AfterCommit:
+    """A :class:`Dispatcher` that hands each call to ``target`` once ``session`` commits."""
+
+    def __init__(self, session: Session, target: Dispatcher) -> None:
+        self._session = session
+        self._target = target
+
+    def classify(self, product_ids: Sequence[int]) -> None:
+        ids = list(product_ids)
+        if ids:
+            on_commit(self._session, lambda: self._target.classify(ids))
+
+    def reclassify(self, version: str) -> None:
+        on_commit(self._session, lambda: self._target.reclassify(version))
+
+    def embed_catalogue(self, version: str) -> None:
+        on_commit(self._session, lambda: self._target.embed_catalogue(version))
+
+
+def after_commit(session: Session, dispatcher: Dispatcher) -> Dispatcher:
+    """``dispatcher``, with every call deferred until ``session``'s transaction commits (and
+    dropped if it rolls back)."""
+    return _AfterCommit(session, dispatcher)
