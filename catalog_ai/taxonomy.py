@@ -28,6 +28,7 @@ from functools import cached_property
 from pathlib import Path
 
 from catalog_ai.errors import TaxonomyError
+from catalog_ai.photo_types import PHOTO_SUFFIXES
 
 __all__ = [
     "FORMATS",
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 SEPARATOR = " > "
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+IMAGE_SUFFIXES = PHOTO_SUFFIXES  # the one list of photo types (catalog_ai.photo_types)
 FORMATS = ("auto", "paths", "google", "csv", "folder")
 
 CategoryPath = tuple[str, ...]
