@@ -182,3 +182,14 @@ def test_embedding_skips_only_the_photo_the_network_fails_on(catalog, model, mon
     monkeypatch.setattr(Predictor, "analyse", analyse)
     vectors = compute_embeddings(predictor, catalog, rows)
     assert sorted(i for i, _ in vectors) == sorted(i for i, _ in rows if i != hostile_image)
+
+
+def test_ingest_refuses_an_extreme_strip_from_its_header(catalog):
+    # On main this 17 KB file was accepted, then took 32 s and 7.8 GB in the worker.
+    buf = io.BytesIO()
+    Image.new("RGB", (65000, 2), (200, 120, 40)).save(buf, "JPEG")
+    with unit_of_work() as session:
+        result = ingest_files(session, [("strip.jpg", buf.getvalue())], media=catalog)
+    assert not result.created and len(result.failed) == 1
+    assert "65000x2" in result.failed[0].reason
+    assert "CATALOG_AI_MAX_ASPECT_RATIO" in result.failed[0].reason
