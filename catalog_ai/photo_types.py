@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "PhotoType",
-    "PHOTO_TYPES",
-    "PHOTO_SUFFIXES",
     "DECODED_FORMATS",
-    "is_photo_name",
+    "PHOTO_SUFFIXES",
+    "PHOTO_TYPES",
+    "PhotoType",
     "stored_suffix",
 ]
 
@@ -48,11 +47,6 @@ PHOTO_SUFFIXES: tuple[str, ...] = tuple(s for t in PHOTO_TYPES for s in t.suffix
 DECODED_FORMATS: tuple[str, ...] = tuple(t.format for t in PHOTO_TYPES if t.decoded)
 
 _BY_FORMAT = {t.format: t for t in PHOTO_TYPES}
-
-
-def is_photo_name(name: str) -> bool:
-    """Whether a file name has a photo suffix (any letter case)."""
-    return name.lower().endswith(PHOTO_SUFFIXES)
 
 
 def stored_suffix(image_format: str | None) -> str | None:

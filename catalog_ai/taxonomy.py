@@ -642,7 +642,8 @@ def describe_skipped(skipped: Sequence[tuple[Path | str, str]]) -> str:
     order = {r: i for i, r in enumerate(_SKIP_ORDER)}
     for reason, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], len(order))):
         if reason == SKIP_NOT_PHOTO:
-            kinds = sorted({Path(f).suffix.lower() or "no suffix" for f, r in skipped if r == reason})
+            kinds = sorted({Path(f).suffix.lower() or "no suffix"
+                            for f, r in skipped if r == reason})
             shown = ", ".join(kinds[:6]) + (", ..." if len(kinds) > 6 else "")
             parts.append(f"{n} {reason} ({shown})")
         else:
@@ -712,7 +713,8 @@ def scan_folder(root: str | os.PathLike[str], *, ignore_hidden: bool = True,
                 continue
             if _skip(entry.name, ignore_hidden):
                 if entry.is_dir():
-                    skipped.extend((f, SKIP_HIDDEN_FOLDER) for f in _photos_below(entry.path, wanted))
+                    below = _photos_below(entry.path, wanted)
+                    skipped.extend((f, SKIP_HIDDEN_FOLDER) for f in below)
                 else:
                     skipped.append((path, SKIP_HIDDEN_FILE))
                 continue

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import LEAF_COLOURS, trained_bundle, write_photo  # noqa: F401 (fixture)
 from PIL import Image
 
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.prototypes import PrototypeError
 from catalog_ai.services.evaluate import evaluate_folder
 from catalog_ai.services.fewshot import add_examples
-from helpers import LEAF_COLOURS, trained_bundle, write_photo  # noqa: F401 (fixture)
 
 
 def _black(path: Path) -> Path:

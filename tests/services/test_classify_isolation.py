@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from sqlalchemy import select, update
+from worker.support import activate, shared_model
 
 from catalog_ai.db import Product, ProductStatus, unit_of_work
 from catalog_ai.inference.predictor import Predictor
@@ -19,7 +20,6 @@ from catalog_ai.services.embed import compute_embeddings
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.settings import reset_settings
 from catalog_ai.worker.pipeline import classify_chunk
-from worker.support import activate, shared_model
 
 DONE = {ProductStatus.SUGGESTED, ProductStatus.ACCEPTED}
 
@@ -163,7 +163,7 @@ def _model_version_id(version: str) -> int:
 
 def test_embedding_skips_only_the_photo_the_network_fails_on(catalog, model, monkeypatch):
     photos, bundle = model
-    good, hostile = _chunk_of_four(catalog, photos)
+    _, hostile = _chunk_of_four(catalog, photos)
     with unit_of_work() as session:
         rows = sorted(
             (img.id, img.stored_path)
