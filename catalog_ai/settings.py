@@ -17,7 +17,7 @@
 | ``CATALOG_AI_STALE_AFTER`` | ``600`` | seconds pending/processing before the sweep re-enqueues |
 | ``CATALOG_AI_SWEEP_INTERVAL`` | ``60`` | seconds between sweeps (``catalog-ai worker --beat``) |
 | ``CATALOG_AI_INDEX_INTERVAL`` | ``300`` | seconds between search-index refreshes (``--beat``) |
-| ``CATALOG_AI_MAX_ATTEMPTS`` | ``5`` | claims of one product before it is marked failed |
+| ``CATALOG_AI_MAX_ATTEMPTS`` | ``5`` | unfinished claims of one product (per model) before it is marked failed |
 | ``CATALOG_AI_TORCH_THREADS`` | torch's own; workers: cores / concurrency | threads per process |
 | ``CATALOG_AI_FREEZE_NETWORK`` | ``1`` | serve the backbone as a frozen TorchScript graph on the CPU (1.2–1.6× faster); also after CPU training, for calibration and prototypes |
 
