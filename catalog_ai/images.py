@@ -15,6 +15,12 @@ Limits (defaults from :func:`catalog_ai.settings.get_settings`, overridable per 
   into an exception) becomes an ``ImageError`` too; otherwise that warning goes to the warnings
   system as usual, because changing warning filters would be global state. Pillow's hard limit,
   twice its ``MAX_IMAGE_PIXELS``, still applies when our limit is raised above it.
+- ``CATALOG_AI_MAX_ASPECT_RATIO`` (20): longest side / shortest side, checked on the header
+  size too. Preprocessing scales the short side up to the network's input, so a 17 KB 65000x2
+  JPEG (well under the pixel limit) would need gigabytes there; beyond 20:1 the network, which
+  sees the centre square, would see under a twentieth of the photo anyway.
+- Any other failure while decoding (a Pillow bug, ``MemoryError``) is an ``ImageError`` of that
+  photo too, so one odd file never takes its neighbours down with it.
 - Only common photo formats are accepted (:data:`ACCEPTED_FORMATS`); exotic Pillow plugins (EPS,
   which runs Ghostscript, PSD, ICO, ...) are never tried on uploads.
 
@@ -34,21 +40,27 @@ black); no file handle stays open.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 import io
 import math
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from catalog_ai.errors import ImageError
+from catalog_ai.photo_types import DECODED_FORMATS, PHOTO_SUFFIXES, PHOTO_TYPES
 from catalog_ai.settings import get_settings
 
 __all__ = [
     "ACCEPTED_FORMATS",
+    "PHOTO_SUFFIXES",
+    "PHOTO_TYPES",
     "ImageInfo",
+    "check_aspect_ratio",
     "read_bytes",
     "probe",
     "probe_header",
@@ -56,9 +68,10 @@ __all__ = [
     "load_with_info",
 ]
 
-#: Formats tried on uploads (Pillow format ids). MPO (multi-picture JPEG from some cameras) is
-#: opened by the JPEG plugin and reported as "MPO".
-ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF")
+#: Formats tried on uploads (Pillow format ids), from the one photo-type table
+#: (:mod:`catalog_ai.photo_types`, which also gives each type's file suffixes). MPO (multi-picture
+#: JPEG from some cameras) is opened by the JPEG plugin and reported as "MPO".
+ACCEPTED_FORMATS: tuple[str, ...] = DECODED_FORMATS
 
 _MIB = 1024 * 1024
 _WHITE = (255, 255, 255)
@@ -160,7 +173,11 @@ def _read_file(path: Path, limit: int, label: str) -> bytes:
 
 
 def probe(
-    data: bytes, *, source: str | None = None, max_pixels: int | None = None
+    data: bytes,
+    *,
+    source: str | None = None,
+    max_pixels: int | None = None,
+    max_aspect_ratio: int | None = None,
 ) -> ImageInfo:
     """Check that ``data`` is a whole, decodable photo within the pixel limit; describe it.
 
@@ -169,20 +186,24 @@ def probe(
     """
     if not data:
         raise ImageError("file is empty", source=source)
-    with _open(data, source, max_pixels) as im:
+    with _open(data, source, max_pixels, max_aspect_ratio) as im, _guard(source):
         fmt, mode, size = im.format or "image", im.mode, im.size
         _decode(im, source, fmt)
         return _info(data, fmt, mode, size, _orientation(im))
 
 
 def probe_header(
-    data: bytes, *, source: str | None = None, max_pixels: int | None = None
+    data: bytes,
+    *,
+    source: str | None = None,
+    max_pixels: int | None = None,
+    max_aspect_ratio: int | None = None,
 ) -> ImageInfo:
     """Like :func:`probe` but reads the header only (format, size, pixel limit): no pixel is
     decoded, so damage inside the image data is found later, when it is decoded."""
     if not data:
         raise ImageError("file is empty", source=source)
-    with _open(data, source, max_pixels) as im:
+    with _open(data, source, max_pixels, max_aspect_ratio) as im, _guard(source):
         return _info(data, im.format or "image", im.mode, im.size, _orientation(im))
 
 
@@ -193,6 +214,7 @@ def load_with_info(
     max_bytes: int | None = None,
     max_pixels: int | None = None,
     name: str | None = None,
+    max_aspect_ratio: int | None = None,
 ) -> tuple[Image.Image, ImageInfo]:
     """Read once, check, decode: the 8-bit RGB image (as :func:`load_image`) and its info.
 
@@ -202,7 +224,7 @@ def load_with_info(
         raise ValueError(f"target_size must be a positive number of pixels, not {target_size!r}")
     data = read_bytes(source, max_bytes=max_bytes, name=name)
     label = _label(source, name)
-    with _open(data, label, max_pixels) as im:
+    with _open(data, label, max_pixels, max_aspect_ratio) as im, _guard(label):
         fmt, mode, size = im.format or "image", im.mode, im.size
         if target_size is not None and isinstance(im, JpegImagePlugin.JpegImageFile):
             # The DCT decoder scales by 1/2, 1/4 or 1/8 for free; Pillow picks the largest scale
@@ -230,6 +252,7 @@ def load_image(
     max_bytes: int | None = None,
     max_pixels: int | None = None,
     name: str | None = None,
+    max_aspect_ratio: int | None = None,
 ) -> Image.Image:
     """A fully loaded 8-bit RGB image, upright, with transparency on white.
 
@@ -238,7 +261,12 @@ def load_image(
     photos are decoded at full size. Limits default to the settings.
     """
     return load_with_info(
-        source, target_size=target_size, max_bytes=max_bytes, max_pixels=max_pixels, name=name
+        source,
+        target_size=target_size,
+        max_bytes=max_bytes,
+        max_pixels=max_pixels,
+        name=name,
+        max_aspect_ratio=max_aspect_ratio,
     )[0]
 
 
@@ -264,8 +292,49 @@ def _accepted_formats() -> list[str]:
     return [fmt for fmt in ACCEPTED_FORMATS if fmt in Image.OPEN]
 
 
-def _open(data: bytes, label: str | None, max_pixels: int | None) -> ImageFile.ImageFile:
-    """Open the header only (no pixels decoded) and apply the pixel limit."""
+@contextlib.contextmanager
+def _guard(label: str | None) -> Iterator[None]:
+    """Any failure that is not already an ImageError (a plugin bug, ``MemoryError`` while
+    converting) becomes one: untrusted input must fail as this photo, never as a crash."""
+    try:
+        yield
+    except ImageError:
+        raise
+    except MemoryError as exc:
+        raise ImageError(
+            "not enough memory to decode the image; resize it before uploading", source=label
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - untrusted input: a decoder may fail in any way
+        detail = str(exc) or type(exc).__name__
+        raise ImageError(
+            f"the photo cannot be read ({detail}); save it again as JPEG or PNG", source=label
+        ) from exc
+
+
+def check_aspect_ratio(
+    width: int, height: int, *, source: str | None = None, max_aspect_ratio: int | None = None
+) -> None:
+    """Refuse a photo whose longer side is more than ``max_aspect_ratio`` times its shorter side
+    (default: ``CATALOG_AI_MAX_ASPECT_RATIO``); see the module docstring for why."""
+    limit = _limit(max_aspect_ratio, "max_aspect_ratio", "max_aspect_ratio")
+    long, short = max(width, height), min(width, height)
+    if short <= 0:
+        raise ImageError(f"image has no pixels ({width}x{height})", source=source)
+    if long > limit * short:
+        ratio = long / short
+        shown = f"{ratio:.0f}" if ratio >= 10 else f"{ratio:.1f}"
+        raise ImageError(
+            f"image is {width}x{height}: its long side is {shown} times its short side, above "
+            f"the limit of {limit} (the model sees only its centre square); crop the photo to "
+            "the product, or raise CATALOG_AI_MAX_ASPECT_RATIO to accept it",
+            source=source,
+        )
+
+
+def _open(
+    data: bytes, label: str | None, max_pixels: int | None, max_aspect_ratio: int | None = None
+) -> ImageFile.ImageFile:
+    """Open the header only (no pixels decoded) and apply the pixel and aspect-ratio limits."""
     limit = _limit(max_pixels, "max_pixels", "max_image_pixels")
     try:
         im = Image.open(io.BytesIO(data), formats=_accepted_formats())
@@ -291,6 +360,11 @@ def _open(data: bytes, label: str | None, max_pixels: int | None) -> ImageFile.I
             f"{_pixels(limit, width * height)}; raise CATALOG_AI_MAX_IMAGE_PIXELS to accept it",
             source=label,
         )
+    try:
+        check_aspect_ratio(width, height, source=label, max_aspect_ratio=max_aspect_ratio)
+    except ImageError:
+        im.close()
+        raise
     return im
 
 

@@ -16,7 +16,7 @@ from catalog_ai.media import MediaStore
 from catalog_ai.progress import progress_bar
 from catalog_ai.services.catalog import ImportSummary, import_labelled_files, sync_taxonomy
 from catalog_ai.settings import get_settings
-from catalog_ai.taxonomy import scan_folder
+from catalog_ai.taxonomy import describe_skipped, scan_folder
 
 __all__ = ["FolderImportSummary", "import_folder"]
 
@@ -25,6 +25,12 @@ __all__ = ["FolderImportSummary", "import_folder"]
 class FolderImportSummary(ImportSummary):
     categories_added: int = 0
     unlabelled: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) never tried
+
+    @property
+    def skipped_summary(self) -> str:
+        """``"skipped 3 files: 1 in the root folder (no category), 2 in hidden folders"``."""
+        return describe_skipped(self.skipped)
 
 
 def import_folder(
@@ -39,10 +45,14 @@ def import_folder(
         )
     scan = scan_folder(folder)
     if not scan.files:
-        raise ImportFolderError(f"{folder} holds no photos in category sub-folders")
+        why = f" ({scan.skipped_summary()})" if scan.skipped else ""
+        raise ImportFolderError(f"{folder} holds no photos in category sub-folders{why}")
     settings = get_settings()
     media = MediaStore(settings.media_dir)
-    summary = FolderImportSummary(unlabelled=[str(p) for p in scan.unlabelled])
+    summary = FolderImportSummary(
+        unlabelled=[str(p) for p in scan.unlabelled],
+        skipped=[(str(p), reason) for p, reason in scan.skipped],
+    )
     with unit_of_work() as session:
         kind = "fewshot" if label_source == LabelSource.FEWSHOT else "folder"
         summary.categories_added = sync_taxonomy(session, scan.taxonomy, source=f"{kind}:{folder}").added

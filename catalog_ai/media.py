@@ -15,19 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catalog_ai.errors import CatalogAIError
+from catalog_ai.photo_types import stored_suffix
 
 __all__ = ["MediaStore", "StoredFile", "content_hash"]
-
-_FORMAT_SUFFIX = {
-    "JPEG": ".jpg",
-    "PNG": ".png",
-    "WEBP": ".webp",
-    "GIF": ".gif",
-    "BMP": ".bmp",
-    "TIFF": ".tif",
-    "MPO": ".jpg",
-}
-
 
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -45,7 +35,8 @@ class MediaStore:
         self.root = Path(root)
 
     def relative_path_for(self, digest: str, image_format: str | None) -> str:
-        suffix = _FORMAT_SUFFIX.get((image_format or "").upper(), ".bin")
+        # The suffixes come from the one photo-type table; ".bin" only for a format outside it.
+        suffix = stored_suffix(image_format) or ".bin"
         return f"{digest[:2]}/{digest[2:4]}/{digest}{suffix}"
 
     def put(self, data: bytes, *, image_format: str | None = None, digest: str | None = None) -> StoredFile:

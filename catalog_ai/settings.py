@@ -11,12 +11,13 @@
 | ``CATALOG_AI_OFFLINE`` | ``0`` (``HF_HUB_OFFLINE=1`` also counts) | never try to download weights |
 | ``CATALOG_AI_MAX_IMAGE_BYTES`` | ``52428800`` (50 MiB) | largest photo file accepted |
 | ``CATALOG_AI_MAX_IMAGE_PIXELS`` | ``80000000`` | largest photo (width x height) decoded |
+| ``CATALOG_AI_MAX_ASPECT_RATIO`` | ``20`` | longest side / shortest side of a photo accepted (see below) |
 | ``CATALOG_AI_CLASSIFY_CHUNK`` | ``16`` | products per classification task (one batched forward) |
 | ``CATALOG_AI_VISIBILITY_TIMEOUT`` | ``300`` | seconds until a dead worker's task is re-delivered |
 | ``CATALOG_AI_STALE_AFTER`` | ``600`` | seconds pending/processing before the sweep re-enqueues |
 | ``CATALOG_AI_SWEEP_INTERVAL`` | ``60`` | seconds between sweeps (``catalog-ai worker --beat``) |
 | ``CATALOG_AI_INDEX_INTERVAL`` | ``300`` | seconds between search-index refreshes (``--beat``) |
-| ``CATALOG_AI_MAX_ATTEMPTS`` | ``5`` | claims of one product before it is marked failed |
+| ``CATALOG_AI_MAX_ATTEMPTS`` | ``5`` | unfinished claims of one product (per model) before it is marked failed |
 | ``CATALOG_AI_TORCH_THREADS`` | torch's own; workers: cores / concurrency | threads per process |
 | ``CATALOG_AI_TRUSTED_PROXIES`` | none | comma-separated addresses or networks (``127.0.0.1,10.0.0.0/24``) of the reverse proxies allowed to set ``CATALOG_AI_AUTH_HEADER``; none: the header is ignored |
 | ``CATALOG_AI_FREEZE_NETWORK`` | ``1`` | serve the backbone as a frozen TorchScript graph on the CPU (1.2–1.6× faster); also after CPU training, for calibration and prototypes |
@@ -24,6 +25,11 @@
 The visibility timeout must stay well above one task's length (seconds for a chunk) and short
 enough that a killed worker's chunk comes back soon; the sweep covers messages that are lost
 altogether. ``MAX_ATTEMPTS`` stops a photo that kills its worker every time from returning for ever.
+
+``MAX_ASPECT_RATIO``: the network sees the centre square of a photo, so of a 20:1 strip it sees
+a twentieth; beyond that it is a banner or a hostile file (a 17 KB 65000x2 JPEG), not a product
+photo, and scaling its short side up to the network's input would need gigabytes. Checked on the
+file header before decoding; it also bounds the resized image to ratio x side² pixels.
 """
 
 from __future__ import annotations
@@ -97,6 +103,7 @@ class Settings:
     offline: bool
     max_image_bytes: int
     max_image_pixels: int
+    max_aspect_ratio: int = 20
     classify_chunk: int = 16
     visibility_timeout: int = 300
     stale_after: int = 600
@@ -127,6 +134,7 @@ class Settings:
             offline=offline,
             max_image_bytes=_positive_int(env, "CATALOG_AI_MAX_IMAGE_BYTES", 50 * 1024 * 1024),
             max_image_pixels=_positive_int(env, "CATALOG_AI_MAX_IMAGE_PIXELS", 80_000_000),
+            max_aspect_ratio=_positive_int(env, "CATALOG_AI_MAX_ASPECT_RATIO", 20),
             classify_chunk=_positive_int(env, "CATALOG_AI_CLASSIFY_CHUNK", 16),
             visibility_timeout=_positive_int(env, "CATALOG_AI_VISIBILITY_TIMEOUT", 300),
             stale_after=_positive_int(env, "CATALOG_AI_STALE_AFTER", 600),

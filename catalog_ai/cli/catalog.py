@@ -133,6 +133,12 @@ def _print_import_summary(summary) -> None:
     )
     for file, reason in summary.failed:
         click.echo(f"  failed: {file}: {reason}", err=True)
+    if summary.skipped:  # never silently: say what was not taken, and why
+        click.echo(summary.skipped_summary, err=True)
+        for file, reason in summary.skipped[:20]:
+            click.echo(f"  skipped: {file}: {reason}", err=True)
+        if len(summary.skipped) > 20:
+            click.echo(f"  ... and {len(summary.skipped) - 20} more", err=True)
 
 
 @catalog.command("stats")

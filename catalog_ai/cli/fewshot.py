@@ -29,6 +29,8 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool) -> None:
     if not Path(data_dir).is_dir():
         raise ImportFolderError(f"{data_dir} is not a folder of example photos (sub-folders are categories)")
     scan = scan_folder(data_dir)
+    if scan.skipped:  # never silently (root-folder photos, hidden folders, other file types)
+        click.echo(scan.skipped_summary(), err=True)
     result = add_examples(model_dir, scan.files)
     click.echo(
         f"{result.photos} photos in {result.seconds:.1f} s: added {len(result.added)} categories, "

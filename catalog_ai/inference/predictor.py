@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from catalog_ai.prototypes import PrototypeMemory
 from catalog_ai.settings import get_settings
 
 __all__ = ["Analysis", "Predictor", "Prediction"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -142,9 +145,22 @@ class Predictor:
     # -- stages -----------------------------------------------------------------------------
 
     def prepare(self, source: str | Path | bytes, *, name: str | None = None) -> np.ndarray:
-        """Decode one photo safely into the network's ``(3, S, S)`` uint8 input square."""
+        """Decode one photo safely into the network's ``(3, S, S)`` uint8 input square.
+
+        Every failure (decoding, the aspect-ratio bound, memory) is an :class:`ImageError` of
+        this photo, so a caller that isolates photos needs to catch that one error only."""
+        label = name if name is not None or isinstance(source, bytes) else str(source)
         img = images.load_image(source, target_size=self.square_size, name=name)
-        return np.ascontiguousarray(square(img, self.square_size, self.interpolation).transpose(2, 0, 1))
+        try:
+            sq = square(img, self.square_size, self.interpolation, source=label)
+            return np.ascontiguousarray(sq.transpose(2, 0, 1))
+        except ImageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - untrusted input: this photo fails, no other
+            raise ImageError(
+                f"cannot prepare the photo for the model ({str(exc) or type(exc).__name__})",
+                source=label,
+            ) from exc
 
     @torch.inference_mode()
     def embed_logits(self, squares: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,6 +205,32 @@ class Predictor:
         node_probs = self.tree.node_probs(probs).cpu().numpy()
         return Analysis(emb_np, node_probs, from_prototype, open_set)
 
+    def analyse_each(self, squares: Sequence[np.ndarray]) -> list[tuple[Analysis, int] | str]:
+        """:meth:`analyse` in one batch, isolating failures: per square, ``(analysis, row)`` or
+        the reason the network failed on it.
+
+        When the batched forward fails (out of memory, a kernel that rejects some input), every
+        square is run again alone, so only the photo that makes the network fail fails, and its
+        batch-mates get their results."""
+        if not squares:
+            return []
+        try:
+            analysis = self.analyse(squares)
+        except Exception as exc:  # noqa: BLE001 - isolate below; each failure keeps its reason
+            if len(squares) == 1:
+                return [_network_failure(exc)]
+            log.warning("a batch of %d photos failed in the network (%s); running them one "
+                        "by one", len(squares), exc)
+        else:
+            return [(analysis, j) for j in range(len(squares))]
+        out: list[tuple[Analysis, int] | str] = []
+        for sq in squares:
+            try:
+                out.append((self.analyse([sq]), 0))
+            except Exception as exc:  # noqa: BLE001 - this photo fails, no other
+                out.append(_network_failure(exc))
+        return out
+
     def forward(self, squares: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Prepared squares → ``(embeddings (B, D), calibrated node probabilities (B, n_nodes))``."""
         a = self.analyse(squares)
@@ -208,7 +250,9 @@ class Predictor:
         names: Sequence[str] | None = None,
         progress: bool = False,
     ) -> list[Prediction]:
-        """Classify photos; an unreadable photo gives a Prediction with ``error`` set, never raises."""
+        """Classify photos; a photo that cannot be decoded, prepared or run through the network
+        gives a Prediction with ``error`` set (the others are not affected); never raises for a
+        photo."""
         from catalog_ai.progress import progress_bar
 
         sources = list(sources)
@@ -222,11 +266,28 @@ class Predictor:
                         ready.append((i, self.prepare(sources[i], name=labels[i])))
                     except ImageError as exc:
                         out[i].error = exc.reason
-                if ready:
-                    analysis = self.analyse([sq for _, sq in ready])
-                    for j, (i, _) in enumerate(ready):
-                        out[i].embedding = analysis.embeddings[j]
-                        out[i].node_probs = analysis.node_probs[j]
-                        out[i].decision = self.decide(analysis, j)
+                results = self.analyse_each([sq for _, sq in ready])
+                for (i, _), result in zip(ready, results, strict=True):
+                    if isinstance(result, str):
+                        out[i].error = result
+                        continue
+                    analysis, j = result
+                    try:
+                        decision = self.decide(analysis, j)
+                    except Exception as exc:  # noqa: BLE001 - this photo fails, no other
+                        log.exception("deciding on %s failed", labels[i])
+                        out[i].error = f"the model could not decide on this photo ({exc})"
+                        continue
+                    out[i].embedding = analysis.embeddings[j]
+                    out[i].node_probs = analysis.node_probs[j]
+                    out[i].decision = decision
                 bar.update(min(self.batch_size, len(sources) - start))
         return out
+
+
+def _network_failure(exc: BaseException) -> str:
+    log.error("the network failed on a photo", exc_info=exc)
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, MemoryError):
+        detail = "out of memory"
+    return f"the model failed on this photo ({detail}); try again, or replace the photo"

@@ -55,6 +55,7 @@ __all__ = [
     "RecordSummary",
     "RetrySummary",
     "claim",
+    "unfinished_before",
     "run_model",
     "record",
     "flag_near_duplicates",
@@ -162,6 +163,10 @@ def claim(
     )
     work = []
     for product in session.scalars(query):
+        if product.status in _MODEL_LABELLED:
+            # Its last classification finished: attempts count the claims of this round only,
+            # or a product re-classified by five models in turn would be failed as a killer.
+            product.attempts = 0
         if not product.images:
             _fail(product, "no photo is stored for this product; ingest the photo again")
         elif product.attempts >= max_attempts:
@@ -180,11 +185,29 @@ def claim(
     return work
 
 
+def unfinished_before(session: Session, product_ids: Sequence[int]) -> set[int]:
+    """The products of ``product_ids`` that were claimed before without the claim finishing
+    (the worker died or gave up on their chunk): a caller classifies each of them alone, so
+    that a photo that kills its worker only counts attempts against itself."""
+    if not product_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Product.id).where(
+                Product.id.in_(set(product_ids)),
+                Product.status.in_(_WAITING),
+                Product.attempts > 0,
+            )
+        )
+    )
+
+
 def run_model(predictor: Predictor, work: Sequence[Work], *, media: MediaStore) -> list[Outcome]:
     """Read every photo, then decode, embed and decide in the predictor's batches (whatever
     decision logic the Predictor has, the worker gets). Needs no database session.
 
-    A photo that cannot be read or decoded gives an Outcome with ``error``; a media read that
+    A photo that cannot be read, decoded, prepared or run through the network gives an Outcome
+    with ``error`` and its chunk-mates go on (see :meth:`Predictor.predict`); a media read that
     may succeed later raises :class:`TransientStorageError` (the task retries the whole chunk).
     """
     outcomes = [Outcome(w.product_id, w.image_id) for w in work]
@@ -421,7 +444,8 @@ def mark_for_reclassification(session: Session, *, model_version_id: int) -> lis
     session.execute(
         update(Product)
         .where(Product.status.in_(_MODEL_LABELLED), _classifiable(model_version_id))
-        .values(status=ProductStatus.PENDING, status_changed_at=now)
+        # attempts=0: their last classification finished; a new round counts afresh.
+        .values(status=ProductStatus.PENDING, status_changed_at=now, attempts=0)
         .execution_options(synchronize_session=False)
     )
     return list(

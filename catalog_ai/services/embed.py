@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog_ai.db import Embedding, ModelVersion, ProductImage, conflict_insert
-from catalog_ai.errors import ImageError
+from catalog_ai.errors import CatalogAIError, ImageError
 from catalog_ai.media import MediaStore
 
 __all__ = ["EmbeddingProgress", "images_to_embed", "embedding_progress", "compute_embeddings", "store_embeddings"]
@@ -59,19 +59,24 @@ def embedding_progress(session: Session, version: str) -> EmbeddingProgress:
 
 
 def compute_embeddings(predictor, media: MediaStore, images: Sequence[tuple[int, str]]) -> list[tuple[int, np.ndarray]]:
-    """Embed photos in batches (no session open). A photo that cannot be read is skipped: its
-    product's own classification reports why."""
+    """Embed photos in batches (no session open). A photo that cannot be read, decoded or run
+    through the network is skipped alone (its product's own classification reports why); the
+    rest of its batch is embedded."""
     ready: list[tuple[int, np.ndarray]] = []
     out: list[tuple[int, np.ndarray]] = []
     for image_id, stored in images:
         try:
             ready.append((image_id, predictor.prepare(media.read(stored), name=stored)))
-        except (ImageError, OSError):
+        except (ImageError, OSError, CatalogAIError):  # CatalogAIError: a path leaving the store
             continue
     for start in range(0, len(ready), predictor.batch_size):
         chunk = ready[start : start + predictor.batch_size]
-        embeddings, _ = predictor.forward([sq for _, sq in chunk])
-        out.extend((image_id, e) for (image_id, _), e in zip(chunk, embeddings, strict=True))
+        results = predictor.analyse_each([sq for _, sq in chunk])
+        out.extend(
+            (image_id, result[0].embeddings[result[1]])
+            for (image_id, _), result in zip(chunk, results, strict=True)
+            if not isinstance(result, str)
+        )
     return out
 
 

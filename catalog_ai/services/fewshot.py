@@ -94,7 +94,7 @@ def add_examples(bundle_dir: Path, examples: Sequence[tuple[Path, tuple[str, ...
     paths = sorted({format_path(p) for _, p in examples})
     check_new_paths(bundle.taxonomy, memory, paths)
     predictor = Predictor(bundle)
-    squares, labels, digests, failed = [], [], [], []
+    squares, labels, digests, failed, files = [], [], [], [], []
     already, seen = 0, set(memory.example_hashes)
     limit = get_settings().max_image_bytes
     for file, path in examples:
@@ -117,21 +117,31 @@ def add_examples(bundle_dir: Path, examples: Sequence[tuple[Path, tuple[str, ...
             failed.append(f"{file}: {exc.reason}")
             continue
         seen.add(digest)
+        files.append(file)
         labels.append(format_path(path))
         digests.append(digest)
+    # Each photo is embedded on its own if its batch fails, so a photo the network fails on
+    # is named with its reason instead of failing the add with a traceback.
+    rows: list[np.ndarray] = []
+    for i in range(0, len(squares), predictor.batch_size):
+        results = predictor.analyse_each(squares[i : i + predictor.batch_size])
+        for k, res in enumerate(results):
+            if isinstance(res, str):
+                failed.append(f"{files[i + k]}: {res}")
+            else:
+                rows.append(res[0].embeddings[res[1]])
     if failed:
+        also = "".join(f"; then: {f}" for f in failed[1:5])
+        also += f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
         raise PrototypeError(
-            f"{len(failed)} example photos cannot be read, nothing was added (first: {failed[0]}); "
-            "remove or replace them and run again"
+            f"{len(failed)} example photos cannot be read, nothing was added (first: "
+            f"{failed[0]}{also}); remove or replace them and run again"
         )
     result = FewshotResult(photos=len(labels), already_added=already)
     if not squares:  # every photo is already in the memory: nothing to do
         result.seconds = time.monotonic() - started
         return result
-    embeddings = np.concatenate([
-        predictor.embed_logits(squares[i : i + predictor.batch_size])[0].float().cpu().numpy()
-        for i in range(0, len(squares), predictor.batch_size)
-    ])
+    embeddings = np.stack(rows)
     updated = memory.copy()
     for path in paths:
         sel = [i for i, label in enumerate(labels) if label == path]

@@ -27,6 +27,7 @@ from catalog_ai.services.classify import (
     mark_for_reclassification,
     record,
     run_model,
+    unfinished_before,
 )
 from catalog_ai.settings import get_settings
 from catalog_ai.worker import model_cache
@@ -74,6 +75,11 @@ def classify_chunk(product_ids: Sequence[int], *, media: MediaStore | None = Non
     """Classify ``product_ids`` with the active model, ``CATALOG_AI_CLASSIFY_CHUNK`` at a time.
 
     With no active model the products stay ``pending`` (activating a model enqueues them).
+
+    Products whose earlier claim never finished (their worker died on the chunk, e.g. killed
+    for memory by one hostile photo) are classified one at a time, each claimed and recorded
+    alone, after the rest of the chunk: the photo that kills the worker then only counts
+    attempts against itself, and its former chunk-mates finish at their next try.
     """
     global _last_no_model_warning
     started = time.perf_counter()
@@ -95,20 +101,11 @@ def classify_chunk(product_ids: Sequence[int], *, media: MediaStore | None = Non
     for start in range(0, len(ids), settings.classify_chunk):
         chunk = ids[start : start + settings.classify_chunk]
         with unit_of_work() as session:
-            work = claim(
-                session, chunk, model_version_id=model.id, max_attempts=settings.max_attempts
-            )
-        model_started = time.perf_counter()
-        outcomes = run_model(predictor, work, media=media) if work else []
-        summary.model_seconds += time.perf_counter() - model_started
-        with unit_of_work() as session:
-            done = record(session, outcomes, model_version_id=model.id)
-        summary.near_duplicates += _flag_committed(done.new_embeddings, model.id)
-        summary.claimed += len(work)
-        summary.suggested += len(done.suggested)
-        summary.accepted += len(done.accepted)
-        summary.failed += len(done.failed)
-        summary.skipped += len(chunk) - len(work) + len(done.skipped)
+            suspects = unfinished_before(session, chunk)
+        groups = [[i for i in chunk if i not in suspects]] + [[i] for i in chunk if i in suspects]
+        for group in groups:
+            if group:
+                _classify_group(group, model, predictor, media, settings, summary)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -203,3 +200,22 @@ def refresh_index(version: str | None = None) -> int:
         if embedding_progress(session, version).embedded == 0:
             return 0  # nothing to index yet (no photo could be embedded)
         return update_index(session, version).n_indexed
+
+
+def _classify_group(
+    chunk: list[int], model, predictor, media: MediaStore, settings, summary: ChunkSummary
+) -> None:
+    """Claim, run and record ``chunk`` (one batched forward pass), adding to ``summary``."""
+    with unit_of_work() as session:
+        work = claim(session, chunk, model_version_id=model.id, max_attempts=settings.max_attempts)
+    model_started = time.perf_counter()
+    outcomes = run_model(predictor, work, media=media) if work else []
+    summary.model_seconds += time.perf_counter() - model_started
+    with unit_of_work() as session:
+        done = record(session, outcomes, model_version_id=model.id)
+    summary.near_duplicates += _flag_committed(done.new_embeddings, model.id)
+    summary.claimed += len(work)
+    summary.suggested += len(done.suggested)
+    summary.accepted += len(done.accepted)
+    summary.failed += len(done.failed)
+    summary.skipped += len(chunk) - len(work) + len(done.skipped)

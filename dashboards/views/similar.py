@@ -13,12 +13,13 @@ import io
 import streamlit as st
 
 from catalog_ai.errors import CatalogAIError
+from catalog_ai.photo_types import PHOTO_SUFFIXES
 from catalog_ai.services.models import active_model
 from catalog_ai.services.search import index_status, similar_products, text_search
 from dashboards import ui
 
 MODES = ["a photo", "a catalog product", "words only"]
-PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+PHOTO_TYPES = [suffix.lstrip(".") for suffix in PHOTO_SUFFIXES]  # the one list of photo types
 
 
 @st.cache_resource(max_entries=1, show_spinner="Loading the model…")
