@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from catalog_ai.bundle import BundleError
 from catalog_ai.db import unit_of_work
 from catalog_ai.media import MediaStore
 from catalog_ai.services.classify import claim, record, run_model
@@ -52,7 +53,13 @@ def classify_chunk(product_ids: Sequence[int], *, media: MediaStore | None = Non
     global _last_no_model_warning
     started = time.perf_counter()
     settings = get_settings()
-    loaded = model_cache.current()
+    try:
+        loaded = model_cache.current()
+    except BundleError as exc:
+        # Nothing claimed: the products stay pending (no attempt counted against them) and
+        # the sweep offers them again once the bundle is fixed or another model activated.
+        log.error("%s", exc)
+        return ChunkSummary()
     if loaded is None:
         # Once a minute, not once per chunk: a big upload would repeat it hundreds of times.
         if time.monotonic() - _last_no_model_warning >= _NO_MODEL_WARNING_EVERY_S:
