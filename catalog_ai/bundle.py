@@ -105,8 +105,8 @@ class ModelBundle:
 
     @classmethod
     def load(cls, path: str | Path) -> ModelBundle:
-        """The bundle at ``path``, every manifest field checked against :mod:`catalog_ai.bundle_schema`
-        first: a damaged or tampered bundle is a one-line :class:`BundleError`, never a traceback
+        """The bundle at ``path``, every manifest field checked against
+        :mod:`catalog_ai.bundle_schema` first: a damaged or tampered bundle is a one-line :class:`BundleError`, never a traceback
         or a model that silently decides nonsense."""
         path = Path(path)
         data = read_manifest(path)
@@ -165,8 +165,8 @@ def read_manifest(path: Path) -> dict:
         raise BundleError(f"{manifest} cannot be read as JSON: {exc}; re-copy the bundle") from exc
     if not isinstance(data, dict):
         raise BundleError(
-            f"{manifest} holds a JSON {_json_kind(data)}, not the JSON object of a bundle manifest; "
-            "re-copy the bundle, or give the directory `catalog-ai train --out` wrote"
+            f"{manifest} holds a JSON {_json_kind(data)}, not the JSON object of a bundle "
+            "manifest; re-copy the bundle, or give the directory `catalog-ai train --out` wrote"
         )
     if data.get("format") != FORMAT:
         raise BundleError(

@@ -278,8 +278,8 @@ def describe_error(
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _validate(model: type[_M], data: Any, source: str, what: str, make_error: Callable[[str], Exception],
-              **kwargs) -> _M:
+def _validate(model: type[_M], data: Any, source: str, what: str,
+              make_error: Callable[[str], Exception], **kwargs) -> _M:
     if not isinstance(data, dict):
         raise make_error(f"{source} must hold a JSON object ({what}), not a JSON "
                          f"{json_kind(data)}; {kwargs.get('default_fix', _MANIFEST_FIX)}")
@@ -294,7 +294,8 @@ def json_kind(data: Any) -> str:
             type(None): "null"}.get(type(data), type(data).__name__)
 
 
-def validate_manifest(data: Any, source: str | Path, make_error: Callable[[str], Exception]) -> BundleManifest:
+def validate_manifest(data: Any, source: str | Path,
+                      make_error: Callable[[str], Exception]) -> BundleManifest:
     """``data`` (the parsed ``bundle.json``) as a :class:`BundleManifest`, or ``make_error``
     raised with one line naming the field, the value and the fix."""
     return _validate(BundleManifest, data, str(source), "the model bundle manifest", make_error)

@@ -169,13 +169,14 @@ class PrototypeMemory:
         meta = validate_prototype_meta(raw, directory / META, PrototypeError)
         missing = sorted({"center", "sums", "counts"} - set(arrays))
         if missing:
-            raise PrototypeError(f"{directory / ARRAYS} lacks the arrays {missing}; re-add the few-shot categories")
+            raise PrototypeError(f"{directory / ARRAYS} lacks the arrays {missing}; "
+                                 "re-add the few-shot categories")
         center, sums, counts = arrays["center"], arrays["sums"], arrays["counts"]
         n = len(meta.paths)
         if (center.ndim != 1 or sums.shape != (n, center.shape[0]) or counts.shape != (n,)):
             raise PrototypeError(
-                f"{directory}: prototype files disagree on the number of categories or the vector size "
-                f"(center {center.shape}, sums {sums.shape}, counts {counts.shape}, {n} paths); "
+                f"{directory}: prototype files disagree on the number of categories or the vector "
+                f"size (center {center.shape}, sums {sums.shape}, counts {counts.shape}, {n} paths); "
                 "re-add the few-shot categories"
             )
         if not (np.isfinite(center).all() and np.isfinite(sums).all()) or (counts < 0).any():

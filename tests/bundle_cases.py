@@ -71,7 +71,8 @@ CASES = [
     Tamper("decision-above-1", _set("thresholds.decision", 1.5), "thresholds.decision", "1.5"),
     Tamper("auto_accept-negative", _set("thresholds.auto_accept", -0.2),
            "thresholds.auto_accept", "-0.2"),
-    Tamper("precision-threshold-nan", _set("thresholds.auto_accept_by_precision", {"0.98": float("nan")}),
+    Tamper("precision-threshold-nan",
+           _set("thresholds.auto_accept_by_precision", {"0.98": float("nan")}),
            "thresholds.auto_accept_by_precision.0.98", "nan"),
     Tamper("eval_crop_pct-above-1", _set("eval_crop_pct", 1.5), "eval_crop_pct", "1.5"),
     # A tiny crop fraction blows the resize square up instead (32 / 0.001 = 32000 px).

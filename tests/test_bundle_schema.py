@@ -15,7 +15,13 @@ from catalog_ai.bundle import BundleError, ModelBundle
 from catalog_ai.errors import CatalogAIError
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.prototypes import META, PrototypeError, PrototypeMemory
-from helpers import LEAF_COLOURS, LEAF_PATHS, one_torch_thread, random_bundle, write_photo  # noqa: F401
+from helpers import (  # noqa: F401 (one_torch_thread: autouse fixture)
+    LEAF_COLOURS,
+    LEAF_PATHS,
+    one_torch_thread,
+    random_bundle,
+    write_photo,
+)
 
 
 @pytest.fixture

@@ -108,8 +108,8 @@ class Predictor:
         if memory is not None and memory.dim != spec.embedding_dim:
             raise BundleError(
                 f"{bundle.path}: the prototype memory has {memory.dim}-dimensional vectors but the "
-                f"model's embeddings have {spec.embedding_dim}; the prototype files come from another "
-                "model: re-add the few-shot categories"
+                f"model's embeddings have {spec.embedding_dim}; the prototype files come from "
+                "another model: re-add the few-shot categories"
             )
         self.set_prototypes(memory)
         self.square_size = eval_square_size(bundle.image_size, bundle.eval_crop_pct)

@@ -131,7 +131,8 @@ def fit(
     image_size = config.image_size or spec.preprocessing.input_size
     lo, hi = IMAGE_SIZE_RANGE
     if not lo <= image_size <= hi:  # checked now, not when the bundle is written after training
-        raise TrainingDataError(f"image_size={image_size} must be in {lo}..{hi}; give --image-size in that range")
+        raise TrainingDataError(f"image_size={image_size} must be in {lo}..{hi}; "
+                                "give --image-size in that range")
     if not 0.0 < config.eval_crop_pct <= 1.0:
         raise TrainingDataError(f"eval_crop_pct={config.eval_crop_pct!r} must be in (0, 1]")
     check_examples(taxonomy, examples)
