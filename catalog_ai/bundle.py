@@ -22,7 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from catalog_ai.backbones.spec import Preprocessing
-from catalog_ai.errors import CatalogAIError
+from catalog_ai.bundle_schema import (
+    FORMAT,
+    FORMAT_VERSION,
+    BundleManifest,
+    json_kind as _json_kind,
+    validate_manifest,
+)
+from catalog_ai.errors import CatalogAIError, TaxonomyError
 from catalog_ai.inference.decision import Thresholds
 from catalog_ai.prototypes import ARRAYS as PROTOTYPE_ARRAYS
 from catalog_ai.prototypes import META as PROTOTYPE_META
@@ -31,8 +38,6 @@ from catalog_ai.taxonomy import Taxonomy
 
 __all__ = ["BundleError", "FORMAT", "FORMAT_VERSION", "ModelBundle", "check_output_dir", "read_manifest", "write_bundle"]
 
-FORMAT = "catalog_ai.model_bundle"
-FORMAT_VERSION = 1
 MANIFEST = "bundle.json"
 WEIGHTS = "model.safetensors"
 TAXONOMY = "taxonomy.json"
@@ -93,52 +98,85 @@ class ModelBundle:
         }
 
     def save_manifest(self) -> None:
-        _write_json_atomic(self.path / MANIFEST, self.manifest())
+        data = self.manifest()
+        # Never write what load would refuse (a calibration gone wrong, a caller's typo).
+        validate_manifest(data, self.path / MANIFEST, BundleError)
+        _write_json_atomic(self.path / MANIFEST, data)
 
     @classmethod
     def load(cls, path: str | Path) -> ModelBundle:
+        """The bundle at ``path``, every manifest field checked against
+        :mod:`catalog_ai.bundle_schema` first: a damaged or tampered bundle is a one-line :class:`BundleError`, never a traceback
+        or a model that silently decides nonsense."""
         path = Path(path)
         data = read_manifest(path)
-        try:
-            taxonomy = Taxonomy.from_dict(json.loads((path / data["taxonomy"]["file"]).read_text("utf-8")))
-            bundle = cls(
-                path=path,
-                version=data["version"],
-                backbone=data["backbone"]["name"],
-                embedding_dim=int(data["backbone"]["embedding_dim"]),
-                preprocessing=Preprocessing.from_dict(data["backbone"]["preprocessing"]),
-                image_size=int(data["image_size"]),
-                eval_crop_pct=float(data.get("eval_crop_pct", 1.0)),
-                temperature=float(data["calibration"]["temperature"]),
-                thresholds=Thresholds.from_dict(data.get("thresholds", {})),
-                taxonomy=taxonomy,
-                metrics=data.get("metrics", {}),
-                training=data.get("training", {}),
-                created_at=data.get("created_at", ""),
-                extra=data.get("extra", {}),
-            )
-        except (KeyError, TypeError, ValueError, OSError) as exc:
-            raise BundleError(f"{path} has an incomplete or damaged manifest ({exc!r}); retrain or re-copy the bundle") from exc
-        if taxonomy.fingerprint() != data["taxonomy"].get("fingerprint", taxonomy.fingerprint()):
+        m = validate_manifest(data, path / MANIFEST, BundleError)
+        taxonomy = _load_taxonomy(path / m.taxonomy.file)
+        bundle = cls(
+            path=path,
+            version=m.version,
+            backbone=m.backbone.name,
+            embedding_dim=m.backbone.embedding_dim,
+            preprocessing=_preprocessing(m),
+            image_size=m.image_size,
+            eval_crop_pct=m.eval_crop_pct,
+            temperature=m.calibration.temperature,
+            thresholds=Thresholds.from_dict(m.thresholds.model_dump()),
+            taxonomy=taxonomy,
+            metrics=m.metrics,
+            training=m.training,
+            created_at=m.created_at,
+            extra=m.extra,
+        )
+        if taxonomy.fingerprint() != (m.taxonomy.fingerprint or taxonomy.fingerprint()):
             raise BundleError(f"{path}/{TAXONOMY} does not match the fingerprint in {MANIFEST}: the bundle was modified")
         if not bundle.weights_path.is_file():
             raise BundleError(f"{path} has no {WEIGHTS}; the bundle is incomplete")
         return bundle
 
 
+def _preprocessing(m: BundleManifest) -> Preprocessing:
+    pre = m.backbone.preprocessing
+    return Preprocessing(input_size=pre.input_size, mean=tuple(pre.mean), std=tuple(pre.std),
+                         interpolation=pre.interpolation, crop_pct=pre.crop_pct)
+
+
+def _load_taxonomy(file: Path) -> Taxonomy:
+    try:
+        data = json.loads(file.read_text("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not an object")
+        return Taxonomy.from_dict(data)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, TaxonomyError) as exc:
+        raise BundleError(
+            f"{file} cannot be read as the bundle's category tree ({exc}); re-copy the bundle"
+        ) from exc
+
+
 def read_manifest(path: Path) -> dict:
+    """The parsed ``bundle.json`` of ``path``: a JSON object of this format (the fields are
+    checked by :meth:`ModelBundle.load`)."""
     manifest = Path(path) / MANIFEST
     if not manifest.is_file():
         raise BundleError(f"{path} is not a model bundle (no {MANIFEST}); give the directory `catalog-ai train --out` wrote")
     try:
         data = json.loads(manifest.read_text("utf-8"))
     except (OSError, ValueError) as exc:
-        raise BundleError(f"{manifest} cannot be read as JSON: {exc}") from exc
-    if data.get("format") != FORMAT:
-        raise BundleError(f"{manifest} is not a catalog_ai model bundle manifest")
-    if int(data.get("format_version", -1)) > FORMAT_VERSION:
+        raise BundleError(f"{manifest} cannot be read as JSON: {exc}; re-copy the bundle") from exc
+    if not isinstance(data, dict):
         raise BundleError(
-            f"{path} uses bundle format {data.get('format_version')}, newer than this catalog_ai "
+            f"{manifest} holds a JSON {_json_kind(data)}, not the JSON object of a bundle "
+            "manifest; re-copy the bundle, or give the directory `catalog-ai train --out` wrote"
+        )
+    if data.get("format") != FORMAT:
+        raise BundleError(
+            f"{manifest}: format = {data.get('format')!r} is not a catalog_ai model bundle "
+            f"manifest (expected {FORMAT!r}); give the directory `catalog-ai train --out` wrote"
+        )
+    version = data.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise BundleError(
+            f"{path} uses bundle format {version}, newer than this catalog_ai "
             f"understands ({FORMAT_VERSION}); upgrade catalog_ai"
         )
     return data

@@ -157,17 +157,33 @@ class PrototypeMemory:
         directory = Path(directory)
         if not (directory / ARRAYS).is_file():
             return None
+        from safetensors import SafetensorError
+
+        from catalog_ai.bundle_schema import validate_prototype_meta
+
         try:
             arrays = load_file(str(directory / ARRAYS))
-            meta = json.loads((directory / META).read_text("utf-8"))
-            memory = cls(arrays["center"], list(meta["paths"]), arrays["sums"], arrays["counts"],
-                         list(meta["sources"]), FusionParams.from_dict(meta.get("fusion", {})),
-                         set(meta.get("example_hashes", [])))
-        except (OSError, KeyError, ValueError) as exc:
+            raw = json.loads((directory / META).read_text("utf-8"))
+        except (OSError, ValueError, SafetensorError) as exc:
             raise PrototypeError(f"{directory}: the prototype memory is damaged ({exc}); re-add the few-shot categories") from exc
-        if len(memory.paths) != len(memory.sums) or len(memory.paths) != len(memory.counts):
-            raise PrototypeError(f"{directory}: prototype files disagree on the number of categories")
-        return memory
+        meta = validate_prototype_meta(raw, directory / META, PrototypeError)
+        missing = sorted({"center", "sums", "counts"} - set(arrays))
+        if missing:
+            raise PrototypeError(f"{directory / ARRAYS} lacks the arrays {missing}; "
+                                 "re-add the few-shot categories")
+        center, sums, counts = arrays["center"], arrays["sums"], arrays["counts"]
+        n = len(meta.paths)
+        if (center.ndim != 1 or sums.shape != (n, center.shape[0]) or counts.shape != (n,)):
+            raise PrototypeError(
+                f"{directory}: prototype files disagree on the number of categories or the vector "
+                f"size (center {center.shape}, sums {sums.shape}, counts {counts.shape}, {n} paths); "
+                "re-add the few-shot categories"
+            )
+        if not (np.isfinite(center).all() and np.isfinite(sums).all()) or (counts < 0).any():
+            raise PrototypeError(f"{directory / ARRAYS} holds NaN, infinite or negative values; "
+                                 "re-add the few-shot categories")
+        return cls(center, list(meta.paths), sums, counts, list(meta.sources),
+                   FusionParams.from_dict(meta.fusion.model_dump()), set(meta.example_hashes))
 
     @classmethod
     def from_examples(cls, embeddings: np.ndarray, paths: Sequence[str], *, source: str) -> PrototypeMemory:

@@ -73,6 +73,12 @@ class Predictor:
                 f"model {bundle.version} needs backbone {bundle.backbone!r}, which is not installed "
                 f"here ({exc}); install the plugin that provides it"
             ) from exc
+        if spec.embedding_dim != bundle.embedding_dim:
+            raise BundleError(
+                f"{bundle.path}: backbone.embedding_dim = {bundle.embedding_dim} but the installed "
+                f"backbone {bundle.backbone!r} gives {spec.embedding_dim}; install the plugin "
+                "version the model was trained with, or restore bundle.json"
+            )
         network = HierarchicalClassifier(
             create_backbone(bundle.backbone, pretrained=False),
             spec.embedding_dim,
@@ -101,7 +107,14 @@ class Predictor:
                 f"(missing {missing[:3]}, unexpected {unexpected[:3]}); the plugin version may differ"
             )
         self.network = network.to(self.device, memory_format=torch.channels_last).eval()
-        self.set_prototypes(PrototypeMemory.load(bundle.path))
+        memory = PrototypeMemory.load(bundle.path)
+        if memory is not None and memory.dim != spec.embedding_dim:
+            raise BundleError(
+                f"{bundle.path}: the prototype memory has {memory.dim}-dimensional vectors but the "
+                f"model's embeddings have {spec.embedding_dim}; the prototype files come from "
+                "another model: re-add the few-shot categories"
+            )
+        self.set_prototypes(memory)
         self.square_size = eval_square_size(bundle.image_size, bundle.eval_crop_pct)
         self.interpolation = bundle.preprocessing.interpolation
 

@@ -31,9 +31,13 @@ def register_model(session: Session, bundle_dir: str | Path, *, add_categories: 
     """Record a bundle as a ModelVersion (idempotent: the same version is returned again).
 
     The model's categories must exist in the catalog, because its suggestions point at them;
-    ``add_categories`` adds the missing ones instead of refusing.
+    ``add_categories`` adds the missing ones instead of refusing. The bundle is checked first:
+    its manifest against the schema, then its weights loaded and run on a generated photo;
+    a bundle that cannot classify is refused before anything is recorded.
     """
-    bundle = ModelBundle.load(bundle_dir)
+    from catalog_ai.inference.check import check_bundle
+
+    bundle = check_bundle(bundle_dir)
     existing = session.scalar(select(ModelVersion).where(ModelVersion.version == bundle.version))
     if existing is not None:
         return existing
@@ -76,7 +80,9 @@ def activate_model(
             f"no registered model version {version!r}; register it first (catalog-ai models register DIR)"
             + (f"; known: {', '.join(known)}" if known else "")
         )
-    ModelBundle.load(row.bundle_path)  # still there and intact?
+    from catalog_ai.inference.check import check_bundle
+
+    check_bundle(row.bundle_path)  # still there, intact, and able to classify?
     if not row.is_active:
         session.execute(update(ModelVersion).where(ModelVersion.is_active.is_(True)).values(is_active=False))
         session.flush()

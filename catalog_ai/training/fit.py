@@ -14,6 +14,7 @@ import torch
 
 from catalog_ai.backbones import get_backbone
 from catalog_ai.bundle import ModelBundle, check_output_dir, write_bundle
+from catalog_ai.bundle_schema import IMAGE_SIZE_RANGE
 from catalog_ai.calibration import PRECISION_TARGETS, calibrate
 from catalog_ai.inference.decision import Thresholds
 from catalog_ai.preprocess import eval_square_size
@@ -128,6 +129,12 @@ def fit(
         raise TrainingDataError(f"auto_accept_precision must be one of {PRECISION_TARGETS}")
     spec = get_backbone(config.backbone)
     image_size = config.image_size or spec.preprocessing.input_size
+    lo, hi = IMAGE_SIZE_RANGE
+    if not lo <= image_size <= hi:  # checked now, not when the bundle is written after training
+        raise TrainingDataError(f"image_size={image_size} must be in {lo}..{hi}; "
+                                "give --image-size in that range")
+    if not 0.0 < config.eval_crop_pct <= 1.0:
+        raise TrainingDataError(f"eval_crop_pct={config.eval_crop_pct!r} must be in (0, 1]")
     check_examples(taxonomy, examples)
     L.seed_everything(config.seed, workers=True, verbose=False)
 

@@ -75,9 +75,18 @@ def predictor_for(model: ActiveModel) -> Predictor:
                 import torch
 
                 torch.set_num_threads(threads)
+            from catalog_ai.bundle import BundleError
             from catalog_ai.inference.predictor import Predictor
 
-            _loaded = (model, Predictor.load(model.bundle_path))
+            try:
+                _loaded = (model, Predictor.load(model.bundle_path))
+            except BundleError as exc:
+                # The bundle changed on disk after activation (or its plugin did): the typed
+                # error names the model, and the uploads stay pending until it is fixed.
+                raise BundleError(
+                    f"the active model {model.version} cannot be loaded: {exc}; or activate "
+                    "another version (catalog-ai models activate VERSION)"
+                ) from exc
         return _loaded[1]
 
 

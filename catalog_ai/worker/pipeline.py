@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 from sqlalchemy import select
 
+from catalog_ai.bundle import BundleError
 from catalog_ai.db import ModelVersion, unit_of_work
 from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.media import MediaStore
@@ -84,7 +85,13 @@ def classify_chunk(product_ids: Sequence[int], *, media: MediaStore | None = Non
     global _last_no_model_warning
     started = time.perf_counter()
     settings = get_settings()
-    loaded = model_cache.current()
+    try:
+        loaded = model_cache.current()
+    except BundleError as exc:
+        # Nothing claimed: the products stay pending (no attempt counted against them) and
+        # the sweep offers them again once the bundle is fixed or another model activated.
+        log.error("%s", exc)
+        return ChunkSummary()
     if loaded is None:
         # Once a minute, not once per chunk: a big upload would repeat it hundreds of times.
         if time.monotonic() - _last_no_model_warning >= _NO_MODEL_WARNING_EVERY_S:

@@ -146,6 +146,9 @@ def test_validation_photos_must_use_the_training_tree(tmp_path, catalog_home):
     [
         (dict(decision_threshold=0.4), "at least 0.5"),
         (dict(auto_accept_precision="0.9"), "auto_accept_precision"),
+        # A bundle outside the schema's ranges would be refused on load: refused before training.
+        (dict(image_size=20000), "image_size=20000"),
+        (dict(eval_crop_pct=0.0), "eval_crop_pct=0.0"),
     ],
 )
 def test_bad_settings_are_refused_before_training(tmp_path, catalog_home, override, message):
