@@ -7,6 +7,7 @@ from catalog_ai.db.models.embedding import Embedding
 from catalog_ai.db.models.model_version import ModelVersion
 from catalog_ai.db.models.product import Product, ProductStatus
 from catalog_ai.db.models.product_image import ProductImage
+from catalog_ai.db.models.prototype_revision import PrototypeRevision
 from catalog_ai.db.models.review import Review, ReviewAction
 from catalog_ai.db.models.suggestion import Suggestion, SuggestionSource
 from catalog_ai.db.models.taxonomy_version import TaxonomyVersion
@@ -18,6 +19,7 @@ __all__ = [
     "Product",
     "ProductImage",
     "ProductStatus",
+    "PrototypeRevision",
     "Review",
     "ReviewAction",
     "Suggestion",
