@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -201,33 +202,49 @@ def evaluate_cmd(model_dir: Path, data_dir: Path, as_json: bool, report_dir: Pat
               help="labelled folder of photos like those the store uploads (not training photos)")
 @click.option("--from-reviews", is_flag=True, help="use the products reviewers accepted or corrected")
 @click.option("--min-photos", default=50, show_default=True, help="refuse to calibrate on fewer photos")
-def calibrate_cmd(model_dir: Path | None, data_dir: Path | None, from_reviews: bool, min_photos: int) -> None:
+@click.option("--activate/--no-activate", default=True, show_default=True,
+              help="when the calibrated model is the active one, make the new version active")
+def calibrate_cmd(model_dir: Path | None, data_dir: Path | None, from_reviews: bool, min_photos: int,
+                  activate: bool) -> None:
     """Re-fit confidence calibration and auto-accept thresholds on independent photos.
 
-    This is what switches auto-accept on for a model trained without --val-data.
+    This is what switches auto-accept on for a model trained without --val-data. The result is a
+    new model version (a new bundle next to the old one, which is left as it was), registered
+    when the old one is, and active when the old one was (unless --no-activate).
     """
-    from catalog_ai.bundle import BundleError
+    from sqlalchemy import select
+
+    from catalog_ai.bundle import BundleError, ModelBundle
+    from catalog_ai.db import ModelVersion, unit_of_work
     from catalog_ai.inference.recalibrate import recalibrate_bundle
+    from catalog_ai.services.versions import current_memory
 
     if bool(data_dir) == bool(from_reviews):
         raise click.UsageError("give exactly one of --data DIR or --from-reviews")
-    if from_reviews:
-        from catalog_ai.db import unit_of_work
-        from catalog_ai.services.models import active_model
-        from catalog_ai.services.review import reviewed_examples
-
+    if data_dir is not None and model_dir is None:
+        raise click.UsageError("--model is required with --data")
+    if from_reviews or catalog_exists():
         ensure_db()
-        with unit_of_work() as session:
-            if model_dir is None:
-                active = active_model(session)
-                if active is None:
-                    raise BundleError("no active model: give --model DIR")
-                model_dir = Path(active.bundle_path)
+    with unit_of_work() if catalog_exists() else nullcontext() as session:
+        if model_dir is None:
+            from catalog_ai.services.models import active_model
+
+            active = active_model(session)
+            if active is None:
+                raise BundleError("no active model: give --model DIR")
+            model_dir = Path(active.bundle_path)
+        parent = ModelBundle.load(model_dir)
+        row = None if session is None else session.scalar(
+            select(ModelVersion).where(ModelVersion.version == parent.version))
+        # The new version starts from what the model serves now: its reviews' revisions too.
+        memory, revision = current_memory(session, row, parent)
+        if from_reviews:
+            from catalog_ai.services.review import reviewed_examples
+
             files, labels = reviewed_examples(session)
+    if from_reviews:
         description = f"{len(files)} reviewed products"
     else:
-        if model_dir is None:
-            raise click.UsageError("--model is required with --data")
         from catalog_ai.training.sources import load_folder_examples
 
         _, examples, description = load_folder_examples(data_dir)
@@ -238,7 +255,7 @@ def calibrate_cmd(model_dir: Path | None, data_dir: Path | None, from_reviews: b
             "for thresholds that mean something (review more products, or lower --min-photos)"
         )
     bundle, cal, report = recalibrate_bundle(model_dir, files, labels, source=description, progress=True,
-                                             skip_unknown=from_reviews)
+                                             skip_unknown=from_reviews, memory=memory, memory_revision=revision)
     click.echo(
         f"{bundle.version}: calibrated on {report['n_photos']} photos (leaf accuracy {report['leaf_accuracy']:.3f}); "
         f"temperature {report['temperature_before']:.2f} -> {report['temperature']:.2f}, "
@@ -248,6 +265,44 @@ def calibrate_cmd(model_dir: Path | None, data_dir: Path | None, from_reviews: b
         f"{bundle.version}: calibrated, but no threshold reaches {cal.thresholds.auto_accept_target} precision "
         "on these photos: auto-accept stays off"
     )
+    _adopt(bundle, activate=activate)
+
+
+def catalog_exists() -> bool:
+    """Whether there is a catalog database to look versions up in (an embedded one that was
+    never created is not made just to find nothing registered)."""
+    from sqlalchemy.engine import make_url
+
+    from catalog_ai.settings import get_settings
+
+    url = make_url(get_settings().database_url)
+    if url.get_backend_name() != "sqlite":
+        return True
+    return bool(url.database) and url.database != ":memory:" and Path(url.database).exists()
+
+
+def _adopt(bundle, *, activate: bool, add_categories: bool = False) -> None:
+    """Register (and activate) a version derived from a registered one, and say what happened."""
+    from catalog_ai.db import unit_of_work
+    from catalog_ai.services.classify import schedule_reclassification
+    from catalog_ai.services.versions import adopt_derived
+
+    parent = bundle.parent["version"]
+    row, activated = None, False
+    if catalog_exists():  # no catalog yet: nothing is registered, nothing to adopt
+        with unit_of_work() as session:
+            row, activated = adopt_derived(session, bundle, activate=activate, add_categories=add_categories)
+            if activated:
+                # Enqueued after the commit: what no person labelled gets this version's suggestion.
+                schedule_reclassification(session, bundle.version)
+    click.echo(f"new model version {bundle.version} (derived from {parent}) in {bundle.path}; "
+               f"{parent} is unchanged")
+    if row is None:
+        click.echo(f"{parent} is not registered: register the new one with: catalog-ai models register {bundle.path}")
+    elif activated:
+        click.echo(f"active model: {bundle.version}; re-classification enqueued (see catalog-ai status)")
+    else:
+        click.echo(f"registered; activate with: catalog-ai models activate {bundle.version}")
 
 
 @cli.group()
