@@ -31,8 +31,8 @@ from catalog_ai.prototypes import META as PROTOTYPE_META
 from catalog_ai.prototypes import PrototypeMemory
 from catalog_ai.taxonomy import Taxonomy
 
-__all__ = ["BundleError", "FORMAT", "FORMAT_VERSION", "ModelBundle", "check_output_dir", "derive_bundle", "read_manifest",
-           "write_bundle"]
+__all__ = ["BundleError", "FORMAT", "FORMAT_VERSION", "ModelBundle", "check_output_dir", "derive_bundle",
+           "read_manifest", "write_bundle"]
 
 FORMAT = "catalog_ai.model_bundle"
 FORMAT_VERSION = 1

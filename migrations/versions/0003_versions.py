@@ -39,20 +39,21 @@ def upgrade() -> None:
         sa.Column("review_id", sa.Integer(), nullable=True),
         sa.Column("dim", sa.Integer(), nullable=False),
         sa.Column("vector", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.ForeignKeyConstraint(["category_id"], ["categories.id"],
-                                name=op.f("fk_prototype_revisions_category_id_categories"), ondelete="SET NULL"),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
+                  nullable=False),
+        sa.ForeignKeyConstraint(["category_id"], ["categories.id"], ondelete="SET NULL",
+                                name=op.f("fk_prototype_revisions_category_id_categories")),
         sa.ForeignKeyConstraint(["model_version_id"], ["model_versions.id"],
                                 name=op.f("fk_prototype_revisions_model_version_id_model_versions"),
                                 ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["review_id"], ["reviews.id"],
-                                name=op.f("fk_prototype_revisions_review_id_reviews"), ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["review_id"], ["reviews.id"], ondelete="SET NULL",
+                                name=op.f("fk_prototype_revisions_review_id_reviews")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_prototype_revisions")),
         sa.UniqueConstraint("model_version_id", "revision",
                             name=op.f("uq_prototype_revisions_model_version_id_revision")),
     )
     with op.batch_alter_table("prototype_revisions") as batch:
-        batch.create_index(op.f("ix_prototype_revisions_category_id"), ["category_id"], unique=False)
+        batch.create_index(op.f("ix_prototype_revisions_category_id"), ["category_id"])
         batch.create_index(op.f("ix_prototype_revisions_review_id"), ["review_id"], unique=False)
 
 
@@ -61,6 +62,7 @@ def downgrade() -> None:
     with op.batch_alter_table("suggestions") as batch:
         batch.drop_column("memory_revision")
     with op.batch_alter_table("model_versions") as batch:
-        batch.drop_constraint(op.f("fk_model_versions_parent_id_model_versions"), type_="foreignkey")
+        batch.drop_constraint(op.f("fk_model_versions_parent_id_model_versions"),
+                              type_="foreignkey")
         batch.drop_index(op.f("ix_model_versions_parent_id"))
         batch.drop_column("parent_id")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
+from worker.support import LEAVES, activate, shared_model
 
 from catalog_ai.bundle import ModelBundle, derive_bundle
 from catalog_ai.cli import cli
@@ -38,7 +39,6 @@ from catalog_ai.services.versions import memory_at, predictor_at
 from catalog_ai.settings import get_settings, reset_settings
 from catalog_ai.worker import model_cache
 from catalog_ai.worker.pipeline import classify_chunk
-from worker.support import LEAVES, activate, make_photos, shared_model
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
@@ -92,7 +92,7 @@ def waiting(ids: list[int]) -> list[int]:
             .order_by(Product.id)))
 
 
-def test_calibrate_from_reviews_derives_a_new_active_version_and_leaves_the_parent_intact(db, model):
+def test_calibrate_from_reviews_derives_an_active_version_leaving_the_parent_intact(db, model):
     photos, bundle_dir = model
     parent = activate(bundle_dir)
     first = ingest(photos[10:26])

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 
 from catalog_ai.db import (
-    Category,
     Product,
     ProductStatus,
     migrate,
