@@ -55,6 +55,24 @@ def upgrade() -> None:
     with op.batch_alter_table("prototype_revisions") as batch:
         batch.create_index(op.f("ix_prototype_revisions_category_id"), ["category_id"])
         batch.create_index(op.f("ix_prototype_revisions_review_id"), ["review_id"], unique=False)
+    # Reviews recorded before revisions existed taught the memory through the products' labels;
+    # they become the first revisions of each version that embedded the product's photo, in
+    # product order, so no correction is forgotten by the upgrade.
+    op.execute(sa.text("""
+        INSERT INTO prototype_revisions (model_version_id, revision, path, category_id, review_id,
+                                         dim, vector)
+        SELECT e.model_version_id,
+               ROW_NUMBER() OVER (PARTITION BY e.model_version_id ORDER BY p.id),
+               c.path, c.id,
+               (SELECT MAX(r.id) FROM reviews r
+                 WHERE r.product_id = p.id AND r.category_id = p.category_id),
+               e.dim, e.vector
+        FROM products p
+        JOIN categories c ON c.id = p.category_id
+        JOIN embeddings e ON e.image_id = (SELECT MIN(i.id) FROM product_images i
+                                            WHERE i.product_id = p.id)
+        WHERE p.status = 'accepted' AND p.label_source = 'review'
+    """))
 
 
 def downgrade() -> None:
