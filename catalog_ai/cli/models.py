@@ -358,7 +358,12 @@ def models_list() -> None:
 
     ensure_db()
     with unit_of_work() as session:
-        rows = [(m.version, m.is_active, m.backbone, (m.metrics or {}).get("held_out", {})) for m in list_models(session)]
-    for version, active, backbone, held in rows:
+        models = list_models(session)
+        names = {m.id: m.version for m in models}
+        rows = [(m.version, m.is_active, m.backbone, (m.metrics or {}).get("held_out", {}), names.get(m.parent_id))
+                for m in models]
+    for version, active, backbone, held, parent in rows:
         acc = held.get("leaf_accuracy")
-        click.echo(f"{'*' if active else ' '} {version}  {backbone}" + (f"  held-out leaf accuracy {acc:.3f}" if acc is not None else ""))
+        click.echo(f"{'*' if active else ' '} {version}  {backbone}"
+                   + (f"  held-out leaf accuracy {acc:.3f}" if acc is not None else "")
+                   + (f"  (derived from {parent})" if parent else ""))

@@ -138,6 +138,8 @@ def test_no_activate_registers_the_derived_version_but_keeps_the_active_one(db, 
         [new] = [m for m in rows.values() if m.version != parent]
         assert new.parent_id == rows[parent].id and not new.is_active
     assert f"activate with: catalog-ai models activate {new.version}" in result.output
+    listed = CliRunner().invoke(cli, ["models", "list"], catch_exceptions=False).output.splitlines()
+    assert f"* {parent}  tiny-cnn" in listed[0] and f"(derived from {parent})" in listed[1]
 
 
 class ActivatesOnFirstRead(MediaStore):
