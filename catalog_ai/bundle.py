@@ -260,7 +260,13 @@ def derive_bundle(
         raise BundleError(f"{out_dir} already exists; give a new directory for the derived model")
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)  # a leftover of an interrupted derivation
-    tmp.mkdir(parents=True)
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as exc:
+        raise BundleError(
+            f"cannot write the new model version into {out_dir.parent} ({exc.strerror or exc}); "
+            "make that folder writable, or copy the model to a writable folder first"
+        ) from exc
     try:
         # Copies, not links: the new version must stay intact whatever happens to the parent.
         shutil.copy2(parent.weights_path, tmp / WEIGHTS)
@@ -290,6 +296,9 @@ def derive_bundle(
         )
         _write_json_atomic(tmp / MANIFEST, bundle.manifest())
         tmp.rename(out_dir)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise BundleError(f"cannot write the new model version to {out_dir}: {exc.strerror or exc}") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -217,3 +217,16 @@ def test_a_review_adds_a_revision_that_the_next_suggestion_records_and_reproduce
             levels = decision.to_dict()["levels"]
             assert [[c["path"] for c in level] for level in levels] == [
                 [c["path"] for c in level] for level in stored.levels]
+
+
+def test_a_derivation_that_cannot_be_written_is_one_clear_error(tmp_path, tmp_path_factory):
+    from catalog_ai.bundle import BundleError
+
+    _, shared = shared_model(tmp_path_factory)
+    parent = ModelBundle.load(shared.path)
+    blocker = tmp_path / "models"
+    blocker.write_text("a file where the folder should be")
+    with pytest.raises(BundleError, match="cannot write the new model version into"):
+        derive_bundle(parent, change="test", out_dir=blocker / "new")
+    with pytest.raises(BundleError, match="already exists"):
+        derive_bundle(parent, change="test", out_dir=shared.path)
