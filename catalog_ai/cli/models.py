@@ -350,6 +350,55 @@ def models_activate(version: str) -> None:
     click.echo(f"active model: {version}; re-classification enqueued (see catalog-ai status)")
 
 
+@models.command("thresholds")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
+              help="model bundle (default: the active model)")
+@click.option("--decision", type=float, default=None, help="the walk down the tree stops below this probability")
+@click.option("--auto-accept", type=float, default=None, help="accept without review from this confidence")
+@click.option("--no-auto-accept", is_flag=True, help="switch auto-accept off")
+@click.option("--activate/--no-activate", default=True, show_default=True,
+              help="when the model is the active one, make the new version active")
+def models_thresholds(model_dir: Path | None, decision: float | None, auto_accept: float | None,
+                      no_auto_accept: bool, activate: bool) -> None:
+    """Change a model's thresholds: the result is a new version derived from it."""
+    from sqlalchemy import select
+
+    from catalog_ai.bundle import BundleError, ModelBundle, derive_bundle
+    from catalog_ai.db import ModelVersion, unit_of_work
+    from catalog_ai.services.models import active_model
+    from catalog_ai.services.versions import current_memory
+
+    if decision is None and auto_accept is None and not no_auto_accept:
+        raise click.UsageError("give --decision, --auto-accept or --no-auto-accept")
+    if auto_accept is not None and no_auto_accept:
+        raise click.UsageError("give --auto-accept or --no-auto-accept, not both")
+    for name, value in (("--decision", decision), ("--auto-accept", auto_accept)):
+        if value is not None and not 0.0 < value <= 1.0:
+            raise click.UsageError(f"{name} {value} is not a probability in (0, 1]; give e.g. 0.9")
+    ensure_db()
+    with unit_of_work() as session:
+        if model_dir is None:
+            active = active_model(session)
+            if active is None:
+                raise BundleError("no active model: give --model DIR")
+            model_dir = Path(active.bundle_path)
+        parent = ModelBundle.load(model_dir)
+        row = session.scalar(select(ModelVersion).where(ModelVersion.version == parent.version))
+        memory, revision = current_memory(session, row, parent)
+    thresholds = dataclasses.replace(
+        parent.thresholds,
+        **({"decision": decision} if decision is not None else {}),
+        **({"auto_accept": auto_accept} if auto_accept is not None else {}),
+        **({"auto_accept": 1.01} if no_auto_accept else {}),
+    )
+    change = (f"thresholds: decision {parent.thresholds.decision} -> {thresholds.decision}, "
+              f"auto-accept {parent.thresholds.auto_accept} -> {thresholds.auto_accept}")
+    bundle = derive_bundle(parent, change=change, thresholds=thresholds, prototypes=memory,
+                           memory_revision=revision)
+    click.echo(f"{bundle.version}: {change}")
+    _adopt(bundle, activate=activate)
+
+
 @models.command("list")
 def models_list() -> None:
     """Registered model versions, the active one marked."""

@@ -230,3 +230,24 @@ def test_a_derivation_that_cannot_be_written_is_one_clear_error(tmp_path, tmp_pa
         derive_bundle(parent, change="test", out_dir=blocker / "new")
     with pytest.raises(BundleError, match="already exists"):
         derive_bundle(parent, change="test", out_dir=shared.path)
+
+
+def test_changing_thresholds_makes_a_new_active_version(db, model):
+    photos, bundle_dir = model
+    parent = activate(bundle_dir)
+    before = hashes(bundle_dir)
+    result = CliRunner().invoke(cli, ["models", "thresholds", "--no-auto-accept"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert hashes(bundle_dir) == before
+    with unit_of_work() as session:
+        new = session.scalar(select(ModelVersion).where(ModelVersion.is_active.is_(True)))
+        assert new.version != parent
+        assert new.parent_id == session.scalar(select(ModelVersion.id).where(ModelVersion.version == parent))
+    assert not ModelBundle.load(new.bundle_path).thresholds.auto_accept_enabled
+    ids = ingest(photos[10:14])
+    assert {v for v, _ in suggestions(ids).values()} == {new.version}
+    with unit_of_work() as session:  # nothing is auto-accepted by the new version
+        accepted = select(Product).where(Product.id.in_(ids), Product.status == ProductStatus.ACCEPTED)
+        assert not session.scalars(accepted).all()
+    bad = CliRunner().invoke(cli, ["models", "thresholds", "--auto-accept", "0"])
+    assert bad.exit_code == 2 and "--auto-accept 0.0 is not a probability in (0, 1]" in bad.output
