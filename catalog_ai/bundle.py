@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +38,8 @@ from catalog_ai.prototypes import META as PROTOTYPE_META
 from catalog_ai.prototypes import PrototypeMemory
 from catalog_ai.taxonomy import Taxonomy
 
-__all__ = ["BundleError", "FORMAT", "FORMAT_VERSION", "ModelBundle", "check_output_dir", "read_manifest", "write_bundle"]
+__all__ = ["BundleError", "FORMAT", "FORMAT_VERSION", "ModelBundle", "check_output_dir", "derive_bundle",
+           "read_manifest", "write_bundle"]
 
 MANIFEST = "bundle.json"
 WEIGHTS = "model.safetensors"
@@ -65,6 +68,9 @@ class ModelBundle:
     training: dict = field(default_factory=dict)
     created_at: str = ""
     extra: dict = field(default_factory=dict)
+    # For a version derived from another (see derive_bundle): {"version": parent version id,
+    # "memory_revision": the parent's prototype-memory revision it starts from, "change": what}.
+    parent: dict | None = None
 
     @property
     def weights_path(self) -> Path:
@@ -95,6 +101,7 @@ class ModelBundle:
             "metrics": self.metrics,
             "training": self.training,
             **({"extra": self.extra} if self.extra else {}),
+            **({"parent": self.parent} if self.parent else {}),
         }
 
     def save_manifest(self) -> None:
@@ -127,6 +134,7 @@ class ModelBundle:
             training=m.training,
             created_at=m.created_at,
             extra=m.extra,
+            parent=m.parent.model_dump() if m.parent is not None else None,
         )
         if taxonomy.fingerprint() != (m.taxonomy.fingerprint or taxonomy.fingerprint()):
             raise BundleError(f"{path}/{TAXONOMY} does not match the fingerprint in {MANIFEST}: the bundle was modified")
@@ -259,6 +267,79 @@ def write_bundle(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     bundle.save_manifest()
+    return bundle
+
+
+def derive_bundle(
+    parent: ModelBundle,
+    *,
+    change: str,
+    out_dir: Path | None = None,
+    temperature: float | None = None,
+    thresholds: Thresholds | None = None,
+    metrics: dict | None = None,
+    prototypes: PrototypeMemory | None = None,
+    memory_revision: int | None = None,
+) -> ModelBundle:
+    """A new bundle (a new version id) derived from ``parent`` with the given changes; the
+    parent's files are only read. Registered bundles are never rewritten: anything that changes
+    what a model decides makes a new version, so every suggestion names what decided it.
+
+    ``prototypes``: the new version's memory (default: the parent's files as they are);
+    ``memory_revision``: the parent's memory revision that memory includes. The new bundle goes
+    next to the parent (a directory named after the new version) unless ``out_dir`` is given; it
+    is written under a temporary name and renamed, so a crash leaves no half bundle."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    digest = hashlib.sha256(f"{parent.version}\n{change}\n{time.time_ns()}".encode()).hexdigest()[:8]
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in parent.backbone)[:40]
+    version = f"{safe}-{stamp}-{digest}"
+    out_dir = Path(out_dir) if out_dir is not None else Path(parent.path).parent / version
+    if out_dir.exists():
+        raise BundleError(f"{out_dir} already exists; give a new directory for the derived model")
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # a leftover of an interrupted derivation
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as exc:
+        raise BundleError(
+            f"cannot write the new model version into {out_dir.parent} ({exc.strerror or exc}); "
+            "make that folder writable, or copy the model to a writable folder first"
+        ) from exc
+    try:
+        # Copies, not links: the new version must stay intact whatever happens to the parent.
+        shutil.copy2(parent.weights_path, tmp / WEIGHTS)
+        shutil.copy2(Path(parent.path) / TAXONOMY, tmp / TAXONOMY)
+        if prototypes is not None:
+            prototypes.save(tmp)
+        else:
+            for name in (PROTOTYPE_ARRAYS, PROTOTYPE_META):
+                if (Path(parent.path) / name).is_file():
+                    shutil.copy2(Path(parent.path) / name, tmp / name)
+        bundle = ModelBundle(
+            path=out_dir,
+            version=version,
+            backbone=parent.backbone,
+            embedding_dim=parent.embedding_dim,
+            preprocessing=parent.preprocessing,
+            image_size=parent.image_size,
+            eval_crop_pct=parent.eval_crop_pct,
+            temperature=parent.temperature if temperature is None else temperature,
+            thresholds=parent.thresholds if thresholds is None else thresholds,
+            taxonomy=parent.taxonomy,
+            metrics=dict(parent.metrics if metrics is None else metrics),
+            training=dict(parent.training),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            extra=dict(parent.extra),
+            parent={"version": parent.version, "memory_revision": memory_revision, "change": change},
+        )
+        _write_json_atomic(tmp / MANIFEST, bundle.manifest())
+        tmp.rename(out_dir)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise BundleError(f"cannot write the new model version to {out_dir}: {exc.strerror or exc}") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return bundle
 
 

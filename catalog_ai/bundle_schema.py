@@ -173,12 +173,20 @@ class TaxonomyRefSchema(_Model):
     n_leaves: PositiveInt | None = None
 
 
+class ParentSchema(_Model):
+    """Where a derived version comes from (see ``bundle.derive_bundle``)."""
+
+    version: Annotated[str, Field(min_length=1, max_length=MAX_VERSION_LENGTH)]
+    memory_revision: Annotated[int, Field(ge=0)] | None = None
+    change: Annotated[str, Field(max_length=4096)] = ""
+
+
 class BundleManifest(_Model):
     format: Literal["catalog_ai.model_bundle"]
     format_version: Annotated[int, Field(ge=MIN_FORMAT_VERSION)]
     version: Annotated[str, Field(min_length=1, max_length=MAX_VERSION_LENGTH)]
     # The version this one was derived from (recalibration, new thresholds, few-shot additions).
-    parent: Annotated[str, Field(min_length=1, max_length=MAX_VERSION_LENGTH)] | None = None
+    parent: ParentSchema | None = None
     created_at: str = ""
     backbone: BackboneSchema
     image_size: Annotated[int, Field(ge=IMAGE_SIZE_RANGE[0], le=IMAGE_SIZE_RANGE[1])]

@@ -41,12 +41,24 @@ def test_a_tampered_manifest_is_one_line_naming_the_field(bundle, case):
     assert_one_line_naming(str(info.value), case)
 
 
-@pytest.mark.parametrize("parent", [None, "tiny-cnn-20260101-000000-abcdef12"])
+@pytest.mark.parametrize("parent", [
+    None,
+    {"version": "tiny-cnn-20260101-000000-abcdef12", "memory_revision": 3, "change": "calibrate"},
+])
 def test_an_optional_parent_version_is_accepted(bundle, parent):
     manifest = json.loads((bundle.path / "bundle.json").read_text())
     manifest["parent"] = parent
     (bundle.path / "bundle.json").write_text(json.dumps(manifest))
-    assert ModelBundle.load(bundle.path).version == bundle.version
+    loaded = ModelBundle.load(bundle.path)
+    assert loaded.version == bundle.version and loaded.parent == parent
+
+
+def test_a_parent_without_its_version_is_refused(bundle):
+    manifest = json.loads((bundle.path / "bundle.json").read_text())
+    manifest["parent"] = {"memory_revision": 1}
+    (bundle.path / "bundle.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"parent\.version"):
+        ModelBundle.load(bundle.path)
 
 
 def test_unknown_manifest_keys_are_ignored(bundle):

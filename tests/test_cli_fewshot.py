@@ -41,21 +41,32 @@ def model(trained_bundle, tmp_path) -> Path:  # noqa: F811
 
 def test_add_then_list(catalog_home, model, tmp_path):
     data = example_tree(tmp_path / "examples", {("Veg", "Beet"): (4, MAGENTA), ("Fruit", "Banana"): (2, (235, 220, 40))})
+    before = hashes(model)
+    parent = json.loads((model / "bundle.json").read_text())["version"]
     added = invoke("fewshot", "add", "--model", model, "--data", data, "--no-catalog")
     assert added.exit_code == 0, added.output
     lines = added.stdout.splitlines()
     assert lines[0].startswith("6 photos in ") and lines[0].endswith("added 1 categories, updated 1")
-    assert lines[1:] == ["  new: Veg > Beet"]
+    assert lines[1] == "  new: Veg > Beet"
+    # A new version next to the given one, which is left byte for byte as it was.
+    assert lines[2].startswith("new model version ") and f"(derived from {parent})" in lines[2]
+    assert lines[3].startswith(f"{parent} is not registered: register the new one with: catalog-ai models register ")
+    assert hashes(model) == before
+    derived = Path(lines[3].rsplit(" ", 1)[1])
+    manifest = json.loads((derived / "bundle.json").read_text())
+    assert derived.parent == model.parent and manifest["version"] != parent
+    assert manifest["parent"]["version"] == parent and manifest["parent"]["change"].startswith("fewshot add")
     assert not (catalog_home / "catalog.db").exists() and "catalog:" not in added.stdout
 
-    listed = invoke("fewshot", "list", "--model", model, "--json")
+    listed = invoke("fewshot", "list", "--model", derived, "--json")
     assert listed.exit_code == 0, listed.output
     data_out = json.loads(listed.stdout)
     assert data_out["categories"] == [{"path": "Veg > Beet", "examples": 4, "source": "fewshot"}]
-    assert data_out["model"] == json.loads((model / "bundle.json").read_text())["version"]
+    assert data_out["model"] == manifest["version"]
     assert data_out["fusion"]["nearest_gate"] is True and set(data_out["fusion"]) >= {"scale", "bias", "open_set_cosine"}
+    assert json.loads(invoke("fewshot", "list", "--model", model, "--json").stdout)["categories"] == []
 
-    text = invoke("fewshot", "list", "--model", model)
+    text = invoke("fewshot", "list", "--model", derived)
     assert text.exit_code == 0 and text.stdout.splitlines() == ["   4  Veg > Beet  (fewshot)"]
 
 
@@ -94,6 +105,7 @@ def test_a_clash_is_one_error_line_naming_the_fix_and_changes_nothing(catalog_ho
     assert errors[0].startswith("error: 'veg > carrot' clashes with the existing category 'Veg > Carrot'")
     assert "use the existing path or choose a distinct name" in errors[0]
     assert hashes(model) == before
+    assert sorted(p.name for p in model.parent.iterdir() if p.is_dir() and p.name != "home") == ["examples", "model"]  # no half version
 
 
 def test_a_grouping_as_a_category_is_refused(catalog_home, model, tmp_path):

@@ -20,10 +20,23 @@ def fewshot() -> None:
               help="folder tree of example photos: sub-folders are categories (new paths extend the tree)")
 @click.option("--catalog/--no-catalog", default=True, show_default=True,
               help="also import the photos as labelled products, so the next training run learns them")
-def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool) -> None:
-    """Add or update categories from example photos in seconds."""
+@click.option("--activate/--no-activate", default=True, show_default=True,
+              help="when the model is the active one, make the new version active")
+def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) -> None:
+    """Add or update categories from example photos in seconds.
+
+    The result is a new model version (a new bundle next to the given one, which is left as it
+    was), registered when the given one is, and active when it was (unless --no-activate)."""
+    import shutil
+
+    from sqlalchemy import select
+
+    from catalog_ai.bundle import ModelBundle, derive_bundle
+    from catalog_ai.cli.models import _adopt, catalog_exists
+    from catalog_ai.db import ModelVersion, unit_of_work
     from catalog_ai.errors import ImportFolderError
     from catalog_ai.services.fewshot import add_examples
+    from catalog_ai.services.versions import current_memory
     from catalog_ai.taxonomy import scan_folder
 
     if not Path(data_dir).is_dir():
@@ -31,7 +44,21 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool) -> None:
     scan = scan_folder(data_dir)
     if scan.skipped:  # never silently (root-folder photos, hidden folders, other file types)
         click.echo(scan.skipped_summary(), err=True)
-    result = add_examples(model_dir, scan.files)
+    parent = ModelBundle.load(model_dir)
+    if catalog_exists():
+        ensure_db()
+        with unit_of_work() as session:
+            row = session.scalar(select(ModelVersion).where(ModelVersion.version == parent.version))
+            memory, revision = current_memory(session, row, parent)
+    else:
+        memory, revision = current_memory(None, None, parent)
+    # The examples go into a new bundle (not yet registered): the given one is never rewritten.
+    derived = derive_bundle(parent, change=f"fewshot add {data_dir}", prototypes=memory, memory_revision=revision)
+    try:
+        result = add_examples(derived.path, scan.files)
+    except BaseException:
+        shutil.rmtree(derived.path, ignore_errors=True)
+        raise
     click.echo(
         f"{result.photos} photos in {result.seconds:.1f} s: added {len(result.added)} categories, "
         f"updated {len(result.updated)}"
@@ -39,6 +66,11 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool) -> None:
     )
     for path in result.added:
         click.echo(f"  new: {path}")
+    if result.photos == 0:
+        shutil.rmtree(derived.path, ignore_errors=True)
+        click.echo(f"nothing changed: {parent.version} stays as it is")
+    else:
+        _adopt(derived, activate=activate, add_categories=True)
     if catalog:
         from catalog_ai.db import LabelSource
         from catalog_ai.jobs import import_folder

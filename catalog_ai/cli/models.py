@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
 
 from catalog_ai.cli._root import cli, dispatching, echo_json, ensure_db
+
 
 # --------------------------------------------------------------------------- backbones
 @cli.group()
@@ -88,7 +90,11 @@ def train_cmd(data_dir, from_catalog, include_model_labels, out_dir, mode, backb
     """Fine-tune a backbone into a calibrated hierarchical classifier and write a model bundle."""
     from catalog_ai.taxonomy import Taxonomy
     from catalog_ai.training.fit import TrainConfig, fit
-    from catalog_ai.training.sources import examples_from_catalog, load_folder_examples, split_rare_categories
+    from catalog_ai.training.sources import (
+        examples_from_catalog,
+        load_folder_examples,
+        split_rare_categories,
+    )
 
     if bool(data_dir) == bool(from_catalog):
         raise click.UsageError("give exactly one of --data DIR or --from-catalog")
@@ -212,33 +218,49 @@ def evaluate_cmd(model_dir: Path, data_dir: Path, as_json: bool, report_dir: Pat
               help="labelled folder of photos like those the store uploads (not training photos)")
 @click.option("--from-reviews", is_flag=True, help="use the products reviewers accepted or corrected")
 @click.option("--min-photos", default=50, show_default=True, help="refuse to calibrate on fewer photos")
-def calibrate_cmd(model_dir: Path | None, data_dir: Path | None, from_reviews: bool, min_photos: int) -> None:
+@click.option("--activate/--no-activate", default=True, show_default=True,
+              help="when the calibrated model is the active one, make the new version active")
+def calibrate_cmd(model_dir: Path | None, data_dir: Path | None, from_reviews: bool, min_photos: int,
+                  activate: bool) -> None:
     """Re-fit confidence calibration and auto-accept thresholds on independent photos.
 
-    This is what switches auto-accept on for a model trained without --val-data.
+    This is what switches auto-accept on for a model trained without --val-data. The result is a
+    new model version (a new bundle next to the old one, which is left as it was), registered
+    when the old one is, and active when the old one was (unless --no-activate).
     """
-    from catalog_ai.bundle import BundleError
+    from sqlalchemy import select
+
+    from catalog_ai.bundle import BundleError, ModelBundle
+    from catalog_ai.db import ModelVersion, unit_of_work
     from catalog_ai.inference.recalibrate import recalibrate_bundle
+    from catalog_ai.services.versions import current_memory
 
     if bool(data_dir) == bool(from_reviews):
         raise click.UsageError("give exactly one of --data DIR or --from-reviews")
-    if from_reviews:
-        from catalog_ai.db import unit_of_work
-        from catalog_ai.services.models import active_model
-        from catalog_ai.services.review import reviewed_examples
-
+    if data_dir is not None and model_dir is None:
+        raise click.UsageError("--model is required with --data")
+    if from_reviews or catalog_exists():
         ensure_db()
-        with unit_of_work() as session:
-            if model_dir is None:
-                active = active_model(session)
-                if active is None:
-                    raise BundleError("no active model: give --model DIR")
-                model_dir = Path(active.bundle_path)
+    with unit_of_work() if catalog_exists() else nullcontext() as session:
+        if model_dir is None:
+            from catalog_ai.services.models import active_model
+
+            active = active_model(session)
+            if active is None:
+                raise BundleError("no active model: give --model DIR")
+            model_dir = Path(active.bundle_path)
+        parent = ModelBundle.load(model_dir)
+        row = None if session is None else session.scalar(
+            select(ModelVersion).where(ModelVersion.version == parent.version))
+        # The new version starts from what the model serves now: its reviews' revisions too.
+        memory, revision = current_memory(session, row, parent)
+        if from_reviews:
+            from catalog_ai.services.review import reviewed_examples
+
             files, labels = reviewed_examples(session)
+    if from_reviews:
         description = f"{len(files)} reviewed products"
     else:
-        if model_dir is None:
-            raise click.UsageError("--model is required with --data")
         from catalog_ai.training.sources import load_folder_examples
 
         _, examples, description = load_folder_examples(data_dir)
@@ -249,7 +271,7 @@ def calibrate_cmd(model_dir: Path | None, data_dir: Path | None, from_reviews: b
             "for thresholds that mean something (review more products, or lower --min-photos)"
         )
     bundle, cal, report = recalibrate_bundle(model_dir, files, labels, source=description, progress=True,
-                                             skip_unknown=from_reviews)
+                                             skip_unknown=from_reviews, memory=memory, memory_revision=revision)
     click.echo(
         f"{bundle.version}: calibrated on {report['n_photos']} photos (leaf accuracy {report['leaf_accuracy']:.3f}); "
         f"temperature {report['temperature_before']:.2f} -> {report['temperature']:.2f}, "
@@ -259,6 +281,43 @@ def calibrate_cmd(model_dir: Path | None, data_dir: Path | None, from_reviews: b
         f"{bundle.version}: calibrated, but no threshold reaches {cal.thresholds.auto_accept_target} precision "
         "on these photos: auto-accept stays off"
     )
+    _adopt(bundle, activate=activate)
+
+
+def catalog_exists() -> bool:
+    """Whether there is a catalog database to look versions up in (an embedded one that was
+    never created is not made just to find nothing registered)."""
+    from sqlalchemy.engine import make_url
+
+    from catalog_ai.settings import get_settings
+
+    url = make_url(get_settings().database_url)
+    if url.get_backend_name() != "sqlite":
+        return True
+    return bool(url.database) and url.database != ":memory:" and Path(url.database).exists()
+
+
+def _adopt(bundle, *, activate: bool, add_categories: bool = False) -> None:
+    """Register (and activate) a version derived from a registered one, and say what happened."""
+    from catalog_ai.db import unit_of_work
+    from catalog_ai.services.versions import adopt_derived
+
+    parent = bundle.parent["version"]
+    row, activated = None, False
+    if catalog_exists():  # no catalog yet: nothing is registered, nothing to adopt
+        # Activation enqueues after the commit: what no person labelled gets this version's
+        # suggestion, and the catalogue is embedded for search.
+        with dispatching() as dispatcher, unit_of_work() as session:
+            row, activated = adopt_derived(session, bundle, dispatcher=dispatcher, activate=activate,
+                                           add_categories=add_categories)
+    click.echo(f"new model version {bundle.version} (derived from {parent}) in {bundle.path}; "
+               f"{parent} is unchanged")
+    if row is None:
+        click.echo(f"{parent} is not registered: register the new one with: catalog-ai models register {bundle.path}")
+    elif activated:
+        click.echo(f"active model: {bundle.version}; re-classification enqueued (see catalog-ai status)")
+    else:
+        click.echo(f"registered; activate with: catalog-ai models activate {bundle.version}")
 
 
 @cli.group()
@@ -299,6 +358,55 @@ def models_activate(version: str) -> None:
     click.echo(f"active model: {version}; re-classification enqueued (see catalog-ai status)")
 
 
+@models.command("thresholds")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
+              help="model bundle (default: the active model)")
+@click.option("--decision", type=float, default=None, help="the walk down the tree stops below this probability")
+@click.option("--auto-accept", type=float, default=None, help="accept without review from this confidence")
+@click.option("--no-auto-accept", is_flag=True, help="switch auto-accept off")
+@click.option("--activate/--no-activate", default=True, show_default=True,
+              help="when the model is the active one, make the new version active")
+def models_thresholds(model_dir: Path | None, decision: float | None, auto_accept: float | None,
+                      no_auto_accept: bool, activate: bool) -> None:
+    """Change a model's thresholds: the result is a new version derived from it."""
+    from sqlalchemy import select
+
+    from catalog_ai.bundle import BundleError, ModelBundle, derive_bundle
+    from catalog_ai.db import ModelVersion, unit_of_work
+    from catalog_ai.services.models import active_model
+    from catalog_ai.services.versions import current_memory
+
+    if decision is None and auto_accept is None and not no_auto_accept:
+        raise click.UsageError("give --decision, --auto-accept or --no-auto-accept")
+    if auto_accept is not None and no_auto_accept:
+        raise click.UsageError("give --auto-accept or --no-auto-accept, not both")
+    for name, value in (("--decision", decision), ("--auto-accept", auto_accept)):
+        if value is not None and not 0.0 < value <= 1.0:
+            raise click.UsageError(f"{name} {value} is not a probability in (0, 1]; give e.g. 0.9")
+    ensure_db()
+    with unit_of_work() as session:
+        if model_dir is None:
+            active = active_model(session)
+            if active is None:
+                raise BundleError("no active model: give --model DIR")
+            model_dir = Path(active.bundle_path)
+        parent = ModelBundle.load(model_dir)
+        row = session.scalar(select(ModelVersion).where(ModelVersion.version == parent.version))
+        memory, revision = current_memory(session, row, parent)
+    thresholds = dataclasses.replace(
+        parent.thresholds,
+        **({"decision": decision} if decision is not None else {}),
+        **({"auto_accept": auto_accept} if auto_accept is not None else {}),
+        **({"auto_accept": 1.01} if no_auto_accept else {}),
+    )
+    change = (f"thresholds: decision {parent.thresholds.decision} -> {thresholds.decision}, "
+              f"auto-accept {parent.thresholds.auto_accept} -> {thresholds.auto_accept}")
+    bundle = derive_bundle(parent, change=change, thresholds=thresholds, prototypes=memory,
+                           memory_revision=revision)
+    click.echo(f"{bundle.version}: {change}")
+    _adopt(bundle, activate=activate)
+
+
 @models.command("list")
 def models_list() -> None:
     """Registered model versions, the active one marked."""
@@ -307,7 +415,12 @@ def models_list() -> None:
 
     ensure_db()
     with unit_of_work() as session:
-        rows = [(m.version, m.is_active, m.backbone, (m.metrics or {}).get("held_out", {})) for m in list_models(session)]
-    for version, active, backbone, held in rows:
+        models = list_models(session)
+        names = {m.id: m.version for m in models}
+        rows = [(m.version, m.is_active, m.backbone, (m.metrics or {}).get("held_out", {}), names.get(m.parent_id))
+                for m in models]
+    for version, active, backbone, held, parent in rows:
         acc = held.get("leaf_accuracy")
-        click.echo(f"{'*' if active else ' '} {version}  {backbone}" + (f"  held-out leaf accuracy {acc:.3f}" if acc is not None else ""))
+        click.echo(f"{'*' if active else ' '} {version}  {backbone}"
+                   + (f"  held-out leaf accuracy {acc:.3f}" if acc is not None else "")
+                   + (f"  (derived from {parent})" if parent else ""))

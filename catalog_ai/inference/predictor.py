@@ -54,6 +54,10 @@ class Predictor:
     Batches of 8 are the sweet spot on a 2-core CPU (measured: larger batches fall out of cache).
     """
 
+    # The revision of the model version's prototype memory this predictor serves (set by the
+    # worker's model cache; see catalog_ai.services.versions), recorded on every suggestion.
+    memory_revision: int | None = None
+
     def __init__(self, bundle: ModelBundle, *, device: str = "cpu", batch_size: int = 8,
                  freeze: bool | None = None):
         """``freeze``: serve the backbone as a frozen graph on the CPU (default: the

@@ -5,6 +5,9 @@ certain than it is on new uploads (on the Grocery Store data: 97 % leaf accuracy
 10 % of train vs 67 % on val for the quick model). Calibrating on photos like the ones the store
 will upload (a separate labelled folder, or recently reviewed products) keeps the stated
 confidence, and so the auto-accept threshold, honest.
+
+The result is a new model version derived from the calibrated one: a registered bundle is never
+rewritten, so suggestions made before and after can be told apart.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from catalog_ai.bundle import BundleError, ModelBundle
+from catalog_ai.bundle import BundleError, ModelBundle, derive_bundle
 from catalog_ai.calibration import Calibration, calibrate, expected_calibration_error, leaf_confidence
 from catalog_ai.errors import ImageError
 from catalog_ai.fusion import open_set_threshold
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.progress import progress_bar
+from catalog_ai.prototypes import PrototypeMemory
 
 __all__ = ["held_out_logits", "recalibrate_bundle"]
 
@@ -73,10 +77,17 @@ def held_out_logits(
 
 def recalibrate_bundle(
     bundle_dir: Path, files: Sequence[Path], labels: Sequence[str], *, source: str, progress: bool = False,
-    skip_unknown: bool = False,
+    skip_unknown: bool = False, memory: PrototypeMemory | None = None, memory_revision: int | None = None,
+    out_dir: Path | None = None,
 ) -> tuple[ModelBundle, Calibration, dict]:
-    """Fit temperature and thresholds on the given photos and save them into the bundle."""
+    """Fit temperature and thresholds on the given photos and write them into a NEW bundle derived
+    from ``bundle_dir`` (next to it, or ``out_dir``); the given bundle's files are only read.
+
+    ``memory``: the prototype memory the model serves now (its files plus the revisions reviews
+    added, ``memory_revision``); default: the bundle's files. The new version starts from it."""
     predictor = Predictor.load(bundle_dir)
+    if memory is not None:
+        predictor.set_prototypes(memory.copy())
     bundle = predictor.bundle
     embedded: list[np.ndarray] = []
     logits, rows, skipped = held_out_logits(predictor, files, labels, progress=progress, skip_unknown=skip_unknown,
@@ -103,17 +114,22 @@ def recalibrate_bundle(
         "ece_before": expected_calibration_error(conf_before, correct),
         "ece_after_in_sample": expected_calibration_error(conf_after, correct),
     }
-    memory = predictor.prototypes
-    if memory is not None and len(memory.paths):
+    new_memory = predictor.prototypes  # a copy of what was given, or loaded from the files
+    if new_memory is not None and len(new_memory.paths):
         # The open-set threshold was set on photos held out of the training sessions, whose best
         # prototype cosines are higher than new uploads': re-set it on these photos too.
-        best = memory.similarities(np.concatenate(embedded)).max(axis=1)
-        report["open_set_cosine_before"] = memory.fusion.open_set_cosine
-        memory.fusion.open_set_cosine = open_set_threshold(best)
-        report["open_set_cosine"] = memory.fusion.open_set_cosine
-        memory.save(bundle.path)
-    bundle.temperature = cal.temperature
-    bundle.thresholds = cal.thresholds
-    bundle.metrics = {**bundle.metrics, "calibration": report}
-    bundle.save_manifest()
-    return bundle, cal, report
+        best = new_memory.similarities(np.concatenate(embedded)).max(axis=1)
+        report["open_set_cosine_before"] = new_memory.fusion.open_set_cosine
+        new_memory.fusion.open_set_cosine = open_set_threshold(best)
+        report["open_set_cosine"] = new_memory.fusion.open_set_cosine
+    derived = derive_bundle(
+        bundle,
+        change=f"calibration on {source}",
+        out_dir=out_dir,
+        temperature=cal.temperature,
+        thresholds=cal.thresholds,
+        metrics={**bundle.metrics, "calibration": report},
+        prototypes=new_memory,
+        memory_revision=memory_revision,
+    )
+    return derived, cal, report

@@ -247,7 +247,8 @@ def _read_photo(media: MediaStore, stored_path: str) -> bytes:
 
 
 def record(
-    session: Session, outcomes: Sequence[Outcome], *, model_version_id: int
+    session: Session, outcomes: Sequence[Outcome], *, model_version_id: int,
+    memory_revision: int | None = None,
 ) -> RecordSummary:
     """Store suggestions and embeddings and set each product's status.
 
@@ -255,7 +256,8 @@ def record(
     be auto-accepted, else ``suggested``; ``failed`` with the reason when the photo could not be
     decoded. Products finished meanwhile (by a redelivered twin of this task, or by a reviewer)
     are left alone, and the unique (product, model version) key makes a second suggestion
-    impossible even when two workers race.
+    impossible even when two workers race. ``memory_revision``: the revision of the version's
+    prototype memory the decisions used, stored on each suggestion (to reproduce it).
     """
     summary = RecordSummary()
     if not outcomes:
@@ -292,7 +294,11 @@ def record(
     )
     inserted: set[int] = set()
     if decided:
-        rows = [_suggestion_row(o, o.decision, model_version_id, category_ids) for o in decided]
+        rows = [
+            _suggestion_row(o, o.decision, model_version_id, category_ids)
+            | {"memory_revision": memory_revision}
+            for o in decided
+        ]
         stmt = (
             _insert(session, Suggestion.__table__)
             .values(rows)

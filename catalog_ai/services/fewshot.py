@@ -4,9 +4,14 @@ Two ways in:
 
 - ``add_examples(bundle_dir, examples)``: a folder tree of example photos (``catalog-ai fewshot
   add``) goes into the model bundle's prototype memory; new paths extend the model's tree.
-- ``review_examples(session, model_version)``: products a reviewer accepted or corrected are
-  examples too. They are read from the database (their embeddings for that model version), so a
-  correction counts from the next photo a worker classifies; no file is rewritten per review.
+- reviews: products a reviewer accepted or corrected are examples too, recorded as numbered
+  revisions of the active version's memory in the database (:mod:`catalog_ai.services.versions`),
+  so a correction counts from the next photo a worker classifies; no file is rewritten per review.
+  ``review_examples``/``memory_with_reviews`` read every reviewed product's embedding of a
+  version (the same examples, without revision numbers).
+
+``add_examples`` writes into the bundle it is given: ``catalog-ai fewshot add`` gives it a new
+bundle derived from the model (a new version), never a registered one.
 
 A failed add changes nothing: every photo is read and embedded before the memory is saved, and
 the memory is saved atomically.

@@ -55,6 +55,10 @@ def register_model(session: Session, bundle_dir: str | Path, *, add_categories: 
         bundle_path=str(Path(bundle.path).resolve()),
         metrics=bundle.metrics,
         taxonomy_fingerprint=bundle.taxonomy.fingerprint(),
+        # A derived bundle names its parent; an unregistered parent leaves no link.
+        parent_id=session.scalar(
+            select(ModelVersion.id).where(ModelVersion.version == (bundle.parent or {}).get("version"))
+        ) if bundle.parent else None,
     )
     session.add(row)
     session.flush()

@@ -4,8 +4,8 @@ correct, new category, reject, bulk accept).
 Every verdict needs a signed-in reviewer's name and is recorded as a :class:`Review`. A product
 is changed only while it is still waiting (``suggested``): two reviewers acting on the same card
 cannot both win; the second gets a :class:`ReviewConflict`. An accepted or corrected product is
-labelled ``LabelSource.REVIEW``, which makes it an example of its category for the prototype
-memory at once (see :mod:`catalog_ai.services.fewshot`).
+labelled ``LabelSource.REVIEW``, and its photo becomes an example of its category in a new
+revision of the active model's prototype memory at once (see :mod:`catalog_ai.services.versions`).
 """
 
 from __future__ import annotations
@@ -179,6 +179,12 @@ def _record(session: Session, product_id: int, suggestion: Suggestion | None, re
                     category=category, note=note)
     session.add(review)
     session.flush()
+    if category is not None:
+        from catalog_ai.services.versions import record_review_revision
+
+        # The correction teaches the active model from the next photo on (a new revision of
+        # its prototype memory, in this same transaction: a rolled-back verdict teaches nothing).
+        record_review_revision(session, review)
     return review
 
 

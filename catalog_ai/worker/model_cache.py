@@ -1,29 +1,28 @@
 """The active model's Predictor, loaded once per process and kept current.
 
 Loading a bundle builds the network and reads its weights (a second for a real backbone); a
-task only runs one cheap query to learn which version is active and whether reviewers have
-taught it since. The Predictor is rebuilt when another version is activated; its prototype
-memory (few-shot categories) is refreshed when the bundle's prototype files change
-(``catalog-ai fewshot add``) or a review was recorded, so that a correction counts from the
-next photo a worker classifies.
+task only runs one cheap query per chunk to learn which version is active and which revision of
+its prototype memory is the newest. The Predictor is rebuilt when another version is activated
+(a calibration or ``fewshot add`` makes a new version, so a running worker picks it up from the
+next chunk, without a restart); its prototype memory is brought to the newest revision when a
+review was recorded, so that a correction counts from the next photo a worker classifies.
+Bundle files never change once registered, so nothing here watches them.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
-
-from catalog_ai.db import Review, unit_of_work
-from catalog_ai.prototypes import ARRAYS, META
+from catalog_ai.db import unit_of_work
 from catalog_ai.services.models import active_model
+from catalog_ai.services.versions import latest_revision, memory_at
 from catalog_ai.settings import get_settings
 
 if TYPE_CHECKING:
     from catalog_ai.inference.predictor import Predictor
+    from catalog_ai.prototypes import PrototypeMemory
 
 __all__ = ["ActiveModel", "active", "current", "predictor_for", "reset"]
 
@@ -37,7 +36,8 @@ class ActiveModel:
 
 _lock = threading.Lock()
 _loaded: tuple[ActiveModel, Predictor] | None = None
-_memory_stamp: tuple | None = None  # what the loaded predictor's prototype memory reflects
+_base: tuple[ActiveModel, PrototypeMemory | None] | None = None  # the bundle's memory (revision 0)
+_memory_stamp: tuple | None = None  # (model, revision) the loaded predictor's memory reflects
 
 
 def active() -> ActiveModel | None:
@@ -48,25 +48,28 @@ def active() -> ActiveModel | None:
 
 
 def current() -> tuple[ActiveModel, Predictor] | None:
-    """The active model and its Predictor (loaded on first use, kept current), or None."""
+    """The active model and its Predictor (loaded on first use, kept current), or None.
+
+    ``predictor.memory_revision`` is the memory revision it serves. A worker process runs one
+    task at a time (prefork), so the memory cannot change between this call and the chunk's
+    suggestions being recorded."""
     global _memory_stamp
     with unit_of_work() as session:
         row = active_model(session)
         if row is None:
             return None
         model = ActiveModel(row.id, row.version, row.bundle_path)
-        last_review = session.scalar(select(func.max(Review.id)))
+        revision = latest_revision(session, row.id)
     predictor = predictor_for(model)
-    stamp = (model, _files_stamp(model.bundle_path), last_review)
     with _lock:
-        if stamp != _memory_stamp:
-            _refresh_prototypes(predictor, model)
-            _memory_stamp = stamp
+        if (model, revision) != _memory_stamp:
+            _refresh_prototypes(predictor, model, revision)
+            _memory_stamp = (model, revision)
     return model, predictor
 
 
 def predictor_for(model: ActiveModel) -> Predictor:
-    global _loaded
+    global _loaded, _base
     with _lock:
         if _loaded is None or _loaded[0] != model:
             _loaded = None  # let the old network go before the new one is built
@@ -79,7 +82,7 @@ def predictor_for(model: ActiveModel) -> Predictor:
             from catalog_ai.inference.predictor import Predictor
 
             try:
-                _loaded = (model, Predictor.load(model.bundle_path))
+                predictor = Predictor.load(model.bundle_path)
             except BundleError as exc:
                 # The bundle changed on disk after activation (or its plugin did): the typed
                 # error names the model, and the uploads stay pending until it is fixed.
@@ -87,34 +90,29 @@ def predictor_for(model: ActiveModel) -> Predictor:
                     f"the active model {model.version} cannot be loaded: {exc}; or activate "
                     "another version (catalog-ai models activate VERSION)"
                 ) from exc
+            base = predictor.prototypes
+            _base = (model, None if base is None else base.copy())
+            predictor.memory_revision = None if base is None else 0
+            _loaded = (model, predictor)
         return _loaded[1]
 
 
 def reset() -> None:
     """Forget the loaded model (a forked process, tests)."""
-    global _loaded, _memory_stamp
+    global _loaded, _memory_stamp, _base
     with _lock:
         _loaded = None
+        _base = None
         _memory_stamp = None
 
 
-def _files_stamp(bundle_path: str) -> tuple[int, int]:
-    stamps = []
-    for name in (ARRAYS, META):
-        try:
-            stamps.append((Path(bundle_path) / name).stat().st_mtime_ns)
-        except OSError:
-            stamps.append(0)
-    return stamps[0], stamps[1]
-
-
-def _refresh_prototypes(predictor: Predictor, model: ActiveModel) -> None:
-    """The bundle's prototype memory plus every product a reviewer accepted as an example."""
-    from catalog_ai.prototypes import PrototypeMemory
-    from catalog_ai.services.fewshot import memory_with_reviews
-
-    memory = PrototypeMemory.load(Path(model.bundle_path))
-    if memory is not None:
-        with unit_of_work() as session:
-            memory = memory_with_reviews(memory, session, model.version)
+def _refresh_prototypes(predictor: Predictor, model: ActiveModel, revision: int) -> None:
+    """The bundle's prototype memory plus the version's revisions up to ``revision``."""
+    base = _base[1] if _base is not None and _base[0] == model else None
+    if base is None:  # a bundle without prototype memory: reviews cannot teach it
+        predictor.memory_revision = None
+        return
+    with unit_of_work() as session:
+        memory = memory_at(session, model.id, revision, base)
     predictor.set_prototypes(memory)
+    predictor.memory_revision = revision

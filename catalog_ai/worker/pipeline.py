@@ -85,27 +85,30 @@ def classify_chunk(product_ids: Sequence[int], *, media: MediaStore | None = Non
     global _last_no_model_warning
     started = time.perf_counter()
     settings = get_settings()
-    try:
-        loaded = model_cache.current()
-    except BundleError as exc:
-        # Nothing claimed: the products stay pending (no attempt counted against them) and
-        # the sweep offers them again once the bundle is fixed or another model activated.
-        log.error("%s", exc)
-        return ChunkSummary()
-    if loaded is None:
-        # Once a minute, not once per chunk: a big upload would repeat it hundreds of times.
-        if time.monotonic() - _last_no_model_warning >= _NO_MODEL_WARNING_EVERY_S:
-            _last_no_model_warning = time.monotonic()
-            log.warning(
-                "no active model: uploads stay pending until one is activated "
-                "(catalog-ai models activate VERSION)"
-            )
-        return ChunkSummary()
-    model, predictor = loaded
     media = media or MediaStore(settings.media_dir)
-    summary = ChunkSummary(model_version=model.version)
+    summary = ChunkSummary()
     ids = list(product_ids)
     for start in range(0, len(ids), settings.classify_chunk):
+        # Asked again per chunk (one cheap query): a version activated, or a review recorded,
+        # while a long batch runs is used from the next chunk on.
+        try:
+            loaded = model_cache.current()
+        except BundleError as exc:
+            # Nothing claimed: the products stay pending (no attempt counted against them) and
+            # the sweep offers them again once the bundle is fixed or another model activated.
+            log.error("%s", exc)
+            break
+        if loaded is None:
+            # Once a minute, not once per chunk: a big upload would repeat it hundreds of times.
+            if time.monotonic() - _last_no_model_warning >= _NO_MODEL_WARNING_EVERY_S:
+                _last_no_model_warning = time.monotonic()
+                log.warning(
+                    "no active model: uploads stay pending until one is activated "
+                    "(catalog-ai models activate VERSION)"
+                )
+            break
+        model, predictor = loaded
+        summary.model_version = model.version
         chunk = ids[start : start + settings.classify_chunk]
         with unit_of_work() as session:
             suspects = unfinished_before(session, chunk)
@@ -219,7 +222,8 @@ def _classify_group(
     outcomes = run_model(predictor, work, media=media) if work else []
     summary.model_seconds += time.perf_counter() - model_started
     with unit_of_work() as session:
-        done = record(session, outcomes, model_version_id=model.id)
+        done = record(session, outcomes, model_version_id=model.id,
+                      memory_revision=predictor.memory_revision)
     summary.near_duplicates += _flag_committed(done.new_embeddings, model.id)
     summary.claimed += len(work)
     summary.suggested += len(done.suggested)

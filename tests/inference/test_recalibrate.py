@@ -3,7 +3,9 @@ thresholds with auto-accept switched on, and the open-set threshold re-set on th
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
@@ -17,8 +19,13 @@ from catalog_ai.training.sources import load_folder_examples
 from helpers import make_tree
 
 
+def _hashes(directory) -> dict[str, str]:
+    return {str(f.relative_to(directory)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(directory.rglob("*")) if f.is_file()}
+
+
 def _copy(trained_bundle, tmp_path):
-    return shutil.copytree(trained_bundle.path, tmp_path / "bundle", ignore=shutil.ignore_patterns("checkpoints"))
+    return Path(shutil.copytree(trained_bundle.path, tmp_path / "bundle", ignore=shutil.ignore_patterns("checkpoints")))
 
 
 def test_recalibration_refits_temperature_thresholds_and_open_set(trained_bundle, tmp_path):
@@ -29,15 +36,22 @@ def test_recalibration_refits_temperature_thresholds_and_open_set(trained_bundle
     _, examples, _ = load_folder_examples(data)
     files, labels = [e.file for e in examples], [e.label for e in examples]
 
+    files_before = _hashes(bundle_dir)
+
     bundle, cal, report = recalibrate_bundle(bundle_dir, files, labels, source="test photos")
 
     assert report["n_photos"] == 60 and report["source"] == "test photos"
     assert cal.temperature > 0 and report["temperature"] == cal.temperature
-    again = ModelBundle.load(bundle_dir)  # saved, not only returned
-    assert again.temperature == cal.temperature
+    # A new version next to the calibrated one, whose files are not touched.
+    assert _hashes(bundle_dir) == files_before
+    assert bundle.path.parent == bundle_dir.parent and bundle.version != before.version
+    again = ModelBundle.load(bundle.path)  # saved, not only returned
+    assert again.version == bundle.version and again.parent["version"] == before.version
+    assert again.temperature == cal.temperature and again.taxonomy.fingerprint() == before.taxonomy.fingerprint()
     assert "test photos" in again.thresholds.calibrated_on
+    assert (bundle.path / "model.safetensors").read_bytes() == (bundle_dir / "model.safetensors").read_bytes()
     # The open-set threshold is the false-alarm quantile of these photos' best prototype cosines.
-    predictor = Predictor.load(bundle_dir)
+    predictor = Predictor.load(bundle.path)
     embeddings = np.concatenate([
         predictor.embed_logits([predictor.prepare(f) for f in files[i:i + 8]])[0].float().numpy()
         for i in range(0, len(files), 8)

@@ -1,5 +1,6 @@
 """The worker's model cache: loaded once, rebuilt for another version, and its prototype memory
-kept current with few-shot additions and reviewers' corrections (SQLite, in-process)."""
+kept current with reviewers' corrections (memory revisions) and few-shot versions (SQLite,
+in-process)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from catalog_ai.db import (
-    Category,
     Product,
     ProductStatus,
-    Review,
-    ReviewAction,
     migrate,
     unit_of_work,
 )
@@ -48,9 +46,12 @@ def test_the_predictor_is_loaded_once_and_rebuilt_for_another_version(
     assert model.version == other.version and second is not first
 
 
-def test_prototypes_follow_fewshot_additions_and_reviews(
+def test_prototypes_follow_reviews_and_a_fewshot_version(
     catalog, tmp_path, tmp_path_factory, runner
 ):
+    from catalog_ai.bundle import ModelBundle, derive_bundle
+    from catalog_ai.services.review import correct
+
     photos, shared = shared_model(tmp_path_factory)
     bundle_dir = tmp_path / "bundle"
     shutil.copytree(shared.path, bundle_dir)
@@ -59,35 +60,31 @@ def test_prototypes_follow_fewshot_additions_and_reviews(
     PrototypeMemory.from_examples(embeddings, labels, source="train").save(bundle_dir)
     activate(bundle_dir)
     with unit_of_work() as session:  # classified in-process after the commit
-        [pid] = ingest_files(
-            session, photos[10:11], media=MediaStore(get_settings().media_dir), dispatcher=runner
+        ids = ingest_files(
+            session, photos[10:16], media=MediaStore(get_settings().media_dir), dispatcher=runner
         ).created
     runner.drain()
+    with unit_of_work() as session:
+        pid = session.scalar(
+            select(Product.id).where(Product.id.in_(ids), Product.status == ProductStatus.SUGGESTED)
+        )
     _, predictor = model_cache.current()
     carrots = predictor.prototypes.count("Veg > Carrot")
+    assert predictor.memory_revision == 0
 
     with unit_of_work() as session:  # a reviewer files the product under Veg > Carrot
-        product = session.get(Product, pid)
-        category = session.scalar(select(Category).where(Category.path == "Veg > Carrot"))
-        product.status, product.label_source, product.category_id = (
-            ProductStatus.ACCEPTED,
-            "review",
-            category.id,
-        )
-        session.add(
-            Review(
-                product_id=pid,
-                reviewer="tester",
-                action=ReviewAction.CORRECT,
-                category_id=category.id,
-            )
-        )
+        correct(session, pid, reviewer="tester", category_path="Veg > Carrot")
     _, same = model_cache.current()
     assert same is predictor and predictor.prototypes.count("Veg > Carrot") == carrots + 1
+    assert predictor.memory_revision == 1
 
-    memory = PrototypeMemory.load(bundle_dir)  # what `catalog-ai fewshot add` does
+    # What `catalog-ai fewshot add` does: a derived version with more examples, activated.
+    memory = same.prototypes.copy()
     memory.add("Veg > Pepper", embeddings[:2], source="fewshot")
-    memory.save(bundle_dir)
-    model_cache.current()
-    assert "Veg > Pepper" in predictor.proto_only_paths
-    assert predictor.prototypes.count("Veg > Carrot") == carrots + 1  # the review still counts
+    derived = derive_bundle(ModelBundle.load(bundle_dir), change="fewshot add", prototypes=memory,
+                            memory_revision=1)
+    activate(derived.path)
+    model, served = model_cache.current()
+    assert model.version == derived.version and served is not predictor
+    assert "Veg > Pepper" in served.proto_only_paths and served.memory_revision == 0
+    assert served.prototypes.count("Veg > Carrot") == carrots + 1  # the review still counts

@@ -7,6 +7,7 @@ from catalog_ai.db.models.embedding import Embedding
 from catalog_ai.db.models.model_version import ModelVersion
 from catalog_ai.db.models.product import HUMAN_SOURCES, LabelSource, Product, ProductStatus
 from catalog_ai.db.models.product_image import ProductImage
+from catalog_ai.db.models.prototype_revision import PrototypeRevision
 from catalog_ai.db.models.review import Review, ReviewAction
 from catalog_ai.db.models.sign_in_throttle import SignInThrottle
 from catalog_ai.db.models.suggestion import Suggestion, SuggestionSource
@@ -21,6 +22,7 @@ __all__ = [
     "Product",
     "ProductImage",
     "ProductStatus",
+    "PrototypeRevision",
     "Review",
     "ReviewAction",
     "SignInThrottle",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Text, func, text
+from sqlalchemy import ForeignKey, Index, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog_ai.db.base import Base
@@ -37,6 +37,11 @@ class ModelVersion(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     activated_at: Mapped[datetime | None]
     notes: Mapped[str | None] = mapped_column(Text)
+    # The version this one was derived from (re-calibrated, new thresholds, few-shot examples):
+    # versions are immutable, a change makes a new one.
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL"), index=True
+    )
 
     def __repr__(self) -> str:
         return f"ModelVersion(id={self.id!r}, version={self.version!r}, active={self.is_active!r})"

@@ -52,6 +52,10 @@ class Suggestion(Base):
     )
     open_set: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The prototype-memory revision of the model version the suggestion used (see
+    # PrototypeRevision); NULL for a model without prototype memory, or a suggestion made
+    # before revisions were recorded.
+    memory_revision: Mapped[int | None]
 
     product: Mapped[Product] = relationship(back_populates="suggestions")
     model_version: Mapped[ModelVersion] = relationship()
