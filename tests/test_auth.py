@@ -95,7 +95,10 @@ def test_minimum_password_length():
     check_new_password("x" * MIN_PASSWORD_LENGTH)
 
 
-def test_identity_header_needs_a_trusted_proxy(caplog):
+def test_identity_header_needs_a_trusted_proxy(caplog, monkeypatch):
+    import catalog_ai.auth
+
+    monkeypatch.setattr(catalog_ai.auth, "_warned", set())  # warned once per process: start afresh
     env = {"CATALOG_AI_AUTH_HEADER": "X-Forwarded-User"}
     with caplog.at_level(logging.WARNING, logger="catalog_ai.auth"):
         untrusted = load_auth_config(env)
