@@ -228,12 +228,11 @@ def calibrate_cmd(model_dir: Path | None, data_dir: Path | None, from_reviews: b
     new model version (a new bundle next to the old one, which is left as it was), registered
     when the old one is, and active when the old one was (unless --no-activate).
     """
-    from sqlalchemy import select
 
-    from catalog_ai.bundle import BundleError, ModelBundle
-    from catalog_ai.db import ModelVersion, unit_of_work
+    from catalog_ai.bundle import BundleError
+    from catalog_ai.db import unit_of_work
     from catalog_ai.inference.recalibrate import recalibrate_bundle
-    from catalog_ai.services.versions import current_memory
+    from catalog_ai.services.versions import derivation_base
 
     if bool(data_dir) == bool(from_reviews):
         raise click.UsageError("give exactly one of --data DIR or --from-reviews")
@@ -242,18 +241,9 @@ def calibrate_cmd(model_dir: Path | None, data_dir: Path | None, from_reviews: b
     if from_reviews or catalog_exists():
         ensure_db()
     with unit_of_work() if catalog_exists() else nullcontext() as session:
-        if model_dir is None:
-            from catalog_ai.services.models import active_model
-
-            active = active_model(session)
-            if active is None:
-                raise BundleError("no active model: give --model DIR")
-            model_dir = Path(active.bundle_path)
-        parent = ModelBundle.load(model_dir)
-        row = None if session is None else session.scalar(
-            select(ModelVersion).where(ModelVersion.version == parent.version))
         # The new version starts from what the model serves now: its reviews' revisions too.
-        memory, revision = current_memory(session, row, parent)
+        parent, memory, revision = derivation_base(session, model_dir)
+        model_dir = parent.path
         if from_reviews:
             from catalog_ai.services.review import reviewed_examples
 
@@ -369,12 +359,10 @@ def models_activate(version: str) -> None:
 def models_thresholds(model_dir: Path | None, decision: float | None, auto_accept: float | None,
                       no_auto_accept: bool, activate: bool) -> None:
     """Change a model's thresholds: the result is a new version derived from it."""
-    from sqlalchemy import select
 
-    from catalog_ai.bundle import BundleError, ModelBundle, derive_bundle
-    from catalog_ai.db import ModelVersion, unit_of_work
-    from catalog_ai.services.models import active_model
-    from catalog_ai.services.versions import current_memory
+    from catalog_ai.bundle import derive_bundle
+    from catalog_ai.db import unit_of_work
+    from catalog_ai.services.versions import derivation_base
 
     if decision is None and auto_accept is None and not no_auto_accept:
         raise click.UsageError("give --decision, --auto-accept or --no-auto-accept")
@@ -385,14 +373,7 @@ def models_thresholds(model_dir: Path | None, decision: float | None, auto_accep
             raise click.UsageError(f"{name} {value} is not a probability in (0, 1]; give e.g. 0.9")
     ensure_db()
     with unit_of_work() as session:
-        if model_dir is None:
-            active = active_model(session)
-            if active is None:
-                raise BundleError("no active model: give --model DIR")
-            model_dir = Path(active.bundle_path)
-        parent = ModelBundle.load(model_dir)
-        row = session.scalar(select(ModelVersion).where(ModelVersion.version == parent.version))
-        memory, revision = current_memory(session, row, parent)
+        parent, memory, revision = derivation_base(session, model_dir)
     thresholds = dataclasses.replace(
         parent.thresholds,
         **({"decision": decision} if decision is not None else {}),

@@ -34,8 +34,10 @@ def ingest_cmd(
     """Add new product photos (files, or folders searched recursively) to be classified.
 
     Each photo becomes a pending product; its classification is enqueued once it is committed
-    (with no broker configured it runs in this process, and the command waits for it). Photos already in the
-    catalog are reported with their product and not added again. A file that cannot be used is
+    (with no broker configured it runs in this process, and the command waits for it and reports
+    photos that failed there too, e.g. a file cut off after its header; with a broker see
+    `catalog-ai status`). Photos already in the catalog are reported with their product and not
+    added again. A file that cannot be used is
     reported with its reason and the others go on: unusable bytes become one failed product
     (the same bad file ingested again reports that product again), a path that cannot be read
     (missing, unreadable, over the size limit) makes none. In folders, photo files are taken
@@ -44,9 +46,11 @@ def ingest_cmd(
     \b
     Exit status:
       0  every file was ingested or already in the catalog
-      1  some files (or folders) failed; the rest were ingested
+      1  some files (or folders) failed (in ingest, or in classification when it ran in this
+         process); the rest were ingested
       2  usage error (bad option, --external-id with several files, no database)
     """
+    from catalog_ai.worker.dispatch import InProcessDispatcher
     from catalog_ai.worker.jobs import ingest_paths
 
     ensure_db()
@@ -59,6 +63,14 @@ def ingest_cmd(
             chunk_size=chunk_size,
             progress=not as_json,
         )
+    if isinstance(dispatcher, InProcessDispatcher):  # classified already: its failures count too
+        from catalog_ai.db import unit_of_work
+        from catalog_ai.services.ingest import FailedFile
+        from catalog_ai.services.status import failures
+
+        with unit_of_work() as session:
+            failed = failures(session, summary.created)
+        summary.failed += [FailedFile(f, pid, failed[pid]) for f, pid in summary.ingested if pid in failed]
     if as_json:
         echo_json(
             {

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from catalog_ai.db import Product, ProductStatus, utc_now
 from catalog_ai.services.models import active_model
 
-__all__ = ["pipeline_status", "status_counts"]
+__all__ = ["failures", "pipeline_status", "status_counts"]
 
 
 def pipeline_status(session: Session, *, recent_failures: int = 5) -> dict:
@@ -59,3 +59,18 @@ def status_counts(session: Session, product_ids: Iterable[int] | None = None) ->
     else:
         counts = dict(session.execute(query).all())
     return {s.value: int(counts.get(s, 0)) for s in ProductStatus}
+
+
+def failures(session: Session, product_ids: Iterable[int]) -> dict[int, str]:
+    """Of ``product_ids``, the failed products and why (for a command that waited for them)."""
+    ids = list(product_ids)
+    out: dict[int, str] = {}
+    for start in range(0, len(ids), 10_000):  # SQLite caps the parameters of one statement
+        part = ids[start : start + 10_000]
+        rows = session.execute(
+            select(Product.id, Product.error).where(
+                Product.id.in_(part), Product.status == ProductStatus.FAILED
+            )
+        ).all()
+        out.update({pid: error or "failed" for pid, error in rows})
+    return out

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "adopt_derived",
+    "derivation_base",
     "apply_revisions",
     "current_memory",
     "latest_revision",
@@ -92,6 +93,25 @@ def current_memory(session: Session, row: ModelVersion | None,
         return base, None
     revision = latest_revision(session, row.id)
     return memory_at(session, row.id, revision, base), revision
+
+
+def derivation_base(
+    session: Session | None, model_dir: Path | None
+) -> tuple[ModelBundle, PrototypeMemory | None, int | None]:
+    """What a new version derives from: the bundle at ``model_dir`` (default: the active
+    model's), with the memory it serves now and that memory's revision (see
+    :func:`current_memory`). ``session`` is None when there is no catalog yet."""
+    if model_dir is None:
+        active = None if session is None else session.scalar(
+            select(ModelVersion).where(ModelVersion.is_active.is_(True)))
+        if active is None:
+            raise BundleError("no active model: give --model DIR")
+        model_dir = Path(active.bundle_path)
+    parent = ModelBundle.load(model_dir)
+    row = None if session is None else session.scalar(
+        select(ModelVersion).where(ModelVersion.version == parent.version))
+    memory, revision = current_memory(session, row, parent)
+    return parent, memory, revision
 
 
 def record_review_revision(session: Session, review: Review) -> PrototypeRevision | None:

@@ -42,8 +42,11 @@ def test_ingest_classifies_in_process_and_reports_every_file(catalog, tmp_path, 
     result = _run("ingest", str(folder), str(photos[0]))  # photos[0] is also in the folder
     assert result.exit_code == 1, result.output  # some files failed, the rest went in
     assert "product ids: " in result.output
-    assert "6 new products, 1 already in the catalog, 3 failed, 1 ignored" in result.output
+    # 3 refused at ingest, and the cut-off PNG (its header is fine) failed in classification,
+    # which ran in this process: the command waited for it and reports it too.
+    assert "6 new products, 1 already in the catalog, 4 failed, 1 ignored" in result.output
     assert f"failed: {bad['empty']}: file is empty" in result.output
+    assert f"failed: {bad['corrupt']}: truncated or corrupt" in result.output
     assert "ignored (not a photo file name)" in result.output and "readme.txt" in result.output
 
     status = json.loads(_run("status", "--json").output)
