@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from catalog_ai.db import LabelSource, unit_of_work
+from catalog_ai.db.retry import run_chunk
 from catalog_ai.errors import ImportFolderError
 from catalog_ai.media import MediaStore
 from catalog_ai.progress import progress_bar
@@ -57,17 +58,29 @@ def import_folder(
         kind = "fewshot" if label_source == LabelSource.FEWSHOT else "folder"
         summary.categories_added = sync_taxonomy(session, scan.taxonomy, source=f"{kind}:{folder}").added
     with progress_bar(total=len(scan.files), desc="importing photos", unit="photo", enable=progress) as bar:
+        counted: set[Path] = set()
+
+        def tick(file: Path) -> None:
+            if file not in counted:
+                counted.add(file)
+                bar.update(1)
+
         for start in range(0, len(scan.files), chunk_size):
             chunk = scan.files[start : start + chunk_size]
-            with unit_of_work() as session:
-                part = import_labelled_files(
+            # A chunk that lost a lock race to a concurrent writer (another import, an ingest)
+            # is rolled back and imported again; the bar counts each file once, however many
+            # attempts its chunk took.
+            part = run_chunk(
+                lambda session, chunk=chunk: import_labelled_files(
                     session,
                     chunk,
                     media=media,
                     max_bytes=settings.max_image_bytes,
                     max_pixels=settings.max_image_pixels,
-                    on_file=lambda _f: bar.update(1),
+                    on_file=tick,
                     label_source=label_source,
-                )
+                ),
+                what="import chunk",
+            )
             summary.merge(part)
     return summary

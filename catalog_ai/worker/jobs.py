@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import random
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy.exc import DBAPIError
-
 from catalog_ai.db import unit_of_work
+from catalog_ai.db.retry import run_chunk
 from catalog_ai.dispatch import Dispatcher
 from catalog_ai.media import MediaStore
 from catalog_ai.progress import progress_bar
@@ -75,21 +72,6 @@ def expand_paths(
     return files, ignored, empty
 
 
-# Retries of a chunk that lost a lock race (PostgreSQL deadlock or serialisation failure, SQLite
-# still locked after its busy timeout): the rolled-back chunk is simply ingested again, and what
-# a concurrent writer committed meanwhile then shows as duplicates.
-_CHUNK_ATTEMPTS = 5
-
-
-class _LostLockRace(Exception):
-    pass
-
-
-def _lost_lock_race(exc: DBAPIError) -> bool:
-    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return code in {"40P01", "40001"} or "database is locked" in str(exc.orig).lower()
-
-
 def ingest_paths(
     paths: Sequence[str | Path],
     *,
@@ -117,28 +99,19 @@ def ingest_paths(
     ) as bar:
         for start in range(0, len(files), chunk_size):
             chunk = files[start : start + chunk_size]
-            for attempt in range(1, _CHUNK_ATTEMPTS + 1):
-                try:
-                    with unit_of_work() as session:
-                        try:
-                            part = ingest_files(
-                                session,
-                                chunk,
-                                media=media,
-                                dispatcher=dispatcher,
-                                title=title,
-                                external_id=external_id,
-                            )
-                        except DBAPIError as exc:
-                            # Only a statement of the chunk itself, never an error after the
-                            # commit: a committed chunk is not ingested twice.
-                            if attempt < _CHUNK_ATTEMPTS and _lost_lock_race(exc):
-                                raise _LostLockRace from exc
-                            raise
-                    break
-                except _LostLockRace as race:
-                    log.info("ingest chunk lost a lock race (%s); trying again", race.__cause__)
-                    time.sleep(0.05 * attempt * (1 + random.random()))
+            # A chunk that lost a lock race is rolled back and ingested again; what a
+            # concurrent writer committed meanwhile then shows as duplicates.
+            part = run_chunk(
+                lambda session, chunk=chunk: ingest_files(
+                    session,
+                    chunk,
+                    media=media,
+                    dispatcher=dispatcher,
+                    title=title,
+                    external_id=external_id,
+                ),
+                what="ingest chunk",
+            )
             summary.merge(part)
             bar.update(len(chunk))
     return summary
