@@ -113,3 +113,36 @@ def test_users_hash_password_refuses_short_and_command_line_passwords(catalog_ho
     argv = CliRunner().invoke(cli, ["users", "hash-password", "alice", "--password", "long-enough-password"])
     assert argv.exit_code == 2 and "never taken from the command line" in argv.output
     assert "$argon2" not in argv.stdout
+
+
+def test_import_folder_prints_relabelled_photos_and_label_conflicts(run, tmp_path):
+    from sqlalchemy import select
+
+    from catalog_ai.db import Category, LabelSource, Product, ProductStatus, unit_of_work
+
+    root = tmp_path / "photos"
+    (root / "Fruit" / "Kiwi").mkdir(parents=True)
+    for name, colour in (("k1.jpg", (90, 120, 30)), ("k2.jpg", (10, 200, 30))):
+        buf = io.BytesIO()
+        Image.new("RGB", (20, 20), colour).save(buf, "JPEG")
+        (root / "Fruit" / "Kiwi" / name).write_bytes(buf.getvalue())
+    (root / "Fruit" / "Lime").mkdir()
+    # The same bytes as k2 under another category: a conflict between two people's labels.
+    twin = (root / "Fruit" / "Kiwi" / "k2.jpg").read_bytes()
+    (root / "Fruit" / "Lime" / "l1.jpg").write_bytes(twin)
+    assert run("catalog", "import-folder", str(root)).exit_code == 0
+    with unit_of_work() as session:  # k1 becomes a model's guess; k2 stays a person's Kiwi
+        lime = session.scalar(select(Category).where(Category.path == "Fruit > Lime"))
+        for product in session.scalars(select(Product)):
+            if product.title == "k1":
+                product.label_source, product.category_id = LabelSource.MODEL, lime.id
+    result = CliRunner().invoke(cli, ["catalog", "import-folder", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "imported 0, duplicates 2, failed 0, relabelled 1, label conflicts 1" in result.output
+    assert "conflict:" in result.output and "l1.jpg" in result.output
+    assert "'Fruit > Kiwi'" in result.output and "'Fruit > Lime'" in result.output
+    with unit_of_work() as session:
+        k1 = session.scalar(select(Product).where(Product.title == "k1"))
+        assert (k1.category.path, k1.label_source, k1.status) == (
+            "Fruit > Kiwi", LabelSource.IMPORT, ProductStatus.ACCEPTED
+        )

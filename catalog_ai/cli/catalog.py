@@ -126,13 +126,22 @@ def catalog_import_folder(folder: Path, chunk_size: int) -> None:
     _print_import_summary(summary)
 
 
+def print_label_conflicts(summary) -> None:
+    """Photos a person had labelled otherwise: their label was kept; say so, one line each."""
+    for conflict in summary.conflicts:
+        click.echo(f"  conflict: {conflict.describe()}", err=True)
+
+
 def _print_import_summary(summary) -> None:
     click.echo(
         f"imported {summary.imported}, duplicates {summary.duplicates}, failed {len(summary.failed)}"
+        + (f", relabelled {summary.relabelled}" if summary.relabelled else "")
+        + (f", label conflicts {len(summary.conflicts)}" if summary.conflicts else "")
         + (f", categories added {summary.categories_added}" if summary.categories_added else "")
     )
     for file, reason in summary.failed:
         click.echo(f"  failed: {file}: {reason}", err=True)
+    print_label_conflicts(summary)
     if summary.skipped:  # never silently: say what was not taken, and why
         click.echo(summary.skipped_summary, err=True)
         for file, reason in summary.skipped[:20]:

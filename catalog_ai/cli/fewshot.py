@@ -72,6 +72,7 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) 
     else:
         _adopt(derived, activate=activate, add_categories=True)
     if catalog:
+        from catalog_ai.cli.catalog import print_label_conflicts
         from catalog_ai.db import LabelSource
         from catalog_ai.jobs import import_folder
 
@@ -79,7 +80,9 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) 
         # A person chose these examples: no model may re-classify or overwrite them.
         summary = import_folder(data_dir, label_source=LabelSource.FEWSHOT)
         click.echo(f"catalog: {summary.imported} photos imported as labelled products, "
-                   f"{summary.duplicates} already there, {summary.categories_added} categories added")
+                   f"{summary.duplicates} already there, {summary.relabelled} relabelled (a "
+                   f"model's label or none before), {summary.categories_added} categories added")
+        print_label_conflicts(summary)
 
 
 @fewshot.command("list")

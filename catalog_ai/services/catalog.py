@@ -13,6 +13,7 @@ from catalog_ai import images
 from catalog_ai.db import (
     Category,
     LabelSource,
+    Product,
     ProductImage,
     ProductStatus,
     TaxonomyVersion,
@@ -25,6 +26,7 @@ from catalog_ai.taxonomy import SEPARATOR, Node, Taxonomy, check_node, format_pa
 __all__ = [
     "TaxonomySync",
     "ImportSummary",
+    "LabelConflict",
     "sync_taxonomy",
     "catalog_taxonomy",
     "import_labelled_files",
@@ -38,15 +40,39 @@ class TaxonomySync:
     version: int | None  # the new taxonomy version, None when nothing was added
 
 
+@dataclass(frozen=True)
+class LabelConflict:
+    """A photo a person had already labelled otherwise: their label was kept, this is the other."""
+
+    file: str
+    product_id: int
+    kept: str | None  # the category the person gave; None: a reviewer rejected the product
+    given: str  # the category the import gives the same photo
+
+    def describe(self) -> str:
+        kept = "rejected by a reviewer" if self.kept is None else f"labelled {self.kept!r}"
+        return (
+            f"{self.file}: the same photo is product {self.product_id}, {kept} by a person; "
+            f"kept that, not {self.given!r} (correct it in review if the import is right)"
+        )
+
+
 @dataclass
 class ImportSummary:
     imported: int = 0
     duplicates: int = 0
+    # Photos already in the catalog with a model's label or none (pending, failed, suggested):
+    # the import is a person's decision, so they now carry its category.
+    relabelled: int = 0
+    # Duplicates whose person-given label differs from the import's (counted in duplicates too).
+    conflicts: list[LabelConflict] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
 
     def merge(self, other: ImportSummary) -> None:
         self.imported += other.imported
         self.duplicates += other.duplicates
+        self.relabelled += other.relabelled
+        self.conflicts.extend(other.conflicts)
         self.failed.extend(other.failed)
 
 
@@ -150,9 +176,12 @@ def import_labelled_files(
 ) -> ImportSummary:
     """Store labelled photos as accepted products of their categories.
 
-    A file whose bytes are already in the catalog is counted as a duplicate and not stored again,
-    so re-running an import adds nothing. An unreadable file is reported with its reason and the
-    others go on. Categories must exist already (:func:`sync_taxonomy`).
+    A file whose bytes are already in the catalog is not stored again, so re-running an import
+    adds nothing. If that product's label was not a person's (a model's guess, or none yet), the
+    import's label is: the product takes its category and ``label_source`` (``relabelled``). A
+    person's label is kept (a duplicate); one that differs from the import's is reported in
+    ``conflicts``. An unreadable file is reported with its reason and the others go on.
+    Categories must exist already (:func:`sync_taxonomy`).
     """
     if not LabelSource(label_source).is_human:
         # Imported labels are never re-classified: a model's guess must not pass as one.
@@ -161,6 +190,7 @@ def import_labelled_files(
     categories = _categories_by_path(session, {format_path(p) for _, p in files})
     seen: set[str] = set()
     pending: list[tuple[Path, tuple[str, ...], bytes, str]] = []
+    repeats: list[tuple[Path, tuple[str, ...], str]] = []  # same bytes as an earlier file here
     for file, path in files:
         try:
             data = images.read_bytes(file, max_bytes=max_bytes)
@@ -170,16 +200,16 @@ def import_labelled_files(
             continue
         digest = content_hash(data)
         if digest in seen:
-            summary.duplicates += 1
-            _tick(on_file, file)
+            repeats.append((file, path, digest))  # settled once the first one is stored
             continue
         seen.add(digest)
         pending.append((file, path, data, digest))
 
-    known = _known_hashes(session, [digest for *_, digest in pending])
+    known = _products_by_hash(session, [digest for *_, digest in pending])
     for file, path, data, digest in pending:
+        category = categories[format_path(path)]
         if digest in known:
-            summary.duplicates += 1
+            _settle_existing(known[digest], file, category, label_source, summary)
         else:
             try:
                 info = images.probe(data, source=str(file), max_pixels=max_pixels)
@@ -193,16 +223,53 @@ def import_labelled_files(
                     session,
                     title=file.stem[:512],
                     status=ProductStatus.ACCEPTED,
-                    category_id=categories[format_path(path)].id,
+                    category_id=category.id,
                     label_source=label_source,
                 )
-                if pid is not None and attach_photo(session, pid, stored, info) is None:
+                winner = None if pid is None else attach_photo(session, pid, stored, info)
+                if pid is not None and winner is None:
                     summary.imported += 1
+                elif winner is not None:
+                    product = session.get(Product, winner, with_for_update=True)
+                    assert product is not None  # it holds the photo this very statement met
+                    _settle_existing(product, file, category, label_source, summary)
                 else:
                     summary.duplicates += 1
         _tick(on_file, file)
     session.flush()
+    if repeats:
+        stored_now = _products_by_hash(session, sorted({digest for *_, digest in repeats}))
+        for file, path, digest in repeats:
+            product = stored_now.get(digest)
+            if product is None:  # the first file with these bytes failed: reported there
+                summary.duplicates += 1
+            else:
+                category = categories[format_path(path)]
+                _settle_existing(product, file, category, label_source, summary)
+            _tick(on_file, file)
+        session.flush()
     return summary
+
+
+def _settle_existing(
+    product: Product, file: Path, category: Category, label_source: LabelSource,
+    summary: ImportSummary,
+) -> None:
+    """A labelled file whose photo is already ``product``: a person's label decides."""
+    if not product.labelled_by_person:
+        # A model's guess, or no label yet (pending, processing, failed, suggested): the import
+        # is a person's decision, and no model may re-classify it from now on.
+        product.category_id = category.id
+        product.label_source = label_source
+        product.status = ProductStatus.ACCEPTED
+        product.error = None
+        summary.relabelled += 1
+        return
+    # People's decisions stay decided; a disagreement between two of them is shown, not settled.
+    summary.duplicates += 1
+    if product.category_id != category.id:
+        kept = None if product.category is None else product.category.path
+        summary.conflicts.append(LabelConflict(str(file), product.id, kept, category.path))
 
 
 def _tick(on_file: Callable[[Path], None] | None, file: Path) -> None:
@@ -222,8 +289,16 @@ def _categories_by_path(session: Session, paths: Iterable[str]) -> dict[str, Cat
     return found
 
 
-def _known_hashes(session: Session, digests: list[str]) -> set[str]:
+def _products_by_hash(session: Session, digests: list[str]) -> dict[str, Product]:
+    """The products holding these photo hashes, locked until the commit (a worker that is
+    classifying one meanwhile then sees the label a person gave it)."""
     if not digests:
-        return set()
-    rows = session.scalars(select(ProductImage.content_hash).where(ProductImage.content_hash.in_(digests)))
-    return set(rows)
+        return {}
+    rows = session.execute(
+        select(ProductImage.content_hash, Product)
+        .join(Product, Product.id == ProductImage.product_id)
+        .where(ProductImage.content_hash.in_(digests))
+        .order_by(Product.id)
+        .with_for_update(of=Product)
+    )
+    return {digest: product for digest, product in rows}

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from catalog_ai.db import Product, ProductImage, dispose_engines, migrate, unit_of_work
+from catalog_ai.db import (
+    Category,
+    LabelSource,
+    Product,
+    ProductImage,
+    ProductStatus,
+    dispose_engines,
+    migrate,
+    unit_of_work,
+)
 from catalog_ai.media import MediaStore
 from catalog_ai.services.catalog import import_labelled_files, sync_taxonomy
 from catalog_ai.services.ingest import ingest_files
@@ -25,12 +35,14 @@ def any_catalog(request, catalog_home, monkeypatch):
         reset_settings()
     migrate.upgrade()
     with unit_of_work() as session:
-        sync_taxonomy(session, Taxonomy.from_paths(["Fruit > Kiwi"]), source="test")
+        sync_taxonomy(
+            session, Taxonomy.from_paths(["Fruit > Kiwi", "Fruit > Lime"]), source="test"
+        )
     yield MediaStore(get_settings().media_dir)
     dispose_engines()
 
 
-def test_a_photo_a_concurrent_ingest_stored_first_is_a_duplicate_of_the_import(
+def test_a_photo_a_concurrent_ingest_stored_first_is_stored_once_with_the_imports_label(
     any_catalog, tmp_path
 ):
     photos = make_photos(tmp_path / "Fruit" / "Kiwi", 4)
@@ -64,7 +76,119 @@ def test_a_photo_a_concurrent_ingest_stored_first_is_a_duplicate_of_the_import(
         t.join(60)
     assert errors == []
     summary = outcome["import"]
-    assert (summary.imported, summary.duplicates, summary.failed) == (2, 2, [])
+    # The upload's photos were still waiting for a model: the import's label is a person's.
+    assert (summary.imported, summary.relabelled, summary.duplicates, summary.failed) == (
+        2, 2, 0, []
+    )
     with unit_of_work() as session:
         assert session.scalar(select(func.count()).select_from(Product)) == 4
         assert session.scalar(select(func.count()).select_from(ProductImage)) == 4
+
+
+# --------------------------------------------------------------------------- label provenance
+def _category_id(session, path: str) -> int:
+    return session.scalar(select(Category.id).where(Category.path == path))
+
+
+def _uploaded(media: MediaStore, photos, **state) -> list[int]:
+    """Products for ``photos`` as an upload makes them (pending), then set to ``state``, with
+    ``category`` given as a path."""
+    with unit_of_work() as session:
+        ids = ingest_files(session, photos, media=media, dispatcher=None).created
+        category = state.pop("category", None)
+        for product in session.scalars(select(Product).where(Product.id.in_(ids))):
+            if category is not None:
+                product.category_id = _category_id(session, category)
+            for key, value in state.items():
+                setattr(product, key, value)
+    return ids
+
+
+def _state(pid: int) -> tuple[str | None, LabelSource | None, ProductStatus]:
+    with unit_of_work() as session:
+        product = session.get(Product, pid)
+        path = None if product.category is None else product.category.path
+        return path, product.label_source, product.status
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {},  # pending: no model has seen it yet
+        {"status": ProductStatus.ACCEPTED, "label_source": LabelSource.MODEL,
+         "category": "Fruit > Lime"},  # auto-accepted from a model's wrong guess
+        {"status": ProductStatus.SUGGESTED},
+        {"status": ProductStatus.FAILED, "error": "classification started 5 times"},
+    ],
+    ids=["pending", "model-accepted", "suggested", "failed"],
+)
+@pytest.mark.parametrize("source", [LabelSource.IMPORT, LabelSource.FEWSHOT])
+def test_a_photo_without_a_persons_label_takes_the_imported_one(
+    any_catalog, tmp_path, state, source
+):
+    photos = make_photos(tmp_path / "up", 2)
+    [pid, _] = _uploaded(any_catalog, photos, **state)
+    files = [(photos[0], ("Fruit", "Kiwi"))]
+    with unit_of_work() as session:
+        summary = import_labelled_files(session, files, media=any_catalog, label_source=source)
+    assert (summary.imported, summary.relabelled, summary.duplicates) == (0, 1, 0)
+    assert summary.conflicts == [] and summary.failed == []
+    assert _state(pid) == ("Fruit > Kiwi", source, ProductStatus.ACCEPTED)
+    with unit_of_work() as session:
+        product = session.get(Product, pid)
+        assert product.labelled_by_person and product.error is None
+        assert session.scalar(select(func.count()).select_from(Product)) == 2  # nothing added
+
+
+@pytest.mark.parametrize("source", [LabelSource.REVIEW, LabelSource.IMPORT, LabelSource.FEWSHOT])
+def test_a_persons_label_stays_and_a_different_one_is_reported_as_a_conflict(
+    any_catalog, tmp_path, source
+):
+    photos = make_photos(tmp_path / "up", 2)
+    ids = _uploaded(
+        any_catalog, photos,
+        status=ProductStatus.ACCEPTED, label_source=source, category="Fruit > Lime",
+    )
+    files = [(photos[0], ("Fruit", "Kiwi")), (photos[1], ("Fruit", "Lime"))]
+    with unit_of_work() as session:
+        summary = import_labelled_files(session, files, media=any_catalog)
+    assert (summary.imported, summary.relabelled, summary.duplicates) == (0, 0, 2)
+    [conflict] = summary.conflicts  # the agreeing one (Lime) is a plain duplicate
+    assert (conflict.file, conflict.product_id) == (str(photos[0]), ids[0])
+    assert (conflict.kept, conflict.given) == ("Fruit > Lime", "Fruit > Kiwi")
+    assert "Fruit > Lime" in conflict.describe() and "Fruit > Kiwi" in conflict.describe()
+    for pid in ids:
+        assert _state(pid) == ("Fruit > Lime", source, ProductStatus.ACCEPTED)
+
+
+def test_a_reviewers_rejection_stays_and_is_reported_against_an_import(any_catalog, tmp_path):
+    photos = make_photos(tmp_path / "up", 1)
+    [pid] = _uploaded(
+        any_catalog, photos, status=ProductStatus.REJECTED, label_source=LabelSource.REVIEW
+    )
+    with unit_of_work() as session:
+        summary = import_labelled_files(
+            session, [(photos[0], ("Fruit", "Kiwi"))], media=any_catalog
+        )
+    assert (summary.relabelled, summary.duplicates) == (0, 1)
+    assert [(c.kept, c.given) for c in summary.conflicts] == [(None, "Fruit > Kiwi")]
+    assert "rejected" in summary.conflicts[0].describe()
+    assert _state(pid) == (None, LabelSource.REVIEW, ProductStatus.REJECTED)
+
+
+def test_the_same_photo_twice_in_one_import_under_two_categories_is_a_conflict(
+    any_catalog, tmp_path
+):
+    [photo] = make_photos(tmp_path / "a", 1)
+    twin = tmp_path / "b" / "twin.png"
+    twin.parent.mkdir()
+    twin.write_bytes(photo.read_bytes())
+    files = [(photo, ("Fruit", "Kiwi")), (twin, ("Fruit", "Lime"))]
+    ticked: list[Path] = []
+    with unit_of_work() as session:
+        summary = import_labelled_files(session, files, media=any_catalog, on_file=ticked.append)
+    assert (summary.imported, summary.duplicates) == (1, 1)
+    assert [(c.file, c.kept, c.given) for c in summary.conflicts] == [
+        (str(twin), "Fruit > Kiwi", "Fruit > Lime")
+    ]
+    assert sorted(ticked) == sorted([photo, twin])
