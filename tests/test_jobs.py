@@ -103,3 +103,45 @@ def test_import_shared_grocery_train(catalog_home, shared_data):
     assert per_leaf["Fruit > Avocado"] == len(list((shared_data / "train/Fruit/Avocado").glob("*.jpg")))
     again = import_folder(shared_data / "train", chunk_size=256)
     assert (again.imported, again.duplicates) == (0, 2640)
+
+
+def test_an_import_chunk_that_lost_a_lock_race_is_imported_again_and_counted_once(
+    catalog_home, photo_tree, monkeypatch
+):
+    import contextlib
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError
+
+    import catalog_ai.jobs as jobs
+    from catalog_ai.db import retry
+
+    migrate.upgrade()
+    monkeypatch.setattr(retry.time, "sleep", lambda _s: None)
+    real = jobs.import_labelled_files
+    calls = []
+
+    def loses_the_first_race(session, chunk, **kwargs):
+        calls.append(len(chunk))
+        part = real(session, chunk, **kwargs)  # every file of the chunk is ticked...
+        if len(calls) == 1:  # ...then its commit's last statement loses to another writer
+            raise DBAPIError("INSERT ...", {}, sqlite3.OperationalError("database is locked"))
+        return part
+
+    ticks = []
+
+    class Bar:
+        def update(self, n=1):
+            ticks.append(n)
+
+    @contextlib.contextmanager
+    def bar(**_kwargs):
+        yield Bar()
+
+    monkeypatch.setattr(jobs, "import_labelled_files", loses_the_first_race)
+    monkeypatch.setattr(jobs, "progress_bar", bar)
+    summary = import_folder(photo_tree, chunk_size=3)
+    assert calls[0] == calls[1] == 3  # the first chunk, twice
+    assert (summary.imported, summary.duplicates, len(summary.failed)) == (5, 1, 2)
+    assert sum(ticks) == 8  # one per file, not one per file and attempt
+    assert _counts() == (5, 5, 7)
