@@ -9,8 +9,9 @@ For each case it prints the exit code, the wall time and the peak RSS of that pr
 ``wait4``), whether a Python traceback appeared, the one line the user was told, and, for photos,
 what the database says afterwards: each hostile photo's status and reason, and whether any good
 neighbour was lost or failed. The loader column times the safe loader and preprocessing alone on
-the hostile photo, in a process of its own, against the same process on a good photo (baseline),
-so the photo's own cost is visible apart from loading torch and the model.
+the hostile photo, inside a process of its own (seconds, and how much that process's peak RSS
+grew), against the same on a good photo (baseline): the photo's own cost, apart from the ~0.7 GB
+and seconds of importing torch and the model that every command pays.
 
 Photos are classified in-process (no broker) by a bundle of the real pretrained
 EfficientNet-Lite0 weights with an untrained head: the outcome of a hostile photo does not depend
@@ -178,17 +179,52 @@ def good_photos(folder: Path, n: int) -> list[Path]:
     return paths
 
 
+# The safe loader and preprocessing alone, timed inside the process: its own seconds and how much
+# its peak RSS grew (importing torch with preprocess costs ~0.7 GB and seconds, which says
+# nothing about the photo).
 LOADER = (
-    "import sys\n"
+    "import json, resource, sys, time\n"
     "from catalog_ai.errors import CatalogAIError\n"
     "from catalog_ai.images import load_image\n"
     "from catalog_ai.preprocess import square\n"
+    "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "start = time.perf_counter()\n"
     "try:\n"
     "    square(load_image(sys.argv[1]), 224)\n"
-    "    print('loaded')\n"
+    "    said = 'loaded'\n"
     "except CatalogAIError as e:\n"
-    "    print('refused:', e)\n"
+    "    said = f'refused: {e}'\n"
+    "seconds = time.perf_counter() - start\n"
+    "grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+    "print(json.dumps({'said': said, 'seconds': seconds, 'rss_growth_mb': grew / 1024}))\n"
 )
+
+
+def loader(path: Path, env: dict[str, str]) -> tuple[float | None, float | None, str, bool]:
+    """Seconds and peak-RSS growth (MiB) of loading + preprocessing ``path``, what it said, and
+    whether a traceback appeared."""
+    rc, _, _, out, err = run([sys.executable, "-c", LOADER, str(path)], env, timeout=120)
+    try:
+        row = json.loads(out.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return None, None, one_line(out, err), "Traceback" in out + err
+    return round(row["seconds"], 3), round(row["rss_growth_mb"], 1), row["said"][:160], False
+
+
+def ingest_said(stdout: str, name: str) -> str:
+    """What ``ingest --json`` said about the file ``name``."""
+    try:
+        data = json.loads(stdout[stdout.index("{"):])
+    except ValueError:
+        return one_line(stdout, "")
+    for row in data.get("failed", []):
+        if Path(row["file"]).name == name:
+            return f"failed: {row['reason']}"[:160]
+    for key in ("ingested", "duplicates"):
+        for row in data.get(key, []):
+            if Path(row["file"]).name == name:
+                return f"{key} (product {row['product_id']})"
+    return "not named in the output"
 
 
 # --- hostile taxonomies -------------------------------------------------------------------------
@@ -300,7 +336,7 @@ def run_mode(mode: str, work: Path, bundle_dir: Path, version: str) -> list[Outc
 
         hostile = hostile_photos(work / "photos")
         baseline = good_photos(work / "baseline", 1)[0]
-        rc, base_s, base_rss, _, _ = run([sys.executable, "-c", LOADER, str(baseline)], env)
+        base_s, base_rss, _, _ = loader(baseline, env)
         for i, (name, path) in enumerate(sorted(hostile.items())):
             neighbours = good_photos(work / f"good_{mode}_{i}", 3)
             # Hostile photo in the middle of its chunk: its neighbours share the batch.
@@ -310,16 +346,16 @@ def run_mode(mode: str, work: Path, bundle_dir: Path, version: str) -> list[Outc
             status, reason = states.get(Path(name).stem, ("(no product)", None))
             lost = [p.stem for p in neighbours if p.stem not in states]
             bad = [p.stem for p in neighbours if states.get(p.stem, ("",))[0] in {"failed", "pending", "processing"}]
-            lrc, ls, lrss, lout, lerr = run([sys.executable, "-c", LOADER, str(path)], env, timeout=120)
+            ls, lrss, lsaid, ltb = loader(path, env)
             results.append(Outcome(
                 mode=mode, command="ingest", case=name, exit_code=rc, seconds=round(s, 2),
                 peak_rss_mb=round(rss), traceback="Traceback" in out + err,
-                said=one_line(out, err),
+                said=ingest_said(out, name),
                 db=f"{status}: {reason}" if reason else status,
                 neighbours="ok" if not lost and not bad else f"lost {lost} failed/pending {bad}",
-                loader_seconds=round(ls, 2), loader_rss_mb=round(lrss),
-                extra={"loader_said": one_line(lout, lerr), "loader_traceback": "Traceback" in lout + lerr,
-                       "baseline_seconds": round(base_s, 2), "baseline_rss_mb": round(base_rss)},
+                loader_seconds=ls, loader_rss_mb=lrss,
+                extra={"loader_said": lsaid, "loader_traceback": ltb,
+                       "baseline_seconds": base_s, "baseline_rss_mb": base_rss},
             ))
 
         # Paths that are not photos at all, beside a good one.
@@ -413,7 +449,8 @@ def build_bundle(out: Path) -> tuple[Path, str]:
 
 
 def print_table(results: list[Outcome]) -> None:
-    header = ("mode", "command", "case", "exit", "s", "RSS MB", "tb", "loader s/MB", "database", "neighbours", "said")
+    header = ("mode", "command", "case", "exit", "s", "RSS MB", "tb", "loader s / +MB", "database",
+              "neighbours", "said")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for r in results:
@@ -424,8 +461,9 @@ def print_table(results: list[Outcome]) -> None:
     base = next((r.extra for r in results if "baseline_seconds" in r.extra), None)
     if base:
         print(f"\nloader baseline (a good 480x360 JPEG): {base['baseline_seconds']} s, "
-              f"{base['baseline_rss_mb']} MB peak RSS")
-    bad = [r for r in results if r.traceback or (r.neighbours and r.neighbours != "ok")]
+              f"peak RSS +{base['baseline_rss_mb']} MB")
+    bad = [r for r in results if r.traceback or r.extra.get("loader_traceback")
+           or (r.neighbours and r.neighbours != "ok")]
     print(f"\n{len(results)} cases; raw tracebacks or harmed neighbours: {len(bad)}")
     for r in bad:
         print(f"  {r.mode} {r.command} {r.case}: traceback={r.traceback} neighbours={r.neighbours}")
