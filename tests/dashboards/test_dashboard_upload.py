@@ -9,10 +9,10 @@ import time
 from sqlalchemy import select
 
 from catalog_ai.db import Product, ProductStatus, unit_of_work
-from catalog_ai.worker import pipeline
 from catalog_ai.worker.dispatch import default_dispatcher
 from catalog_builder import png_bytes
 from conftest import frame
+from worker.support import hold_classification
 
 
 def test_upload_classifies_and_shows_failures_with_retry(catalog, open_app):
@@ -49,15 +49,7 @@ def test_upload_classifies_and_shows_failures_with_retry(catalog, open_app):
 def test_an_upload_returns_before_its_photos_are_classified(catalog, open_app, monkeypatch):
     """The network never runs in the request (nor in its commit hook): the page answers while
     classification is held up, and the photos are classified on another thread afterwards."""
-    release, threads = threading.Event(), []
-    real = pipeline.classify_chunk
-
-    def held_up(product_ids, **kwargs):
-        threads.append(threading.current_thread())
-        assert release.wait(60), "the test never released the classification"
-        return real(product_ids, **kwargs)
-
-    monkeypatch.setattr(pipeline, "classify_chunk", held_up)
+    release, threads = hold_classification(monkeypatch)
     at = open_app("upload")
     at.file_uploader[0].set_value([("carrot.png", png_bytes((30, 60, 220), 103), "image/png")]).run()
     started = time.monotonic()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import zlib
 from pathlib import Path
 
@@ -140,3 +141,20 @@ def shared_model(tmp_path_factory, n: int = 40) -> tuple[list[Path], object]:
         finally:
             torch.set_num_threads(previous)
     return _CACHE[n]
+
+
+def hold_classification(monkeypatch) -> tuple[threading.Event, list[threading.Thread]]:
+    """Hold every classification until the returned event is set; the list collects the threads
+    it ran on (to show that work runs off the caller's thread)."""
+    from catalog_ai.worker import pipeline
+
+    release, threads = threading.Event(), []
+    real = pipeline.classify_chunk
+
+    def held_up(product_ids, **kwargs):
+        threads.append(threading.current_thread())
+        assert release.wait(60), "the test never released the classification"
+        return real(product_ids, **kwargs)
+
+    monkeypatch.setattr(pipeline, "classify_chunk", held_up)
+    return release, threads

@@ -19,7 +19,7 @@ from catalog_ai.worker.dispatch import (
     InProcessDispatcher,
     default_dispatcher,
 )
-from worker.support import activate, shared_model
+from worker.support import activate, hold_classification, shared_model
 
 
 @pytest.fixture
@@ -44,15 +44,7 @@ def test_work_runs_off_the_callers_thread_and_the_caller_returns_at_once(
 ):
     photos, bundle = shared_model(tmp_path_factory)
     activate(bundle.path)
-    release, threads = threading.Event(), []
-    real = pipeline.classify_chunk
-
-    def held_up(product_ids, **kwargs):
-        threads.append(threading.current_thread())
-        assert release.wait(60), "the test never released the classification"
-        return real(product_ids, **kwargs)
-
-    monkeypatch.setattr(pipeline, "classify_chunk", held_up)
+    release, threads = hold_classification(monkeypatch)
     started = time.monotonic()
     ids = _ingest(catalog, photos[:3], runner)
     waited = time.monotonic() - started
