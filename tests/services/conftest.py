@@ -9,7 +9,7 @@ import pytest
 
 from catalog_ai.db import dispose_engines, migrate
 from catalog_ai.media import MediaStore
-from catalog_ai.settings import get_settings
+from catalog_ai.settings import get_settings, reset_settings
 from catalog_ai.worker import model_cache
 from helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
@@ -21,3 +21,14 @@ def catalog(catalog_home: Path) -> Iterator[MediaStore]:
     yield MediaStore(get_settings().media_dir)
     dispose_engines()
     model_cache.reset()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def any_catalog(request, catalog_home, monkeypatch) -> Iterator[MediaStore]:
+    """An empty catalog, once on the embedded SQLite file and once on the real PostgreSQL."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("CATALOG_AI_DATABASE_URL", request.getfixturevalue("postgres_url"))
+        reset_settings()
+    migrate.upgrade()
+    yield MediaStore(get_settings().media_dir)
+    dispose_engines()

@@ -16,30 +16,23 @@ from catalog_ai.db import (
     Product,
     ProductImage,
     ProductStatus,
-    dispose_engines,
-    migrate,
     unit_of_work,
 )
 from catalog_ai.media import MediaStore
 from catalog_ai.services.catalog import import_labelled_files, sync_taxonomy
 from catalog_ai.services.ingest import ingest_files
-from catalog_ai.settings import get_settings, reset_settings
 from catalog_ai.taxonomy import Taxonomy
 from worker.support import make_photos
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def any_catalog(request, catalog_home, monkeypatch):
-    if request.param == "postgresql":
-        monkeypatch.setenv("CATALOG_AI_DATABASE_URL", request.getfixturevalue("postgres_url"))
-        reset_settings()
-    migrate.upgrade()
+@pytest.fixture
+def any_catalog(any_catalog):
+    """The conftest's empty catalog (SQLite and PostgreSQL) with the two leaves these tests use."""
     with unit_of_work() as session:
         sync_taxonomy(
             session, Taxonomy.from_paths(["Fruit > Kiwi", "Fruit > Lime"]), source="test"
         )
-    yield MediaStore(get_settings().media_dir)
-    dispose_engines()
+    return any_catalog
 
 
 def test_a_photo_a_concurrent_ingest_stored_first_is_stored_once_with_the_imports_label(

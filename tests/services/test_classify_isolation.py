@@ -36,6 +36,18 @@ def _black_png() -> bytes:
     return buf.getvalue()
 
 
+def _network_rejects_hostile_photos(monkeypatch) -> None:
+    """The network fails every batch that holds a hostile photo (as a kernel might)."""
+    real = Predictor.analyse
+
+    def analyse(self, squares):
+        if any(_is_hostile(sq) for sq in squares):
+            raise RuntimeError("kernel rejected the input")
+        return real(self, squares)
+
+    monkeypatch.setattr(Predictor, "analyse", analyse)
+
+
 def _is_hostile(square: np.ndarray) -> bool:
     return int(square.max()) == 0
 
@@ -58,14 +70,7 @@ def test_a_photo_the_network_fails_on_fails_alone(catalog, model, monkeypatch):
     photos, bundle = model
     activate(bundle.path)
     good, hostile = _chunk_of_four(catalog, photos)
-    real = Predictor.analyse
-
-    def analyse(self, squares):
-        if any(_is_hostile(sq) for sq in squares):
-            raise RuntimeError("kernel rejected the input")
-        return real(self, squares)
-
-    monkeypatch.setattr(Predictor, "analyse", analyse)
+    _network_rejects_hostile_photos(monkeypatch)
     summary = classify_chunk([*good, hostile])
     assert summary.failed == 1 and summary.suggested + summary.accepted == 3
     products = _products()
@@ -172,14 +177,7 @@ def test_embedding_skips_only_the_photo_the_network_fails_on(catalog, model, mon
         )
         hostile_image = next(img.id for img in session.get(Product, hostile).images)
     predictor = Predictor.load(bundle.path)
-    real = Predictor.analyse
-
-    def analyse(self, squares):
-        if any(_is_hostile(sq) for sq in squares):
-            raise RuntimeError("kernel rejected the input")
-        return real(self, squares)
-
-    monkeypatch.setattr(Predictor, "analyse", analyse)
+    _network_rejects_hostile_photos(monkeypatch)
     vectors = compute_embeddings(predictor, catalog, rows)
     assert sorted(i for i, _ in vectors) == sorted(i for i, _ in rows if i != hostile_image)
 

@@ -17,13 +17,9 @@ from catalog_ai.db import (
     ProductImage,
     ProductStatus,
     Suggestion,
-    dispose_engines,
-    migrate,
     unit_of_work,
 )
-from catalog_ai.media import MediaStore
 from catalog_ai.services.ingest import IngestError, ingest_files
-from catalog_ai.settings import get_settings, reset_settings
 from worker.support import activate, bad_files, make_photos, png_bytes, shared_model
 
 
@@ -215,17 +211,6 @@ def test_the_same_upload_with_its_external_id_sent_twice_is_a_duplicate(catalog,
 
 
 # --- concurrent writers ------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def any_catalog(request, catalog_home, monkeypatch):
-    """An empty catalog, once on the embedded SQLite file and once on the real PostgreSQL."""
-    if request.param == "postgresql":
-        monkeypatch.setenv("CATALOG_AI_DATABASE_URL", request.getfixturevalue("postgres_url"))
-        reset_settings()
-    migrate.upgrade()
-    yield MediaStore(get_settings().media_dir)
-    dispose_engines()
 
 
 def _outcomes(result) -> dict[str, int]:
