@@ -16,7 +16,7 @@ import random
 import numpy as np
 import torch
 
-from catalog_ai.hierarchy import TreeIndex
+from catalog_ai.model.hierarchy import TreeIndex
 from catalog_ai.taxonomy import Taxonomy, parse_google
 
 __all__ = ["default_roots", "synthetic_google_lines", "synthetic_labels", "synthetic_leaf_logits",

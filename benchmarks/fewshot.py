@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog_ai.datasets import find_local_grocery_store
+from catalog_ai.datasets.fetch import find_local_grocery_store
 from catalog_ai.inference.predictor import Predictor
-from catalog_ai.prototypes import PrototypeMemory
+from catalog_ai.model.prototypes import PrototypeMemory
 from catalog_ai.services.fewshot import add_examples
 from catalog_ai.taxonomy import Taxonomy, format_path, scan_folder
 from catalog_ai.training.data import Example

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from catalog_ai.fusion import fuse
+from catalog_ai.model.fusion import fuse
 from catalog_ai.inference.predictor import Predictor
-from catalog_ai.prototypes import normalise_embeddings
+from catalog_ai.model.prototypes import normalise_embeddings
 from catalog_ai.taxonomy import format_path, scan_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

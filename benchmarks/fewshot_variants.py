@@ -7,7 +7,7 @@ Embeds the val photos, the held-out leaves' train photos (and their mirror image
 catalog photos (with mirror images and crops) once, then replays the k = 1 / k = 5 draws of
 benchmarks/fewshot.py (same seeds, same photos) under other rules, in memory:
 
-- ``default``: the product's rule (fitted fusion + nearest-prototype gate, ``catalog_ai.fusion.fuse``);
+- ``default``: the product's rule (fitted fusion + nearest-prototype gate, ``catalog_ai.model.fusion.fuse``);
   it must reproduce benchmarks/fewshot.py's figures, which checks the replay;
 - ``no gate``: the fitted fusion alone;
 - ``size-corrected gate``: the gate compares ``x · mean / |mu|`` instead of cosines to the
@@ -36,11 +36,11 @@ import numpy as np
 import torch
 from PIL import ImageOps
 
-from catalog_ai import images
-from catalog_ai.fusion import fuse
+from catalog_ai.photos import decode as images
+from catalog_ai.model.fusion import fuse
 from catalog_ai.inference.predictor import Predictor
-from catalog_ai.preprocess import square
-from catalog_ai.prototypes import normalise_embeddings
+from catalog_ai.model.preprocess import square
+from catalog_ai.model.prototypes import normalise_embeddings
 from catalog_ai.taxonomy import format_path, scan_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -185,8 +185,8 @@ def good_photos(folder: Path, n: int) -> list[Path]:
 LOADER = (
     "import json, resource, sys, time\n"
     "from catalog_ai.errors import CatalogAIError\n"
-    "from catalog_ai.images import load_image\n"
-    "from catalog_ai.preprocess import square\n"
+    "from catalog_ai.photos.decode import load_image\n"
+    "from catalog_ai.model.preprocess import square\n"
     "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
     "start = time.perf_counter()\n"
     "try:\n"
@@ -429,9 +429,9 @@ def race(mode: str, env: dict[str, str], work: Path) -> Outcome:
 def build_bundle(out: Path) -> tuple[Path, str]:
     sys.path.insert(0, str(REPO))
     from catalog_ai.backbones import create_backbone, get_backbone
-    from catalog_ai.bundle import ModelBundle, write_bundle
-    from catalog_ai.inference.decision import Thresholds
-    from catalog_ai.network import HierarchicalClassifier
+    from catalog_ai.model.bundle import ModelBundle, write_bundle
+    from catalog_ai.model.decision import Thresholds
+    from catalog_ai.model.network import HierarchicalClassifier
     from catalog_ai.taxonomy import parse_path_lines
 
     taxonomy = parse_path_lines("Fruit > Apple\nFruit > Pear\nVegetables > Carrot\n")

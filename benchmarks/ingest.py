@@ -48,9 +48,9 @@ DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "grocery-store"
 
 def build_bundle(out: Path, backbone: str, data: Path) -> Path:
     from catalog_ai.backbones import create_backbone, get_backbone
-    from catalog_ai.bundle import ModelBundle, write_bundle
-    from catalog_ai.inference.decision import Thresholds
-    from catalog_ai.network import HierarchicalClassifier
+    from catalog_ai.model.bundle import ModelBundle, write_bundle
+    from catalog_ai.model.decision import Thresholds
+    from catalog_ai.model.network import HierarchicalClassifier
     from catalog_ai.taxonomy import scan_folder
 
     if (out / "bundle.json").is_file() and ModelBundle.load(out).backbone == backbone:
@@ -144,7 +144,7 @@ def _prepare_catalog(
     Returns (warm-up ids, timed ids, ingest photos/s).
     """
     from catalog_ai.db import migrate, unit_of_work
-    from catalog_ai.media import MediaStore
+    from catalog_ai.photos.store import MediaStore
     from catalog_ai.services.ingest import ingest_files
     from catalog_ai.services.models import activate_model, register_model
     from catalog_ai.settings import get_settings

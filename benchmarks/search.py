@@ -68,7 +68,7 @@ def embed_grocery(root: Path, *, model: Path | None = None, refresh: bool = Fals
     efficientnet_lite0's pooled features, or with ``model`` those of a trained bundle."""
     import torch
 
-    from catalog_ai import images
+    from catalog_ai.photos import decode as images
 
     if model is not None:
         from catalog_ai.inference.predictor import Predictor
@@ -81,7 +81,7 @@ def embed_grocery(root: Path, *, model: Path | None = None, refresh: bool = Fals
             return predictor.forward(batch)[0]
     else:
         from catalog_ai.backbones import create_backbone, get_backbone
-        from catalog_ai.preprocess import center_crop, eval_square_size, normalise, square
+        from catalog_ai.model.preprocess import center_crop, eval_square_size, normalise, square
 
         pre = get_backbone("efficientnet_lite0").preprocessing
         net = create_backbone("efficientnet_lite0").eval()
@@ -585,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from catalog_ai.datasets import find_local_grocery_store
+    from catalog_ai.datasets.fetch import find_local_grocery_store
     from catalog_ai.index import DEFAULT_DESCRIPTOR, fit_descriptor_transform
 
     root = args.data or find_local_grocery_store(REPO)

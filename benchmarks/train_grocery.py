@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from catalog_ai.calibration import calibrate
-from catalog_ai.datasets import find_local_grocery_store
+from catalog_ai.model.calibration import calibrate
+from catalog_ai.datasets.fetch import find_local_grocery_store
 from catalog_ai.evaluation import evaluate_arrays
-from catalog_ai.fusion import open_set_threshold
+from catalog_ai.model.fusion import open_set_threshold
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.inference.recalibrate import held_out_logits
 from catalog_ai.services.evaluate import evaluate_folder

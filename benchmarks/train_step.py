@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from catalog_ai.hierarchy import marginal_nll
-from catalog_ai.network import layer_groups
+from catalog_ai.model.hierarchy import marginal_nll
+from catalog_ai.model.network import layer_groups
 from catalog_ai.taxonomy import Taxonomy
 from catalog_ai.training.fit import TrainConfig
 from catalog_ai.training.module import HierarchicalClassifierModule

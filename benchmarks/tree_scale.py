@@ -47,14 +47,14 @@ from _trees import (
     synthetic_leaf_logits,
 )
 from catalog_ai.backbones import create_backbone, get_backbone
-from catalog_ai.bundle import write_bundle
-from catalog_ai.calibration import fit_temperature
-from catalog_ai.datasets import find_local_grocery_store
+from catalog_ai.model.bundle import write_bundle
+from catalog_ai.model.calibration import fit_temperature
+from catalog_ai.datasets.fetch import find_local_grocery_store
 from catalog_ai.evaluation import evaluate_arrays
-from catalog_ai.hierarchy import TreeIndex, marginal_nll
-from catalog_ai.inference.decision import Decider, Thresholds
+from catalog_ai.model.hierarchy import TreeIndex, marginal_nll
+from catalog_ai.model.decision import Decider, Thresholds
 from catalog_ai.inference.predictor import Predictor
-from catalog_ai.network import HierarchicalClassifier
+from catalog_ai.model.network import HierarchicalClassifier
 from catalog_ai.taxonomy import Taxonomy, from_folder, parse_google
 from catalog_ai.training.module import HierarchicalClassifierModule
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from catalog_ai.db import unit_of_work
 from catalog_ai.errors import CatalogAIError
-from catalog_ai.media import MediaStore
+from catalog_ai.photos.store import MediaStore
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import SEPARATOR
 from dashboards.access import current_viewer
@@ -97,7 +97,7 @@ def media_file(stored_path: str | None) -> Path | None:
 
 @st.cache_data(max_entries=4000, show_spinner=False)
 def _thumbnail(path: str, size: int, mtime: float) -> bytes | None:
-    from catalog_ai import images
+    from catalog_ai.photos import decode as images
 
     try:
         img = images.load_image(path, target_size=size)

@@ -199,9 +199,9 @@ def random_bundle(
     import torch
 
     from catalog_ai.backbones import create_backbone, get_backbone
-    from catalog_ai.bundle import write_bundle
-    from catalog_ai.inference.decision import Thresholds
-    from catalog_ai.network import HierarchicalClassifier
+    from catalog_ai.model.bundle import write_bundle
+    from catalog_ai.model.decision import Thresholds
+    from catalog_ai.model.network import HierarchicalClassifier
     from catalog_ai.taxonomy import Taxonomy
 
     taxonomy = Taxonomy.from_paths(paths or LEAF_PATHS)

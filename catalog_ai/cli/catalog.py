@@ -119,7 +119,7 @@ def catalog_import_folder(folder: Path, chunk_size: int) -> None:
     Photos are copied into the media store; identical files are stored once, so running the
     same import again adds nothing. Bad files are reported with their reason; the rest go on.
     """
-    from catalog_ai.jobs import import_folder
+    from catalog_ai.jobs.folder_import import import_folder
 
     ensure_db()
     summary = import_folder(folder, chunk_size=chunk_size, progress=True)
@@ -177,7 +177,7 @@ def dataset() -> None:
               help="where to put it (default: $CATALOG_AI_HOME/datasets/NAME)")
 def dataset_fetch(name: str, from_dir: Path | None, dest: Path | None) -> None:
     """Get the Grocery Store dataset's train and val photos (never its held-back test split)."""
-    from catalog_ai.datasets import fetch_grocery_store
+    from catalog_ai.datasets.fetch import fetch_grocery_store
 
     path = fetch_grocery_store(dest=dest, from_dir=from_dir, progress=True)
     click.echo(str(path))
@@ -189,7 +189,7 @@ def dataset_fetch(name: str, from_dir: Path | None, dest: Path | None) -> None:
               help="a local copy of the Grocery Store dataset (default: ../shared/datasets/grocery-store, else download)")
 def quickstart(data: Path | None) -> None:
     """The main job on the embedded set-up: create the catalog and import the example photos."""
-    from catalog_ai.quickstart import run_quickstart
+    from catalog_ai.cli.quickstart import run_quickstart
 
     run_quickstart(data=data)
 

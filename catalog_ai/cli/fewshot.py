@@ -31,7 +31,7 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) 
 
     from sqlalchemy import select
 
-    from catalog_ai.bundle import ModelBundle, derive_bundle
+    from catalog_ai.model.bundle import ModelBundle, derive_bundle
     from catalog_ai.cli.models import _adopt, catalog_exists
     from catalog_ai.db import ModelVersion, unit_of_work
     from catalog_ai.errors import ImportFolderError
@@ -74,7 +74,7 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) 
     if catalog:
         from catalog_ai.cli.catalog import print_label_conflicts
         from catalog_ai.db import LabelSource
-        from catalog_ai.jobs import import_folder
+        from catalog_ai.jobs.folder_import import import_folder
 
         ensure_db()
         # A person chose these examples: no model may re-classify or overwrite them.
@@ -90,8 +90,8 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) 
 @click.option("--json", "as_json", is_flag=True)
 def fewshot_list(model_dir: Path, as_json: bool) -> None:
     """Categories served by prototypes, with their number of examples."""
-    from catalog_ai.bundle import ModelBundle
-    from catalog_ai.prototypes import PrototypeMemory
+    from catalog_ai.model.bundle import ModelBundle
+    from catalog_ai.model.prototypes import PrototypeMemory
 
     bundle = ModelBundle.load(model_dir)
     memory = PrototypeMemory.load(bundle.path)

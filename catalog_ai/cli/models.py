@@ -229,7 +229,7 @@ def calibrate_cmd(model_dir: Path | None, data_dir: Path | None, from_reviews: b
     when the old one is, and active when the old one was (unless --no-activate).
     """
 
-    from catalog_ai.bundle import BundleError
+    from catalog_ai.model.bundle import BundleError
     from catalog_ai.db import unit_of_work
     from catalog_ai.inference.recalibrate import recalibrate_bundle
     from catalog_ai.services.versions import derivation_base
@@ -360,7 +360,7 @@ def models_thresholds(model_dir: Path | None, decision: float | None, auto_accep
                       no_auto_accept: bool, activate: bool) -> None:
     """Change a model's thresholds: the result is a new version derived from it."""
 
-    from catalog_ai.bundle import derive_bundle
+    from catalog_ai.model.bundle import derive_bundle
     from catalog_ai.db import unit_of_work
     from catalog_ai.services.versions import derivation_base
 

@@ -51,7 +51,7 @@ def ingest_cmd(
       2  usage error (bad option, --external-id with several files, no database)
     """
     from catalog_ai.worker.dispatch import InProcessDispatcher
-    from catalog_ai.worker.jobs import ingest_paths
+    from catalog_ai.jobs.ingest import ingest_paths
 
     ensure_db()
     with dispatching(progress=not as_json) as dispatcher:
@@ -255,7 +255,7 @@ def _remove_schedule(schedule: Path) -> None:
 @click.option("--failed", "all_failed", is_flag=True, help="retry every failed product")
 def retry_cmd(product_ids: tuple[int, ...], all_failed: bool) -> None:
     """Put failed products back to pending and enqueue them."""
-    from catalog_ai.worker.jobs import retry_products
+    from catalog_ai.jobs.ingest import retry_products
 
     if bool(product_ids) == all_failed:
         raise click.UsageError("give product ids, or --failed for every failed product")
@@ -288,7 +288,7 @@ def sweep_cmd(older_than: float | None) -> None:
 
     Workers started with --beat do this every CATALOG_AI_SWEEP_INTERVAL seconds.
     """
-    from catalog_ai.worker.jobs import sweep_now
+    from catalog_ai.jobs.ingest import sweep_now
 
     ensure_db()
     with dispatching() as dispatcher:
@@ -306,7 +306,7 @@ def embed_cmd(version: str | None, only_status: bool) -> None:
 
     Runs when a model is activated; use this to run it again or to see its progress.
     """
-    from catalog_ai.bundle import BundleError
+    from catalog_ai.model.bundle import BundleError
     from catalog_ai.db import unit_of_work
     from catalog_ai.services.embed import embedding_progress
     from catalog_ai.services.models import active_model

@@ -1,7 +1,7 @@
 """A bundle is trusted only after it has classified a photo: the check run before a model is
 registered or activated.
 
-The manifest schema (:mod:`catalog_ai.bundle_schema`) says the numbers are sane; only loading
+The manifest schema (:mod:`catalog_ai.model.bundle_schema`) says the numbers are sane; only loading
 the weights and running them says the model works. Without this, a bundle whose
 ``model.safetensors`` is unreadable registered and activated, and every upload then stayed
 ``pending`` because the workers could not load it.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog_ai.bundle import BundleError, ModelBundle
+from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.errors import CatalogAIError
 
 __all__ = ["check_bundle", "generated_photo"]
@@ -35,7 +35,7 @@ def check_bundle(path: str | Path) -> ModelBundle:
     """Load the bundle at ``path`` with its weights and classify one generated photo; a
     :class:`BundleError` in one line when any of it fails or the outputs are not finite."""
     from catalog_ai.inference.predictor import Predictor
-    from catalog_ai.preprocess import square
+    from catalog_ai.model.preprocess import square
 
     bundle = ModelBundle.load(path)
     predictor = Predictor(bundle, freeze=False)  # one photo: tracing would cost more than it saves

@@ -11,17 +11,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from catalog_ai import images
+from catalog_ai.photos import decode as images
 from catalog_ai.backbones import create_backbone, get_backbone
-from catalog_ai.bundle import BundleError, ModelBundle
+from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.errors import BackboneError, ImageError
-from catalog_ai.hierarchy import TreeIndex
-from catalog_ai.inference.decision import Decider, Decision
+from catalog_ai.model.hierarchy import TreeIndex
+from catalog_ai.model.decision import Decider, Decision
 from catalog_ai.inference.frozen import freeze_backbone
-from catalog_ai.fusion import fuse
-from catalog_ai.network import HierarchicalClassifier
-from catalog_ai.preprocess import center_crop, eval_square_size, normalise, square
-from catalog_ai.prototypes import PrototypeMemory
+from catalog_ai.model.fusion import fuse
+from catalog_ai.model.network import HierarchicalClassifier
+from catalog_ai.model.preprocess import center_crop, eval_square_size, normalise, square
+from catalog_ai.model.prototypes import PrototypeMemory
 from catalog_ai.settings import get_settings
 
 __all__ = ["Analysis", "Predictor", "Prediction"]

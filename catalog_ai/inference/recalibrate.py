@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from catalog_ai.bundle import BundleError, ModelBundle, derive_bundle
-from catalog_ai.calibration import Calibration, calibrate, expected_calibration_error, leaf_confidence
+from catalog_ai.model.bundle import BundleError, ModelBundle, derive_bundle
+from catalog_ai.model.calibration import Calibration, calibrate, expected_calibration_error, leaf_confidence
 from catalog_ai.errors import ImageError
-from catalog_ai.fusion import open_set_threshold
+from catalog_ai.model.fusion import open_set_threshold
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.progress import progress_bar
-from catalog_ai.prototypes import PrototypeMemory
+from catalog_ai.model.prototypes import PrototypeMemory
 
 __all__ = ["held_out_logits", "recalibrate_bundle"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog_ai import images
+from catalog_ai.photos import decode as images
 from catalog_ai.db import (
     Category,
     LabelSource,
@@ -19,7 +19,7 @@ from catalog_ai.db import (
     TaxonomyVersion,
 )
 from catalog_ai.errors import ImageError, TaxonomyError
-from catalog_ai.media import MediaStore, content_hash
+from catalog_ai.photos.store import MediaStore, content_hash
 from catalog_ai.services.ingest import attach_photo, insert_product
 from catalog_ai.taxonomy import SEPARATOR, Node, Taxonomy, check_node, format_path
 

@@ -40,12 +40,12 @@ from catalog_ai.db import (
 from catalog_ai.db.insert import conflict_insert as _insert
 from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.errors import CatalogAIError, ImageError
-from catalog_ai.media import MediaStore
+from catalog_ai.photos.store import MediaStore
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from catalog_ai.inference.decision import Decision
+    from catalog_ai.model.decision import Decision
     from catalog_ai.inference.predictor import Predictor
 
 __all__ = [

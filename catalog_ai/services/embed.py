@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from catalog_ai.db import Embedding, ModelVersion, ProductImage, conflict_insert
 from catalog_ai.errors import CatalogAIError, ImageError
-from catalog_ai.media import MediaStore
+from catalog_ai.photos.store import MediaStore
 
 __all__ = ["EmbeddingProgress", "images_to_embed", "embedding_progress", "compute_embeddings", "store_embeddings"]
 
@@ -37,7 +37,7 @@ class EmbeddingProgress:
 def _version(session: Session, version: str) -> ModelVersion:
     row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
     if row is None:
-        from catalog_ai.bundle import BundleError
+        from catalog_ai.model.bundle import BundleError
 
         raise BundleError(f"no registered model version {version!r} (catalog-ai models list)")
     return row

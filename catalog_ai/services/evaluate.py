@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog_ai.bundle import BundleError, ModelBundle
+from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.evaluation import EvaluationResult, evaluate_arrays, write_report
 from catalog_ai.taxonomy import format_path, scan_folder
 

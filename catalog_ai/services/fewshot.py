@@ -38,9 +38,9 @@ from catalog_ai.db import (
     ProductStatus,
 )
 from catalog_ai.errors import ImageError
-from catalog_ai.media import content_hash
+from catalog_ai.photos.store import content_hash
 from catalog_ai.settings import get_settings
-from catalog_ai.prototypes import PrototypeError, PrototypeMemory
+from catalog_ai.model.prototypes import PrototypeError, PrototypeMemory
 from catalog_ai.taxonomy import SEPARATOR, Taxonomy, format_path
 
 __all__ = ["FewshotResult", "add_examples", "check_new_paths", "review_examples", "memory_with_reviews"]
@@ -86,7 +86,7 @@ def _fold(path: str) -> str:
 
 def add_examples(bundle_dir: Path, examples: Sequence[tuple[Path, tuple[str, ...]]], *, progress: bool = False) -> FewshotResult:
     """Embed the example photos and add them to the bundle's prototype memory."""
-    from catalog_ai.bundle import BundleError, ModelBundle
+    from catalog_ai.model.bundle import BundleError, ModelBundle
     from catalog_ai.inference.predictor import Predictor
 
     started = time.monotonic()

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from catalog_ai.bundle import BundleError, ModelBundle
+from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.db import Category, ModelVersion, utc_now
 from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.services.catalog import sync_taxonomy

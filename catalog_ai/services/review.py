@@ -268,7 +268,7 @@ def bulk_accept(session: Session, *, reviewer: str, min_confidence: float, flt: 
 def reviewed_examples(session: Session) -> tuple[list, list[str]]:
     """Photos (media files) and category paths of products a reviewer accepted or corrected:
     labelled photos of real uploads, the best data to calibrate confidence on."""
-    from catalog_ai.media import MediaStore
+    from catalog_ai.photos.store import MediaStore
     from catalog_ai.settings import get_settings
 
     media = MediaStore(get_settings().media_dir)

@@ -3,7 +3,7 @@ prototype memory learnt from single reviews.
 
 A registered bundle's files are never rewritten. What changes how a model decides in bulk
 (calibration, thresholds, few-shot examples) makes a new bundle and version derived from its
-parent (:func:`catalog_ai.bundle.derive_bundle`, :func:`adopt_derived`). What one review teaches
+parent (:func:`catalog_ai.model.bundle.derive_bundle`, :func:`adopt_derived`). What one review teaches
 (this photo is a carrot) is a new revision of the active version's memory, stored in the
 database: the memory at revision ``R`` of version ``V`` is ``V``'s prototype files plus its
 revisions ``1..R`` applied in order (:func:`memory_at`), and every suggestion records ``(V, R)``,
@@ -21,10 +21,10 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog_ai.bundle import BundleError, ModelBundle
+from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.db import Embedding, ModelVersion, ProductImage, PrototypeRevision, Review
 from catalog_ai.dispatch import Dispatcher
-from catalog_ai.prototypes import PrototypeMemory
+from catalog_ai.model.prototypes import PrototypeMemory
 from catalog_ai.taxonomy import SEPARATOR
 
 if TYPE_CHECKING:

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
-from catalog_ai import images
+from catalog_ai.photos import decode as images
 from catalog_ai.errors import CatalogAIError, ImageError
-from catalog_ai.preprocess import center_crop, eval_square_size, square
+from catalog_ai.model.preprocess import center_crop, eval_square_size, square
 from catalog_ai.progress import progress_bar
 from catalog_ai.taxonomy import Taxonomy, format_path, scan_folder
 

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 from catalog_ai.backbones import get_backbone
-from catalog_ai.bundle import ModelBundle, check_output_dir, write_bundle
-from catalog_ai.bundle_schema import IMAGE_SIZE_RANGE
-from catalog_ai.calibration import PRECISION_TARGETS, calibrate
-from catalog_ai.inference.decision import Thresholds
-from catalog_ai.preprocess import eval_square_size
+from catalog_ai.model.bundle import ModelBundle, check_output_dir, write_bundle
+from catalog_ai.model.bundle_schema import IMAGE_SIZE_RANGE
+from catalog_ai.model.calibration import PRECISION_TARGETS, calibrate
+from catalog_ai.model.decision import Thresholds
+from catalog_ai.model.preprocess import eval_square_size
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import Taxonomy
 from catalog_ai.training.data import (
@@ -32,10 +32,10 @@ from catalog_ai.training.data import (
 from catalog_ai.training.freezing import FreezeSchedule
 from catalog_ai.training.module import HierarchicalClassifierModule
 from catalog_ai.training.probe import train_linear_probe
-from catalog_ai.fusion import fit_fusion, open_set_threshold
-from catalog_ai.preprocess import normalise
+from catalog_ai.model.fusion import fit_fusion, open_set_threshold
+from catalog_ai.model.preprocess import normalise
 from catalog_ai.progress import progress_bar
-from catalog_ai.prototypes import PrototypeMemory, normalise_embeddings
+from catalog_ai.model.prototypes import PrototypeMemory, normalise_embeddings
 
 __all__ = ["TrainConfig", "TrainResult", "fit", "PRECISION_TARGETS"]
 
@@ -340,7 +340,7 @@ def build_prototypes(module: HierarchicalClassifierModule, data: HierarchyDataMo
                      train_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
                      backbone: torch.nn.Module | None = None) -> PrototypeMemory:
     """Prototypes of every trained category (from its training photos) and the fusion and
-    open-set parameters, fitted on the held-out photos (see catalog_ai.fusion).
+    open-set parameters, fitted on the held-out photos (see catalog_ai.model.fusion).
 
     ``train_embeddings``: the training photos' embeddings when already computed (linear probe);
     ``backbone``: what embeds them otherwise (see ``embedding_backbone``)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import lightning as L
 from torch import nn
 
-from catalog_ai.network import layer_groups
+from catalog_ai.model.network import layer_groups
 
 __all__ = ["FreezeSchedule"]
 

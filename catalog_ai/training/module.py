@@ -1,5 +1,5 @@
 """The LightningModule: it orchestrates. The network lives in ``network.py``, the tree maths and
-the loss in :mod:`catalog_ai.hierarchy`, the freezing schedule in ``freezing.py``."""
+the loss in :mod:`catalog_ai.model.hierarchy`, the freezing schedule in ``freezing.py``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import lightning as L
 import torch
 
 from catalog_ai.backbones import create_backbone, get_backbone
-from catalog_ai.hierarchy import TreeIndex, marginal_nll
-from catalog_ai.preprocess import normalise
+from catalog_ai.model.hierarchy import TreeIndex, marginal_nll
+from catalog_ai.model.preprocess import normalise
 from catalog_ai.taxonomy import Taxonomy
-from catalog_ai.network import HierarchicalClassifier
+from catalog_ai.model.network import HierarchicalClassifier
 
 __all__ = ["HierarchicalClassifierModule"]
 

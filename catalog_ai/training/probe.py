@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from catalog_ai.hierarchy import marginal_nll
-from catalog_ai.preprocess import normalise
+from catalog_ai.model.hierarchy import marginal_nll
+from catalog_ai.model.preprocess import normalise
 from catalog_ai.progress import progress_bar
 from catalog_ai.training.data import HierarchyDataModule, PlainDataset, balanced_weights
 from catalog_ai.training.module import HierarchicalClassifierModule

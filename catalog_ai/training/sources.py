@@ -19,7 +19,7 @@ from catalog_ai.db import (
     unit_of_work,
 )
 from catalog_ai.errors import ImportFolderError
-from catalog_ai.media import MediaStore
+from catalog_ai.photos.store import MediaStore
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import SEPARATOR, Taxonomy, format_path, scan_folder
 from catalog_ai.training.data import Example, TrainingDataError

@@ -22,7 +22,7 @@ from catalog_ai.settings import get_settings
 
 if TYPE_CHECKING:
     from catalog_ai.inference.predictor import Predictor
-    from catalog_ai.prototypes import PrototypeMemory
+    from catalog_ai.model.prototypes import PrototypeMemory
 
 __all__ = ["ActiveModel", "active", "current", "predictor_for", "reset"]
 
@@ -78,7 +78,7 @@ def predictor_for(model: ActiveModel) -> Predictor:
                 import torch
 
                 torch.set_num_threads(threads)
-            from catalog_ai.bundle import BundleError
+            from catalog_ai.model.bundle import BundleError
             from catalog_ai.inference.predictor import Predictor
 
             try:

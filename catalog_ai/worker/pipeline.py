@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass
 
 from sqlalchemy import select
 
-from catalog_ai.bundle import BundleError
+from catalog_ai.model.bundle import BundleError
 from catalog_ai.db import ModelVersion, unit_of_work
 from catalog_ai.dispatch import Dispatcher, after_commit
-from catalog_ai.media import MediaStore
+from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.classify import (
     claim,
     flag_near_duplicates,

@@ -13,7 +13,7 @@ import io
 import streamlit as st
 
 from catalog_ai.errors import CatalogAIError
-from catalog_ai.photo_types import PHOTO_SUFFIXES
+from catalog_ai.photos.types import PHOTO_SUFFIXES
 from catalog_ai.services.models import active_model
 from catalog_ai.services.search import index_status, similar_products, text_search
 from dashboards import ui
@@ -61,7 +61,7 @@ def _model():
 
 def _crop_photo(upload) -> tuple[bytes, str] | None:
     """The uploaded photo cropped with four edges chosen here, with a live preview."""
-    from catalog_ai import images
+    from catalog_ai.photos import decode as images
 
     data = upload.getvalue()
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from catalog_ai.media import MediaStore
+from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.catalog_views import product_states
 from catalog_ai.services.classify import requeue_failed
 from catalog_ai.services.ingest import IngestResult, ingest_files

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from catalog_ai.db import unit_of_work
-from catalog_ai.media import MediaStore
+from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.services.search import build_index
 from catalog_ai.settings import get_settings

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from catalog_ai.bundle import ModelBundle
+from catalog_ai.model.bundle import ModelBundle
 from catalog_ai.cli import cli
-from catalog_ai.fusion import open_set_threshold
+from catalog_ai.model.fusion import open_set_threshold
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.inference.recalibrate import recalibrate_bundle
 from catalog_ai.training.sources import load_folder_examples

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from catalog_ai.db import dispose_engines, migrate
-from catalog_ai.media import MediaStore
+from catalog_ai.photos.store import MediaStore
 from catalog_ai.settings import get_settings, reset_settings
 from catalog_ai.worker import model_cache
 from helpers import one_torch_thread  # noqa: F401 (autouse fixture)

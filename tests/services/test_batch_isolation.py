@@ -12,7 +12,7 @@ from helpers import LEAF_COLOURS, trained_bundle, write_photo  # noqa: F401 (fix
 from PIL import Image
 
 from catalog_ai.inference.predictor import Predictor
-from catalog_ai.prototypes import PrototypeError
+from catalog_ai.model.prototypes import PrototypeError
 from catalog_ai.services.evaluate import evaluate_folder
 from catalog_ai.services.fewshot import add_examples
 

@@ -18,7 +18,7 @@ from catalog_ai.db import (
     ProductStatus,
     unit_of_work,
 )
-from catalog_ai.media import MediaStore
+from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.catalog import import_labelled_files, sync_taxonomy
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.taxonomy import Taxonomy

@@ -20,7 +20,7 @@ from catalog_ai.db import (
     unit_of_work,
 )
 from catalog_ai.inference.predictor import Predictor
-from catalog_ai.media import MediaStore
+from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.classify import (
     TransientStorageError,
     claim,
@@ -295,7 +295,7 @@ def _fewshot_examples(photos, root):
     """What ``fewshot add --catalog`` stores: the example photos as labelled products."""
     import shutil
 
-    from catalog_ai.jobs import import_folder
+    from catalog_ai.jobs.folder_import import import_folder
 
     for i, photo in enumerate(photos):
         target = root / "Veg" / "Carrot" / f"example-{i}.png"

@@ -8,12 +8,12 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from catalog_ai.db import Embedding, Product, ProductImage, migrate, unit_of_work
-from catalog_ai.jobs import import_folder
+from catalog_ai.jobs.folder_import import import_folder
 from catalog_ai.services.embed import embedding_progress
 from catalog_ai.services.models import activate_model, register_model
 from catalog_ai.services.search import index_status
 from catalog_ai.settings import get_settings
-from catalog_ai.worker.jobs import ingest_paths
+from catalog_ai.jobs.ingest import ingest_paths
 from helpers import make_tree, random_bundle
 
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from catalog_ai.bundle import BundleError
+from catalog_ai.model.bundle import BundleError
 from catalog_ai.db import (
     Category,
     Embedding,
@@ -26,7 +26,7 @@ from catalog_ai.db import (
     unit_of_work,
 )
 from catalog_ai.inference.predictor import Predictor
-from catalog_ai.prototypes import (
+from catalog_ai.model.prototypes import (
     ARRAYS,
     META,
     FusionParams,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from catalog_ai.bundle import BundleError, ModelBundle
+from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.db import Category, ModelVersion, dispose_engines, unit_of_work
 from catalog_ai.db.migrate import upgrade
 from catalog_ai.services.catalog import sync_taxonomy

@@ -361,7 +361,7 @@ def embedded_catalog(catalog_home, tmp_path) -> dict:
     from helpers import LEAF_PATHS, make_tree, random_bundle
 
     from catalog_ai.inference.predictor import Predictor
-    from catalog_ai.media import MediaStore
+    from catalog_ai.photos.store import MediaStore
     from catalog_ai.services.catalog import import_labelled_files
     from catalog_ai.services.models import register_model
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from worker.support import LEAVES, activate, shared_model
 
-from catalog_ai.bundle import ModelBundle, derive_bundle
+from catalog_ai.model.bundle import ModelBundle, derive_bundle
 from catalog_ai.cli import cli
 from catalog_ai.db import (
     ModelVersion,
@@ -29,10 +29,10 @@ from catalog_ai.db import (
     migrate,
     unit_of_work,
 )
-from catalog_ai.inference.decision import Thresholds
+from catalog_ai.model.decision import Thresholds
 from catalog_ai.inference.predictor import Predictor
-from catalog_ai.media import MediaStore
-from catalog_ai.prototypes import PrototypeMemory
+from catalog_ai.photos.store import MediaStore
+from catalog_ai.model.prototypes import PrototypeMemory
 from catalog_ai.services import review
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.services.versions import memory_at, predictor_at
@@ -228,7 +228,7 @@ def test_a_review_adds_a_revision_that_the_next_suggestion_records_and_reproduce
 
 
 def test_a_derivation_that_cannot_be_written_is_one_clear_error(tmp_path, tmp_path_factory):
-    from catalog_ai.bundle import BundleError
+    from catalog_ai.model.bundle import BundleError
 
     _, shared = shared_model(tmp_path_factory)
     parent = ModelBundle.load(shared.path)

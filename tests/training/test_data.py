@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from catalog_ai import images
+from catalog_ai.photos import decode as images
 from catalog_ai.taxonomy import Taxonomy
 from catalog_ai.training.data import (
     DecodedCache,

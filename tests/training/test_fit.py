@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from catalog_ai.bundle import ModelBundle
+from catalog_ai.model.bundle import ModelBundle
 from catalog_ai.errors import BackboneError
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.training.data import Example, TrainingDataError, stratified_split
@@ -192,7 +192,7 @@ def test_calibration_and_prototypes_embed_with_the_frozen_serving_network(traine
     import numpy as np
 
     import catalog_ai.inference.frozen as frozen
-    from catalog_ai.prototypes import PrototypeMemory
+    from catalog_ai.model.prototypes import PrototypeMemory
     from catalog_ai.settings import reset_settings
 
     made = []

@@ -12,7 +12,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from catalog_ai.network import layer_groups
+from catalog_ai.model.network import layer_groups
 from catalog_ai.taxonomy import Taxonomy
 from catalog_ai.training.freezing import FreezeSchedule
 from catalog_ai.training.module import HierarchicalClassifierModule

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from catalog_ai.db import LabelSource, Product, ProductImage, dispose_engines, migrate, unit_of_work
-from catalog_ai.media import MediaStore
+from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.catalog import import_labelled_files, sync_taxonomy
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import Taxonomy

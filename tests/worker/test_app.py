@@ -9,7 +9,7 @@ import redis
 from sqlalchemy import select
 
 from catalog_ai.db import Product, ProductStatus, migrate, unit_of_work
-from catalog_ai.media import MediaStore
+from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.settings import Settings, get_settings, reset_settings
 from catalog_ai.worker.app import QUEUE, SWEEP_TASK, app, celery_config, configure

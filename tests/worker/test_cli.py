@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 import catalog_ai
 from catalog_ai.cli import cli
 from catalog_ai.db import Product, ProductImage, migrate, unit_of_work
-from catalog_ai.media import content_hash
+from catalog_ai.photos.store import content_hash
 from catalog_ai.settings import reset_settings
 from worker.support import activate, bad_files, make_photos, shared_model
 

@@ -18,8 +18,8 @@ from catalog_ai.db import (
     unit_of_work,
 )
 from catalog_ai.inference.predictor import Predictor
-from catalog_ai.media import MediaStore
-from catalog_ai.prototypes import PrototypeMemory
+from catalog_ai.photos.store import MediaStore
+from catalog_ai.model.prototypes import PrototypeMemory
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.settings import get_settings
 from catalog_ai.worker import model_cache
@@ -49,7 +49,7 @@ def test_the_predictor_is_loaded_once_and_rebuilt_for_another_version(
 def test_prototypes_follow_reviews_and_a_fewshot_version(
     catalog, tmp_path, tmp_path_factory, runner
 ):
-    from catalog_ai.bundle import ModelBundle, derive_bundle
+    from catalog_ai.model.bundle import ModelBundle, derive_bundle
     from catalog_ai.services.review import correct
 
     photos, shared = shared_model(tmp_path_factory)

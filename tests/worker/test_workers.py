@@ -32,7 +32,7 @@ from catalog_ai.db import (
     migrate,
     unit_of_work,
 )
-from catalog_ai.media import MediaStore
+from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.settings import get_settings, reset_settings
 from catalog_ai.worker.dispatch import CeleryDispatcher

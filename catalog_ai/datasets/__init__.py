@@ -1,0 +1,1 @@
+"""Datasets the project can fetch (checksummed) for the main job and benchmarks."""

@@ -1,0 +1,1 @@
+"""Photos: safe decoding, the one list of photo types, the content-addressed media store."""
