@@ -40,9 +40,9 @@ from catalog_ai.errors import ConfigError
 from catalog_ai.settings import Network, parse_networks
 
 __all__ = [
-    "AuthConfig",
     "DEFAULT_HASHER",
     "MIN_PASSWORD_LENGTH",
+    "AuthConfig",
     "SignIn",
     "check_new_password",
     "client_address",
@@ -96,7 +96,9 @@ def _verify_pbkdf2(password: str, encoded: str) -> bool:
         if scheme != _PBKDF2:
             return False
         expected = base64.b64decode(digest)
-        actual = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), base64.b64decode(salt), int(iterations))
+        actual = hashlib.pbkdf2_hmac(
+            "sha256", password.encode("utf-8"), base64.b64decode(salt), int(iterations)
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)
@@ -142,8 +144,15 @@ def _dummy_for(cost: tuple) -> str:
     if cost[0] == "argon2":
         from argon2 import Parameters
 
-        names = ("type", "version", "salt_len", "hash_len",
-                 "time_cost", "memory_cost", "parallelism")
+        names = (
+            "type",
+            "version",
+            "salt_len",
+            "hash_len",
+            "time_cost",
+            "memory_cost",
+            "parallelism",
+        )
         params = Parameters(**dict(zip(names, cost[1:], strict=True)))
         return PasswordHasher.from_parameters(params).hash(secret)
     if cost[0] == "pbkdf2":
@@ -219,7 +228,10 @@ class AuthConfig:
         log.warning(
             "reviewer %r signed in with an outdated password hash (%s); replace the line for %r "
             "in CATALOG_AI_USERS / CATALOG_AI_USERS_FILE with: %s",
-            name, encoded.split("$")[0] or encoded[:9], name, done.config_line,
+            name,
+            encoded.split("$")[0] or encoded[:9],
+            name,
+            done.config_line,
         )
         return done
 
@@ -240,8 +252,11 @@ class AuthConfig:
             if key.lower() == self.header.lower():
                 value = value.strip()
                 if not value or len(value) > MAX_HEADER_NAME or not value.isprintable():
-                    log.warning("ignored %s header: empty, over %d characters or not printable",
-                                self.header, MAX_HEADER_NAME)
+                    log.warning(
+                        "ignored %s header: empty, over %d characters or not printable",
+                        self.header,
+                        MAX_HEADER_NAME,
+                    )
                     return None
                 return value
         return None
@@ -250,9 +265,11 @@ class AuthConfig:
     def header_warning(self) -> str | None:
         """Why the configured header is never used, if it is not."""
         if self.header and not self.trusted_proxies:
-            return (f"CATALOG_AI_AUTH_HEADER={self.header} is ignored: no proxy is trusted to set "
-                    "it. Set CATALOG_AI_TRUSTED_PROXIES to the proxy's address (e.g. 127.0.0.1 or "
-                    "10.0.0.0/24).")
+            return (
+                f"CATALOG_AI_AUTH_HEADER={self.header} is ignored: no proxy is trusted to set "
+                "it. Set CATALOG_AI_TRUSTED_PROXIES to the proxy's address (e.g. 127.0.0.1 or "
+                "10.0.0.0/24)."
+            )
         return None
 
     @property
@@ -291,9 +308,16 @@ def load_auth_config(env: Mapping[str, str] | None = None) -> AuthConfig:
         try:
             lines = path.read_text("utf-8").splitlines()
         except OSError as exc:
-            raise ConfigError(f"CATALOG_AI_USERS_FILE={path}: cannot read it ({exc.strerror})") from exc
+            raise ConfigError(
+                f"CATALOG_AI_USERS_FILE={path}: cannot read it ({exc.strerror})"
+            ) from exc
         users.update(_parse_pairs(lines, str(path)))
-    read_only = env.get("CATALOG_AI_READ_ONLY_VIEWING", "").strip().lower() in {"1", "true", "yes", "on"}
+    read_only = env.get("CATALOG_AI_READ_ONLY_VIEWING", "").strip().lower() in {
+        "1",
+        "true",
+        "yes",
+        "on",
+    }
     config = AuthConfig(
         users=users,
         header=(env.get("CATALOG_AI_AUTH_HEADER") or "").strip() or None,

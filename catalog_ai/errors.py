@@ -7,16 +7,16 @@ and, where there is one, the fix. The command line prints these without a traceb
 from __future__ import annotations
 
 __all__ = [
+    "BackboneError",
     "CatalogAIError",
     "ConfigError",
-    "TaxonomyError",
-    "ImageError",
-    "BackboneError",
-    "PluginError",
     "DatabaseError",
-    "ImportFolderError",
     "DatasetError",
     "EvaluationError",
+    "ImageError",
+    "ImportFolderError",
+    "PluginError",
+    "TaxonomyError",
 ]
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 __all__ = ["progress_bar"]
 
 
 class _Silent:
-    def update(self, n: int = 1) -> None:  # noqa: D401 - same signature as tqdm
+    def update(self, n: int = 1) -> None:
         pass
 
     def set_postfix_str(self, s: str) -> None:

@@ -20,13 +20,13 @@ from catalog_ai.services.sign_in import SignInGuard
 from dashboards.markup import plain
 
 __all__ = [
-    "SIGNED_IN_KEY",
+    "GUARD",
     "NOT_CONFIGURED",
+    "SIGNED_IN_KEY",
     "Viewer",
-    "resolve_viewer",
     "current_viewer",
     "render_sign_in",
-    "GUARD",
+    "resolve_viewer",
 ]
 
 SIGNED_IN_KEY = "catalog_ai.reviewer"
@@ -73,7 +73,7 @@ def resolve_viewer(
 def _headers() -> Mapping[str, str]:
     try:
         return dict(st.context.headers)
-    except Exception:  # noqa: BLE001 - no browser request (bare script, tests): no headers
+    except Exception:
         return {}
 
 
@@ -88,11 +88,11 @@ def _peer() -> str | None:
         context = _get_client_context()
         if context is not None:
             return context.remote_ip
-    except Exception:  # noqa: BLE001 - no browser request, or a Streamlit without it
+    except Exception:
         pass
     try:
         return st.context.ip_address
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 
@@ -137,8 +137,10 @@ def render_sign_in(auth: AuthConfig, viewer: Viewer) -> None:
     if viewer.method == "password":
         st.markdown(f"Signed in as **{plain(viewer.name)}**")
         if st.session_state.get(_REHASH_KEY):
-            st.info("Your password is stored with an outdated hash. The dashboard's log has the "
-                    "new line for the configuration; please tell the administrator.")
+            st.info(
+                "Your password is stored with an outdated hash. The dashboard's log has the "
+                "new line for the configuration; please tell the administrator."
+            )
         if st.button("Sign out", key="sign-out"):
             st.session_state.pop(SIGNED_IN_KEY, None)
             st.session_state.pop(_REHASH_KEY, None)

@@ -34,7 +34,7 @@ def plain(value: object) -> str:
     if match:
         lead, marker = match.groups()
         escaped = marker if marker[0].isdigit() else "\\" + marker
-        rest = text[match.end():]
+        rest = text[match.end() :]
         if marker[0].isdigit():  # 1. or 1) at the start: escape the punctuation after the number
             rest = "\\" + rest
         text = lead + escaped + rest

@@ -19,20 +19,20 @@ from dashboards.access import current_viewer
 from dashboards.markup import plain
 
 __all__ = [
-    "flash",
-    "show_flash",
-    "perform",
-    "read",
-    "media_file",
-    "thumbnail",
-    "show_photo",
-    "depth_bars",
-    "alternatives",
-    "tile_grid",
-    "percent",
-    "open_product",
     "PRODUCT_KEY",
+    "alternatives",
+    "depth_bars",
+    "flash",
+    "media_file",
+    "open_product",
+    "percent",
+    "perform",
     "plain",
+    "read",
+    "show_flash",
+    "show_photo",
+    "thumbnail",
+    "tile_grid",
 ]
 
 _FLASH_KEY = "catalog_ai.flash"
@@ -139,8 +139,10 @@ def depth_bars(path: str, levels: list, confidence: float) -> None:
     """One bar per depth of the suggested path: the calibrated probability of each ancestor
     (from the suggestion's per-depth top-k; a depth whose ancestor is missing from it says so)."""
     if not path:
-        st.warning(f"The model abstained: no top-level category reached the threshold "
-                   f"(best {percent(confidence)}).")
+        st.warning(
+            f"The model abstained: no top-level category reached the threshold "
+            f"(best {percent(confidence)})."
+        )
         return
     parts = path.split(SEPARATOR)
     for depth in range(1, len(parts) + 1):
@@ -165,7 +167,12 @@ def alternatives(path: str, levels: list, *, k: int = 4) -> list[dict]:
             continue
         for c in levels[d - 1]:
             if c.get("path") != path and c.get("path") not in {o["category"] for o in out}:
-                out.append({"category": c.get("path"), "probability": percent(float(c.get("probability", 0.0)))})
+                out.append(
+                    {
+                        "category": c.get("path"),
+                        "probability": percent(float(c.get("probability", 0.0))),
+                    }
+                )
     return out[:k]
 
 

@@ -39,14 +39,14 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "RUNTIME_DISTRIBUTION",
-    "list_backbones",
-    "get_backbone",
-    "create_backbone",
-    "plugin_errors",
     "backbone_available_offline",
-    "register_backbone",
-    "refresh_backbones",
+    "create_backbone",
     "describe",
+    "get_backbone",
+    "list_backbones",
+    "plugin_errors",
+    "refresh_backbones",
+    "register_backbone",
 ]
 
 log = logging.getLogger(__name__)

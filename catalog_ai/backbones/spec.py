@@ -21,10 +21,10 @@ if TYPE_CHECKING:  # torch is heavy; the contract itself does not need it at imp
 
 __all__ = [
     "CONTRACT_VERSION",
+    "BackboneSpec",
     "Interpolation",
     "Preprocessing",
     "WeightsSource",
-    "BackboneSpec",
 ]
 
 CONTRACT_VERSION = 1
@@ -172,4 +172,3 @@ class BackboneSpec:
         if not isinstance(self.weights, WeightsSource):
             out.append("weights must be a catalog_ai.backbones.WeightsSource")
         return out
-

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from torch import nn
 
-__all__ = ["TIMM_PREFIX", "TIMM_DISTRIBUTION", "is_timm_name", "timm_spec"]
+__all__ = ["TIMM_DISTRIBUTION", "TIMM_PREFIX", "is_timm_name", "timm_spec"]
 
 TIMM_PREFIX = "timm:"
 TIMM_DISTRIBUTION = "timm"

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "WEIGHT_FILE_SUFFIXES",
-    "read_state_dict",
-    "load_weights_file",
     "load_state_dict_in_order",
+    "load_weights_file",
+    "read_state_dict",
 ]
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from catalog_ai.errors import CatalogAIError
 if TYPE_CHECKING:
     from catalog_ai.dispatch import Dispatcher
 
-__all__ = ["cli", "main", "dispatching", "echo_json", "ensure_db", "safe_url"]
+__all__ = ["cli", "dispatching", "echo_json", "ensure_db", "main", "safe_url"]
 
 
 class _Group(click.Group):

@@ -8,6 +8,7 @@ import click
 
 from catalog_ai.cli._root import cli, echo_json, ensure_db, safe_url
 
+
 # --------------------------------------------------------------------------- db
 @cli.group()
 def db() -> None:
@@ -22,7 +23,9 @@ def db_upgrade(revision: str) -> None:
     from catalog_ai.settings import get_settings
 
     migrate.upgrade(revision=revision)
-    click.echo(f"database {safe_url(get_settings().database_url)} at revision {migrate.current_revision()}")
+    click.echo(
+        f"database {safe_url(get_settings().database_url)} at revision {migrate.current_revision()}"
+    )
 
 
 @db.command("downgrade")
@@ -88,9 +91,13 @@ def taxonomy_show(max_depth: int | None) -> None:
     ensure_db()
     with unit_of_work() as session:
         direct = dict(
-            session.execute(select(Product.category_id, func.count()).group_by(Product.category_id)).all()
+            session.execute(
+                select(Product.category_id, func.count()).group_by(Product.category_id)
+            ).all()
         )
-        rows = session.execute(select(Category.id, Category.parent_id, Category.path, Category.name, Category.depth)).all()
+        rows = session.execute(
+            select(Category.id, Category.parent_id, Category.path, Category.name, Category.depth)
+        ).all()
     parent = {r.id: r.parent_id for r in rows}
     total: dict[int, int] = {}
     for cid, n in direct.items():
@@ -171,10 +178,19 @@ def dataset() -> None:
 
 @dataset.command("fetch")
 @click.argument("name", type=click.Choice(["grocery-store"]))
-@click.option("--from", "from_dir", type=click.Path(path_type=Path), default=None,
-              help="use a local copy instead of downloading")
-@click.option("--dest", type=click.Path(path_type=Path), default=None,
-              help="where to put it (default: $CATALOG_AI_HOME/datasets/NAME)")
+@click.option(
+    "--from",
+    "from_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="use a local copy instead of downloading",
+)
+@click.option(
+    "--dest",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="where to put it (default: $CATALOG_AI_HOME/datasets/NAME)",
+)
 def dataset_fetch(name: str, from_dir: Path | None, dest: Path | None) -> None:
     """Get the Grocery Store dataset's train and val photos (never its held-back test split)."""
     from catalog_ai.datasets.fetch import fetch_grocery_store
@@ -185,8 +201,12 @@ def dataset_fetch(name: str, from_dir: Path | None, dest: Path | None) -> None:
 
 # --------------------------------------------------------------------------- quickstart
 @cli.command("quickstart")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="a local copy of the Grocery Store dataset (default: ../shared/datasets/grocery-store, else download)")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="a local copy of the Grocery Store dataset (default: ../shared/datasets/grocery-store, else download)",
+)
 def quickstart(data: Path | None) -> None:
     """The main job on the embedded set-up: create the catalog and import the example photos."""
     from catalog_ai.cli.quickstart import run_quickstart
@@ -202,9 +222,13 @@ def users() -> None:
 
 @users.command("hash-password")
 @click.argument("name")
-@click.option("--stdin", "from_stdin", is_flag=True,
-              help="read the password from the first line of standard input (scripts) instead of "
-                   "asking twice without echo")
+@click.option(
+    "--stdin",
+    "from_stdin",
+    is_flag=True,
+    help="read the password from the first line of standard input (scripts) instead of "
+    "asking twice without echo",
+)
 @click.option("--password", hidden=True, default=None)
 def users_hash_password(name: str, from_stdin: bool, password: str | None) -> None:
     """Print a NAME:HASH line (Argon2id) for CATALOG_AI_USERS or CATALOG_AI_USERS_FILE.
@@ -224,7 +248,9 @@ def users_hash_password(name: str, from_stdin: bool, password: str | None) -> No
             "type it at the prompt, or pipe it in with --stdin"
         )
     if ":" in name or ";" in name or not name.strip():
-        raise click.BadParameter("a reviewer name may not be empty or contain ':' or ';'", param_hint="NAME")
+        raise click.BadParameter(
+            "a reviewer name may not be empty or contain ':' or ';'", param_hint="NAME"
+        )
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:

@@ -31,22 +31,36 @@ def streamlit_command(port: int, address: str, extra: tuple[str, ...] = ()) -> l
 
     upload_mib = max(1, -(-get_settings().max_image_bytes // 2**20))
     return [
-        sys.executable, "-m", "streamlit", "run", str(dashboard_app()),
-        "--server.port", str(port),
-        "--server.address", address,
-        "--server.headless", "true",
-        "--server.maxUploadSize", str(upload_mib),
-        "--browser.gatherUsageStats", "false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(dashboard_app()),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.headless",
+        "true",
+        "--server.maxUploadSize",
+        str(upload_mib),
+        "--browser.gatherUsageStats",
+        "false",
         # Staff see the app, not Streamlit's developer menu (Deploy, rerun settings).
-        "--client.toolbarMode", "viewer",
+        "--client.toolbarMode",
+        "viewer",
         *extra,
     ]
 
 
 @cli.command("dashboard", context_settings={"ignore_unknown_options": True})
 @click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True)
-@click.option("--address", default="127.0.0.1", show_default=True,
-              help="interface to listen on (0.0.0.0: every interface; put it behind a proxy)")
+@click.option(
+    "--address",
+    default="127.0.0.1",
+    show_default=True,
+    help="interface to listen on (0.0.0.0: every interface; put it behind a proxy)",
+)
 @click.argument("streamlit_args", nargs=-1, type=click.UNPROCESSED)
 def dashboard(port: int, address: str, streamlit_args: tuple[str, ...]) -> None:
     """Start the review dashboard (Streamlit) with the current environment.

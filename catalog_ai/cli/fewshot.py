@@ -16,12 +16,25 @@ def fewshot() -> None:
 
 @fewshot.command("add")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
-              help="folder tree of example photos: sub-folders are categories (new paths extend the tree)")
-@click.option("--catalog/--no-catalog", default=True, show_default=True,
-              help="also import the photos as labelled products, so the next training run learns them")
-@click.option("--activate/--no-activate", default=True, show_default=True,
-              help="when the model is the active one, make the new version active")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="folder tree of example photos: sub-folders are categories (new paths extend the tree)",
+)
+@click.option(
+    "--catalog/--no-catalog",
+    default=True,
+    show_default=True,
+    help="also import the photos as labelled products, so the next training run learns them",
+)
+@click.option(
+    "--activate/--no-activate",
+    default=True,
+    show_default=True,
+    help="when the model is the active one, make the new version active",
+)
 def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) -> None:
     """Add or update categories from example photos in seconds.
 
@@ -31,16 +44,18 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) 
 
     from sqlalchemy import select
 
-    from catalog_ai.model.bundle import ModelBundle, derive_bundle
     from catalog_ai.cli.models import _adopt, catalog_exists
     from catalog_ai.db import ModelVersion, unit_of_work
     from catalog_ai.errors import ImportFolderError
+    from catalog_ai.model.bundle import ModelBundle, derive_bundle
     from catalog_ai.services.fewshot import add_examples
     from catalog_ai.services.versions import current_memory
     from catalog_ai.taxonomy import scan_folder
 
     if not Path(data_dir).is_dir():
-        raise ImportFolderError(f"{data_dir} is not a folder of example photos (sub-folders are categories)")
+        raise ImportFolderError(
+            f"{data_dir} is not a folder of example photos (sub-folders are categories)"
+        )
     scan = scan_folder(data_dir)
     if scan.skipped:  # never silently (root-folder photos, hidden folders, other file types)
         click.echo(scan.skipped_summary(), err=True)
@@ -53,7 +68,9 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) 
     else:
         memory, revision = current_memory(None, None, parent)
     # The examples go into a new bundle (not yet registered): the given one is never rewritten.
-    derived = derive_bundle(parent, change=f"fewshot add {data_dir}", prototypes=memory, memory_revision=revision)
+    derived = derive_bundle(
+        parent, change=f"fewshot add {data_dir}", prototypes=memory, memory_revision=revision
+    )
     try:
         result = add_examples(derived.path, scan.files)
     except BaseException:
@@ -62,7 +79,11 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) 
     click.echo(
         f"{result.photos} photos in {result.seconds:.1f} s: added {len(result.added)} categories, "
         f"updated {len(result.updated)}"
-        + (f" ({result.already_added} photos were already examples: not counted again)" if result.already_added else "")
+        + (
+            f" ({result.already_added} photos were already examples: not counted again)"
+            if result.already_added
+            else ""
+        )
     )
     for path in result.added:
         click.echo(f"  new: {path}")
@@ -79,9 +100,11 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) 
         ensure_db()
         # A person chose these examples: no model may re-classify or overwrite them.
         summary = import_folder(data_dir, label_source=LabelSource.FEWSHOT)
-        click.echo(f"catalog: {summary.imported} photos imported as labelled products, "
-                   f"{summary.duplicates} already there, {summary.relabelled} relabelled (a "
-                   f"model's label or none before), {summary.categories_added} categories added")
+        click.echo(
+            f"catalog: {summary.imported} photos imported as labelled products, "
+            f"{summary.duplicates} already there, {summary.relabelled} relabelled (a "
+            f"model's label or none before), {summary.categories_added} categories added"
+        )
         print_label_conflicts(summary)
 
 
@@ -95,13 +118,23 @@ def fewshot_list(model_dir: Path, as_json: bool) -> None:
 
     bundle = ModelBundle.load(model_dir)
     memory = PrototypeMemory.load(bundle.path)
-    rows = [] if memory is None else [
-        {"path": p, "examples": int(c), "source": s}
-        for p, c, s in zip(memory.paths, memory.counts.tolist(), memory.sources, strict=True) if s != "train"
-    ]
+    rows = (
+        []
+        if memory is None
+        else [
+            {"path": p, "examples": int(c), "source": s}
+            for p, c, s in zip(memory.paths, memory.counts.tolist(), memory.sources, strict=True)
+            if s != "train"
+        ]
+    )
     if as_json:
-        echo_json({"model": bundle.version, "categories": rows,
-                   "fusion": None if memory is None else memory.fusion.to_dict()})
+        echo_json(
+            {
+                "model": bundle.version,
+                "categories": rows,
+                "fusion": None if memory is None else memory.fusion.to_dict(),
+            }
+        )
         return
     for r in rows:
         click.echo(f"{r['examples']:>4}  {r['path']}  ({r['source']})")

@@ -38,55 +38,134 @@ def backbones_list(as_json: bool) -> None:
             f"{r['name']:<26}{r['distribution']:<30}{r['embedding_dim']:>6}{r['input_size']:>7}  "
             f"{'yes' if r['offline_weights'] else 'no'}"
         )
-    click.echo(f"\nAny timm model also works as '{TIMM_PREFIX}<model_name>' (weights: local file, or the hub when online).")
+    click.echo(
+        f"\nAny timm model also works as '{TIMM_PREFIX}<model_name>' (weights: local file, or the hub when online)."
+    )
     for e in errors:
-        click.secho(f"broken plugin {e['entry_point']} ({e['distribution']}): {e['error']}", fg="red")
+        click.secho(
+            f"broken plugin {e['entry_point']} ({e['distribution']}): {e['error']}", fg="red"
+        )
 
 
 # --------------------------------------------------------------------------- training and models
 @cli.command("train")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
-              help="folder tree of labelled photos (sub-folders are categories)")
-@click.option("--from-catalog", is_flag=True,
-              help="train on the catalog's products labelled by people (imports, reviews, few-shot "
-                   "examples) instead")
-@click.option("--include-model-labels", is_flag=True,
-              help="with --from-catalog: also train on products a model auto-accepted (its own "
-                   "guesses, unchecked by anyone)")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="model bundle directory to write")
-@click.option("--mode", type=click.Choice(["finetune", "linear_probe"]), default="finetune", show_default=True,
-              help="finetune: the accurate model; linear_probe: the quick one (frozen backbone, head only)")
-@click.option("--backbone", default=None,
-              help="see `catalog-ai backbones list` (default: efficientnet_lite2 to fine-tune, "
-                   "efficientnet_lite0 for the linear probe)")
-@click.option("--backbone-weights", type=click.Path(path_type=Path), default=None,
-              help="local pretrained weights file (.safetensors or .pth) for the backbone")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="folder tree of labelled photos (sub-folders are categories)",
+)
+@click.option(
+    "--from-catalog",
+    is_flag=True,
+    help="train on the catalog's products labelled by people (imports, reviews, few-shot "
+    "examples) instead",
+)
+@click.option(
+    "--include-model-labels",
+    is_flag=True,
+    help="with --from-catalog: also train on products a model auto-accepted (its own "
+    "guesses, unchecked by anyone)",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="model bundle directory to write",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["finetune", "linear_probe"]),
+    default="finetune",
+    show_default=True,
+    help="finetune: the accurate model; linear_probe: the quick one (frozen backbone, head only)",
+)
+@click.option(
+    "--backbone",
+    default=None,
+    help="see `catalog-ai backbones list` (default: efficientnet_lite2 to fine-tune, "
+    "efficientnet_lite0 for the linear probe)",
+)
+@click.option(
+    "--backbone-weights",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="local pretrained weights file (.safetensors or .pth) for the backbone",
+)
 @click.option("--epochs", type=int, default=None, help="default: the preset's")
-@click.option("--image-size", type=int, default=None, help="input side in pixels (default: the backbone's)")
-@click.option("--val-data", type=click.Path(path_type=Path), default=None,
-              help="held-out folder tree for calibration and thresholds (default: 10%% of the training photos)")
+@click.option(
+    "--image-size", type=int, default=None, help="input side in pixels (default: the backbone's)"
+)
+@click.option(
+    "--val-data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="held-out folder tree for calibration and thresholds (default: 10%% of the training photos)",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=int, default=None)
 @click.option("--lr", type=float, default=None)
-@click.option("--frozen-groups", type=int, default=None, help="backbone layer groups kept frozen (stem first)")
-@click.option("--label-smoothing", type=click.FloatRange(0.0, 0.5, max_open=True), default=None,
-              help="default 0.1; 0 keeps known categories steadier when few-shot categories are added, "
-                   "but the model is less accurate and less calibrated (docs/BENCHMARKS.md)")
+@click.option(
+    "--frozen-groups", type=int, default=None, help="backbone layer groups kept frozen (stem first)"
+)
+@click.option(
+    "--label-smoothing",
+    type=click.FloatRange(0.0, 0.5, max_open=True),
+    default=None,
+    help="default 0.1; 0 keeps known categories steadier when few-shot categories are added, "
+    "but the model is less accurate and less calibrated (docs/BENCHMARKS.md)",
+)
 @click.option("--accelerator", default="auto", show_default=True, help="cpu, gpu, mps or auto")
-@click.option("--devices", default="auto", show_default=True, help="number of devices, e.g. 2 for two GPUs")
+@click.option(
+    "--devices", default="auto", show_default=True, help="number of devices, e.g. 2 for two GPUs"
+)
 @click.option("--strategy", default="auto", show_default=True, help="Lightning strategy, e.g. ddp")
-@click.option("--precision", default="32-true", show_default=True, help="e.g. 16-mixed or bf16-mixed on a GPU")
-@click.option("--num-workers", type=int, default=0, show_default=True, help="data loading processes")
-@click.option("--min-photos-per-category", type=click.IntRange(1), default=5, show_default=True,
-              help="with --from-catalog: categories with fewer accepted photos are served by few-shot "
-                   "prototypes instead of a head output")
-@click.option("--auto-accept-from-holdout", is_flag=True,
-              help="switch auto-accept on from photos held out of the training folder (they share its "
-                   "photo sessions and overstate certainty; prefer --val-data or `catalog-ai calibrate`)")
-def train_cmd(data_dir, from_catalog, include_model_labels, out_dir, mode, backbone,
-              backbone_weights, epochs, image_size, val_data, seed,
-              batch_size, lr, frozen_groups, label_smoothing, accelerator, devices, strategy, precision, num_workers,
-              min_photos_per_category, auto_accept_from_holdout) -> None:
+@click.option(
+    "--precision", default="32-true", show_default=True, help="e.g. 16-mixed or bf16-mixed on a GPU"
+)
+@click.option(
+    "--num-workers", type=int, default=0, show_default=True, help="data loading processes"
+)
+@click.option(
+    "--min-photos-per-category",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="with --from-catalog: categories with fewer accepted photos are served by few-shot "
+    "prototypes instead of a head output",
+)
+@click.option(
+    "--auto-accept-from-holdout",
+    is_flag=True,
+    help="switch auto-accept on from photos held out of the training folder (they share its "
+    "photo sessions and overstate certainty; prefer --val-data or `catalog-ai calibrate`)",
+)
+def train_cmd(
+    data_dir,
+    from_catalog,
+    include_model_labels,
+    out_dir,
+    mode,
+    backbone,
+    backbone_weights,
+    epochs,
+    image_size,
+    val_data,
+    seed,
+    batch_size,
+    lr,
+    frozen_groups,
+    label_smoothing,
+    accelerator,
+    devices,
+    strategy,
+    precision,
+    num_workers,
+    min_photos_per_category,
+    auto_accept_from_holdout,
+) -> None:
     """Fine-tune a backbone into a calibrated hierarchical classifier and write a model bundle."""
     from catalog_ai.taxonomy import Taxonomy
     from catalog_ai.training.fit import TrainConfig, fit
@@ -101,13 +180,26 @@ def train_cmd(data_dir, from_catalog, include_model_labels, out_dir, mode, backb
     if include_model_labels and not from_catalog:
         raise click.UsageError("--include-model-labels goes with --from-catalog")
     config = TrainConfig.preset(mode)
-    config = dataclasses.replace(config, auto_accept_from_holdout=auto_accept_from_holdout, seed=seed,
-                                 accelerator=accelerator, devices=devices, strategy=strategy, precision=precision,
-                                 num_workers=num_workers,
-                                 backbone_weights=str(backbone_weights) if backbone_weights else None)
-    for name, value in (("backbone", backbone), ("epochs", epochs), ("image_size", image_size),
-                        ("batch_size", batch_size), ("lr", lr), ("frozen_groups", frozen_groups),
-                        ("label_smoothing", label_smoothing)):
+    config = dataclasses.replace(
+        config,
+        auto_accept_from_holdout=auto_accept_from_holdout,
+        seed=seed,
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        precision=precision,
+        num_workers=num_workers,
+        backbone_weights=str(backbone_weights) if backbone_weights else None,
+    )
+    for name, value in (
+        ("backbone", backbone),
+        ("epochs", epochs),
+        ("image_size", image_size),
+        ("batch_size", batch_size),
+        ("lr", lr),
+        ("frozen_groups", frozen_groups),
+        ("label_smoothing", label_smoothing),
+    ):
         if value is not None:
             setattr(config, name, value)
     rare = []
@@ -125,16 +217,24 @@ def train_cmd(data_dir, from_catalog, include_model_labels, out_dir, mode, backb
     held_out = None
     if val_data is not None:
         _, held_out, _ = load_folder_examples(val_data, taxonomy=taxonomy)
-    result = fit(config, taxonomy=taxonomy, examples=examples, out_dir=out_dir, held_out=held_out,
-                 data_description=description)
+    result = fit(
+        config,
+        taxonomy=taxonomy,
+        examples=examples,
+        out_dir=out_dir,
+        held_out=held_out,
+        data_description=description,
+    )
     if result is None:
         return
     if rare:
         from catalog_ai.services.fewshot import add_examples
 
         added = add_examples(out_dir, [(e.file, tuple(e.label.split(" > "))) for e in rare])
-        click.echo(f"  {len(added.added) + len(added.updated)} categories with fewer than "
-                   f"{min_photos_per_category} photos served by few-shot prototypes ({added.photos} photos)")
+        click.echo(
+            f"  {len(added.added) + len(added.updated)} categories with fewer than "
+            f"{min_photos_per_category} photos served by few-shot prototypes ({added.photos} photos)"
+        )
     m = result.bundle.metrics["held_out"]
     click.echo(
         f"model {result.bundle.version} written to {out_dir}\n"
@@ -151,7 +251,9 @@ def train_cmd(data_dir, from_catalog, include_model_labels, out_dir, mode, backb
 
 @cli.command("predict")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)
-@click.argument("images_", metavar="IMAGE...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument(
+    "images_", metavar="IMAGE...", nargs=-1, required=True, type=click.Path(path_type=Path)
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--top-k", type=int, default=3, show_default=True)
 def predict_cmd(model_dir: Path, images_: tuple[Path, ...], as_json: bool, top_k: int) -> None:
@@ -162,9 +264,12 @@ def predict_cmd(model_dir: Path, images_: tuple[Path, ...], as_json: bool, top_k
     predictor.decider.top_k = top_k
     results = predictor.predict(images_)
     if as_json:
-        echo_json([
-            {"image": r.source, **({"error": r.error} if r.error else r.decision.to_dict())} for r in results
-        ])
+        echo_json(
+            [
+                {"image": r.source, **({"error": r.error} if r.error else r.decision.to_dict())}
+                for r in results
+            ]
+        )
         return
     for r in results:
         if r.error:
@@ -172,10 +277,17 @@ def predict_cmd(model_dir: Path, images_: tuple[Path, ...], as_json: bool, top_k
             continue
         d = r.decision
         chosen = d.path or "(abstains: not confident even at the top level)"
-        note = "" if not d.backed_off else f"   [backed off from {d.leaf_path} at {d.leaf_confidence:.2f}]"
-        click.echo(f"{r.source}\n  {chosen}   confidence {d.confidence:.3f}"
-                   + ("   auto-accept" if d.auto_accept else "")
-                   + ("   possibly a new category (far from every known one)" if d.open_set else "") + note)
+        note = (
+            ""
+            if not d.backed_off
+            else f"   [backed off from {d.leaf_path} at {d.leaf_confidence:.2f}]"
+        )
+        click.echo(
+            f"{r.source}\n  {chosen}   confidence {d.confidence:.3f}"
+            + ("   auto-accept" if d.auto_accept else "")
+            + ("   possibly a new category (far from every known one)" if d.open_set else "")
+            + note
+        )
         for depth, level in enumerate(d.levels, start=1):
             alts = ", ".join(f"{c.path.split(' > ')[-1]} {c.probability:.2f}" for c in level)
             click.echo(f"    depth {depth}: {alts}")
@@ -184,16 +296,28 @@ def predict_cmd(model_dir: Path, images_: tuple[Path, ...], as_json: bool, top_k
 
 @cli.command("evaluate")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
-              help="labelled folder tree (same category paths as the model)")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="labelled folder tree (same category paths as the model)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
-@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
-              help="write PNG plots and metrics.json here")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="write PNG plots and metrics.json here",
+)
 def evaluate_cmd(model_dir: Path, data_dir: Path, as_json: bool, report_dir: Path | None) -> None:
     """Accuracy per depth, top-5, hierarchical F1, calibration and coverage at precision."""
     from catalog_ai.services.evaluate import evaluate_folder
 
-    result, skipped = evaluate_folder(model_dir, data_dir, report_dir=report_dir, progress=not as_json)
+    result, skipped = evaluate_folder(
+        model_dir, data_dir, report_dir=report_dir, progress=not as_json
+    )
     m = result.metrics
     if as_json:
         echo_json(m)
@@ -212,16 +336,39 @@ def evaluate_cmd(model_dir: Path, data_dir: Path, as_json: bool, report_dir: Pat
 
 
 @cli.command("calibrate")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
-              help="model bundle (default with --from-reviews: the active model)")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
-              help="labelled folder of photos like those the store uploads (not training photos)")
-@click.option("--from-reviews", is_flag=True, help="use the products reviewers accepted or corrected")
-@click.option("--min-photos", default=50, show_default=True, help="refuse to calibrate on fewer photos")
-@click.option("--activate/--no-activate", default=True, show_default=True,
-              help="when the calibrated model is the active one, make the new version active")
-def calibrate_cmd(model_dir: Path | None, data_dir: Path | None, from_reviews: bool, min_photos: int,
-                  activate: bool) -> None:
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="model bundle (default with --from-reviews: the active model)",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="labelled folder of photos like those the store uploads (not training photos)",
+)
+@click.option(
+    "--from-reviews", is_flag=True, help="use the products reviewers accepted or corrected"
+)
+@click.option(
+    "--min-photos", default=50, show_default=True, help="refuse to calibrate on fewer photos"
+)
+@click.option(
+    "--activate/--no-activate",
+    default=True,
+    show_default=True,
+    help="when the calibrated model is the active one, make the new version active",
+)
+def calibrate_cmd(
+    model_dir: Path | None,
+    data_dir: Path | None,
+    from_reviews: bool,
+    min_photos: int,
+    activate: bool,
+) -> None:
     """Re-fit confidence calibration and auto-accept thresholds on independent photos.
 
     This is what switches auto-accept on for a model trained without --val-data. The result is a
@@ -229,9 +376,9 @@ def calibrate_cmd(model_dir: Path | None, data_dir: Path | None, from_reviews: b
     when the old one is, and active when the old one was (unless --no-activate).
     """
 
-    from catalog_ai.model.bundle import BundleError
     from catalog_ai.db import unit_of_work
     from catalog_ai.inference.recalibrate import recalibrate_bundle
+    from catalog_ai.model.bundle import BundleError
     from catalog_ai.services.versions import derivation_base
 
     if bool(data_dir) == bool(from_reviews):
@@ -260,15 +407,23 @@ def calibrate_cmd(model_dir: Path | None, data_dir: Path | None, from_reviews: b
             f"only {len(files)} labelled photos to calibrate on; at least {min_photos} are needed "
             "for thresholds that mean something (review more products, or lower --min-photos)"
         )
-    bundle, cal, report = recalibrate_bundle(model_dir, files, labels, source=description, progress=True,
-                                             skip_unknown=from_reviews, memory=memory, memory_revision=revision)
+    bundle, cal, report = recalibrate_bundle(
+        model_dir,
+        files,
+        labels,
+        source=description,
+        progress=True,
+        skip_unknown=from_reviews,
+        memory=memory,
+        memory_revision=revision,
+    )
     click.echo(
         f"{bundle.version}: calibrated on {report['n_photos']} photos (leaf accuracy {report['leaf_accuracy']:.3f}); "
         f"temperature {report['temperature_before']:.2f} -> {report['temperature']:.2f}, "
         f"ECE {report['ece_before']:.3f} -> {report['ece_after_in_sample']:.3f} (in-sample); "
         f"auto-accept on at {cal.thresholds.auto_accept:.3f} for {cal.thresholds.auto_accept_target} precision"
-        if cal.thresholds.auto_accept_enabled else
-        f"{bundle.version}: calibrated, but no threshold reaches {cal.thresholds.auto_accept_target} precision "
+        if cal.thresholds.auto_accept_enabled
+        else f"{bundle.version}: calibrated, but no threshold reaches {cal.thresholds.auto_accept_target} precision "
         "on these photos: auto-accept stays off"
     )
     _adopt(bundle, activate=activate)
@@ -298,14 +453,25 @@ def _adopt(bundle, *, activate: bool, add_categories: bool = False) -> None:
         # Activation enqueues after the commit: what no person labelled gets this version's
         # suggestion, and the catalogue is embedded for search.
         with dispatching() as dispatcher, unit_of_work() as session:
-            row, activated = adopt_derived(session, bundle, dispatcher=dispatcher, activate=activate,
-                                           add_categories=add_categories)
-    click.echo(f"new model version {bundle.version} (derived from {parent}) in {bundle.path}; "
-               f"{parent} is unchanged")
+            row, activated = adopt_derived(
+                session,
+                bundle,
+                dispatcher=dispatcher,
+                activate=activate,
+                add_categories=add_categories,
+            )
+    click.echo(
+        f"new model version {bundle.version} (derived from {parent}) in {bundle.path}; "
+        f"{parent} is unchanged"
+    )
     if row is None:
-        click.echo(f"{parent} is not registered: register the new one with: catalog-ai models register {bundle.path}")
+        click.echo(
+            f"{parent} is not registered: register the new one with: catalog-ai models register {bundle.path}"
+        )
     elif activated:
-        click.echo(f"active model: {bundle.version}; re-classification enqueued (see catalog-ai status)")
+        click.echo(
+            f"active model: {bundle.version}; re-classification enqueued (see catalog-ai status)"
+        )
     else:
         click.echo(f"registered; activate with: catalog-ai models activate {bundle.version}")
 
@@ -330,7 +496,10 @@ def models_register(bundle_dir: Path, add_categories: bool, activate: bool) -> N
         if activate:
             activate_model(session, row.version, dispatcher=dispatcher)
         version, active = row.version, row.is_active
-    click.echo(f"registered {version}" + (" (active)" if active else f"; activate with: catalog-ai models activate {version}"))
+    click.echo(
+        f"registered {version}"
+        + (" (active)" if active else f"; activate with: catalog-ai models activate {version}")
+    )
 
 
 @models.command("activate")
@@ -349,19 +518,40 @@ def models_activate(version: str) -> None:
 
 
 @models.command("thresholds")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
-              help="model bundle (default: the active model)")
-@click.option("--decision", type=float, default=None, help="the walk down the tree stops below this probability")
-@click.option("--auto-accept", type=float, default=None, help="accept without review from this confidence")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="model bundle (default: the active model)",
+)
+@click.option(
+    "--decision",
+    type=float,
+    default=None,
+    help="the walk down the tree stops below this probability",
+)
+@click.option(
+    "--auto-accept", type=float, default=None, help="accept without review from this confidence"
+)
 @click.option("--no-auto-accept", is_flag=True, help="switch auto-accept off")
-@click.option("--activate/--no-activate", default=True, show_default=True,
-              help="when the model is the active one, make the new version active")
-def models_thresholds(model_dir: Path | None, decision: float | None, auto_accept: float | None,
-                      no_auto_accept: bool, activate: bool) -> None:
+@click.option(
+    "--activate/--no-activate",
+    default=True,
+    show_default=True,
+    help="when the model is the active one, make the new version active",
+)
+def models_thresholds(
+    model_dir: Path | None,
+    decision: float | None,
+    auto_accept: float | None,
+    no_auto_accept: bool,
+    activate: bool,
+) -> None:
     """Change a model's thresholds: the result is a new version derived from it."""
 
-    from catalog_ai.model.bundle import derive_bundle
     from catalog_ai.db import unit_of_work
+    from catalog_ai.model.bundle import derive_bundle
     from catalog_ai.services.versions import derivation_base
 
     if decision is None and auto_accept is None and not no_auto_accept:
@@ -380,10 +570,13 @@ def models_thresholds(model_dir: Path | None, decision: float | None, auto_accep
         **({"auto_accept": auto_accept} if auto_accept is not None else {}),
         **({"auto_accept": 1.01} if no_auto_accept else {}),
     )
-    change = (f"thresholds: decision {parent.thresholds.decision} -> {thresholds.decision}, "
-              f"auto-accept {parent.thresholds.auto_accept} -> {thresholds.auto_accept}")
-    bundle = derive_bundle(parent, change=change, thresholds=thresholds, prototypes=memory,
-                           memory_revision=revision)
+    change = (
+        f"thresholds: decision {parent.thresholds.decision} -> {thresholds.decision}, "
+        f"auto-accept {parent.thresholds.auto_accept} -> {thresholds.auto_accept}"
+    )
+    bundle = derive_bundle(
+        parent, change=change, thresholds=thresholds, prototypes=memory, memory_revision=revision
+    )
     click.echo(f"{bundle.version}: {change}")
     _adopt(bundle, activate=activate)
 
@@ -398,10 +591,20 @@ def models_list() -> None:
     with unit_of_work() as session:
         models = list_models(session)
         names = {m.id: m.version for m in models}
-        rows = [(m.version, m.is_active, m.backbone, (m.metrics or {}).get("held_out", {}), names.get(m.parent_id))
-                for m in models]
+        rows = [
+            (
+                m.version,
+                m.is_active,
+                m.backbone,
+                (m.metrics or {}).get("held_out", {}),
+                names.get(m.parent_id),
+            )
+            for m in models
+        ]
     for version, active, backbone, held, parent in rows:
         acc = held.get("leaf_accuracy")
-        click.echo(f"{'*' if active else ' '} {version}  {backbone}"
-                   + (f"  held-out leaf accuracy {acc:.3f}" if acc is not None else "")
-                   + (f"  (derived from {parent})" if parent else ""))
+        click.echo(
+            f"{'*' if active else ' '} {version}  {backbone}"
+            + (f"  held-out leaf accuracy {acc:.3f}" if acc is not None else "")
+            + (f"  (derived from {parent})" if parent else "")
+        )

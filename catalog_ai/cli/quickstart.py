@@ -25,7 +25,7 @@ from catalog_ai.db import migrate, unit_of_work
 from catalog_ai.jobs.folder_import import import_folder
 from catalog_ai.settings import get_settings
 
-__all__ = ["run_quickstart", "QUICK_MODEL_NAME"]
+__all__ = ["QUICK_MODEL_NAME", "run_quickstart"]
 
 QUICK_MODEL_NAME = "quickstart"
 
@@ -35,11 +35,11 @@ def _step(text: str) -> None:
 
 
 def run_quickstart(*, data: Path | None = None, backbone: str = "efficientnet_lite0") -> dict:
+    from catalog_ai.jobs.ingest import ingest_paths
     from catalog_ai.model.bundle import BundleError, ModelBundle
     from catalog_ai.services.models import activate_model, register_model
     from catalog_ai.services.status import status_counts
     from catalog_ai.worker.dispatch import default_dispatcher, drain
-    from catalog_ai.jobs.ingest import ingest_paths
 
     started = time.monotonic()
     settings = get_settings()
@@ -63,7 +63,9 @@ def run_quickstart(*, data: Path | None = None, backbone: str = "efficientnet_li
         bundle = ModelBundle.load(bundle_dir)
         _step(f"reusing the quick model {bundle.version}")
     except BundleError:
-        _step("training the quick model (frozen backbone + calibrated hierarchical head, a few minutes)")
+        _step(
+            "training the quick model (frozen backbone + calibrated hierarchical head, a few minutes)"
+        )
         bundle = _train_quick_model(bundle_dir, backbone)
 
     dispatcher = default_dispatcher()
@@ -102,10 +104,13 @@ def run_quickstart(*, data: Path | None = None, backbone: str = "efficientnet_li
         f"{summary['accepted_automatically']} accepted automatically, "
         f"{summary['waiting_for_review']} waiting for review, {summary['failed']} failed"
         + (f", {summary['still_queued']} still queued" if summary["still_queued"] else "")
-        + ("" if auto_on else
-           "\n  auto-accept is off: this model's confidence was calibrated on photos held out of its own "
-           "training sessions,\n  which overstate certainty on new uploads; after reviewing ~100 products run "
-           "`catalog-ai calibrate --from-reviews`")
+        + (
+            ""
+            if auto_on
+            else "\n  auto-accept is off: this model's confidence was calibrated on photos held out of its own "
+            "training sessions,\n  which overstate certainty on new uploads; after reviewing ~100 products run "
+            "`catalog-ai calibrate --from-reviews`"
+        )
         + f"\n  data directory: {settings.home}\n"
         "  next: .venv/bin/catalog-ai users hash-password alice >> reviewers.txt   (a reviewer)\n"
         "        CATALOG_AI_USERS_FILE=reviewers.txt .venv/bin/catalog-ai dashboard   (review, least confident first)\n"
@@ -122,7 +127,13 @@ def _train_quick_model(bundle_dir: Path, backbone: str):
     taxonomy, examples, description = examples_from_catalog()
     config = TrainConfig.preset("linear_probe")
     config.backbone = backbone
-    result = fit(config, taxonomy=taxonomy, examples=examples, out_dir=bundle_dir, data_description=description)
+    result = fit(
+        config,
+        taxonomy=taxonomy,
+        examples=examples,
+        out_dir=bundle_dir,
+        data_description=description,
+    )
     held = result.bundle.metrics["held_out"]
     click.echo(
         f"    trained in {result.seconds['total']:.0f} s on {result.n_train} photos; held-out leaf accuracy "

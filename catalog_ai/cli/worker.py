@@ -50,8 +50,8 @@ def ingest_cmd(
          process); the rest were ingested
       2  usage error (bad option, --external-id with several files, no database)
     """
-    from catalog_ai.worker.dispatch import InProcessDispatcher
     from catalog_ai.jobs.ingest import ingest_paths
+    from catalog_ai.worker.dispatch import InProcessDispatcher
 
     ensure_db()
     with dispatching(progress=not as_json) as dispatcher:
@@ -70,7 +70,9 @@ def ingest_cmd(
 
         with unit_of_work() as session:
             failed = failures(session, summary.created)
-        summary.failed += [FailedFile(f, pid, failed[pid]) for f, pid in summary.ingested if pid in failed]
+        summary.failed += [
+            FailedFile(f, pid, failed[pid]) for f, pid in summary.ingested if pid in failed
+        ]
     if as_json:
         echo_json(
             {
@@ -306,8 +308,8 @@ def embed_cmd(version: str | None, only_status: bool) -> None:
 
     Runs when a model is activated; use this to run it again or to see its progress.
     """
-    from catalog_ai.model.bundle import BundleError
     from catalog_ai.db import unit_of_work
+    from catalog_ai.model.bundle import BundleError
     from catalog_ai.services.embed import embedding_progress
     from catalog_ai.services.models import active_model
 
@@ -324,5 +326,7 @@ def embed_cmd(version: str | None, only_status: bool) -> None:
             dispatcher.embed_catalogue(version)
     with unit_of_work() as session:
         after = embedding_progress(session, version)
-    click.echo(f"model {version}: {after.embedded} of {after.images} catalog photos embedded"
-               + ("" if after.done or only_status else " (the rest is queued for the workers)"))
+    click.echo(
+        f"model {version}: {after.embedded} of {after.images} catalog photos embedded"
+        + ("" if after.done or only_status else " (the rest is queued for the workers)")
+    )

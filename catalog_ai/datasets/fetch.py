@@ -17,9 +17,16 @@ from catalog_ai.errors import DatasetError
 from catalog_ai.progress import progress_bar
 from catalog_ai.settings import get_settings
 
-__all__ = ["GROCERY_STORE_URL", "fetch_grocery_store", "find_local_grocery_store", "check_grocery_layout"]
+__all__ = [
+    "GROCERY_STORE_URL",
+    "check_grocery_layout",
+    "fetch_grocery_store",
+    "find_local_grocery_store",
+]
 
-GROCERY_STORE_URL = "https://github.com/marcusklasson/GroceryStoreDataset/archive/refs/heads/master.zip"
+GROCERY_STORE_URL = (
+    "https://github.com/marcusklasson/GroceryStoreDataset/archive/refs/heads/master.zip"
+)
 _KEEP = ("train/", "val/", "iconic-images-and-descriptions/", "classes.csv", "train.txt", "val.txt")
 
 
@@ -44,7 +51,9 @@ def find_local_grocery_store(start: Path | None = None) -> Path | None:
     return None
 
 
-def fetch_grocery_store(*, dest: Path | None = None, from_dir: Path | None = None, progress: bool = False) -> Path:
+def fetch_grocery_store(
+    *, dest: Path | None = None, from_dir: Path | None = None, progress: bool = False
+) -> Path:
     """A usable copy of the dataset: ``from_dir`` in place, an earlier download, or a new download."""
     if from_dir is not None:
         return check_grocery_layout(from_dir)

@@ -29,12 +29,12 @@ from catalog_ai.settings import get_settings
 
 __all__ = [
     "MIGRATIONS_DIR",
-    "upgrade",
-    "downgrade",
-    "current_revision",
-    "head_revision",
     "check",
     "compare_options",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "upgrade",
 ]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"

@@ -30,14 +30,14 @@ from catalog_ai.settings import get_settings
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
-    "get_engine",
-    "new_engine",
-    "session_factory",
-    "unit_of_work",
     "dispose_engines",
     "ensure_schema_current",
+    "get_engine",
+    "new_engine",
     "on_commit",
     "safe_url",
+    "session_factory",
+    "unit_of_work",
 ]
 
 # Several worker processes share one SQLite file in the embedded set-up: wait for the lock
@@ -257,7 +257,7 @@ def _run_on_commit(session: Session) -> None:
     for _, fn in session.info.pop(_ON_COMMIT, []):
         try:
             fn()
-        except Exception as exc:  # noqa: BLE001 - the other callbacks still run
+        except Exception as exc:
             session.info.setdefault(_ON_COMMIT_ERROR, exc)
 
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
-__all__ = ["UTCDateTime", "JSONType", "str_enum", "utc_now"]
+__all__ = ["JSONType", "UTCDateTime", "str_enum", "utc_now"]
 
 # JSONB on PostgreSQL (indexable, compact); plain JSON text elsewhere.
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")

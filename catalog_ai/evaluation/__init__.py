@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from catalog_ai.errors import CatalogAIError, EvaluationError
 from catalog_ai.model.calibration import (
     expected_calibration_error,
     reliability_bins,
     threshold_for_precision,
 )
-from catalog_ai.errors import CatalogAIError, EvaluationError
 from catalog_ai.model.decision import Decision, Thresholds
 from catalog_ai.taxonomy import Taxonomy
 
@@ -44,8 +44,13 @@ __all__ = [
 PRECISION_TARGETS = ("0.95", "0.98", "0.99")
 ECE_BINS = 15
 #: What :func:`write_report` writes, in the order it returns them.
-REPORT_FILES = ("metrics.json", "reliability.png", "coverage_precision.png",
-                "accuracy_by_branch.png", "confused_pairs.png")
+REPORT_FILES = (
+    "metrics.json",
+    "reliability.png",
+    "coverage_precision.png",
+    "accuracy_by_branch.png",
+    "confused_pairs.png",
+)
 
 _CHUNK_ELEMENTS = 1 << 21  # ~16 MB of float64 per temporary, whatever the taxonomy size
 # Float32/float16 softmax sums drift far less than this; logits or raw scores are far beyond it.
@@ -127,9 +132,13 @@ def evaluate_arrays(
     leaf_labelled = tree.leaf_column[truth] >= 0
     leaf_correct = scan.pred_leaf == truth
     conf_l, correct_l = scan.leaf_conf[leaf_labelled], leaf_correct[leaf_labelled]
-    acceptable = np.ones(n, dtype=bool) if acceptable is None else np.asarray(acceptable, dtype=bool).copy()
+    acceptable = (
+        np.ones(n, dtype=bool) if acceptable is None else np.asarray(acceptable, dtype=bool).copy()
+    )
     if acceptable.shape != (n,):
-        raise EvaluationError(f"acceptable has shape {acceptable.shape}; give one flag per photo ({n})")
+        raise EvaluationError(
+            f"acceptable has shape {acceptable.shape}; give one flag per photo ({n})"
+        )
     if decisions is not None:
         acceptable &= ~np.array([d.open_set for d in decisions], dtype=bool)
     rank_l = scan.true_rank[leaf_labelled]
@@ -151,12 +160,16 @@ def evaluate_arrays(
     metrics["ece"] = _num(expected_calibration_error(conf_l, correct_l, ECE_BINS))
     metrics["ece_bins"] = ECE_BINS
     metrics["ece_by_depth"] = _ece_by_depth(scan, truth, tree)
-    metrics.update(_operating_points(conf_l, correct_l, thresholds.auto_accept_by_precision,
-                                     acceptable[leaf_labelled]))
+    metrics.update(
+        _operating_points(
+            conf_l, correct_l, thresholds.auto_accept_by_precision, acceptable[leaf_labelled]
+        )
+    )
     metrics["decision"] = _decision_summary(probs, scan.decision_rows, truth, tree, thresholds)
     metrics["accuracy_by_top_level"] = _by_top_level(truth[leaf_labelled], correct_l, tree)
-    metrics["confused_pairs"] = _confused_pairs(truth[leaf_labelled], scan.pred_leaf[leaf_labelled],
-                                                tree)
+    metrics["confused_pairs"] = _confused_pairs(
+        truth[leaf_labelled], scan.pred_leaf[leaf_labelled], tree
+    )
     metrics["reliability"] = reliability_bins(conf_l, correct_l, ECE_BINS)
     return EvaluationResult(
         metrics=metrics,
@@ -170,8 +183,10 @@ def evaluate_arrays(
     )
 
 
-def coverage_precision_curve(confidence: np.ndarray, correct: np.ndarray,
-                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def coverage_precision_curve(
+    confidence: np.ndarray,
+    correct: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(thresholds, coverage, precision)`` of accepting ``confidence >= t``, one point per
     distinct confidence from the highest down (ties are accepted together, as in
     :func:`~catalog_ai.model.calibration.threshold_for_precision`)."""
@@ -185,8 +200,11 @@ def coverage_precision_curve(confidence: np.ndarray, correct: np.ndarray,
     hits = np.cumsum(correct[order])
     counts = np.arange(1, confidence.size + 1)
     last_of_run = np.r_[conf_sorted[1:] != conf_sorted[:-1], True]
-    return (conf_sorted[last_of_run], counts[last_of_run] / confidence.size,
-            hits[last_of_run] / counts[last_of_run])
+    return (
+        conf_sorted[last_of_run],
+        counts[last_of_run] / confidence.size,
+        hits[last_of_run] / counts[last_of_run],
+    )
 
 
 class _Tree:
@@ -210,8 +228,9 @@ class _Tree:
         self.leaf_rows = np.array([taxonomy.row(i) for i in taxonomy.leaf_ids], dtype=np.int64)
         self.leaf_column = np.full(self.n_nodes, -1, dtype=np.int64)
         self.leaf_column[self.leaf_rows] = np.arange(self.leaf_rows.size)
-        self.rows_at_depth = [np.flatnonzero(self.depths == d)
-                              for d in range(1, self.max_depth + 1)]
+        self.rows_at_depth = [
+            np.flatnonzero(self.depths == d) for d in range(1, self.max_depth + 1)
+        ]
         self.parents_at_depth = [self.parent_rows[rows] for rows in self.rows_at_depth]
 
 
@@ -225,14 +244,16 @@ class _Scan:
     decision_rows: np.ndarray
 
 
-def _scan(probs: np.ndarray, truth: np.ndarray, tree: _Tree, threshold: float, *,
-          walk: bool) -> _Scan:
+def _scan(
+    probs: np.ndarray, truth: np.ndarray, tree: _Tree, threshold: float, *, walk: bool
+) -> _Scan:
     """One pass over photo chunks: validation, top-1 leaf, true-leaf rank, per-depth argmax and
     the back-off walk."""
     n = probs.shape[0]
     depth_count = tree.max_depth
     out = _Scan(
-        pred_leaf=np.empty(n, dtype=np.int64), leaf_conf=np.empty(n),
+        pred_leaf=np.empty(n, dtype=np.int64),
+        leaf_conf=np.empty(n),
         true_rank=np.full(n, -1, dtype=np.int64),
         depth_pred=np.empty((n, depth_count), dtype=np.int64),
         depth_conf=np.empty((n, depth_count)),
@@ -241,7 +262,7 @@ def _scan(probs: np.ndarray, truth: np.ndarray, tree: _Tree, threshold: float, *
     columns = np.arange(tree.leaf_rows.size)
     step = max(1, _CHUNK_ELEMENTS // tree.n_nodes)
     for start in range(0, n, step):
-        x = np.asarray(probs[start:start + step], dtype=np.float64)
+        x = np.asarray(probs[start : start + step], dtype=np.float64)
         b, at = x.shape[0], np.arange(x.shape[0])
         sl = slice(start, start + b)
         leaves = x[:, tree.leaf_rows]
@@ -284,16 +305,21 @@ def _check_chunk(x: np.ndarray, leaves: np.ndarray, tree: _Tree, start: int) -> 
     finite = np.isfinite(x).all(axis=1)
     leaf_sum = leaves.sum(axis=1)
     root_sum = x[:, tree.rows_at_depth[0]].sum(axis=1)
-    bad = (~finite | (np.abs(leaf_sum - 1) > _PROB_TOLERANCE)
-           | (np.abs(root_sum - 1) > _PROB_TOLERANCE)
-           | (x.min(axis=1) < -_PROB_TOLERANCE) | (x.max(axis=1) > 1 + _PROB_TOLERANCE))
+    bad = (
+        ~finite
+        | (np.abs(leaf_sum - 1) > _PROB_TOLERANCE)
+        | (np.abs(root_sum - 1) > _PROB_TOLERANCE)
+        | (x.min(axis=1) < -_PROB_TOLERANCE)
+        | (x.max(axis=1) > 1 + _PROB_TOLERANCE)
+    )
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise EvaluationError(
             f"node_probs row {start + i} is not a tree-consistent probability vector (finite: "
             f"{bool(finite[i])}, leaves sum to {leaf_sum[i]:.4g}, top-level categories to "
             f"{root_sum[i]:.4g}); pass calibrated probabilities of every node: the leaf softmax "
-            "summed onto ancestors (hierarchy.TreeIndex.node_probs), not logits")
+            "summed onto ancestors (hierarchy.TreeIndex.node_probs), not logits"
+        )
 
 
 def _depth_metrics(scan: _Scan, truth: np.ndarray, tree: _Tree) -> dict:
@@ -329,10 +355,16 @@ def _hierarchical_metrics(decision_rows: np.ndarray, truth: np.ndarray, tree: _T
     n_predicted = int((predicted >= 0).sum())
     n_true = int(tree.depths[truth].sum())
     precision, recall = _ratio(overlap, n_predicted), _ratio(overlap, n_true)
-    f1 = (None if precision is None or recall is None or precision + recall == 0
-          else 2 * precision * recall / (precision + recall))
-    return {"hierarchical_precision": precision, "hierarchical_recall": recall,
-            "hierarchical_f1": f1}
+    f1 = (
+        None
+        if precision is None or recall is None or precision + recall == 0
+        else 2 * precision * recall / (precision + recall)
+    )
+    return {
+        "hierarchical_precision": precision,
+        "hierarchical_recall": recall,
+        "hierarchical_f1": f1,
+    }
 
 
 def _decision_ok(decision_rows: np.ndarray, truth: np.ndarray, tree: _Tree) -> np.ndarray:
@@ -343,8 +375,13 @@ def _decision_ok(decision_rows: np.ndarray, truth: np.ndarray, tree: _Tree) -> n
     return (decision_rows >= 0) & (at_depth == decision_rows)
 
 
-def _decision_summary(probs: np.ndarray, decision_rows: np.ndarray, truth: np.ndarray, tree: _Tree,
-                      thresholds: Thresholds) -> dict:
+def _decision_summary(
+    probs: np.ndarray,
+    decision_rows: np.ndarray,
+    truth: np.ndarray,
+    tree: _Tree,
+    thresholds: Thresholds,
+) -> dict:
     n = truth.size
     decided = decision_rows >= 0
     at_leaf = decided & (tree.leaf_column[decision_rows] >= 0)
@@ -364,8 +401,12 @@ def _decision_summary(probs: np.ndarray, decision_rows: np.ndarray, truth: np.nd
     }
 
 
-def _operating_points(confidence: np.ndarray, correct: np.ndarray,
-                      by_precision: Mapping[str, float], acceptable: np.ndarray) -> dict:
+def _operating_points(
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    by_precision: Mapping[str, float],
+    acceptable: np.ndarray,
+) -> dict:
     """``acceptable``: photos the product may auto-accept at all (not flagged "possibly a new
     category"); the others are never covered, and the oracle threshold is chosen without them."""
     keys = sorted({*PRECISION_TARGETS, *by_precision}, key=float)
@@ -402,20 +443,24 @@ def _by_top_level(true_leaf_rows: np.ndarray, correct: np.ndarray, tree: _Tree) 
     return out
 
 
-def _confused_pairs(true_leaf_rows: np.ndarray, pred_leaf_rows: np.ndarray,
-                    tree: _Tree) -> list[dict]:
+def _confused_pairs(
+    true_leaf_rows: np.ndarray, pred_leaf_rows: np.ndarray, tree: _Tree
+) -> list[dict]:
     wrong = true_leaf_rows != pred_leaf_rows
     if not wrong.any():
         return []
     n_leaves = tree.leaf_rows.size
-    codes = (tree.leaf_column[true_leaf_rows[wrong]] * n_leaves
-             + tree.leaf_column[pred_leaf_rows[wrong]])
+    codes = (
+        tree.leaf_column[true_leaf_rows[wrong]] * n_leaves + tree.leaf_column[pred_leaf_rows[wrong]]
+    )
     pairs, counts = np.unique(codes, return_counts=True)
     order = np.lexsort((pairs, -counts))[:_N_CONFUSED]  # most frequent, then by leaf order
     return [
-        {"true": tree.texts[tree.leaf_rows[pairs[i] // n_leaves]],
-         "predicted": tree.texts[tree.leaf_rows[pairs[i] % n_leaves]],
-         "count": int(counts[i])}
+        {
+            "true": tree.texts[tree.leaf_rows[pairs[i] // n_leaves]],
+            "predicted": tree.texts[tree.leaf_rows[pairs[i] % n_leaves]],
+            "count": int(counts[i]),
+        }
         for i in order
     ]
 
@@ -424,13 +469,20 @@ def _confused_pairs(true_leaf_rows: np.ndarray, pred_leaf_rows: np.ndarray,
 # Input checks
 
 
-def _check_inputs(node_probs: np.ndarray, true_rows: np.ndarray | Sequence[int], taxonomy: Taxonomy,
-                  thresholds: Thresholds, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+def _check_inputs(
+    node_probs: np.ndarray,
+    true_rows: np.ndarray | Sequence[int],
+    taxonomy: Taxonomy,
+    thresholds: Thresholds,
+    top_k: int,
+) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(taxonomy, Taxonomy) or len(taxonomy) == 0:
         raise EvaluationError(f"taxonomy must be a non-empty Taxonomy, got {taxonomy!r}")
     if not isinstance(thresholds, Thresholds):
-        raise EvaluationError(f"thresholds must be a Thresholds (from the model bundle), got "
-                              f"{type(thresholds).__name__}")
+        raise EvaluationError(
+            f"thresholds must be a Thresholds (from the model bundle), got "
+            f"{type(thresholds).__name__}"
+        )
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise EvaluationError(f"top_k must be a whole number of at least 1, got {top_k!r}")
     for key in thresholds.auto_accept_by_precision:
@@ -439,28 +491,34 @@ def _check_inputs(node_probs: np.ndarray, true_rows: np.ndarray | Sequence[int],
         except (TypeError, ValueError):
             ok = False
         if not ok:
-            raise EvaluationError(f"auto_accept_by_precision key {key!r} is not a precision "
-                                  "between 0 and 1; keys look like '0.95'")
+            raise EvaluationError(
+                f"auto_accept_by_precision key {key!r} is not a precision "
+                "between 0 and 1; keys look like '0.95'"
+            )
     probs = np.asarray(node_probs)
     if probs.ndim != 2 or probs.shape[1] != len(taxonomy):
         raise EvaluationError(
             f"node_probs has shape {probs.shape} but the taxonomy has {len(taxonomy)} nodes; pass "
             "an (images, nodes) array in taxonomy row order, with the taxonomy the model was "
-            "trained on (the bundle's snapshot)")
+            "trained on (the bundle's snapshot)"
+        )
     if probs.shape[0] == 0:
         raise EvaluationError("no photos to evaluate: node_probs has no rows")
     if not np.issubdtype(probs.dtype, np.floating):
         raise EvaluationError(
-            f"node_probs must hold floating-point probabilities, got {probs.dtype}")
+            f"node_probs must hold floating-point probabilities, got {probs.dtype}"
+        )
     truth = np.asarray(true_rows)
     if truth.shape != (probs.shape[0],) or not np.issubdtype(truth.dtype, np.integer):
         raise EvaluationError(
             f"true_rows must be {probs.shape[0]} integer node rows (one per photo), got shape "
-            f"{truth.shape} of {truth.dtype}; map labels with taxonomy.row(id)")
+            f"{truth.shape} of {truth.dtype}; map labels with taxonomy.row(id)"
+        )
     if truth.min() < 0 or truth.max() >= len(taxonomy):
         bad = int(truth[(truth < 0) | (truth >= len(taxonomy))][0])
         raise EvaluationError(
-            f"true row {bad} is not a row of the taxonomy (0..{len(taxonomy) - 1})")
+            f"true row {bad} is not a row of the taxonomy (0..{len(taxonomy) - 1})"
+        )
     return probs, truth.astype(np.int64, copy=False)
 
 
@@ -469,8 +527,10 @@ def _check_paths(image_paths: Sequence[str | Path] | None, n: int) -> list[str] 
         return None
     paths = [str(p) for p in image_paths]
     if len(paths) != n:
-        raise EvaluationError(f"got {len(paths)} image paths for {n} photos; give one path per "
-                              "row of node_probs, in the same order")
+        raise EvaluationError(
+            f"got {len(paths)} image paths for {n} photos; give one path per "
+            "row of node_probs, in the same order"
+        )
     return paths
 
 
@@ -482,8 +542,10 @@ def _decision_rows(decisions: Sequence[Decision], taxonomy: Taxonomy, n: int) ->
         if decision.path:
             node = taxonomy.find(decision.path)
             if node is None:
-                raise EvaluationError(f"decision {i} names {decision.path!r}, which is not in the "
-                                      "taxonomy; decide with the same taxonomy you evaluate")
+                raise EvaluationError(
+                    f"decision {i} names {decision.path!r}, which is not in the "
+                    "taxonomy; decide with the same taxonomy you evaluate"
+                )
             rows[i] = taxonomy.row(node.id)
     return rows
 
@@ -504,30 +566,41 @@ def _mean(values: np.ndarray) -> float | None:
 # Report
 
 
-def write_report(result: EvaluationResult, out_dir: str | Path, *, taxonomy: Taxonomy,
-                 image_paths: Sequence[str | Path] | None = None) -> list[Path]:
+def write_report(
+    result: EvaluationResult,
+    out_dir: str | Path,
+    *,
+    taxonomy: Taxonomy,
+    image_paths: Sequence[str | Path] | None = None,
+) -> list[Path]:
     """Write ``metrics.json`` and four PNGs (see :data:`REPORT_FILES`) into ``out_dir``.
 
     ``image_paths`` (default: the result's) adds up to three thumbnails of each confused pair;
     a photo that cannot be loaded becomes a grey placeholder.
     """
     if result.metrics.get("taxonomy_fingerprint") != taxonomy.fingerprint():
-        raise EvaluationError("the taxonomy given to write_report is not the one the result was "
-                              "computed with; pass the same taxonomy")
-    paths = (result.image_paths if image_paths is None
-             else _check_paths(image_paths, result.n_images))
+        raise EvaluationError(
+            "the taxonomy given to write_report is not the one the result was "
+            "computed with; pass the same taxonomy"
+        )
+    paths = (
+        result.image_paths if image_paths is None else _check_paths(image_paths, result.n_images)
+    )
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / REPORT_FILES[0]).write_text(
             json.dumps(result.metrics, indent=2, allow_nan=False, ensure_ascii=False) + "\n",
-            encoding="utf-8")
+            encoding="utf-8",
+        )
     except OSError as exc:
-        raise EvaluationError(f"cannot write the report to {out}: {exc.strerror}; pass a writable "
-                              "folder") from None
+        raise EvaluationError(
+            f"cannot write the report to {out}: {exc.strerror}; pass a writable folder"
+        ) from None
     written = [out / REPORT_FILES[0]]
-    for name, draw in zip(REPORT_FILES[1:], (_plot_reliability, _plot_coverage, _plot_branches,
-                                             _plot_confused)):
+    for name, draw in zip(
+        REPORT_FILES[1:], (_plot_reliability, _plot_coverage, _plot_branches, _plot_confused)
+    ):
         fig = draw(result, taxonomy, paths)
         target = out / name
         try:
@@ -559,15 +632,17 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
 
 def _short(text: str, width: int = 44) -> str:
     """Keep the end of a long path (the specific part): ``… > Apple > Granny-Smith``."""
-    return text if len(text) <= width else "…" + text[-(width - 1):]
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
 
 
 def _plot_reliability(result: EvaluationResult, taxonomy: Taxonomy, paths: list[str] | None):
     m = result.metrics
     fig = _figure(6.4, 6.4)
     ax, ax_count = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    ax.set_title(f"Reliability of the top-1 leaf confidence\nECE {_fmt(m['ece'])} "
-                 f"({m['ece_bins']} bins, {m['n_leaf_labels']} leaf-labelled photos)")
+    ax.set_title(
+        f"Reliability of the top-1 leaf confidence\nECE {_fmt(m['ece'])} "
+        f"({m['ece_bins']} bins, {m['n_leaf_labels']} leaf-labelled photos)"
+    )
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     bins = m["reliability"]
     if bins:
@@ -575,12 +650,35 @@ def _plot_reliability(result: EvaluationResult, taxonomy: Taxonomy, paths: list[
         width = np.array([b["high"] for b in bins]) - low
         acc = np.array([b["accuracy"] for b in bins])
         conf = np.array([b["confidence"] for b in bins])
-        ax.bar(low, acc, width=width, align="edge", color="tab:blue", edgecolor="white",
-               label="accuracy")
-        ax.bar(low, conf - acc, bottom=acc, width=width, align="edge", color="none",
-               edgecolor="tab:red", hatch="//", linewidth=0.8, label="gap to confidence")
-        ax_count.bar(low, [b["count"] for b in bins], width=width, align="edge", color="gray",
-                     edgecolor="white")
+        ax.bar(
+            low,
+            acc,
+            width=width,
+            align="edge",
+            color="tab:blue",
+            edgecolor="white",
+            label="accuracy",
+        )
+        ax.bar(
+            low,
+            conf - acc,
+            bottom=acc,
+            width=width,
+            align="edge",
+            color="none",
+            edgecolor="tab:red",
+            hatch="//",
+            linewidth=0.8,
+            label="gap to confidence",
+        )
+        ax_count.bar(
+            low,
+            [b["count"] for b in bins],
+            width=width,
+            align="edge",
+            color="gray",
+            edgecolor="white",
+        )
     else:
         _empty(ax, "no leaf-labelled photos")
     ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy")
@@ -593,8 +691,11 @@ def _plot_coverage(result: EvaluationResult, taxonomy: Taxonomy, paths: list[str
     m = result.metrics
     sel = result.leaf_labelled
     # A photo that may never auto-accept joins only at the last point (accept everything).
-    conf = result.leaf_confidence if result.acceptable is None else np.where(result.acceptable,
-                                                                             result.leaf_confidence, 0.0)
+    conf = (
+        result.leaf_confidence
+        if result.acceptable is None
+        else np.where(result.acceptable, result.leaf_confidence, 0.0)
+    )
     _, coverage, precision = coverage_precision_curve(conf[sel], result.leaf_correct[sel])
     fig = _figure(6.8, 6.2)
     ax = fig.subplots()
@@ -613,16 +714,33 @@ def _plot_coverage(result: EvaluationResult, taxonomy: Taxonomy, paths: list[str
         if prec is None:  # nothing accepted: no point to place, say so in the legend
             ax.plot([], [], "o", color=color, label=f"target {key}: t={t:.3f} accepts nothing")
             continue
-        ax.plot([cov], [prec], "o", color=color, markersize=8,
-                label=f"target {key}: t={t:.3f}, coverage {cov:.1%}, precision {prec:.1%}")
-    oracle = [(m["oracle_coverage_at_precision"][k], float(k)) for k in m["thresholds_used"]
-              if m["oracle_coverage_at_precision"][k]]
+        ax.plot(
+            [cov],
+            [prec],
+            "o",
+            color=color,
+            markersize=8,
+            label=f"target {key}: t={t:.3f}, coverage {cov:.1%}, precision {prec:.1%}",
+        )
+    oracle = [
+        (m["oracle_coverage_at_precision"][k], float(k))
+        for k in m["thresholds_used"]
+        if m["oracle_coverage_at_precision"][k]
+    ]
     if oracle:
-        ax.plot(*zip(*oracle), "x", color="black",
-                label="oracle (threshold chosen on these photos: optimistic)")
+        ax.plot(
+            *zip(*oracle),
+            "x",
+            color="black",
+            label="oracle (threshold chosen on these photos: optimistic)",
+        )
     low = min([0.5, *precision.tolist()]) if precision.size else 0.5
-    ax.set(xlim=(0, 1.01), ylim=(max(0.0, low - 0.05), 1.01),
-           xlabel="coverage (share of leaf-labelled photos accepted)", ylabel="precision")
+    ax.set(
+        xlim=(0, 1.01),
+        ylim=(max(0.0, low - 0.05), 1.01),
+        xlabel="coverage (share of leaf-labelled photos accepted)",
+        ylabel="precision",
+    )
     ax.grid(alpha=0.3)
     fig.legend(loc="outside lower center", fontsize="small")  # keeps the curve uncovered
     return fig
@@ -630,8 +748,11 @@ def _plot_coverage(result: EvaluationResult, taxonomy: Taxonomy, paths: list[str
 
 def _plot_branches(result: EvaluationResult, taxonomy: Taxonomy, paths: list[str] | None):
     m = result.metrics
-    branches = [(name, v["accuracy"], v["count"]) for name, v in m["accuracy_by_top_level"].items()
-                if v["count"]]
+    branches = [
+        (name, v["accuracy"], v["count"])
+        for name, v in m["accuracy_by_top_level"].items()
+        if v["count"]
+    ]
     branches.sort(key=lambda b: -b[2])
     shown = branches[:30]
     fig = _figure(11.0, max(3.5, 0.32 * len(shown) + 1.6))
@@ -657,12 +778,14 @@ def _plot_branches(result: EvaluationResult, taxonomy: Taxonomy, paths: list[str
     x = np.arange(1, len(depth_acc) + 1)
     ax_depth.bar(x, [a or 0.0 for a in depth_acc], color="tab:green")
     for xi, a, count in zip(x, depth_acc, depth_n):
-        ax_depth.text(xi, (a or 0.0) + 0.02, f"{_fmt(a, '.1%')}\nn={count}", ha="center",
-                      fontsize="small")
+        ax_depth.text(
+            xi, (a or 0.0) + 0.02, f"{_fmt(a, '.1%')}\nn={count}", ha="center", fontsize="small"
+        )
     ax_depth.set_xticks(x)
     ax_depth.set_yticks(np.linspace(0, 1, 6))
-    ax_depth.set(ylim=(0, 1.2), xlabel="depth (1 = top level)", ylabel="accuracy",
-                 title="Accuracy per depth")
+    ax_depth.set(
+        ylim=(0, 1.2), xlabel="depth (1 = top level)", ylabel="accuracy", title="Accuracy per depth"
+    )
     return fig
 
 
@@ -690,21 +813,35 @@ def _plot_confused(result: EvaluationResult, taxonomy: Taxonomy, paths: list[str
     for row, pair in zip(axes, pairs):
         true_row = taxonomy.row(taxonomy.by_path(pair["true"]).id)
         pred_row = taxonomy.row(taxonomy.by_path(pair["predicted"]).id)
-        examples = np.flatnonzero((result.true_rows == true_row)
-                                  & (result.pred_leaf_rows == pred_row))[:3]
+        examples = np.flatnonzero(
+            (result.true_rows == true_row) & (result.pred_leaf_rows == pred_row)
+        )[:3]
         row[0].set_axis_off()
-        row[0].text(0.0, 0.5, f"true: {_short(pair['true'])}\npredicted: "
-                    f"{_short(pair['predicted'])}\n{pair['count']} photo"
-                    f"{'' if pair['count'] == 1 else 's'}", va="center",
-                    fontsize="small", transform=row[0].transAxes)
+        row[0].text(
+            0.0,
+            0.5,
+            f"true: {_short(pair['true'])}\npredicted: "
+            f"{_short(pair['predicted'])}\n{pair['count']} photo"
+            f"{'' if pair['count'] == 1 else 's'}",
+            va="center",
+            fontsize="small",
+            transform=row[0].transAxes,
+        )
         for ax, index in zip(row[1:], [*examples, *[None] * 3]):
             ax.set_axis_off()
             if index is not None:
                 thumb = _thumbnail(paths[index])
                 ax.imshow(thumb if thumb is not None else _PLACEHOLDER)
                 if thumb is None:
-                    ax.text(0.5, 0.5, "cannot load", ha="center", va="center", fontsize="x-small",
-                            transform=ax.transAxes)
+                    ax.text(
+                        0.5,
+                        0.5,
+                        "cannot load",
+                        ha="center",
+                        va="center",
+                        fontsize="x-small",
+                        transform=ax.transAxes,
+                    )
     return fig
 
 

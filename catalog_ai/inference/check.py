@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.errors import CatalogAIError
+from catalog_ai.model.bundle import BundleError, ModelBundle
 
 __all__ = ["check_bundle", "generated_photo"]
 
@@ -25,8 +25,14 @@ def generated_photo(size: int = 64):
 
     ramp = np.linspace(0, 255, size)
     rng = np.random.default_rng(0)
-    pixels = np.stack([np.add.outer(ramp, np.zeros(size)), np.add.outer(np.zeros(size), ramp),
-                       np.full((size, size), 128.0)], axis=-1)
+    pixels = np.stack(
+        [
+            np.add.outer(ramp, np.zeros(size)),
+            np.add.outer(np.zeros(size), ramp),
+            np.full((size, size), 128.0),
+        ],
+        axis=-1,
+    )
     pixels = np.clip(pixels + rng.normal(0, 10, pixels.shape), 0, 255).astype(np.uint8)
     return Image.fromarray(pixels)
 
@@ -47,7 +53,7 @@ def check_bundle(path: str | Path) -> ModelBundle:
         predictor.decide(analysis, 0)
     except CatalogAIError:
         raise
-    except Exception as exc:  # noqa: BLE001 - whatever the network raises, the bundle is refused
+    except Exception as exc:
         raise BundleError(
             f"{bundle.path}: the model failed on a generated test photo "
             f"({type(exc).__name__}: {_first_line(exc)}); retrain or re-copy the bundle"

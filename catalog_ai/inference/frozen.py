@@ -27,7 +27,9 @@ __all__ = ["freeze_backbone"]
 log = logging.getLogger(__name__)
 
 
-def freeze_backbone(backbone: nn.Module, example: torch.Tensor, *, atol: float = 1e-3) -> nn.Module | None:
+def freeze_backbone(
+    backbone: nn.Module, example: torch.Tensor, *, atol: float = 1e-3
+) -> nn.Module | None:
     """A frozen trace of ``backbone`` (in eval mode) for inputs shaped like ``example``, or
     ``None`` when it cannot be traced or does not reproduce the eager outputs within ``atol``
     (relative to the outputs' scale)."""
@@ -45,10 +47,13 @@ def freeze_backbone(backbone: nn.Module, example: torch.Tensor, *, atol: float =
             expected, got = backbone(probe), frozen(probe)
             scale = float(expected.abs().max()) or 1.0
             error = float((expected - got).abs().max()) / scale
-    except Exception as exc:  # noqa: BLE001 - any failure means: serve the eager network
+    except Exception as exc:
         log.info("backbone not frozen, serving it eagerly: %s", exc)
         return None
     if error > atol:
-        log.warning("frozen backbone differs from the eager one (relative error %.2g); serving it eagerly", error)
+        log.warning(
+            "frozen backbone differs from the eager one (relative error %.2g); serving it eagerly",
+            error,
+        )
         return None
     return frozen

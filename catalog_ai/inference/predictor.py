@@ -11,20 +11,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from catalog_ai.photos import decode as images
 from catalog_ai.backbones import create_backbone, get_backbone
-from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.errors import BackboneError, ImageError
-from catalog_ai.model.hierarchy import TreeIndex
-from catalog_ai.model.decision import Decider, Decision
 from catalog_ai.inference.frozen import freeze_backbone
+from catalog_ai.model.bundle import BundleError, ModelBundle
+from catalog_ai.model.decision import Decider, Decision
 from catalog_ai.model.fusion import fuse
+from catalog_ai.model.hierarchy import TreeIndex
 from catalog_ai.model.network import HierarchicalClassifier
 from catalog_ai.model.preprocess import center_crop, eval_square_size, normalise, square
 from catalog_ai.model.prototypes import PrototypeMemory
+from catalog_ai.photos import decode as images
 from catalog_ai.settings import get_settings
 
-__all__ = ["Analysis", "Predictor", "Prediction"]
+__all__ = ["Analysis", "Prediction", "Predictor"]
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,14 @@ class Predictor:
     # worker's model cache; see catalog_ai.services.versions), recorded on every suggestion.
     memory_revision: int | None = None
 
-    def __init__(self, bundle: ModelBundle, *, device: str = "cpu", batch_size: int = 8,
-                 freeze: bool | None = None):
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        *,
+        device: str = "cpu",
+        batch_size: int = 8,
+        freeze: bool | None = None,
+    ):
         """``freeze``: serve the backbone as a frozen graph on the CPU (default: the
         ``CATALOG_AI_FREEZE_NETWORK`` setting; see :mod:`catalog_ai.inference.frozen`)."""
         self.bundle = bundle
@@ -132,24 +138,36 @@ class Predictor:
         self.prototypes = memory
         head_tree = self.bundle.taxonomy
         head_classes = set(head_tree.leaf_ids)
-        only = [] if memory is None else [
-            (i, p) for i, (p, src) in enumerate(zip(memory.paths, memory.sources, strict=True))
-            if src != "train" and p not in head_classes
-        ]
+        only = (
+            []
+            if memory is None
+            else [
+                (i, p)
+                for i, (p, src) in enumerate(zip(memory.paths, memory.sources, strict=True))
+                if src != "train" and p not in head_classes
+            ]
+        )
         self._proto_only_idx = torch.tensor([i for i, _ in only], dtype=torch.long)
         only_set = {i for i, _ in only}
         self._trained_idx = torch.tensor(
-            [] if memory is None else [i for i in range(len(memory.paths)) if i not in only_set], dtype=torch.long
+            [] if memory is None else [i for i in range(len(memory.paths)) if i not in only_set],
+            dtype=torch.long,
         )
         self.proto_only_paths = [p for _, p in only]
         taxonomy = head_tree.extended(self.proto_only_paths) if only else head_tree
         rows = taxonomy.node_index
-        class_rows = [rows[i] for i in head_tree.leaf_ids] + [rows[p] for p in self.proto_only_paths]
+        class_rows = [rows[i] for i in head_tree.leaf_ids] + [
+            rows[p] for p in self.proto_only_paths
+        ]
         self.taxonomy = taxonomy
         self.n_head_classes = len(head_tree.leaf_ids)
         self.tree = TreeIndex(taxonomy, class_rows).to(self.device)
-        self.decider = Decider(taxonomy, self.bundle.thresholds, model_version=self.bundle.version,
-                               class_rows=class_rows)
+        self.decider = Decider(
+            taxonomy,
+            self.bundle.thresholds,
+            model_version=self.bundle.version,
+            class_rows=class_rows,
+        )
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> Predictor:
@@ -173,7 +191,7 @@ class Predictor:
             return np.ascontiguousarray(sq.transpose(2, 0, 1))
         except ImageError:
             raise
-        except Exception as exc:  # noqa: BLE001 - untrusted input: this photo fails, no other
+        except Exception as exc:
             raise ImageError(
                 f"cannot prepare the photo for the model ({str(exc) or type(exc).__name__})",
                 source=label,
@@ -213,7 +231,9 @@ class Predictor:
         open_set = np.zeros(n, dtype=bool)
         if self.prototypes is not None and len(self.prototypes.paths):
             cos = torch.from_numpy(self.prototypes.similarities(emb_np)).double()
-            trained_best = cos[:, self._trained_idx].max(dim=1).values if len(self._trained_idx) else None
+            trained_best = (
+                cos[:, self._trained_idx].max(dim=1).values if len(self._trained_idx) else None
+            )
             probs = fuse(head, cos[:, self._proto_only_idx], self.prototypes.fusion, trained_best)
             open_set = cos.max(dim=1).values.numpy() < self.prototypes.fusion.open_set_cosine
         else:
@@ -233,18 +253,21 @@ class Predictor:
             return []
         try:
             analysis = self.analyse(squares)
-        except Exception as exc:  # noqa: BLE001 - isolate below; each failure keeps its reason
+        except Exception as exc:
             if len(squares) == 1:
                 return [_network_failure(exc)]
-            log.warning("a batch of %d photos failed in the network (%s); running them one "
-                        "by one", len(squares), exc)
+            log.warning(
+                "a batch of %d photos failed in the network (%s); running them one by one",
+                len(squares),
+                exc,
+            )
         else:
             return [(analysis, j) for j in range(len(squares))]
         out: list[tuple[Analysis, int] | str] = []
         for sq in squares:
             try:
                 out.append((self.analyse([sq]), 0))
-            except Exception as exc:  # noqa: BLE001 - this photo fails, no other
+            except Exception as exc:
                 out.append(_network_failure(exc))
         return out
 
@@ -273,9 +296,17 @@ class Predictor:
         from catalog_ai.progress import progress_bar
 
         sources = list(sources)
-        labels = list(names) if names is not None else [str(s) if not isinstance(s, bytes) else f"upload-{i}" for i, s in enumerate(sources)]
+        labels = (
+            list(names)
+            if names is not None
+            else [
+                str(s) if not isinstance(s, bytes) else f"upload-{i}" for i, s in enumerate(sources)
+            ]
+        )
         out = [Prediction(source=label) for label in labels]
-        with progress_bar(total=len(sources), desc="classifying", unit="photo", enable=progress) as bar:
+        with progress_bar(
+            total=len(sources), desc="classifying", unit="photo", enable=progress
+        ) as bar:
             for start in range(0, len(sources), self.batch_size):
                 ready: list[tuple[int, np.ndarray]] = []
                 for i in range(start, min(start + self.batch_size, len(sources))):
@@ -291,7 +322,7 @@ class Predictor:
                     analysis, j = result
                     try:
                         decision = self.decide(analysis, j)
-                    except Exception as exc:  # noqa: BLE001 - this photo fails, no other
+                    except Exception as exc:
                         log.exception("deciding on %s failed", labels[i])
                         out[i].error = f"the model could not decide on this photo ({exc})"
                         continue

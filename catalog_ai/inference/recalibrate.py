@@ -18,20 +18,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from catalog_ai.model.bundle import BundleError, ModelBundle, derive_bundle
-from catalog_ai.model.calibration import Calibration, calibrate, expected_calibration_error, leaf_confidence
 from catalog_ai.errors import ImageError
-from catalog_ai.model.fusion import open_set_threshold
 from catalog_ai.inference.predictor import Predictor
-from catalog_ai.progress import progress_bar
+from catalog_ai.model.bundle import BundleError, ModelBundle, derive_bundle
+from catalog_ai.model.calibration import (
+    Calibration,
+    calibrate,
+    expected_calibration_error,
+    leaf_confidence,
+)
+from catalog_ai.model.fusion import open_set_threshold
 from catalog_ai.model.prototypes import PrototypeMemory
+from catalog_ai.progress import progress_bar
 
 __all__ = ["held_out_logits", "recalibrate_bundle"]
 
 
 def held_out_logits(
-    predictor: Predictor, files: Sequence[Path], labels: Sequence[str], *, progress: bool = False,
-    skip_unknown: bool = False, embeddings: list[np.ndarray] | None = None,
+    predictor: Predictor,
+    files: Sequence[Path],
+    labels: Sequence[str],
+    *,
+    progress: bool = False,
+    skip_unknown: bool = False,
+    embeddings: list[np.ndarray] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]:
     """Raw leaf logits and label rows of labelled photos; unreadable photos are skipped, and with
     ``skip_unknown`` so are photos of categories the head does not output (few-shot ones).
@@ -59,7 +69,9 @@ def held_out_logits(
             batch.clear()
             batch_rows.clear()
 
-    with progress_bar(total=len(files), desc="held-out photos", unit="photo", enable=progress) as bar:
+    with progress_bar(
+        total=len(files), desc="held-out photos", unit="photo", enable=progress
+    ) as bar:
         for file, label in zip(files, labels, strict=True):
             try:
                 batch.append(predictor.prepare(file))
@@ -76,8 +88,15 @@ def held_out_logits(
 
 
 def recalibrate_bundle(
-    bundle_dir: Path, files: Sequence[Path], labels: Sequence[str], *, source: str, progress: bool = False,
-    skip_unknown: bool = False, memory: PrototypeMemory | None = None, memory_revision: int | None = None,
+    bundle_dir: Path,
+    files: Sequence[Path],
+    labels: Sequence[str],
+    *,
+    source: str,
+    progress: bool = False,
+    skip_unknown: bool = False,
+    memory: PrototypeMemory | None = None,
+    memory_revision: int | None = None,
     out_dir: Path | None = None,
 ) -> tuple[ModelBundle, Calibration, dict]:
     """Fit temperature and thresholds on the given photos and write them into a NEW bundle derived
@@ -90,9 +109,12 @@ def recalibrate_bundle(
         predictor.set_prototypes(memory.copy())
     bundle = predictor.bundle
     embedded: list[np.ndarray] = []
-    logits, rows, skipped = held_out_logits(predictor, files, labels, progress=progress, skip_unknown=skip_unknown,
-                                            embeddings=embedded)
-    before_probs = predictor.tree.node_probs((logits / bundle.temperature).softmax(1)).double().numpy()
+    logits, rows, skipped = held_out_logits(
+        predictor, files, labels, progress=progress, skip_unknown=skip_unknown, embeddings=embedded
+    )
+    before_probs = (
+        predictor.tree.node_probs((logits / bundle.temperature).softmax(1)).double().numpy()
+    )
     conf_before, correct = leaf_confidence(before_probs, rows.numpy(), predictor.tree)
     cal = calibrate(
         logits,

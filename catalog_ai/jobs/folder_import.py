@@ -35,7 +35,10 @@ class FolderImportSummary(ImportSummary):
 
 
 def import_folder(
-    folder: Path, *, chunk_size: int = 64, progress: bool = False,
+    folder: Path,
+    *,
+    chunk_size: int = 64,
+    progress: bool = False,
     label_source: LabelSource = LabelSource.IMPORT,
 ) -> FolderImportSummary:
     folder = Path(folder)
@@ -56,8 +59,12 @@ def import_folder(
     )
     with unit_of_work() as session:
         kind = "fewshot" if label_source == LabelSource.FEWSHOT else "folder"
-        summary.categories_added = sync_taxonomy(session, scan.taxonomy, source=f"{kind}:{folder}").added
-    with progress_bar(total=len(scan.files), desc="importing photos", unit="photo", enable=progress) as bar:
+        summary.categories_added = sync_taxonomy(
+            session, scan.taxonomy, source=f"{kind}:{folder}"
+        ).added
+    with progress_bar(
+        total=len(scan.files), desc="importing photos", unit="photo", enable=progress
+    ) as bar:
         counted: set[Path] = set()
 
         def tick(file: Path) -> None:

@@ -24,22 +24,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from catalog_ai.backbones.spec import Preprocessing
+from catalog_ai.errors import CatalogAIError, TaxonomyError
 from catalog_ai.model.bundle_schema import (
     FORMAT,
     FORMAT_VERSION,
     BundleManifest,
-    json_kind as _json_kind,
     validate_manifest,
 )
-from catalog_ai.errors import CatalogAIError, TaxonomyError
+from catalog_ai.model.bundle_schema import (
+    json_kind as _json_kind,
+)
 from catalog_ai.model.decision import Thresholds
 from catalog_ai.model.prototypes import ARRAYS as PROTOTYPE_ARRAYS
 from catalog_ai.model.prototypes import META as PROTOTYPE_META
 from catalog_ai.model.prototypes import PrototypeMemory
 from catalog_ai.taxonomy import Taxonomy
 
-__all__ = ["BundleError", "FORMAT", "FORMAT_VERSION", "ModelBundle", "check_output_dir", "derive_bundle",
-           "read_manifest", "write_bundle"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "BundleError",
+    "ModelBundle",
+    "check_output_dir",
+    "derive_bundle",
+    "read_manifest",
+    "write_bundle",
+]
 
 MANIFEST = "bundle.json"
 WEIGHTS = "model.safetensors"
@@ -137,7 +147,9 @@ class ModelBundle:
             parent=m.parent.model_dump() if m.parent is not None else None,
         )
         if taxonomy.fingerprint() != (m.taxonomy.fingerprint or taxonomy.fingerprint()):
-            raise BundleError(f"{path}/{TAXONOMY} does not match the fingerprint in {MANIFEST}: the bundle was modified")
+            raise BundleError(
+                f"{path}/{TAXONOMY} does not match the fingerprint in {MANIFEST}: the bundle was modified"
+            )
         if not bundle.weights_path.is_file():
             raise BundleError(f"{path} has no {WEIGHTS}; the bundle is incomplete")
         return bundle
@@ -145,8 +157,13 @@ class ModelBundle:
 
 def _preprocessing(m: BundleManifest) -> Preprocessing:
     pre = m.backbone.preprocessing
-    return Preprocessing(input_size=pre.input_size, mean=tuple(pre.mean), std=tuple(pre.std),
-                         interpolation=pre.interpolation, crop_pct=pre.crop_pct)
+    return Preprocessing(
+        input_size=pre.input_size,
+        mean=tuple(pre.mean),
+        std=tuple(pre.std),
+        interpolation=pre.interpolation,
+        crop_pct=pre.crop_pct,
+    )
 
 
 def _load_taxonomy(file: Path) -> Taxonomy:
@@ -166,7 +183,9 @@ def read_manifest(path: Path) -> dict:
     checked by :meth:`ModelBundle.load`)."""
     manifest = Path(path) / MANIFEST
     if not manifest.is_file():
-        raise BundleError(f"{path} is not a model bundle (no {MANIFEST}); give the directory `catalog-ai train --out` wrote")
+        raise BundleError(
+            f"{path} is not a model bundle (no {MANIFEST}); give the directory `catalog-ai train --out` wrote"
+        )
     try:
         data = json.loads(manifest.read_text("utf-8"))
     except (OSError, ValueError) as exc:
@@ -198,7 +217,16 @@ def new_version_id(backbone: str, weights_file: Path) -> str:
     return f"{safe}-{stamp}-{digest}"
 
 
-_OWN_ENTRIES = {MANIFEST, WEIGHTS, TAXONOMY, PROTOTYPE_ARRAYS, PROTOTYPE_META, "report", "checkpoints", "metrics.json"}
+_OWN_ENTRIES = {
+    MANIFEST,
+    WEIGHTS,
+    TAXONOMY,
+    PROTOTYPE_ARRAYS,
+    PROTOTYPE_META,
+    "report",
+    "checkpoints",
+    "metrics.json",
+}
 
 
 def check_output_dir(out_dir: Path) -> None:
@@ -207,7 +235,11 @@ def check_output_dir(out_dir: Path) -> None:
     if out_dir.exists():
         if not out_dir.is_dir():
             raise BundleError(f"{out_dir} is a file; give a directory for the model bundle")
-        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in _OWN_ENTRIES and not p.name.endswith(".tmp"))
+        foreign = sorted(
+            p.name
+            for p in out_dir.iterdir()
+            if p.name not in _OWN_ENTRIES and not p.name.endswith(".tmp")
+        )
         if foreign:
             raise BundleError(
                 f"{out_dir} already holds other files ({', '.join(foreign[:3])}); "
@@ -290,7 +322,9 @@ def derive_bundle(
     next to the parent (a directory named after the new version) unless ``out_dir`` is given; it
     is written under a temporary name and renamed, so a crash leaves no half bundle."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    digest = hashlib.sha256(f"{parent.version}\n{change}\n{time.time_ns()}".encode()).hexdigest()[:8]
+    digest = hashlib.sha256(f"{parent.version}\n{change}\n{time.time_ns()}".encode()).hexdigest()[
+        :8
+    ]
     safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in parent.backbone)[:40]
     version = f"{safe}-{stamp}-{digest}"
     out_dir = Path(out_dir) if out_dir is not None else Path(parent.path).parent / version
@@ -330,13 +364,19 @@ def derive_bundle(
             training=dict(parent.training),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             extra=dict(parent.extra),
-            parent={"version": parent.version, "memory_revision": memory_revision, "change": change},
+            parent={
+                "version": parent.version,
+                "memory_revision": memory_revision,
+                "change": change,
+            },
         )
         _write_json_atomic(tmp / MANIFEST, bundle.manifest())
         tmp.rename(out_dir)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise BundleError(f"cannot write the new model version to {out_dir}: {exc.strerror or exc}") from exc
+        raise BundleError(
+            f"cannot write the new model version to {out_dir}: {exc.strerror or exc}"
+        ) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -74,8 +74,10 @@ _FIXES: dict[tuple[str, ...], str] = {
     ("backbone", "preprocessing"): "these must be the backbone's preprocessing values: restore "
     "bundle.json from the original bundle",
 }
-_PROTOTYPE_FIX = ("restore prototypes.json from the original bundle, or re-add the few-shot "
-                  "categories (`catalog-ai fewshot add`)")
+_PROTOTYPE_FIX = (
+    "restore prototypes.json from the original bundle, or re-add the few-shot "
+    "categories (`catalog-ai fewshot add`)"
+)
 
 
 def _number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> Any:
@@ -86,8 +88,11 @@ def _number(lo: float | None = None, hi: float | None = None, *, lo_open: bool =
     rule = f"must be a finite number{f' with {left}value{right}' if left or right else ''}"
 
     def check(v: float) -> float:
-        if (not math.isfinite(v) or (lo is not None and (v <= lo if lo_open else v < lo))
-                or (hi is not None and v > hi)):
+        if (
+            not math.isfinite(v)
+            or (lo is not None and (v <= lo if lo_open else v < lo))
+            or (hi is not None and v > hi)
+        ):
             raise ValueError(rule)
         return v
 
@@ -203,8 +208,9 @@ class BundleManifest(_Model):
     @classmethod
     def _known_version(cls, v: int) -> int:
         if v > FORMAT_VERSION:
-            raise ValueError(f"is newer than the newest this catalog_ai understands "
-                             f"({FORMAT_VERSION})")
+            raise ValueError(
+                f"is newer than the newest this catalog_ai understands ({FORMAT_VERSION})"
+            )
         return v
 
     @field_validator("eval_crop_pct")
@@ -240,14 +246,17 @@ class PrototypeMeta(_Model):
     @model_validator(mode="after")
     def _one_source_per_path(self) -> PrototypeMeta:
         if len(self.sources) != len(self.paths):
-            raise ValueError(f"lists {len(self.paths)} paths but {len(self.sources)} sources; "
-                             "give one source per path")
+            raise ValueError(
+                f"lists {len(self.paths)} paths but {len(self.sources)} sources; "
+                "give one source per path"
+            )
         if len(set(self.paths)) != len(self.paths):
             raise ValueError("lists a category path twice")
         return self
 
 
 # --------------------------------------------------------------------------- errors
+
 
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
@@ -286,11 +295,19 @@ def describe_error(
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _validate(model: type[_M], data: Any, source: str, what: str,
-              make_error: Callable[[str], Exception], **kwargs) -> _M:
+def _validate(
+    model: type[_M],
+    data: Any,
+    source: str,
+    what: str,
+    make_error: Callable[[str], Exception],
+    **kwargs,
+) -> _M:
     if not isinstance(data, dict):
-        raise make_error(f"{source} must hold a JSON object ({what}), not a JSON "
-                         f"{json_kind(data)}; {kwargs.get('default_fix', _MANIFEST_FIX)}")
+        raise make_error(
+            f"{source} must hold a JSON object ({what}), not a JSON "
+            f"{json_kind(data)}; {kwargs.get('default_fix', _MANIFEST_FIX)}"
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -298,18 +315,33 @@ def _validate(model: type[_M], data: Any, source: str, what: str,
 
 
 def json_kind(data: Any) -> str:
-    return {list: "list", str: "string", bool: "boolean", int: "number", float: "number",
-            type(None): "null"}.get(type(data), type(data).__name__)
+    return {
+        list: "list",
+        str: "string",
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        type(None): "null",
+    }.get(type(data), type(data).__name__)
 
 
-def validate_manifest(data: Any, source: str | Path,
-                      make_error: Callable[[str], Exception]) -> BundleManifest:
+def validate_manifest(
+    data: Any, source: str | Path, make_error: Callable[[str], Exception]
+) -> BundleManifest:
     """``data`` (the parsed ``bundle.json``) as a :class:`BundleManifest`, or ``make_error``
     raised with one line naming the field, the value and the fix."""
     return _validate(BundleManifest, data, str(source), "the model bundle manifest", make_error)
 
 
-def validate_prototype_meta(data: Any, source: str | Path,
-                            make_error: Callable[[str], Exception]) -> PrototypeMeta:
-    return _validate(PrototypeMeta, data, str(source), "the prototype memory", make_error,
-                     fixes={}, default_fix=_PROTOTYPE_FIX)
+def validate_prototype_meta(
+    data: Any, source: str | Path, make_error: Callable[[str], Exception]
+) -> PrototypeMeta:
+    return _validate(
+        PrototypeMeta,
+        data,
+        str(source),
+        "the prototype memory",
+        make_error,
+        fixes={},
+        default_fix=_PROTOTYPE_FIX,
+    )

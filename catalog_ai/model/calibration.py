@@ -9,7 +9,6 @@ trained with, so photos labelled at inner nodes count too.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,15 +27,17 @@ __all__ = [
     "PRECISION_TARGETS",
     "Calibration",
     "calibrate",
-    "leaf_confidence",
-    "fit_temperature",
     "expected_calibration_error",
+    "fit_temperature",
+    "leaf_confidence",
     "reliability_bins",
     "threshold_for_precision",
 ]
 
 
-def fit_temperature(leaf_logits: torch.Tensor, target_mask: torch.Tensor, *, max_iter: int = 200) -> float:
+def fit_temperature(
+    leaf_logits: torch.Tensor, target_mask: torch.Tensor, *, max_iter: int = 200
+) -> float:
     """The temperature minimising held-out NLL; 1.0 when there is nothing to fit on."""
     import torch
 
@@ -83,12 +84,20 @@ def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 
     return bins
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15
+) -> float:
     """ECE: the count-weighted mean gap between confidence and accuracy over equal-width bins."""
     n = len(confidence)
     if n == 0:
         return float("nan")
-    return float(sum(b["count"] * abs(b["confidence"] - b["accuracy"]) for b in reliability_bins(confidence, correct, n_bins)) / n)
+    return float(
+        sum(
+            b["count"] * abs(b["confidence"] - b["accuracy"])
+            for b in reliability_bins(confidence, correct, n_bins)
+        )
+        / n
+    )
 
 
 def threshold_for_precision(confidence: np.ndarray, correct: np.ndarray, precision: float) -> float:
@@ -122,7 +131,9 @@ class Calibration:
     n_photos: int
 
 
-def leaf_confidence(node_probs: np.ndarray, rows: np.ndarray, tree: TreeIndex) -> tuple[np.ndarray, np.ndarray]:
+def leaf_confidence(
+    node_probs: np.ndarray, rows: np.ndarray, tree: TreeIndex
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-1 leaf confidence, and whether that leaf is the label or lies under it (a photo
     labelled at an inner node is hit by any leaf below it; a leaf label only by itself)."""
     leaf_rows = tree.leaf_rows.cpu().numpy()
@@ -160,4 +171,4 @@ def calibrate(
         auto_accept_target=auto_accept_precision,
         calibrated_on=source,
     )
-    return Calibration(temperature, thresholds, node_probs, int(len(rows)))
+    return Calibration(temperature, thresholds, node_probs, len(rows))

@@ -16,7 +16,7 @@ import numpy as np
 
 from catalog_ai.taxonomy import Taxonomy
 
-__all__ = ["Candidate", "Decision", "Decider", "Thresholds"]
+__all__ = ["Candidate", "Decider", "Decision", "Thresholds"]
 
 SOURCES = ("head", "prototype", "abstain")
 
@@ -58,7 +58,9 @@ class Thresholds:
         return cls(
             decision=float(data.get("decision", 0.5)),
             auto_accept=float(data.get("auto_accept", 1.01)),
-            auto_accept_by_precision={k: float(v) for k, v in data.get("auto_accept_by_precision", {}).items()},
+            auto_accept_by_precision={
+                k: float(v) for k, v in data.get("auto_accept_by_precision", {}).items()
+            },
             auto_accept_target=str(data.get("auto_accept_target", "0.98")),
             calibrated_on=str(data.get("calibrated_on", "")),
         )
@@ -88,7 +90,10 @@ class Decision:
             "confidence": round(self.confidence, 6),
             "leaf_path": self.leaf_path,
             "leaf_confidence": round(self.leaf_confidence, 6),
-            "levels": [[{"path": c.path, "probability": round(c.probability, 6)} for c in level] for level in self.levels],
+            "levels": [
+                [{"path": c.path, "probability": round(c.probability, 6)} for c in level]
+                for level in self.levels
+            ],
             "source": self.source,
             "model_version": self.model_version,
             "auto_accept": self.auto_accept,
@@ -103,7 +108,10 @@ class Decision:
             confidence=float(data["confidence"]),
             leaf_path=data["leaf_path"],
             leaf_confidence=float(data["leaf_confidence"]),
-            levels=[[Candidate(c["path"], float(c["probability"])) for c in level] for level in data["levels"]],
+            levels=[
+                [Candidate(c["path"], float(c["probability"])) for c in level]
+                for level in data["levels"]
+            ],
             source=data["source"],
             model_version=data["model_version"],
             auto_accept=bool(data.get("auto_accept", False)),
@@ -151,7 +159,13 @@ class Decider:
             levels.append([Candidate(self.texts[r], float(probs[r])) for r in top])
         return levels
 
-    def decide(self, node_probs: np.ndarray | Sequence[float], *, source: str = "head", open_set: bool = False) -> Decision:
+    def decide(
+        self,
+        node_probs: np.ndarray | Sequence[float],
+        *,
+        source: str = "head",
+        open_set: bool = False,
+    ) -> Decision:
         """One photo's decision from its node probabilities (in taxonomy row order)."""
         probs = np.asarray(node_probs, dtype=np.float64)
         row, chosen_p = -1, 0.0
@@ -178,7 +192,9 @@ class Decider:
         )
         if row < 0:
             best_root = max(self.roots, key=lambda r: probs[r])
-            return Decision(path="", depth=0, confidence=float(probs[best_root]), source="abstain", **common)
+            return Decision(
+                path="", depth=0, confidence=float(probs[best_root]), source="abstain", **common
+            )
         is_class = row in self._class_set
         return Decision(
             path=self.texts[row],
@@ -187,7 +203,11 @@ class Decider:
             source=source,
             # Auto-accept thresholds are calibrated for the trained head; prototype-only
             # categories (a few examples) and far-away photos always go to a reviewer.
-            auto_accept=bool(is_class and source == "head" and not open_set
-                             and chosen_p >= self.thresholds.auto_accept),
+            auto_accept=bool(
+                is_class
+                and source == "head"
+                and not open_set
+                and chosen_p >= self.thresholds.auto_accept
+            ),
             **common,
         )

@@ -20,7 +20,7 @@ import torch
 
 from catalog_ai.model.prototypes import FusionParams
 
-__all__ = ["fuse", "fit_fusion", "open_set_threshold"]
+__all__ = ["fit_fusion", "fuse", "open_set_threshold"]
 
 
 def fuse(
@@ -70,7 +70,9 @@ def fit_fusion(
     logits = head_logits[idx].double()
     q = torch.from_numpy(np.asarray(query_vectors, dtype=np.float64)[idx])
     own = labels[idx].astype(np.int64)
-    others = np.array([rng.choice([c for c in train_vectors if c != o and len(train_vectors[c])]) for o in own])
+    others = np.array(
+        [rng.choice([c for c in train_vectors if c != o and len(train_vectors[c])]) for o in own]
+    )
 
     def prototype(c: int) -> np.ndarray:
         pool = train_vectors[int(c)]
@@ -111,7 +113,9 @@ def fit_fusion(
     if s == 20.0 and b == -8.0:
         # L-BFGS stops at once when the simulation gives it nothing to move for (e.g. a head that
         # is always right by a wide margin): say so instead of claiming a fit.
-        return FusionParams(fitted_on=f"{source} ({len(idx)} photos; the fit did not move: defaults)")
+        return FusionParams(
+            fitted_on=f"{source} ({len(idx)} photos; the fit did not move: defaults)"
+        )
     return FusionParams(scale=s, bias=b, fitted_on=f"{source} ({len(idx)} photos)")
 
 

@@ -69,11 +69,15 @@ class TreeIndex:
         """``(B, n_leaves)`` class probabilities → ``(B, n_nodes)`` node probabilities."""
         out = leaf_probs.new_zeros(leaf_probs.shape[0], self.n_nodes)
         device = leaf_probs.device
-        return out.index_add_(1, self.pair_node.to(device), leaf_probs[:, self.pair_leaf.to(device)])
+        return out.index_add_(
+            1, self.pair_node.to(device), leaf_probs[:, self.pair_leaf.to(device)]
+        )
 
     def target_mask(self, node_rows: torch.Tensor) -> torch.Tensor:
         """``(B,)`` label node rows → ``(B, n_leaves)`` bool mask of the leaves each label covers."""
-        mask = torch.zeros(node_rows.shape[0], self.n_leaves, dtype=torch.bool, device=node_rows.device)
+        mask = torch.zeros(
+            node_rows.shape[0], self.n_leaves, dtype=torch.bool, device=node_rows.device
+        )
         for i, row in enumerate(node_rows.tolist()):
             mask[i, self._leaves_under[row].to(node_rows.device)] = True
         return mask

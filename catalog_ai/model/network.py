@@ -15,7 +15,9 @@ class HierarchicalClassifier(nn.Module):
     linear layer is the whole hierarchical head.
     """
 
-    def __init__(self, backbone: nn.Module, embedding_dim: int, n_leaves: int, dropout: float = 0.2):
+    def __init__(
+        self, backbone: nn.Module, embedding_dim: int, n_leaves: int, dropout: float = 0.2
+    ):
         super().__init__()
         self.backbone = backbone
         self.dropout = nn.Dropout(dropout)
@@ -52,7 +54,11 @@ def layer_groups(network: nn.Module) -> list[list[str]]:
         return [g for g in groups + [rest] if g]
     groups: list[list[str]] = []
     for child_name, child in network.named_children():
-        parts = list(child.named_children()) if isinstance(child, (nn.Sequential, nn.ModuleList)) else [("", child)]
+        parts = (
+            list(child.named_children())
+            if isinstance(child, (nn.Sequential, nn.ModuleList))
+            else [("", child)]
+        )
         for part_name, part in parts:
             base = f"{child_name}.{part_name}." if part_name else f"{child_name}."
             names = [base + n for n, _ in part.named_parameters()]

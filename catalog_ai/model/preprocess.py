@@ -58,7 +58,9 @@ def square(
         ) from exc
 
 
-def normalise(batch_uint8: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+def normalise(
+    batch_uint8: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]
+) -> torch.Tensor:
     """``(B, 3, H, W)`` uint8 → float32 normalised, in channels-last memory (faster convs on CPU)."""
     x = batch_uint8.float().div_(255.0)
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)

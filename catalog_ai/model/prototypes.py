@@ -23,7 +23,7 @@ import numpy as np
 
 from catalog_ai.errors import CatalogAIError
 
-__all__ = ["PrototypeMemory", "FusionParams", "PrototypeError", "normalise_embeddings"]
+__all__ = ["FusionParams", "PrototypeError", "PrototypeMemory", "normalise_embeddings"]
 
 ARRAYS = "prototypes.safetensors"
 META = "prototypes.json"
@@ -62,14 +62,23 @@ class FusionParams:
     nearest_gate: bool = True
 
     def to_dict(self) -> dict:
-        return {"scale": self.scale, "bias": self.bias, "open_set_cosine": self.open_set_cosine,
-                "fitted_on": self.fitted_on, "nearest_gate": self.nearest_gate}
+        return {
+            "scale": self.scale,
+            "bias": self.bias,
+            "open_set_cosine": self.open_set_cosine,
+            "fitted_on": self.fitted_on,
+            "nearest_gate": self.nearest_gate,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> FusionParams:
-        return cls(float(data.get("scale", 20.0)), float(data.get("bias", -8.0)),
-                   float(data.get("open_set_cosine", -1.0)), str(data.get("fitted_on", "")),
-                   bool(data.get("nearest_gate", True)))
+        return cls(
+            float(data.get("scale", 20.0)),
+            float(data.get("bias", -8.0)),
+            float(data.get("open_set_cosine", -1.0)),
+            str(data.get("fitted_on", "")),
+            bool(data.get("nearest_gate", True)),
+        )
 
 
 @dataclass
@@ -128,9 +137,15 @@ class PrototypeMemory:
                 self.sources[i] = source
 
     def copy(self) -> PrototypeMemory:
-        return PrototypeMemory(self.center.copy(), list(self.paths), self.sums.copy(), self.counts.copy(),
-                               list(self.sources), FusionParams.from_dict(self.fusion.to_dict()),
-                               set(self.example_hashes))
+        return PrototypeMemory(
+            self.center.copy(),
+            list(self.paths),
+            self.sums.copy(),
+            self.counts.copy(),
+            list(self.sources),
+            FusionParams.from_dict(self.fusion.to_dict()),
+            set(self.example_hashes),
+        )
 
     # -- persistence -----------------------------------------------------------------------
 
@@ -140,12 +155,28 @@ class PrototypeMemory:
 
         directory = Path(directory)
         tmp_arrays = directory / (ARRAYS + ".tmp")
-        save_file({"center": self.center.astype(np.float32), "sums": self.sums.astype(np.float32),
-                   "counts": self.counts.astype(np.int64)}, str(tmp_arrays))
+        save_file(
+            {
+                "center": self.center.astype(np.float32),
+                "sums": self.sums.astype(np.float32),
+                "counts": self.counts.astype(np.int64),
+            },
+            str(tmp_arrays),
+        )
         tmp_meta = directory / (META + ".tmp")
-        tmp_meta.write_text(json.dumps({"version": 1, "paths": self.paths, "sources": self.sources,
-                                        "fusion": self.fusion.to_dict(),
-                                        "example_hashes": sorted(self.example_hashes)}, ensure_ascii=False), "utf-8")
+        tmp_meta.write_text(
+            json.dumps(
+                {
+                    "version": 1,
+                    "paths": self.paths,
+                    "sources": self.sources,
+                    "fusion": self.fusion.to_dict(),
+                    "example_hashes": sorted(self.example_hashes),
+                },
+                ensure_ascii=False,
+            ),
+            "utf-8",
+        )
         tmp_arrays.replace(directory / ARRAYS)
         tmp_meta.replace(directory / META)
 
@@ -165,28 +196,42 @@ class PrototypeMemory:
             arrays = load_file(str(directory / ARRAYS))
             raw = json.loads((directory / META).read_text("utf-8"))
         except (OSError, ValueError, SafetensorError) as exc:
-            raise PrototypeError(f"{directory}: the prototype memory is damaged ({exc}); re-add the few-shot categories") from exc
+            raise PrototypeError(
+                f"{directory}: the prototype memory is damaged ({exc}); re-add the few-shot categories"
+            ) from exc
         meta = validate_prototype_meta(raw, directory / META, PrototypeError)
         missing = sorted({"center", "sums", "counts"} - set(arrays))
         if missing:
-            raise PrototypeError(f"{directory / ARRAYS} lacks the arrays {missing}; "
-                                 "re-add the few-shot categories")
+            raise PrototypeError(
+                f"{directory / ARRAYS} lacks the arrays {missing}; re-add the few-shot categories"
+            )
         center, sums, counts = arrays["center"], arrays["sums"], arrays["counts"]
         n = len(meta.paths)
-        if (center.ndim != 1 or sums.shape != (n, center.shape[0]) or counts.shape != (n,)):
+        if center.ndim != 1 or sums.shape != (n, center.shape[0]) or counts.shape != (n,):
             raise PrototypeError(
                 f"{directory}: prototype files disagree on the number of categories or the vector "
                 f"size (center {center.shape}, sums {sums.shape}, counts {counts.shape}, {n} paths); "
                 "re-add the few-shot categories"
             )
         if not (np.isfinite(center).all() and np.isfinite(sums).all()) or (counts < 0).any():
-            raise PrototypeError(f"{directory / ARRAYS} holds NaN, infinite or negative values; "
-                                 "re-add the few-shot categories")
-        return cls(center, list(meta.paths), sums, counts, list(meta.sources),
-                   FusionParams.from_dict(meta.fusion.model_dump()), set(meta.example_hashes))
+            raise PrototypeError(
+                f"{directory / ARRAYS} holds NaN, infinite or negative values; "
+                "re-add the few-shot categories"
+            )
+        return cls(
+            center,
+            list(meta.paths),
+            sums,
+            counts,
+            list(meta.sources),
+            FusionParams.from_dict(meta.fusion.model_dump()),
+            set(meta.example_hashes),
+        )
 
     @classmethod
-    def from_examples(cls, embeddings: np.ndarray, paths: Sequence[str], *, source: str) -> PrototypeMemory:
+    def from_examples(
+        cls, embeddings: np.ndarray, paths: Sequence[str], *, source: str
+    ) -> PrototypeMemory:
         """A memory built from labelled embeddings (e.g. all training photos after training)."""
         embeddings = np.asarray(embeddings, dtype=np.float32)
         memory = cls(center=embeddings.mean(0))

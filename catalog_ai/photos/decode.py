@@ -61,11 +61,11 @@ __all__ = [
     "PHOTO_TYPES",
     "ImageInfo",
     "check_aspect_ratio",
-    "read_bytes",
-    "probe",
-    "probe_header",
     "load_image",
     "load_with_info",
+    "probe",
+    "probe_header",
+    "read_bytes",
 ]
 
 #: Formats tried on uploads (Pillow format ids), from the one photo-type table
@@ -236,7 +236,7 @@ def load_with_info(
         info = _info(data, fmt, mode, size, orientation)
         try:
             rgb = _to_rgb(_apply_orientation(im, orientation))
-        except Exception as exc:  # noqa: BLE001 - untrusted input: any failure is a bad photo
+        except Exception as exc:
             raise ImageError(
                 f"cannot convert the {fmt} image (colour mode {mode}) to RGB ({exc}); "
                 "save the photo as an ordinary RGB JPEG or PNG",
@@ -304,7 +304,7 @@ def _guard(label: str | None) -> Iterator[None]:
         raise ImageError(
             "not enough memory to decode the image; resize it before uploading", source=label
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - untrusted input: a decoder may fail in any way
+    except Exception as exc:
         detail = str(exc) or type(exc).__name__
         raise ImageError(
             f"the photo cannot be read ({detail}); save it again as JPEG or PNG", source=label
@@ -345,7 +345,7 @@ def _open(
             f"image is too large to decode safely ({exc}); resize it before uploading",
             source=label,
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - untrusted input: a plugin may fail in any way
+    except Exception as exc:
         fmt = _magic_format(data[:16]) or "image"
         reason = f"damaged {fmt} file: the header cannot be read ({exc})"
         raise ImageError(reason, source=label) from exc
@@ -371,7 +371,7 @@ def _open(
 def _decode(im: ImageFile.ImageFile, label: str | None, fmt: str) -> None:
     try:
         im.load()
-    except Exception as exc:  # noqa: BLE001 - untrusted input: decoders fail in many ways
+    except Exception as exc:
         detail = str(exc) or type(exc).__name__
         if isinstance(exc, MemoryError):
             reason = "not enough memory to decode the image"
@@ -390,7 +390,7 @@ def _orientation(im: Image.Image) -> int:
     fail a good photo)."""
     try:
         value = im.getexif().get(_EXIF_ORIENTATION, 1)
-    except Exception:  # noqa: BLE001 - broken metadata means "no rotation", never a failure
+    except Exception:
         return 1
     return value if isinstance(value, int) and value in _ORIENTATION_FIX else 1
 
@@ -401,16 +401,14 @@ def _apply_orientation(im: Image.Image, orientation: int) -> Image.Image:
     try:
         # Also drops the orientation tag from the result, so nobody rotates it twice.
         return ImageOps.exif_transpose(im)
-    except Exception:  # noqa: BLE001 - metadata rewriting failed; rotate the pixels ourselves
+    except Exception:
         out = im.transpose(_ORIENTATION_FIX[orientation])
         for key in ("exif", "xmp", "XML:com.adobe.xmp"):
             out.info.pop(key, None)
         return out
 
 
-def _info(
-    data: bytes, fmt: str, mode: str, size: tuple[int, int], orientation: int
-) -> ImageInfo:
+def _info(data: bytes, fmt: str, mode: str, size: tuple[int, int], orientation: int) -> ImageInfo:
     width, height = size
     if orientation >= 5:  # 5-8 turn the picture by 90 degrees
         width, height = height, width
@@ -521,4 +519,3 @@ def _looks_like_text(head: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return bool(text) and all(ch.isprintable() or ch in "\t\r\n\f" for ch in text)
-

@@ -19,6 +19,7 @@ from catalog_ai.photos.types import stored_suffix
 
 __all__ = ["MediaStore", "StoredFile", "content_hash"]
 
+
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -39,7 +40,9 @@ class MediaStore:
         suffix = stored_suffix(image_format) or ".bin"
         return f"{digest[:2]}/{digest[2:4]}/{digest}{suffix}"
 
-    def put(self, data: bytes, *, image_format: str | None = None, digest: str | None = None) -> StoredFile:
+    def put(
+        self, data: bytes, *, image_format: str | None = None, digest: str | None = None
+    ) -> StoredFile:
         digest = digest or content_hash(data)
         rel = self.relative_path_for(digest, image_format)
         target = self.root / rel

@@ -9,7 +9,6 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog_ai.photos import decode as images
 from catalog_ai.db import (
     Category,
     LabelSource,
@@ -19,17 +18,18 @@ from catalog_ai.db import (
     TaxonomyVersion,
 )
 from catalog_ai.errors import ImageError, TaxonomyError
+from catalog_ai.photos import decode as images
 from catalog_ai.photos.store import MediaStore, content_hash
 from catalog_ai.services.ingest import attach_photo, insert_product
 from catalog_ai.taxonomy import SEPARATOR, Node, Taxonomy, check_node, format_path
 
 __all__ = [
-    "TaxonomySync",
     "ImportSummary",
     "LabelConflict",
-    "sync_taxonomy",
+    "TaxonomySync",
     "catalog_taxonomy",
     "import_labelled_files",
+    "sync_taxonomy",
 ]
 
 
@@ -76,7 +76,9 @@ class ImportSummary:
         self.failed.extend(other.failed)
 
 
-def sync_taxonomy(session: Session, taxonomy: Taxonomy, *, source: str, note: str = "") -> TaxonomySync:
+def sync_taxonomy(
+    session: Session, taxonomy: Taxonomy, *, source: str, note: str = ""
+) -> TaxonomySync:
     """Add the categories of ``taxonomy`` that the catalog does not have yet.
 
     Existing categories are matched by path and left as they are. A node whose id is not its own
@@ -102,14 +104,16 @@ def sync_taxonomy(session: Session, taxonomy: Taxonomy, *, source: str, note: st
                 raise TaxonomyError(
                     f"id {external_id!r} of the new category {node.text!r} is already the id of "
                     f"{holder.path!r} in the catalog; give one of them another id",
-                    source=where, line=line,
+                    source=where,
+                    line=line,
                 )
             new_nodes.append((node, external_id))
         elif external_id and current.external_id and current.external_id != external_id:
             raise TaxonomyError(
                 f"category {node.text!r} already exists with id {current.external_id!r}, "
                 f"the new tree gives it id {external_id!r}; fix the file or rename the category",
-                source=where, line=line,
+                source=where,
+                line=line,
             )
     if not new_nodes:
         return TaxonomySync(added=0, existing=len(taxonomy), version=None)
@@ -140,7 +144,9 @@ def sync_taxonomy(session: Session, taxonomy: Taxonomy, *, source: str, note: st
         by_path[node.text] = category
     session.flush()
     version.fingerprint = catalog_taxonomy(session).fingerprint()
-    return TaxonomySync(added=len(new_nodes), existing=len(taxonomy) - len(new_nodes), version=version.id)
+    return TaxonomySync(
+        added=len(new_nodes), existing=len(taxonomy) - len(new_nodes), version=version.id
+    )
 
 
 def _source_kind(source: str) -> str:
@@ -252,7 +258,10 @@ def import_labelled_files(
 
 
 def _settle_existing(
-    product: Product, file: Path, category: Category, label_source: LabelSource,
+    product: Product,
+    file: Path,
+    category: Category,
+    label_source: LabelSource,
     summary: ImportSummary,
 ) -> None:
     """A labelled file whose photo is already ``product``: a person's label decides."""

@@ -46,22 +46,22 @@ from catalog_ai.errors import CatalogAIError
 from catalog_ai.taxonomy import SEPARATOR
 
 __all__ = [
-    "CatalogViewError",
     "BranchStats",
-    "ProductTile",
-    "ProductState",
-    "SuggestionRecord",
-    "ReviewRecord",
-    "ProductHistory",
+    "CatalogViewError",
     "ModelProgress",
+    "ProductHistory",
+    "ProductState",
+    "ProductTile",
+    "ReviewRecord",
+    "SuggestionRecord",
     "branch_stats",
     "category_paths",
-    "products_in_branch",
     "count_products_in_branch",
+    "model_progress",
+    "oldest_pending",
     "product_history",
     "product_states",
-    "oldest_pending",
-    "model_progress",
+    "products_in_branch",
 ]
 
 _IN_CHUNK = 900  # ids per IN (...) list: below SQLite's smallest variable limit
@@ -260,20 +260,26 @@ def branch_stats(session: Session) -> list[BranchStats]:
 # --------------------------------------------------------------------------- products
 def _in_branch(path: str, include_subcategories: bool):
     if include_subcategories:
-        return or_(Category.path == path, Category.path.startswith(path + SEPARATOR, autoescape=True))
+        return or_(
+            Category.path == path, Category.path.startswith(path + SEPARATOR, autoescape=True)
+        )
     return Category.path == path
 
 
 def _branch_query(path: str | None, include_subcategories: bool) -> Select:
-    q = select(Product.id).join(Category, Category.id == Product.category_id).where(
-        Product.status == ProductStatus.ACCEPTED
+    q = (
+        select(Product.id)
+        .join(Category, Category.id == Product.category_id)
+        .where(Product.status == ProductStatus.ACCEPTED)
     )
     if path:
         q = q.where(_in_branch(path, include_subcategories))
     return q
 
 
-def count_products_in_branch(session: Session, path: str | None, *, include_subcategories: bool = True) -> int:
+def count_products_in_branch(
+    session: Session, path: str | None, *, include_subcategories: bool = True
+) -> int:
     sub = _branch_query(path, include_subcategories).subquery()
     return session.scalar(select(func.count()).select_from(sub)) or 0
 
@@ -288,7 +294,10 @@ def products_in_branch(
 ) -> list[ProductTile]:
     """Accepted products of the category ``path`` (and below it), newest first."""
     ids = session.scalars(
-        _branch_query(path, include_subcategories).order_by(Product.id.desc()).limit(limit).offset(offset)
+        _branch_query(path, include_subcategories)
+        .order_by(Product.id.desc())
+        .limit(limit)
+        .offset(offset)
     ).all()
     return _tiles(session, list(ids))
 
@@ -350,7 +359,9 @@ def product_history(session: Session, product_id: int) -> ProductHistory:
         .order_by(Review.id)
     ).all()
     images = session.scalars(
-        select(ProductImage.stored_path).where(ProductImage.product_id == product_id).order_by(ProductImage.id)
+        select(ProductImage.stored_path)
+        .where(ProductImage.product_id == product_id)
+        .order_by(ProductImage.id)
     ).all()
     category = session.get(Category, product.category_id) if product.category_id else None
     return ProductHistory(
@@ -447,18 +458,36 @@ def model_progress(session: Session, version: str) -> ModelProgress:
     mv = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
     if mv is None:
         raise CatalogViewError(f"no registered model version {version!r}")
-    suggested = session.scalar(
-        select(func.count(func.distinct(Suggestion.product_id))).where(Suggestion.model_version_id == mv.id)
-    ) or 0
-    has_own = exists().where(Suggestion.product_id == Product.id, Suggestion.model_version_id == mv.id)
-    remaining = session.scalar(
-        select(func.count())
-        .select_from(Product)
-        .where(
-            Product.status.in_((ProductStatus.PENDING, ProductStatus.PROCESSING,
-                                ProductStatus.SUGGESTED, ProductStatus.ACCEPTED)),
-            ~Product.labelled_by_person,  # the same rule as the classifier's
-            ~has_own,
+    suggested = (
+        session.scalar(
+            select(func.count(func.distinct(Suggestion.product_id))).where(
+                Suggestion.model_version_id == mv.id
+            )
         )
-    ) or 0
-    return ModelProgress(version=mv.version, is_active=bool(mv.is_active), suggested=suggested, remaining=remaining)
+        or 0
+    )
+    has_own = exists().where(
+        Suggestion.product_id == Product.id, Suggestion.model_version_id == mv.id
+    )
+    remaining = (
+        session.scalar(
+            select(func.count())
+            .select_from(Product)
+            .where(
+                Product.status.in_(
+                    (
+                        ProductStatus.PENDING,
+                        ProductStatus.PROCESSING,
+                        ProductStatus.SUGGESTED,
+                        ProductStatus.ACCEPTED,
+                    )
+                ),
+                ~Product.labelled_by_person,  # the same rule as the classifier's
+                ~has_own,
+            )
+        )
+        or 0
+    )
+    return ModelProgress(
+        version=mv.version, is_active=bool(mv.is_active), suggested=suggested, remaining=remaining
+    )

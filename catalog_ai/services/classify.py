@@ -45,24 +45,24 @@ from catalog_ai.photos.store import MediaStore
 if TYPE_CHECKING:
     import numpy as np
 
-    from catalog_ai.model.decision import Decision
     from catalog_ai.inference.predictor import Predictor
+    from catalog_ai.model.decision import Decision
 
 __all__ = [
-    "TransientStorageError",
-    "Work",
     "Outcome",
     "RecordSummary",
     "RetrySummary",
+    "TransientStorageError",
+    "Work",
     "claim",
-    "unfinished_before",
-    "run_model",
-    "record",
-    "flag_near_duplicates",
     "fail_unfinished",
+    "flag_near_duplicates",
     "mark_for_reclassification",
-    "requeue_stale",
+    "record",
     "requeue_failed",
+    "requeue_stale",
+    "run_model",
+    "unfinished_before",
 ]
 
 log = logging.getLogger(__name__)
@@ -247,7 +247,10 @@ def _read_photo(media: MediaStore, stored_path: str) -> bytes:
 
 
 def record(
-    session: Session, outcomes: Sequence[Outcome], *, model_version_id: int,
+    session: Session,
+    outcomes: Sequence[Outcome],
+    *,
+    model_version_id: int,
     memory_revision: int | None = None,
 ) -> RecordSummary:
     """Store suggestions and embeddings and set each product's status.

@@ -20,7 +20,13 @@ from catalog_ai.db import Embedding, ModelVersion, ProductImage, conflict_insert
 from catalog_ai.errors import CatalogAIError, ImageError
 from catalog_ai.photos.store import MediaStore
 
-__all__ = ["EmbeddingProgress", "images_to_embed", "embedding_progress", "compute_embeddings", "store_embeddings"]
+__all__ = [
+    "EmbeddingProgress",
+    "compute_embeddings",
+    "embedding_progress",
+    "images_to_embed",
+    "store_embeddings",
+]
 
 
 @dataclass(frozen=True)
@@ -43,22 +49,32 @@ def _version(session: Session, version: str) -> ModelVersion:
     return row
 
 
-def images_to_embed(session: Session, version: str, *, limit: int | None = None) -> list[tuple[int, str]]:
+def images_to_embed(
+    session: Session, version: str, *, limit: int | None = None
+) -> list[tuple[int, str]]:
     """``(image id, stored path)`` of photos with no embedding for ``version`` yet, in id order."""
     mv = _version(session, version)
     done = select(Embedding.image_id).where(Embedding.model_version_id == mv.id)
-    q = select(ProductImage.id, ProductImage.stored_path).where(ProductImage.id.not_in(done)).order_by(ProductImage.id)
+    q = (
+        select(ProductImage.id, ProductImage.stored_path)
+        .where(ProductImage.id.not_in(done))
+        .order_by(ProductImage.id)
+    )
     return [tuple(r) for r in session.execute(q.limit(limit) if limit else q).all()]
 
 
 def embedding_progress(session: Session, version: str) -> EmbeddingProgress:
     mv = _version(session, version)
-    embedded = session.scalar(select(func.count()).select_from(Embedding).where(Embedding.model_version_id == mv.id))
+    embedded = session.scalar(
+        select(func.count()).select_from(Embedding).where(Embedding.model_version_id == mv.id)
+    )
     images = session.scalar(select(func.count()).select_from(ProductImage))
     return EmbeddingProgress(version, int(embedded or 0), int(images or 0))
 
 
-def compute_embeddings(predictor, media: MediaStore, images: Sequence[tuple[int, str]]) -> list[tuple[int, np.ndarray]]:
+def compute_embeddings(
+    predictor, media: MediaStore, images: Sequence[tuple[int, str]]
+) -> list[tuple[int, np.ndarray]]:
     """Embed photos in batches (no session open). A photo that cannot be read, decoded or run
     through the network is skipped alone (its product's own classification reports why); the
     rest of its batch is embedded."""
@@ -80,7 +96,9 @@ def compute_embeddings(predictor, media: MediaStore, images: Sequence[tuple[int,
     return out
 
 
-def store_embeddings(session: Session, version: str, vectors: Sequence[tuple[int, np.ndarray]]) -> int:
+def store_embeddings(
+    session: Session, version: str, vectors: Sequence[tuple[int, np.ndarray]]
+) -> int:
     """Insert embeddings, ignoring ones another worker stored meanwhile; returns how many rows."""
     if not vectors:
         return 0
@@ -88,10 +106,17 @@ def store_embeddings(session: Session, version: str, vectors: Sequence[tuple[int
     rows = []
     for image_id, vector in vectors:
         v = np.asarray(vector, dtype="<f4")
-        rows.append({"image_id": image_id, "model_version_id": mv.id, "dim": int(v.size), "vector": v.tobytes()})
-    session.execute(
-        conflict_insert(session, Embedding.__table__).values(rows).on_conflict_do_nothing(
-            index_elements=["image_id", "model_version_id"]
+        rows.append(
+            {
+                "image_id": image_id,
+                "model_version_id": mv.id,
+                "dim": int(v.size),
+                "vector": v.tobytes(),
+            }
         )
+    session.execute(
+        conflict_insert(session, Embedding.__table__)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["image_id", "model_version_id"])
     )
     return len(rows)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.evaluation import EvaluationResult, evaluate_arrays, write_report
+from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.taxonomy import format_path, scan_folder
 
 __all__ = ["evaluate_folder"]
@@ -37,7 +37,9 @@ def evaluate_folder(
     files = [f for f, _ in scan.files]
     predictions = predictor.predict(files, progress=progress)
     ok = [i for i, p in enumerate(predictions) if p.error is None]
-    skipped = [(str(files[i]), predictions[i].error or "") for i, p in enumerate(predictions) if p.error]
+    skipped = [
+        (str(files[i]), predictions[i].error or "") for i, p in enumerate(predictions) if p.error
+    ]
     if not ok:
         raise BundleError(f"no readable photos in {data_dir}")
     node_probs = np.stack([predictions[i].node_probs for i in ok])

@@ -38,12 +38,18 @@ from catalog_ai.db import (
     ProductStatus,
 )
 from catalog_ai.errors import ImageError
+from catalog_ai.model.prototypes import PrototypeError, PrototypeMemory
 from catalog_ai.photos.store import content_hash
 from catalog_ai.settings import get_settings
-from catalog_ai.model.prototypes import PrototypeError, PrototypeMemory
 from catalog_ai.taxonomy import SEPARATOR, Taxonomy, format_path
 
-__all__ = ["FewshotResult", "add_examples", "check_new_paths", "review_examples", "memory_with_reviews"]
+__all__ = [
+    "FewshotResult",
+    "add_examples",
+    "check_new_paths",
+    "memory_with_reviews",
+    "review_examples",
+]
 
 
 @dataclass
@@ -51,7 +57,9 @@ class FewshotResult:
     added: list[str] = field(default_factory=list)  # new categories
     updated: list[str] = field(default_factory=list)  # existing categories with more examples
     photos: int = 0
-    already_added: int = 0  # photos this memory already holds (same file content): not counted again
+    already_added: int = (
+        0  # photos this memory already holds (same file content): not counted again
+    )
     seconds: float = 0.0
 
 
@@ -84,18 +92,24 @@ def _fold(path: str) -> str:
     return " > ".join(" ".join(part.split()).casefold() for part in path.split(">"))
 
 
-def add_examples(bundle_dir: Path, examples: Sequence[tuple[Path, tuple[str, ...]]], *, progress: bool = False) -> FewshotResult:
+def add_examples(
+    bundle_dir: Path, examples: Sequence[tuple[Path, tuple[str, ...]]], *, progress: bool = False
+) -> FewshotResult:
     """Embed the example photos and add them to the bundle's prototype memory."""
-    from catalog_ai.model.bundle import BundleError, ModelBundle
     from catalog_ai.inference.predictor import Predictor
+    from catalog_ai.model.bundle import BundleError, ModelBundle
 
     started = time.monotonic()
     if not examples:
-        raise PrototypeError("no example photos: give a folder whose sub-folders are categories holding photos")
+        raise PrototypeError(
+            "no example photos: give a folder whose sub-folders are categories holding photos"
+        )
     bundle = ModelBundle.load(bundle_dir)
     memory = PrototypeMemory.load(bundle.path)
     if memory is None:
-        raise BundleError(f"{bundle.path} has no prototype memory (made by an older catalog_ai); retrain it")
+        raise BundleError(
+            f"{bundle.path} has no prototype memory (made by an older catalog_ai); retrain it"
+        )
     paths = sorted({format_path(p) for _, p in examples})
     check_new_paths(bundle.taxonomy, memory, paths)
     predictor = Predictor(bundle)
@@ -106,7 +120,9 @@ def add_examples(bundle_dir: Path, examples: Sequence[tuple[Path, tuple[str, ...
         try:
             size = Path(file).stat().st_size
             if size > limit:  # checked before reading, as for uploads
-                failed.append(f"{file}: {size} bytes is over the {limit}-byte limit (CATALOG_AI_MAX_IMAGE_BYTES)")
+                failed.append(
+                    f"{file}: {size} bytes is over the {limit}-byte limit (CATALOG_AI_MAX_IMAGE_BYTES)"
+                )
                 continue
             data = Path(file).read_bytes()
         except OSError as exc:
@@ -179,7 +195,9 @@ def review_examples(session: Session, model_version: str) -> tuple[list[str], np
     return [p for p, _, _ in rows], vectors
 
 
-def memory_with_reviews(base: PrototypeMemory, session: Session, model_version: str) -> PrototypeMemory:
+def memory_with_reviews(
+    base: PrototypeMemory, session: Session, model_version: str
+) -> PrototypeMemory:
     """The bundle's memory plus every reviewer-accepted product as an example of its category.
 
     A product accepted only down to a grouping (``Fruit > Apple`` above known apple varieties)

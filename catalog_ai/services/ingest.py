@@ -22,22 +22,22 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from catalog_ai.photos import decode as images
 from catalog_ai.db import Product, ProductImage, ProductStatus
 from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.errors import CatalogAIError, ImageError
+from catalog_ai.photos import decode as images
 from catalog_ai.photos.decode import ImageInfo
 from catalog_ai.photos.store import MediaStore, StoredFile, content_hash
 
 __all__ = [
-    "IngestError",
     "FailedFile",
+    "IngestError",
     "IngestResult",
     "Upload",
+    "attach_photo",
     "ingest_files",
     "insert_or_nothing",
     "insert_product",
-    "attach_photo",
 ]
 
 #: A file to ingest: a path, or ``(name, bytes)`` for an upload that never touched the disk.

@@ -13,12 +13,12 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.db import Category, ModelVersion, utc_now
 from catalog_ai.dispatch import Dispatcher, after_commit
+from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.services.catalog import sync_taxonomy
 
-__all__ = ["register_model", "activate_model", "active_model", "list_models", "missing_categories"]
+__all__ = ["activate_model", "active_model", "list_models", "missing_categories", "register_model"]
 
 
 def missing_categories(session: Session, bundle: ModelBundle) -> list[str]:
@@ -27,7 +27,9 @@ def missing_categories(session: Session, bundle: ModelBundle) -> list[str]:
     return [n.text for n in bundle.taxonomy if n.text not in known]
 
 
-def register_model(session: Session, bundle_dir: str | Path, *, add_categories: bool = False) -> ModelVersion:
+def register_model(
+    session: Session, bundle_dir: str | Path, *, add_categories: bool = False
+) -> ModelVersion:
     """Record a bundle as a ModelVersion (idempotent: the same version is returned again).
 
     The model's categories must exist in the catalog, because its suggestions point at them;
@@ -57,8 +59,12 @@ def register_model(session: Session, bundle_dir: str | Path, *, add_categories: 
         taxonomy_fingerprint=bundle.taxonomy.fingerprint(),
         # A derived bundle names its parent; an unregistered parent leaves no link.
         parent_id=session.scalar(
-            select(ModelVersion.id).where(ModelVersion.version == (bundle.parent or {}).get("version"))
-        ) if bundle.parent else None,
+            select(ModelVersion.id).where(
+                ModelVersion.version == (bundle.parent or {}).get("version")
+            )
+        )
+        if bundle.parent
+        else None,
     )
     session.add(row)
     session.flush()
@@ -79,7 +85,9 @@ def activate_model(
     """
     row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
     if row is None:
-        known = session.scalars(select(ModelVersion.version).order_by(ModelVersion.id.desc()).limit(5)).all()
+        known = session.scalars(
+            select(ModelVersion.version).order_by(ModelVersion.id.desc()).limit(5)
+        ).all()
         raise BundleError(
             f"no registered model version {version!r}; register it first (catalog-ai models register DIR)"
             + (f"; known: {', '.join(known)}" if known else "")
@@ -88,7 +96,9 @@ def activate_model(
 
     check_bundle(row.bundle_path)  # still there, intact, and able to classify?
     if not row.is_active:
-        session.execute(update(ModelVersion).where(ModelVersion.is_active.is_(True)).values(is_active=False))
+        session.execute(
+            update(ModelVersion).where(ModelVersion.is_active.is_(True)).values(is_active=False)
+        )
         session.flush()
         row.is_active = True
         row.activated_at = utc_now()

@@ -31,18 +31,18 @@ from catalog_ai.services.catalog import sync_taxonomy
 from catalog_ai.taxonomy import SEPARATOR, Taxonomy, parse_path
 
 __all__ = [
-    "ReviewError",
-    "ReviewConflict",
-    "QueueItem",
     "QueueFilter",
-    "review_queue",
-    "queue_count",
+    "QueueItem",
+    "ReviewConflict",
+    "ReviewError",
     "accept",
-    "correct",
     "assign_new_category",
-    "reject",
-    "bulk_preview",
     "bulk_accept",
+    "bulk_preview",
+    "correct",
+    "queue_count",
+    "reject",
+    "review_queue",
     "reviewed_examples",
 ]
 
@@ -78,13 +78,17 @@ class QueueItem:
 
 def _latest_suggestions() -> Select:
     """Per product, its newest suggestion (a re-classification supersedes older ones)."""
-    return select(Suggestion.product_id, func.max(Suggestion.id).label("sid")).group_by(Suggestion.product_id)
+    return select(Suggestion.product_id, func.max(Suggestion.id).label("sid")).group_by(
+        Suggestion.product_id
+    )
 
 
 def _queue_query(flt: QueueFilter) -> Select:
     latest = _latest_suggestions().subquery()
     first_image = (
-        select(ProductImage.product_id, func.min(ProductImage.id).label("iid")).group_by(ProductImage.product_id).subquery()
+        select(ProductImage.product_id, func.min(ProductImage.id).label("iid"))
+        .group_by(ProductImage.product_id)
+        .subquery()
     )
     q = (
         select(Product, Suggestion, ModelVersion.version, ProductImage.stored_path)
@@ -96,7 +100,9 @@ def _queue_query(flt: QueueFilter) -> Select:
         .where(Product.status == ProductStatus.SUGGESTED)
     )
     if flt.branch:
-        q = q.where((Suggestion.path == flt.branch) | Suggestion.path.startswith(flt.branch + SEPARATOR))
+        q = q.where(
+            (Suggestion.path == flt.branch) | Suggestion.path.startswith(flt.branch + SEPARATOR)
+        )
     if flt.model_version:
         q = q.where(ModelVersion.version == flt.model_version)
     if flt.source == "open_set":
@@ -106,7 +112,9 @@ def _queue_query(flt: QueueFilter) -> Select:
     return q
 
 
-def review_queue(session: Session, *, flt: QueueFilter = QueueFilter(), limit: int = 20, offset: int = 0) -> list[QueueItem]:
+def review_queue(
+    session: Session, *, flt: QueueFilter = QueueFilter(), limit: int = 20, offset: int = 0
+) -> list[QueueItem]:
     """Products waiting for review, least confident first."""
     rows = session.execute(
         _queue_query(flt).order_by(Suggestion.confidence, Product.id).limit(limit).offset(offset)
@@ -140,17 +148,26 @@ def _require_reviewer(reviewer: str | None) -> str:
 
 def _latest_suggestion(session: Session, product_id: int) -> Suggestion:
     suggestion = session.scalar(
-        select(Suggestion).where(Suggestion.product_id == product_id).order_by(Suggestion.id.desc()).limit(1)
+        select(Suggestion)
+        .where(Suggestion.product_id == product_id)
+        .order_by(Suggestion.id.desc())
+        .limit(1)
     )
     if suggestion is None:
         raise ReviewError(f"product {product_id} has no suggestion to review")
     return suggestion
 
 
-def _claim(session: Session, product_id: int, status: ProductStatus, category_id: int | None) -> None:
+def _claim(
+    session: Session, product_id: int, status: ProductStatus, category_id: int | None
+) -> None:
     """Change the product only if it is still waiting: the database arbitrates concurrent reviewers."""
-    values = {"status": status, "category_id": category_id, "label_source": LabelSource.REVIEW,
-              "error": None}
+    values = {
+        "status": status,
+        "category_id": category_id,
+        "label_source": LabelSource.REVIEW,
+        "error": None,
+    }
     result = session.execute(
         update(Product)
         .where(Product.id == product_id, Product.status == ProductStatus.SUGGESTED)
@@ -169,14 +186,29 @@ def _claim(session: Session, product_id: int, status: ProductStatus, category_id
 def _category(session: Session, path: str) -> Category:
     category = session.scalar(select(Category).where(Category.path == path))
     if category is None:
-        raise ReviewError(f"category {path!r} is not in the catalog; pick one from the tree or create it")
+        raise ReviewError(
+            f"category {path!r} is not in the catalog; pick one from the tree or create it"
+        )
     return category
 
 
-def _record(session: Session, product_id: int, suggestion: Suggestion | None, reviewer: str,
-            action: ReviewAction, category: Category | None, note: str | None) -> Review:
-    review = Review(product_id=product_id, suggestion=suggestion, reviewer=reviewer, action=action,
-                    category=category, note=note)
+def _record(
+    session: Session,
+    product_id: int,
+    suggestion: Suggestion | None,
+    reviewer: str,
+    action: ReviewAction,
+    category: Category | None,
+    note: str | None,
+) -> Review:
+    review = Review(
+        product_id=product_id,
+        suggestion=suggestion,
+        reviewer=reviewer,
+        action=action,
+        category=category,
+        note=note,
+    )
     session.add(review)
     session.flush()
     if category is not None:
@@ -188,12 +220,21 @@ def _record(session: Session, product_id: int, suggestion: Suggestion | None, re
     return review
 
 
-def accept(session: Session, product_id: int, *, reviewer: str, depth: int | None = None, note: str | None = None) -> Review:
+def accept(
+    session: Session,
+    product_id: int,
+    *,
+    reviewer: str,
+    depth: int | None = None,
+    note: str | None = None,
+) -> Review:
     """Accept the suggested path, or only its first ``depth`` levels (``accept_partial``)."""
     reviewer = _require_reviewer(reviewer)
     suggestion = _latest_suggestion(session, product_id)
     if not suggestion.path:
-        raise ReviewError("the model abstained on this product: pick a category instead of accepting")
+        raise ReviewError(
+            "the model abstained on this product: pick a category instead of accepting"
+        )
     parts = parse_path(suggestion.path)
     if depth is not None and not 1 <= depth <= len(parts):
         raise ReviewError(f"depth must be between 1 and {len(parts)} for {suggestion.path!r}")
@@ -204,7 +245,9 @@ def accept(session: Session, product_id: int, *, reviewer: str, depth: int | Non
     return _record(session, product_id, suggestion, reviewer, action, category, note)
 
 
-def correct(session: Session, product_id: int, *, reviewer: str, category_path: str, note: str | None = None) -> Review:
+def correct(
+    session: Session, product_id: int, *, reviewer: str, category_path: str, note: str | None = None
+) -> Review:
     """Put the product in another existing category."""
     reviewer = _require_reviewer(reviewer)
     suggestion = _latest_suggestion(session, product_id)
@@ -213,8 +256,10 @@ def correct(session: Session, product_id: int, *, reviewer: str, category_path: 
     return _record(session, product_id, suggestion, reviewer, ReviewAction.CORRECT, category, note)
 
 
-def assign_new_category(session: Session, product_id: int, *, reviewer: str, new_path: str, note: str | None = None) -> Review:
-    """"Needs a new category": create it (missing ancestors too) and make the photo its first example."""
+def assign_new_category(
+    session: Session, product_id: int, *, reviewer: str, new_path: str, note: str | None = None
+) -> Review:
+    """ "Needs a new category": create it (missing ancestors too) and make the photo its first example."""
     reviewer = _require_reviewer(reviewer)
     try:
         parts = parse_path(new_path)
@@ -224,10 +269,17 @@ def assign_new_category(session: Session, product_id: int, *, reviewer: str, new
     if session.scalar(select(Category.id).where(Category.path == text)) is not None:
         raise ReviewError(f"{text!r} already exists: use 'another category' to pick it")
     suggestion = _latest_suggestion(session, product_id)
-    sync_taxonomy(session, Taxonomy.from_paths([text]), source=f"review:{reviewer}", note=f"product {product_id}")
+    sync_taxonomy(
+        session,
+        Taxonomy.from_paths([text]),
+        source=f"review:{reviewer}",
+        note=f"product {product_id}",
+    )
     category = _category(session, text)
     _claim(session, product_id, ProductStatus.ACCEPTED, category.id)
-    return _record(session, product_id, suggestion, reviewer, ReviewAction.NEW_CATEGORY, category, note)
+    return _record(
+        session, product_id, suggestion, reviewer, ReviewAction.NEW_CATEGORY, category, note
+    )
 
 
 def reject(session: Session, product_id: int, *, reviewer: str, note: str | None = None) -> Review:
@@ -238,27 +290,50 @@ def reject(session: Session, product_id: int, *, reviewer: str, note: str | None
     return _record(session, product_id, suggestion, reviewer, ReviewAction.REJECT, None, note)
 
 
-def bulk_preview(session: Session, *, min_confidence: float, flt: QueueFilter = QueueFilter()) -> tuple[int, float]:
+def bulk_preview(
+    session: Session, *, min_confidence: float, flt: QueueFilter = QueueFilter()
+) -> tuple[int, float]:
     """How many waiting items reach ``min_confidence``, and how many of them are expected to be
     wrong (the sum of ``1 - confidence``: confidences are calibrated probabilities)."""
-    sub = _queue_query(flt).where(Suggestion.confidence >= min_confidence).where(Suggestion.path != "").subquery()
-    row = session.execute(select(func.count(), func.coalesce(func.sum(1.0 - sub.c.confidence), 0.0))).one()
+    sub = (
+        _queue_query(flt)
+        .where(Suggestion.confidence >= min_confidence)
+        .where(Suggestion.path != "")
+        .subquery()
+    )
+    row = session.execute(
+        select(func.count(), func.coalesce(func.sum(1.0 - sub.c.confidence), 0.0))
+    ).one()
     return int(row[0]), float(row[1])
 
 
-def bulk_accept(session: Session, *, reviewer: str, min_confidence: float, flt: QueueFilter = QueueFilter(),
-                limit: int = 10_000) -> int:
+def bulk_accept(
+    session: Session,
+    *,
+    reviewer: str,
+    min_confidence: float,
+    flt: QueueFilter = QueueFilter(),
+    limit: int = 10_000,
+) -> int:
     """Accept every waiting suggestion at or above ``min_confidence``; returns how many."""
     reviewer = _require_reviewer(reviewer)
     rows = session.execute(
-        _queue_query(flt).where(Suggestion.confidence >= min_confidence).where(Suggestion.path != "")
-        .order_by(Suggestion.confidence.desc()).limit(limit)
+        _queue_query(flt)
+        .where(Suggestion.confidence >= min_confidence)
+        .where(Suggestion.path != "")
+        .order_by(Suggestion.confidence.desc())
+        .limit(limit)
     ).all()
     done = 0
     for product, suggestion, _, _ in rows:
         try:
             with session.begin_nested():
-                accept(session, product.id, reviewer=reviewer, note=f"bulk accept at >= {min_confidence:.2f}")
+                accept(
+                    session,
+                    product.id,
+                    reviewer=reviewer,
+                    note=f"bulk accept at >= {min_confidence:.2f}",
+                )
             done += 1
         except ReviewConflict:
             continue  # someone reviewed it meanwhile
@@ -273,7 +348,9 @@ def reviewed_examples(session: Session) -> tuple[list, list[str]]:
 
     media = MediaStore(get_settings().media_dir)
     first_image = (
-        select(ProductImage.product_id, func.min(ProductImage.id).label("iid")).group_by(ProductImage.product_id).subquery()
+        select(ProductImage.product_id, func.min(ProductImage.id).label("iid"))
+        .group_by(ProductImage.product_id)
+        .subquery()
     )
     rows = session.execute(
         select(ProductImage.stored_path, Category.path)

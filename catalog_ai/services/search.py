@@ -25,7 +25,6 @@ import sqlalchemy as sa
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.db import Category, Embedding, ModelVersion, Product, ProductImage
 from catalog_ai.index import (
     DEFAULT_DESCRIPTOR,
@@ -45,6 +44,7 @@ from catalog_ai.index import (
     save_stored_index,
 )
 from catalog_ai.index.store import now_iso
+from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.photos.store import MediaStore
 from catalog_ai.settings import get_settings
 

@@ -67,8 +67,10 @@ class SignInGuard:
         self.max_delay = max_delay
 
     def _keys(self, name: str, address: str | None) -> list[tuple[str, str]]:
-        return [("name", _key("name", name.strip())),
-                ("address", _key("address", address or "unknown"))]
+        return [
+            ("name", _key("name", name.strip())),
+            ("address", _key("address", address or "unknown")),
+        ]
 
     def refused(self, session: Session, name: str, address: str | None) -> Refusal | None:
         """Why a sign-in for ``name`` from ``address`` is refused now (the longest wait), if so."""
@@ -91,8 +93,9 @@ class SignInGuard:
             return row
         try:
             with session.begin_nested():
-                row = SignInThrottle(key=key, failures=0, window_started_at=now, strikes=0,
-                                     updated_at=now)
+                row = SignInThrottle(
+                    key=key, failures=0, window_started_at=now, strikes=0, updated_at=now
+                )
                 session.add(row)
         except IntegrityError:
             row = session.scalars(query.execution_options(populate_existing=True)).one()

@@ -11,11 +11,15 @@ __all__ = ["catalog_counts"]
 
 
 def catalog_counts(session: Session) -> dict:
-    by_status = dict(session.execute(select(Product.status, func.count()).group_by(Product.status)).all())
+    by_status = dict(
+        session.execute(select(Product.status, func.count()).group_by(Product.status)).all()
+    )
     return {
         "categories": session.scalar(select(func.count()).select_from(Category)) or 0,
         "leaf_categories_with_products": session.scalar(
-            select(func.count(func.distinct(Product.category_id))).where(Product.category_id.is_not(None))
+            select(func.count(func.distinct(Product.category_id))).where(
+                Product.category_id.is_not(None)
+            )
         )
         or 0,
         "products": sum(by_status.values()),

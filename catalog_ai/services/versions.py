@@ -21,9 +21,9 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.db import Embedding, ModelVersion, ProductImage, PrototypeRevision, Review
 from catalog_ai.dispatch import Dispatcher
+from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.model.prototypes import PrototypeMemory
 from catalog_ai.taxonomy import SEPARATOR
 
@@ -32,9 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "adopt_derived",
-    "derivation_base",
     "apply_revisions",
     "current_memory",
+    "derivation_base",
     "latest_revision",
     "memory_at",
     "predictor_at",
@@ -46,10 +46,13 @@ log = logging.getLogger(__name__)
 
 def latest_revision(session: Session, model_version_id: int) -> int:
     """The newest memory revision of a version (0: its bundle's memory as shipped)."""
-    return int(session.scalar(
-        select(func.coalesce(func.max(PrototypeRevision.revision), 0))
-        .where(PrototypeRevision.model_version_id == model_version_id)
-    ))
+    return int(
+        session.scalar(
+            select(func.coalesce(func.max(PrototypeRevision.revision), 0)).where(
+                PrototypeRevision.model_version_id == model_version_id
+            )
+        )
+    )
 
 
 def apply_revisions(base: PrototypeMemory, rows: Sequence[PrototypeRevision]) -> PrototypeMemory:
@@ -72,20 +75,24 @@ def apply_revisions(base: PrototypeMemory, rows: Sequence[PrototypeRevision]) ->
     return memory
 
 
-def memory_at(session: Session, model_version_id: int, revision: int,
-              base: PrototypeMemory) -> PrototypeMemory:
+def memory_at(
+    session: Session, model_version_id: int, revision: int, base: PrototypeMemory
+) -> PrototypeMemory:
     """The memory of a version at ``revision``, from its bundle's memory ``base``."""
     rows = session.scalars(
         select(PrototypeRevision)
-        .where(PrototypeRevision.model_version_id == model_version_id,
-               PrototypeRevision.revision <= revision)
+        .where(
+            PrototypeRevision.model_version_id == model_version_id,
+            PrototypeRevision.revision <= revision,
+        )
         .order_by(PrototypeRevision.revision)
     ).all()
     return apply_revisions(base, rows)
 
 
-def current_memory(session: Session, row: ModelVersion | None,
-                   bundle: ModelBundle) -> tuple[PrototypeMemory | None, int | None]:
+def current_memory(
+    session: Session, row: ModelVersion | None, bundle: ModelBundle
+) -> tuple[PrototypeMemory | None, int | None]:
     """The memory a bundle serves now and its revision: its files plus, when it is a registered
     version (``row``), every revision recorded so far. What a derived version starts from."""
     base = PrototypeMemory.load(bundle.path)
@@ -102,14 +109,20 @@ def derivation_base(
     model's), with the memory it serves now and that memory's revision (see
     :func:`current_memory`). ``session`` is None when there is no catalog yet."""
     if model_dir is None:
-        active = None if session is None else session.scalar(
-            select(ModelVersion).where(ModelVersion.is_active.is_(True)))
+        active = (
+            None
+            if session is None
+            else session.scalar(select(ModelVersion).where(ModelVersion.is_active.is_(True)))
+        )
         if active is None:
             raise BundleError("no active model: give --model DIR")
         model_dir = Path(active.bundle_path)
     parent = ModelBundle.load(model_dir)
-    row = None if session is None else session.scalar(
-        select(ModelVersion).where(ModelVersion.version == parent.version))
+    row = (
+        None
+        if session is None
+        else session.scalar(select(ModelVersion).where(ModelVersion.version == parent.version))
+    )
     memory, revision = current_memory(session, row, parent)
     return parent, memory, revision
 
@@ -132,13 +145,22 @@ def record_review_revision(session: Session, review: Review) -> PrototypeRevisio
     image_id = session.scalar(
         select(func.min(ProductImage.id)).where(ProductImage.product_id == review.product_id)
     )
-    embedding = None if image_id is None else session.scalar(
-        select(Embedding).where(Embedding.image_id == image_id,
-                                Embedding.model_version_id == model.id)
+    embedding = (
+        None
+        if image_id is None
+        else session.scalar(
+            select(Embedding).where(
+                Embedding.image_id == image_id, Embedding.model_version_id == model.id
+            )
+        )
     )
     if embedding is None:
-        log.info("review %s: model %s has no embedding of product %s's photo; no memory revision",
-                 review.id, model.version, review.product_id)
+        log.info(
+            "review %s: model %s has no embedding of product %s's photo; no memory revision",
+            review.id,
+            model.version,
+            review.product_id,
+        )
         return None
     row = PrototypeRevision(
         model_version_id=model.id,
@@ -154,9 +176,14 @@ def record_review_revision(session: Session, review: Review) -> PrototypeRevisio
     return row
 
 
-def adopt_derived(session: Session, bundle: ModelBundle, *, dispatcher: Dispatcher | None,
-                  activate: bool = True,
-                  add_categories: bool = False) -> tuple[ModelVersion | None, bool]:
+def adopt_derived(
+    session: Session,
+    bundle: ModelBundle,
+    *,
+    dispatcher: Dispatcher | None,
+    activate: bool = True,
+    add_categories: bool = False,
+) -> tuple[ModelVersion | None, bool]:
     """Register a derived bundle when its parent is registered, and activate it when the parent
     is the active model (calibrating the active model is meant to change what it decides) and
     ``activate``. Returns the new row (None when the parent is not registered: nothing to

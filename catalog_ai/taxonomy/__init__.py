@@ -90,8 +90,10 @@ _KEPT_FORMAT_CHARS = frozenset("\u200c\u200d")
 # spaces, tabs and other Unicode spaces (NBSP, U+3000, ...) collapsed into one ' '. Names given
 # one by one (path tuples, folder names) are identities: they are NFC-normalised too (invisible),
 # but must already be spaced canonically; a stray space there is an error, not a silent rename.
-_SPACES = ("\t\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-           "\u202f\u205f\u3000")  # tab, CR (of CRLF files) and every Unicode space (Zs)
+_SPACES = (
+    "\t\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u202f\u205f\u3000"
+)  # tab, CR (of CRLF files) and every Unicode space (Zs)
 
 
 def _quote(value: str, limit: int = 60) -> str:
@@ -105,8 +107,11 @@ def _refused_char(text: str) -> str | None:
     if text.isprintable():  # fast path: every refused character is non-printable
         return None
     for ch in text:
-        if (ch != "\t" and ch not in _KEPT_FORMAT_CHARS
-                and unicodedata.category(ch) in _REFUSED_CATEGORIES):
+        if (
+            ch != "\t"
+            and ch not in _KEPT_FORMAT_CHARS
+            and unicodedata.category(ch) in _REFUSED_CATEGORIES
+        ):
             return ch
     return None
 
@@ -118,8 +123,10 @@ def _char_problem(text: str, what: str) -> str | None:
     if bad in "\n\r":
         return f"{what} {_quote(text)} contains a line break; one category per line"
     label = unicodedata.name(bad, "control character").lower()
-    return (f"{what} {_quote(text)} contains the control character U+{ord(bad):04X} ({label}), "
-            "which cannot be shown safely; remove it")
+    return (
+        f"{what} {_quote(text)} contains the control character U+{ord(bad):04X} ({label}), "
+        "which cannot be shown safely; remove it"
+    )
 
 
 def _name_problem(name: str) -> str | None:
@@ -128,19 +135,25 @@ def _name_problem(name: str) -> str | None:
     if problem is not None:
         return problem
     if ">" in name:
-        return (f"category name {_quote(name)} contains '>', which cannot be part of a name "
-                "('>' separates levels); rename it")
+        return (
+            f"category name {_quote(name)} contains '>', which cannot be part of a name "
+            "('>' separates levels); rename it"
+        )
     if len(name) > MAX_NAME_CHARS:
-        return (f"category name {_quote(name)} is {len(name)} characters long; the catalog "
-                f"stores at most {MAX_NAME_CHARS}, shorten it")
+        return (
+            f"category name {_quote(name)} is {len(name)} characters long; the catalog "
+            f"stores at most {MAX_NAME_CHARS}, shorten it"
+        )
     return None
 
 
 def _path_problem(path: CategoryPath) -> str | None:
     length = sum(map(len, path)) + len(SEPARATOR) * (len(path) - 1)
     if length > MAX_PATH_CHARS:
-        return (f"category path {_quote(SEPARATOR.join(path))} is {length} characters long; the "
-                f"catalog stores at most {MAX_PATH_CHARS}, shorten its names or use fewer levels")
+        return (
+            f"category path {_quote(SEPARATOR.join(path))} is {length} characters long; the "
+            f"catalog stores at most {MAX_PATH_CHARS}, shorten its names or use fewer levels"
+        )
     return None
 
 
@@ -152,8 +165,10 @@ def _id_problem(node_id: str) -> str | None:
     if node_id != node_id.strip():
         return f"category id {_quote(node_id)} has leading or trailing spaces; remove them"
     if len(node_id) > MAX_ID_CHARS:
-        return (f"category id {_quote(node_id)} is {len(node_id)} characters long; the catalog "
-                f"stores at most {MAX_ID_CHARS}, use shorter ids")
+        return (
+            f"category id {_quote(node_id)} is {len(node_id)} characters long; the catalog "
+            f"stores at most {MAX_ID_CHARS}, use shorter ids"
+        )
     return None
 
 
@@ -179,11 +194,12 @@ def _check_name(name: object, *, source: str | None = None, line: int | None = N
         if not name.strip(_SPACES):
             problem = "empty category name; give every category a name"
         elif name != name.strip(_SPACES):
-            problem = (f"category name {_quote(name)} has leading or trailing spaces; "
-                       "remove them")
+            problem = f"category name {_quote(name)} has leading or trailing spaces; remove them"
         elif name != " ".join(name.split()):
-            problem = (f"category name {_quote(name)} has repeated spaces, tabs or special "
-                       "spaces; use single spaces")
+            problem = (
+                f"category name {_quote(name)} has repeated spaces, tabs or special "
+                "spaces; use single spaces"
+            )
         else:
             problem = _name_problem(name)
     if problem is not None:
@@ -196,9 +212,12 @@ def check_node(node: Node, *, source: str | None = None, line: int | None = None
     built by hand with ``Taxonomy(nodes)``, which skips the parsers' checks)."""
     for name in node.path:
         if _check_name(name, source=source, line=line) != name:
-            raise TaxonomyError(f"category name {_quote(name)} is not in Unicode NFC form; "
-                                "build the tree with a parser or Taxonomy.from_paths",
-                                source=source, line=line)
+            raise TaxonomyError(
+                f"category name {_quote(name)} is not in Unicode NFC form; "
+                "build the tree with a parser or Taxonomy.from_paths",
+                source=source,
+                line=line,
+            )
     problem = _path_problem(node.path)
     if problem is None and node.id != node.text:
         problem = _id_problem(node.id)
@@ -213,13 +232,19 @@ def parse_path(text: str, *, source: str | None = None, line: int | None = None)
     if not text.strip():
         raise TaxonomyError("empty category path", source=source, line=line)
     if "\n" in text or "\r" in text:
-        raise TaxonomyError(f"category path {_quote(text)} contains a line break; one path per "
-                            "line", source=source, line=line)
+        raise TaxonomyError(
+            f"category path {_quote(text)} contains a line break; one path per line",
+            source=source,
+            line=line,
+        )
     parts = text.split(">")
     if not all(part.strip(_SPACES) for part in parts):
-        raise TaxonomyError(f"category path {_quote(text.strip())} has a blank level; write it as "
-                            "'Parent > Child' with a name on both sides of every '>'",
-                            source=source, line=line)
+        raise TaxonomyError(
+            f"category path {_quote(text.strip())} has a blank level; write it as "
+            "'Parent > Child' with a name on both sides of every '>'",
+            source=source,
+            line=line,
+        )
     names = tuple(_clean_name(part, source=source, line=line) for part in parts)
     problem = _path_problem(names)
     if problem is not None:
@@ -234,13 +259,17 @@ def format_path(path: Sequence[str]) -> str:
     return SEPARATOR.join(_check_name(name) for name in path)
 
 
-def _as_path(value: PathInput, *, source: str | None = None,
-             line: int | None = None) -> CategoryPath:
+def _as_path(
+    value: PathInput, *, source: str | None = None, line: int | None = None
+) -> CategoryPath:
     if isinstance(value, str):
         return parse_path(value, source=source, line=line)
     if not isinstance(value, Sequence) or not value:
-        raise TaxonomyError(f"a category path is text or a non-empty tuple of names, got {value!r}",
-                            source=source, line=line)
+        raise TaxonomyError(
+            f"a category path is text or a non-empty tuple of names, got {value!r}",
+            source=source,
+            line=line,
+        )
     path = tuple(_check_name(name, source=source, line=line) for name in value)
     problem = _path_problem(path)
     if problem is not None:
@@ -289,8 +318,10 @@ class Taxonomy:
                 and node.parent_id == (parent.id if parent is not None else None)
             )
             if not consistent:
-                raise TaxonomyError(f"node {node.id!r} ({node.text}) does not follow its parent; "
-                                    "build taxonomies with Taxonomy.from_paths or a parser")
+                raise TaxonomyError(
+                    f"node {node.id!r} ({node.text}) does not follow its parent; "
+                    "build taxonomies with Taxonomy.from_paths or a parser"
+                )
             self._by_id[node.id] = node
             self._by_path[node.path] = node
             self._rows[node.id] = row
@@ -328,16 +359,23 @@ class Taxonomy:
         """The inverse of :meth:`to_dict`."""
         nodes = data.get("nodes") if isinstance(data, Mapping) else None
         if not isinstance(nodes, list) or data.get("version") != 1:
-            raise TaxonomyError("not a taxonomy snapshot: expected {'version': 1, 'nodes': [...]} "
-                                "as written by Taxonomy.to_dict()", source="<dict>")
+            raise TaxonomyError(
+                "not a taxonomy snapshot: expected {'version': 1, 'nodes': [...]} "
+                "as written by Taxonomy.to_dict()",
+                source="<dict>",
+            )
         entries = []
         for i, item in enumerate(nodes):
             node_id = item.get("id") if isinstance(item, Mapping) else None
             if not isinstance(node_id, str) or not node_id:
-                raise TaxonomyError(f"node entry needs a non-empty text 'id', got {item!r}",
-                                    source="<dict>", line=i + 1)
-            entries.append((item["id"], _as_path(item.get("path"), source="<dict>", line=i + 1),
-                            i + 1))
+                raise TaxonomyError(
+                    f"node entry needs a non-empty text 'id', got {item!r}",
+                    source="<dict>",
+                    line=i + 1,
+                )
+            entries.append(
+                (item["id"], _as_path(item.get("path"), source="<dict>", line=i + 1), i + 1)
+            )
         return _build(entries, source="<dict>", implicit_parents=False)
 
     def extended(self, paths: Iterable[PathInput], *, ids: Sequence[str] | None = None) -> Taxonomy:
@@ -360,9 +398,12 @@ class Taxonomy:
             known_id = old.id if old is not None else added.get(path)
             if known_id is not None:
                 if new_id is not None and new_id != known_id:
-                    raise TaxonomyError(f"category {SEPARATOR.join(path)!r} already has id "
-                                        f"{known_id!r}, cannot give it id {new_id!r}",
-                                        source="<extended>", line=i + 1)
+                    raise TaxonomyError(
+                        f"category {SEPARATOR.join(path)!r} already has id "
+                        f"{known_id!r}, cannot give it id {new_id!r}",
+                        source="<extended>",
+                        line=i + 1,
+                    )
                 continue
             new_id = new_id if new_id is not None else SEPARATOR.join(path)
             added[path] = new_id
@@ -394,8 +435,9 @@ class Taxonomy:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return (f"Taxonomy({len(self)} nodes, {len(self.leaf_ids)} leaves, "
-                f"max depth {self.max_depth})")
+        return (
+            f"Taxonomy({len(self)} nodes, {len(self.leaf_ids)} leaves, max depth {self.max_depth})"
+        )
 
     # -- lookup ------------------------------------------------------------------------------
 
@@ -403,8 +445,9 @@ class Taxonomy:
         try:
             return self._by_id[node_id]
         except (KeyError, TypeError):
-            raise TaxonomyError(f"unknown category id {node_id!r}"
-                                + _suggest(str(node_id), list(self._by_id))) from None
+            raise TaxonomyError(
+                f"unknown category id {node_id!r}" + _suggest(str(node_id), list(self._by_id))
+            ) from None
 
     def find(self, path_or_text: PathInput) -> Node | None:
         """The node at this path, or None (also for text that is not a valid path)."""
@@ -417,10 +460,14 @@ class Taxonomy:
     def by_path(self, path_or_text: PathInput) -> Node:
         found = self.find(path_or_text)
         if found is None:
-            text = (path_or_text if isinstance(path_or_text, str)
-                    else SEPARATOR.join(map(str, path_or_text)))
-            raise TaxonomyError(f"unknown category {text!r}"
-                                + _suggest(text, [n.text for n in self._nodes]))
+            text = (
+                path_or_text
+                if isinstance(path_or_text, str)
+                else SEPARATOR.join(map(str, path_or_text))
+            )
+            raise TaxonomyError(
+                f"unknown category {text!r}" + _suggest(text, [n.text for n in self._nodes])
+            )
         return found
 
     def parent(self, node_id: str) -> Node | None:
@@ -520,8 +567,11 @@ class Taxonomy:
     def fingerprint(self) -> str:
         """sha256 hex of the (id, path) pairs sorted by path: equal trees, equal fingerprints."""
         canonical = sorted((n.path, n.id) for n in self._nodes)
-        blob = json.dumps([[node_id, list(path)] for path, node_id in canonical],
-                          ensure_ascii=False, separators=(",", ":"))
+        blob = json.dumps(
+            [[node_id, list(path)] for path, node_id in canonical],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -532,8 +582,12 @@ def _suggest(word: str, candidates: list[str]) -> str:
     return "; no similar category exists (check the spelling and the ' > ' separators)"
 
 
-def _build(entries: Sequence[tuple[str, CategoryPath, int | None]], *, source: str | None,
-           implicit_parents: bool) -> Taxonomy:
+def _build(
+    entries: Sequence[tuple[str, CategoryPath, int | None]],
+    *,
+    source: str | None,
+    implicit_parents: bool,
+) -> Taxonomy:
     """Nodes from (id, path, line) entries: checks clashes, orders parents first."""
     by_id: dict[str, tuple[CategoryPath, int | None]] = {}
     by_path: dict[CategoryPath, tuple[str, int | None]] = {}
@@ -543,8 +597,9 @@ def _build(entries: Sequence[tuple[str, CategoryPath, int | None]], *, source: s
 
     for node_id, path, line in entries:
         if not isinstance(node_id, str) or not node_id.strip():
-            raise TaxonomyError(f"empty category id for {SEPARATOR.join(path)!r}",
-                                source=source, line=line)
+            raise TaxonomyError(
+                f"empty category id for {SEPARATOR.join(path)!r}", source=source, line=line
+            )
         # Names were checked when the path was read; its total length and an explicit id
         # (one that is not the path text, stored as external_id) are checked here.
         problem = _path_problem(path)
@@ -554,23 +609,34 @@ def _build(entries: Sequence[tuple[str, CategoryPath, int | None]], *, source: s
             raise TaxonomyError(problem, source=source, line=line)
         if path in by_path:
             first_id, first_line = by_path[path]
-            raise TaxonomyError(f"duplicate path {SEPARATOR.join(path)!r}: also id {first_id!r}"
-                                f"{where(first_line)}; list each category once",
-                                source=source, line=line)
+            raise TaxonomyError(
+                f"duplicate path {SEPARATOR.join(path)!r}: also id {first_id!r}"
+                f"{where(first_line)}; list each category once",
+                source=source,
+                line=line,
+            )
         if node_id in by_id:
             first_path, first_line = by_id[node_id]
-            raise TaxonomyError(f"duplicate id {node_id!r}: used for {SEPARATOR.join(path)!r} and "
-                                f"for {SEPARATOR.join(first_path)!r}{where(first_line)}; "
-                                "ids must be unique", source=source, line=line)
+            raise TaxonomyError(
+                f"duplicate id {node_id!r}: used for {SEPARATOR.join(path)!r} and "
+                f"for {SEPARATOR.join(first_path)!r}{where(first_line)}; "
+                "ids must be unique",
+                source=source,
+                line=line,
+            )
         by_id[node_id] = (path, line)
         by_path[path] = (node_id, line)
 
     if not implicit_parents:
         for node_id, path, line in entries:
             if len(path) > 1 and path[:-1] not in by_path:
-                raise TaxonomyError(f"unknown parent {SEPARATOR.join(path[:-1])!r} of category "
-                                    f"{node_id!r} ({SEPARATOR.join(path)}); define the parent "
-                                    "category too", source=source, line=line)
+                raise TaxonomyError(
+                    f"unknown parent {SEPARATOR.join(path[:-1])!r} of category "
+                    f"{node_id!r} ({SEPARATOR.join(path)}); define the parent "
+                    "category too",
+                    source=source,
+                    line=line,
+                )
 
     placed: dict[CategoryPath, Node] = {}
     nodes: list[Node] = []
@@ -598,7 +664,10 @@ def _build(entries: Sequence[tuple[str, CategoryPath, int | None]], *, source: s
                         f"category {implicit_id!r} (parent of {SEPARATOR.join(path)!r}) is not "
                         f"listed, and its default id {implicit_id!r} is already the id of "
                         f"{SEPARATOR.join(by_id[implicit_id][0])!r}; list the parent with its own "
-                        "id", source=source, line=line)
+                        "id",
+                        source=source,
+                        line=line,
+                    )
                 by_path[prefix] = (implicit_id, line)
                 by_id[implicit_id] = (prefix, line)
             place(by_path[prefix][0], prefix)
@@ -652,8 +721,12 @@ def parse_google(lines: str | Iterable[str], source: str = "<string>") -> Taxono
             raise TaxonomyError(problem, source=source, line=number)
         match = _GOOGLE_LINE.match(line)
         if match is None:
-            raise TaxonomyError(f"expected 'ID - Category > Subcategory' (like '1 - Animals & Pet "
-                                f"Supplies'), got {line!r}", source=source, line=number)
+            raise TaxonomyError(
+                f"expected 'ID - Category > Subcategory' (like '1 - Animals & Pet "
+                f"Supplies'), got {line!r}",
+                source=source,
+                line=number,
+            )
         path = parse_path(match.group(2), source=source, line=number)
         entries.append((match.group(1), path, number))
     _require_nodes(entries, source, "lines like '1 - Animals & Pet Supplies'")
@@ -667,8 +740,11 @@ def parse_csv(file: str | Iterable[str], source: str = "<string>") -> Taxonomy:
     forms are present. In the path form missing ancestors are created with the path text as id;
     in the parent form an empty parent is a top-level category.
     """
-    text = file if isinstance(file, str) else "".join(
-        line if line.endswith("\n") else line + "\n" for line in file)
+    text = (
+        file
+        if isinstance(file, str)
+        else "".join(line if line.endswith("\n") else line + "\n" for line in file)
+    )
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
     header: list[str] | None = None
     header_line = 0
@@ -684,27 +760,36 @@ def parse_csv(file: str | Iterable[str], source: str = "<string>") -> Taxonomy:
     except csv.Error as exc:
         raise TaxonomyError(f"malformed CSV: {exc}", source=source, line=reader.line_num) from None
     if header is None:
-        raise TaxonomyError("empty CSV; expected a header 'id,path' or 'id,parent_id,name'",
-                            source=source)
+        raise TaxonomyError(
+            "empty CSV; expected a header 'id,path' or 'id,parent_id,name'", source=source
+        )
     parent_col = "parent_id" if "parent_id" in header else "parent"
     if "id" in header and "path" in header:
         columns = ("id", "path")
     elif "id" in header and "name" in header and parent_col in header:
         columns = ("id", parent_col, "name")
     else:
-        raise TaxonomyError(f"CSV header {','.join(header)!r} names neither 'id,path' nor "
-                            "'id,parent_id,name'; add one of these header rows",
-                            source=source, line=header_line)
+        raise TaxonomyError(
+            f"CSV header {','.join(header)!r} names neither 'id,path' nor "
+            "'id,parent_id,name'; add one of these header rows",
+            source=source,
+            line=header_line,
+        )
     index = [header.index(c) for c in columns]
     records = []
     for number, cells in rows:
         if len(cells) != len(header):
-            raise TaxonomyError(f"row has {len(cells)} cells but the header has {len(header)}; "
-                                'quote values that contain commas ("Food, Drinks")',
-                                source=source, line=number)
+            raise TaxonomyError(
+                f"row has {len(cells)} cells but the header has {len(header)}; "
+                'quote values that contain commas ("Food, Drinks")',
+                source=source,
+                line=number,
+            )
         # Ids are trimmed of spaces only; names and paths are cleaned by their parsers.
-        values = [cells[i] if columns[i_col] in ("path", "name") else cells[i].strip(_SPACES)
-                  for i_col, i in enumerate(index)]
+        values = [
+            cells[i] if columns[i_col] in ("path", "name") else cells[i].strip(_SPACES)
+            for i_col, i in enumerate(index)
+        ]
         if not values[0]:
             raise TaxonomyError("empty id; every row needs an id", source=source, line=number)
         records.append((number, values))
@@ -716,22 +801,35 @@ def parse_csv(file: str | Iterable[str], source: str = "<string>") -> Taxonomy:
     return _build(_resolve_parents(records, source), source=source, implicit_parents=False)
 
 
-def _resolve_parents(records: list[tuple[int, list[str]]], source: str,
-                     ) -> list[tuple[str, CategoryPath, int]]:
+def _resolve_parents(
+    records: list[tuple[int, list[str]]],
+    source: str,
+) -> list[tuple[str, CategoryPath, int]]:
     """Turn ``id, parent_id, name`` rows into (id, path, line), rejecting bad links."""
     rows: dict[str, tuple[int, str, str]] = {}
     for number, (node_id, parent_id, name) in records:
         if node_id in rows:
-            raise TaxonomyError(f"duplicate id {node_id!r} (first on line {rows[node_id][0]}); "
-                                "ids must be unique", source=source, line=number)
+            raise TaxonomyError(
+                f"duplicate id {node_id!r} (first on line {rows[node_id][0]}); ids must be unique",
+                source=source,
+                line=number,
+            )
         rows[node_id] = (number, parent_id, _clean_name(name, source=source, line=number))
     for node_id, (number, parent_id, _) in rows.items():
         if parent_id == node_id:
-            raise TaxonomyError(f"category {node_id!r} is its own parent; give it another parent "
-                                "or leave parent_id empty", source=source, line=number)
+            raise TaxonomyError(
+                f"category {node_id!r} is its own parent; give it another parent "
+                "or leave parent_id empty",
+                source=source,
+                line=number,
+            )
         if parent_id and parent_id not in rows:
-            raise TaxonomyError(f"unknown parent {parent_id!r} of category {node_id!r}"
-                                + _suggest(parent_id, list(rows)), source=source, line=number)
+            raise TaxonomyError(
+                f"unknown parent {parent_id!r} of category {node_id!r}"
+                + _suggest(parent_id, list(rows)),
+                source=source,
+                line=number,
+            )
 
     paths: dict[str, CategoryPath] = {}
     for node_id in rows:
@@ -739,11 +837,15 @@ def _resolve_parents(records: list[tuple[int, list[str]]], source: str,
         current = node_id
         while current not in paths:
             if current in chain:
-                cycle = [*chain[chain.index(current):], current]
+                cycle = [*chain[chain.index(current) :], current]
                 first = min(rows[c][0] for c in cycle)
-                raise TaxonomyError("parent links form a cycle: " + " -> ".join(cycle)
-                                    + "; one of them must have another parent or none",
-                                    source=source, line=first)
+                raise TaxonomyError(
+                    "parent links form a cycle: "
+                    + " -> ".join(cycle)
+                    + "; one of them must have another parent or none",
+                    source=source,
+                    line=first,
+                )
             chain.append(current)
             parent_id = rows[current][1]
             if not parent_id:
@@ -767,8 +869,14 @@ SKIP_HIDDEN_FILE = "hidden files"
 SKIP_NOT_PHOTO = "not a photo type"
 SKIP_OUTSIDE = "links leading outside the folder (not followed)"
 SKIP_SPECIAL = "not regular files (broken links, devices)"
-_SKIP_ORDER = (SKIP_ROOT, SKIP_HIDDEN_FOLDER, SKIP_HIDDEN_FILE, SKIP_NOT_PHOTO, SKIP_OUTSIDE,
-               SKIP_SPECIAL)
+_SKIP_ORDER = (
+    SKIP_ROOT,
+    SKIP_HIDDEN_FOLDER,
+    SKIP_HIDDEN_FILE,
+    SKIP_NOT_PHOTO,
+    SKIP_OUTSIDE,
+    SKIP_SPECIAL,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -798,8 +906,9 @@ def describe_skipped(skipped: Sequence[tuple[Path | str, str]]) -> str:
     order = {r: i for i, r in enumerate(_SKIP_ORDER)}
     for reason, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], len(order))):
         if reason == SKIP_NOT_PHOTO:
-            kinds = sorted({Path(f).suffix.lower() or "no suffix"
-                            for f, r in skipped if r == reason})
+            kinds = sorted(
+                {Path(f).suffix.lower() or "no suffix" for f, r in skipped if r == reason}
+            )
             shown = ", ".join(kinds[:6]) + (", ..." if len(kinds) > 6 else "")
             parts.append(f"{n} {reason} ({shown})")
         else:
@@ -825,8 +934,12 @@ def _photos_below(folder: str, wanted: tuple[str, ...]) -> list[Path]:
     return found
 
 
-def scan_folder(root: str | os.PathLike[str], *, ignore_hidden: bool = True,
-                suffixes: Sequence[str] = IMAGE_SUFFIXES) -> FolderScan:
+def scan_folder(
+    root: str | os.PathLike[str],
+    *,
+    ignore_hidden: bool = True,
+    suffixes: Sequence[str] = IMAGE_SUFFIXES,
+) -> FolderScan:
     """Every directory below ``root`` is a category (id = path text), walked in sorted order.
 
     Hidden entries (names starting with '.', e.g. macOS '._x.jpg') and ``__pycache__`` are
@@ -854,8 +967,10 @@ def scan_folder(root: str | os.PathLike[str], *, ignore_hidden: bool = True,
         folder, category, seen = stack.pop()
         real = os.path.realpath(folder)
         if real in seen:
-            raise TaxonomyError("folder links back to one of its parents (symlink loop); remove "
-                                "the link", source=str(folder))
+            raise TaxonomyError(
+                "folder links back to one of its parents (symlink loop); remove the link",
+                source=str(folder),
+            )
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
@@ -893,10 +1008,10 @@ def scan_folder(root: str | os.PathLike[str], *, ignore_hidden: bool = True,
             paths.append(category)
         stack.extend(reversed(subfolders))  # depth first, sorted
     if not paths:
-        raise TaxonomyError(f"folder has no subfolders, so no categories; {fix}",
-                            source=str(root))
-    taxonomy = _build([(SEPARATOR.join(p), p, None) for p in paths], source=str(root),
-                      implicit_parents=False)
+        raise TaxonomyError(f"folder has no subfolders, so no categories; {fix}", source=str(root))
+    taxonomy = _build(
+        [(SEPARATOR.join(p), p, None) for p in paths], source=str(root), implicit_parents=False
+    )
     return FolderScan(taxonomy, sorted(files), sorted(unlabelled), sorted(skipped))
 
 
@@ -904,8 +1019,10 @@ def from_folder(root: str | os.PathLike[str], *, ignore_hidden: bool = True) -> 
     return scan_folder(root, ignore_hidden=ignore_hidden).taxonomy
 
 
-def labelled_files(root: str | os.PathLike[str], suffixes: Sequence[str] = IMAGE_SUFFIXES,
-                   ) -> list[tuple[Path, CategoryPath]]:
+def labelled_files(
+    root: str | os.PathLike[str],
+    suffixes: Sequence[str] = IMAGE_SUFFIXES,
+) -> list[tuple[Path, CategoryPath]]:
     """``(file, category path)`` for every image inside a category folder, sorted by file."""
     return scan_folder(root, suffixes=suffixes).files
 
@@ -923,8 +1040,11 @@ def _read_text(path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise TaxonomyError(f"not UTF-8 text (byte 0x{data[exc.start]:02x}); re-save the file "
-                            "as UTF-8", source=str(path), line=line) from None
+        raise TaxonomyError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x}); re-save the file as UTF-8",
+            source=str(path),
+            line=line,
+        ) from None
 
 
 def load_taxonomy(path: str | os.PathLike[str], format: str = "auto") -> Taxonomy:
@@ -938,15 +1058,17 @@ def load_taxonomy(path: str | os.PathLike[str], format: str = "auto") -> Taxonom
     if not path.exists():
         raise TaxonomyError("file not found; check the path", source=str(path))
     if path.is_dir():
-        raise TaxonomyError(f"is a folder; use format 'folder' or 'auto', not {format!r}",
-                            source=str(path))
+        raise TaxonomyError(
+            f"is a folder; use format 'folder' or 'auto', not {format!r}", source=str(path)
+        )
     text = _read_text(path)
     if format == "auto":
         if path.suffix.lower() == ".csv":
             format = "csv"
         else:
-            first = next((line for _, line in _lines(text) if line and not line.startswith("#")),
-                         "")
+            first = next(
+                (line for _, line in _lines(text) if line and not line.startswith("#")), ""
+            )
             format = "google" if _GOOGLE_SNIFF.match(first) else "paths"
     parser = {"paths": parse_path_lines, "google": parse_google, "csv": parse_csv}[format]
     return parser(text, source=str(path))

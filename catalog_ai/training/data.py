@@ -23,21 +23,21 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
-from catalog_ai.photos import decode as images
 from catalog_ai.errors import CatalogAIError, ImageError
 from catalog_ai.model.preprocess import center_crop, eval_square_size, square
+from catalog_ai.photos import decode as images
 from catalog_ai.progress import progress_bar
 from catalog_ai.taxonomy import Taxonomy, format_path, scan_folder
 
 __all__ = [
-    "Example",
+    "AugmentedDataset",
     "DecodedCache",
+    "Example",
+    "HierarchyDataModule",
+    "PlainDataset",
     "TrainingDataError",
     "examples_from_folder",
     "stratified_split",
-    "AugmentedDataset",
-    "PlainDataset",
-    "HierarchyDataModule",
 ]
 
 
@@ -115,8 +115,9 @@ class DecodedCache:
     def _path(self, digest: str) -> Path:
         return self.dir / digest[:2] / f"{digest}.npy"
 
-    def add(self, examples: Sequence[Example], *, progress: bool = False, desc: str = "decoding photos"
-            ) -> tuple[list[tuple[Example, str]], list[tuple[Example, str]]]:
+    def add(
+        self, examples: Sequence[Example], *, progress: bool = False, desc: str = "decoding photos"
+    ) -> tuple[list[tuple[Example, str]], list[tuple[Example, str]]]:
         """Decode what is not cached yet. Returns ``(ok, failed)``: ``(example, digest)`` pairs
         and ``(example, reason)`` pairs for photos that cannot be read."""
         ok: list[tuple[Example, str]] = []
@@ -170,9 +171,18 @@ class Augment:
             cw, ch = w, h
         top = int(rng.integers(0, h - ch + 1))
         left = int(rng.integers(0, w - cw + 1))
-        crop = torch.from_numpy(np.array(chw[:, top : top + ch, left : left + cw])).unsqueeze(0).float()
-        out = F.interpolate(crop, size=(self.image_size, self.image_size), mode="bilinear",
-                            antialias=True, align_corners=False)[0]
+        crop = (
+            torch.from_numpy(np.array(chw[:, top : top + ch, left : left + cw]))
+            .unsqueeze(0)
+            .float()
+        )
+        out = F.interpolate(
+            crop,
+            size=(self.image_size, self.image_size),
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
+        )[0]
         if self.hflip and rng.random() < 0.5:
             out = out.flip(2)
         if self.jitter > 0:
@@ -186,8 +196,20 @@ class Augment:
 
 
 class AugmentedDataset(Dataset):
-    def __init__(self, cache: DecodedCache, digests: Sequence[str], rows: Sequence[int], augment: Augment, seed: int):
-        self.cache, self.digests, self.rows, self.augment = cache, list(digests), list(rows), augment
+    def __init__(
+        self,
+        cache: DecodedCache,
+        digests: Sequence[str],
+        rows: Sequence[int],
+        augment: Augment,
+        seed: int,
+    ):
+        self.cache, self.digests, self.rows, self.augment = (
+            cache,
+            list(digests),
+            list(rows),
+            augment,
+        )
         self.seed = seed
         self.epoch = 0
 
@@ -205,9 +227,21 @@ class PlainDataset(Dataset):
     ``resize=True`` the whole square is resized to ``image_size`` instead (photos cached at the
     larger training size then look as serving sees them, when serving keeps the whole square)."""
 
-    def __init__(self, cache: DecodedCache, digests: Sequence[str], rows: Sequence[int], image_size: int,
-                 *, resize: bool = False):
-        self.cache, self.digests, self.rows, self.image_size = cache, list(digests), list(rows), image_size
+    def __init__(
+        self,
+        cache: DecodedCache,
+        digests: Sequence[str],
+        rows: Sequence[int],
+        image_size: int,
+        *,
+        resize: bool = False,
+    ):
+        self.cache, self.digests, self.rows, self.image_size = (
+            cache,
+            list(digests),
+            list(rows),
+            image_size,
+        )
         self.resize = resize
 
     def __len__(self) -> int:
@@ -216,8 +250,13 @@ class PlainDataset(Dataset):
     def __getitem__(self, i: int):
         chw = torch.from_numpy(np.array(self.cache.load(self.digests[i])))
         if self.resize and chw.shape[-1] != self.image_size:
-            out = F.interpolate(chw[None].float(), size=(self.image_size, self.image_size), mode="bilinear",
-                                antialias=True, align_corners=False)[0]
+            out = F.interpolate(
+                chw[None].float(),
+                size=(self.image_size, self.image_size),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )[0]
             return out.round_().clamp_(0, 255).to(torch.uint8), self.rows[i]
         return center_crop(chw, self.image_size), self.rows[i]
 
@@ -268,8 +307,12 @@ class HierarchyDataModule(L.LightningDataModule):
         self.augment = augment or Augment(image_size)
         self.progress = progress
         self.on_skipped = on_skipped
-        self.train_cache = DecodedCache(cache_root, train_square or int(round(image_size * 1.15)), interpolation)
-        self.eval_cache = DecodedCache(cache_root, eval_square_size(image_size, eval_crop_pct), interpolation)
+        self.train_cache = DecodedCache(
+            cache_root, train_square or int(round(image_size * 1.15)), interpolation
+        )
+        self.eval_cache = DecodedCache(
+            cache_root, eval_square_size(image_size, eval_crop_pct), interpolation
+        )
         self.skipped: list[tuple[Example, str]] = []
         self._ready = False
 
@@ -277,22 +320,30 @@ class HierarchyDataModule(L.LightningDataModule):
         if self._ready:
             return
         rows = self.taxonomy.node_index
-        ok_train, bad_train = self.train_cache.add(self.train_examples, progress=self.progress,
-                                                   desc="decoding training photos")
-        ok_held, bad_held = self.eval_cache.add(self.held_examples, progress=self.progress,
-                                                desc="decoding held-out photos")
+        ok_train, bad_train = self.train_cache.add(
+            self.train_examples, progress=self.progress, desc="decoding training photos"
+        )
+        ok_held, bad_held = self.eval_cache.add(
+            self.held_examples, progress=self.progress, desc="decoding held-out photos"
+        )
         self.skipped = bad_train + bad_held
         if self.skipped and self.on_skipped:
             self.on_skipped(self.skipped)
         if not ok_train:
             raise TrainingDataError("no readable training photos")
         self.train_set = AugmentedDataset(
-            self.train_cache, [d for _, d in ok_train], [rows[e.label] for e, _ in ok_train],
-            self.augment, self.seed,
+            self.train_cache,
+            [d for _, d in ok_train],
+            [rows[e.label] for e, _ in ok_train],
+            self.augment,
+            self.seed,
         )
         self.train_rows = self.train_set.rows
         self.held_set = PlainDataset(
-            self.eval_cache, [d for _, d in ok_held], [rows[e.label] for e, _ in ok_held], self.image_size
+            self.eval_cache,
+            [d for _, d in ok_held],
+            [rows[e.label] for e, _ in ok_held],
+            self.image_size,
         )
         self.held_files = [e.file for e, _ in ok_held]
         self._ready = True
@@ -302,11 +353,19 @@ class HierarchyDataModule(L.LightningDataModule):
         self.train_set.epoch = self.trainer.current_epoch if self.trainer is not None else 0
         weights = balanced_weights(self.train_set.rows, self.balance_power)
         generator = torch.Generator().manual_seed(self.seed * 1000 + self.train_set.epoch)
-        sampler = WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
+        sampler = WeightedRandomSampler(
+            weights, num_samples=len(weights), replacement=True, generator=generator
+        )
         return DataLoader(
-            self.train_set, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
-            drop_last=len(self.train_set) > self.batch_size, persistent_workers=False,
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            drop_last=len(self.train_set) > self.batch_size,
+            persistent_workers=False,
         )
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.held_set, batch_size=max(self.batch_size, 64), num_workers=self.num_workers)
+        return DataLoader(
+            self.held_set, batch_size=max(self.batch_size, 64), num_workers=self.num_workers
+        )

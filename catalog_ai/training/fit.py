@@ -17,7 +17,10 @@ from catalog_ai.model.bundle import ModelBundle, check_output_dir, write_bundle
 from catalog_ai.model.bundle_schema import IMAGE_SIZE_RANGE
 from catalog_ai.model.calibration import PRECISION_TARGETS, calibrate
 from catalog_ai.model.decision import Thresholds
-from catalog_ai.model.preprocess import eval_square_size
+from catalog_ai.model.fusion import fit_fusion, open_set_threshold
+from catalog_ai.model.preprocess import eval_square_size, normalise
+from catalog_ai.model.prototypes import PrototypeMemory, normalise_embeddings
+from catalog_ai.progress import progress_bar
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import Taxonomy
 from catalog_ai.training.data import (
@@ -32,12 +35,8 @@ from catalog_ai.training.data import (
 from catalog_ai.training.freezing import FreezeSchedule
 from catalog_ai.training.module import HierarchicalClassifierModule
 from catalog_ai.training.probe import train_linear_probe
-from catalog_ai.model.fusion import fit_fusion, open_set_threshold
-from catalog_ai.model.preprocess import normalise
-from catalog_ai.progress import progress_bar
-from catalog_ai.model.prototypes import PrototypeMemory, normalise_embeddings
 
-__all__ = ["TrainConfig", "TrainResult", "fit", "PRECISION_TARGETS"]
+__all__ = ["PRECISION_TARGETS", "TrainConfig", "TrainResult", "fit"]
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,9 @@ def fit(
     out_dir = Path(out_dir)
     check_output_dir(out_dir)
     if config.decision_threshold < 0.5:
-        raise TrainingDataError("decision_threshold must be at least 0.5 (one confident category per level)")
+        raise TrainingDataError(
+            "decision_threshold must be at least 0.5 (one confident category per level)"
+        )
     if config.mode not in ("finetune", "linear_probe"):
         raise TrainingDataError(f"mode must be 'finetune' or 'linear_probe', not {config.mode!r}")
     if config.auto_accept_precision not in PRECISION_TARGETS:
@@ -131,8 +132,9 @@ def fit(
     image_size = config.image_size or spec.preprocessing.input_size
     lo, hi = IMAGE_SIZE_RANGE
     if not lo <= image_size <= hi:  # checked now, not when the bundle is written after training
-        raise TrainingDataError(f"image_size={image_size} must be in {lo}..{hi}; "
-                                "give --image-size in that range")
+        raise TrainingDataError(
+            f"image_size={image_size} must be in {lo}..{hi}; give --image-size in that range"
+        )
     if not 0.0 < config.eval_crop_pct <= 1.0:
         raise TrainingDataError(f"eval_crop_pct={config.eval_crop_pct!r} must be in (0, 1]")
     check_examples(taxonomy, examples)
@@ -156,7 +158,9 @@ def fit(
         image_size=image_size,
         eval_crop_pct=config.eval_crop_pct,
         # The probe sees each photo exactly as serving does: one cache for both splits.
-        train_square=eval_square_size(image_size, config.eval_crop_pct) if config.mode == "linear_probe" else None,
+        train_square=eval_square_size(image_size, config.eval_crop_pct)
+        if config.mode == "linear_probe"
+        else None,
         batch_size=config.batch_size,
         num_workers=config.num_workers,
         seed=config.seed,
@@ -181,10 +185,20 @@ def fit(
     )
     t0 = time.monotonic()
     if config.mode == "linear_probe":
-        module.to("cuda" if config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu")
+        module.to(
+            "cuda"
+            if config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+            else "cpu"
+        )
         probe_embeddings = train_linear_probe(
-            module, data, epochs=config.epochs, lr=config.lr, weight_decay=config.weight_decay,
-            label_smoothing=config.label_smoothing, balance_power=config.balance_power, seed=config.seed,
+            module,
+            data,
+            epochs=config.epochs,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            label_smoothing=config.label_smoothing,
+            balance_power=config.balance_power,
+            seed=config.seed,
             progress=config.progress,
         )
         device = str(module.device)
@@ -206,20 +220,36 @@ def fit(
     held_emb, logits, rows = embed_dataset(module, data.held_set, backbone=backbone)
     independent = held_out is not None
     cal = calibrate(
-        logits, rows, module.tree, decision_threshold=config.decision_threshold,
+        logits,
+        rows,
+        module.tree,
+        decision_threshold=config.decision_threshold,
         auto_accept_precision=config.auto_accept_precision,
         enable_auto_accept=independent or config.auto_accept_from_holdout,
-        source=f"{len(rows)} " + ("validation photos" if independent else "photos held out of the training set"),
+        source=f"{len(rows)} "
+        + ("validation photos" if independent else "photos held out of the training set"),
     )
     temperature, thresholds, node_probs = cal.temperature, cal.thresholds, cal.node_probs
-    memory = build_prototypes(module, data, held_emb, logits / temperature, rows, progress=config.progress,
-                              train_embeddings=probe_embeddings, backbone=backbone)
+    memory = build_prototypes(
+        module,
+        data,
+        held_emb,
+        logits / temperature,
+        rows,
+        progress=config.progress,
+        train_embeddings=probe_embeddings,
+        backbone=backbone,
+    )
     calibrate_s = time.monotonic() - t0
 
     metrics = held_out_metrics(node_probs, rows.numpy(), taxonomy, thresholds)
     metrics["temperature"] = temperature
     skipped = [(str(e.file), reason) for e, reason in data.skipped]
-    seconds = {"decode": round(decode_s, 1), "fit": round(fit_s, 1), "calibrate": round(calibrate_s, 1)}
+    seconds = {
+        "decode": round(decode_s, 1),
+        "fit": round(fit_s, 1),
+        "calibrate": round(calibrate_s, 1),
+    }
     seconds["total"] = round(time.monotonic() - started, 1)
     training = {
         "config": asdict(config),
@@ -250,12 +280,20 @@ def fit(
     return TrainResult(bundle, len(data.train_set), len(data.held_set), skipped, seconds)
 
 
-def _write_held_out_report(bundle: ModelBundle, node_probs: np.ndarray, rows: np.ndarray, files: list[str]) -> None:
+def _write_held_out_report(
+    bundle: ModelBundle, node_probs: np.ndarray, rows: np.ndarray, files: list[str]
+) -> None:
     """Plots of the held-out evaluation inside the bundle (``report/``): the dashboard shows them."""
     from catalog_ai.evaluation import evaluate_arrays, write_report
 
-    result = evaluate_arrays(node_probs, rows, bundle.taxonomy, thresholds=bundle.thresholds,
-                             model_version=bundle.version, image_paths=files)
+    result = evaluate_arrays(
+        node_probs,
+        rows,
+        bundle.taxonomy,
+        thresholds=bundle.thresholds,
+        model_version=bundle.version,
+        image_paths=files,
+    )
     write_report(result, bundle.path / "report", taxonomy=bundle.taxonomy, image_paths=files)
 
 
@@ -268,7 +306,9 @@ def _trainer(config: TrainConfig, out_dir: Path) -> L.Trainer:
         precision=config.precision,
         callbacks=[
             FreezeSchedule(frozen_groups=config.frozen_groups, warmup_epochs=config.warmup_epochs),
-            L.pytorch.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0),
+            L.pytorch.callbacks.ModelCheckpoint(
+                dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0
+            ),
         ],
         logger=L.pytorch.loggers.CSVLogger(out_dir / "checkpoints", name="logs"),
         enable_progress_bar=config.progress,
@@ -311,9 +351,15 @@ def embedding_backbone(module: HierarchicalClassifierModule, dataset) -> torch.n
 
 
 @torch.inference_mode()
-def embed_dataset(module: HierarchicalClassifierModule, dataset, *, batch_size: int | None = None,
-                  progress: bool = False, desc: str = "embedding",
-                  backbone: torch.nn.Module | None = None) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+def embed_dataset(
+    module: HierarchicalClassifierModule,
+    dataset,
+    *,
+    batch_size: int | None = None,
+    progress: bool = False,
+    desc: str = "embedding",
+    backbone: torch.nn.Module | None = None,
+) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
     """Embeddings, raw leaf logits and label rows of every photo of ``dataset`` (eval mode).
     ``backbone``: what embeds the photos (default: the module's eager backbone). ``batch_size``
     defaults to 8 on the CPU, as serving: on 2 cores the frozen Lite2 graph embeds 38 photos/s
@@ -335,27 +381,44 @@ def embed_dataset(module: HierarchicalClassifierModule, dataset, *, batch_size: 
     return np.concatenate(embs), torch.cat(all_logits), torch.cat(all_rows)
 
 
-def build_prototypes(module: HierarchicalClassifierModule, data: HierarchyDataModule, held_emb: np.ndarray,
-                     held_logits_t: torch.Tensor, held_rows: torch.Tensor, *, progress: bool,
-                     train_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
-                     backbone: torch.nn.Module | None = None) -> PrototypeMemory:
+def build_prototypes(
+    module: HierarchicalClassifierModule,
+    data: HierarchyDataModule,
+    held_emb: np.ndarray,
+    held_logits_t: torch.Tensor,
+    held_rows: torch.Tensor,
+    *,
+    progress: bool,
+    train_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+    backbone: torch.nn.Module | None = None,
+) -> PrototypeMemory:
     """Prototypes of every trained category (from its training photos) and the fusion and
     open-set parameters, fitted on the held-out photos (see catalog_ai.model.fusion).
 
     ``train_embeddings``: the training photos' embeddings when already computed (linear probe);
     ``backbone``: what embeds them otherwise (see ``embedding_backbone``)."""
     if train_embeddings is None:
-        train = PlainDataset(data.train_cache, data.train_set.digests, data.train_set.rows, data.image_size,
-                             resize=True)
-        train_emb, _, train_rows = embed_dataset(module, train, progress=progress, desc="embedding training photos",
-                                                 backbone=backbone)
+        train = PlainDataset(
+            data.train_cache,
+            data.train_set.digests,
+            data.train_set.rows,
+            data.image_size,
+            resize=True,
+        )
+        train_emb, _, train_rows = embed_dataset(
+            module, train, progress=progress, desc="embedding training photos", backbone=backbone
+        )
     else:
         train_emb, train_rows = train_embeddings[0].numpy(), train_embeddings[1]
     texts = [n.text for n in module.taxonomy]
-    memory = PrototypeMemory.from_examples(train_emb, [texts[r] for r in train_rows.tolist()], source="train")
+    memory = PrototypeMemory.from_examples(
+        train_emb, [texts[r] for r in train_rows.tolist()], source="train"
+    )
     column_of_row = {int(r): c for c, r in enumerate(module.tree.leaf_rows.tolist())}
     train_vectors: dict[int, list[np.ndarray]] = {}
-    for v, r in zip(normalise_embeddings(train_emb, memory.center), train_rows.tolist(), strict=True):
+    for v, r in zip(
+        normalise_embeddings(train_emb, memory.center), train_rows.tolist(), strict=True
+    ):
         if r in column_of_row:
             train_vectors.setdefault(column_of_row[r], []).append(v)
     leaf_labelled = np.array([int(r) in column_of_row for r in held_rows.tolist()])
@@ -374,7 +437,9 @@ def build_prototypes(module: HierarchicalClassifierModule, data: HierarchyDataMo
     return memory
 
 
-def held_out_metrics(node_probs: np.ndarray, rows: np.ndarray, taxonomy: Taxonomy, thresholds: Thresholds) -> dict:
+def held_out_metrics(
+    node_probs: np.ndarray, rows: np.ndarray, taxonomy: Taxonomy, thresholds: Thresholds
+) -> dict:
     from catalog_ai.evaluation import evaluate_arrays
 
     return evaluate_arrays(node_probs, rows, taxonomy, thresholds=thresholds).metrics

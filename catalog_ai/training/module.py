@@ -8,9 +8,9 @@ import torch
 
 from catalog_ai.backbones import create_backbone, get_backbone
 from catalog_ai.model.hierarchy import TreeIndex, marginal_nll
+from catalog_ai.model.network import HierarchicalClassifier
 from catalog_ai.model.preprocess import normalise
 from catalog_ai.taxonomy import Taxonomy
-from catalog_ai.model.network import HierarchicalClassifier
 
 __all__ = ["HierarchicalClassifierModule"]
 
@@ -38,7 +38,9 @@ class HierarchicalClassifierModule(L.LightningModule):
         self.taxonomy = Taxonomy.from_dict(taxonomy)
         self.tree = TreeIndex(self.taxonomy)
         net = create_backbone(backbone, pretrained=pretrained, weights=backbone_weights)
-        self.network = HierarchicalClassifier(net, spec.embedding_dim, self.tree.n_leaves, dropout=dropout)
+        self.network = HierarchicalClassifier(
+            net, spec.embedding_dim, self.tree.n_leaves, dropout=dropout
+        )
         self.network.to(memory_format=torch.channels_last)
 
     def forward(self, images_uint8: torch.Tensor) -> torch.Tensor:
@@ -81,4 +83,7 @@ class HierarchicalClassifierModule(L.LightningModule):
             total_steps=max(1, int(self.trainer.estimated_stepping_batches)),
             pct_start=self.hparams.pct_start,
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

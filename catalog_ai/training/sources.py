@@ -24,14 +24,18 @@ from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import SEPARATOR, Taxonomy, format_path, scan_folder
 from catalog_ai.training.data import Example, TrainingDataError
 
-__all__ = ["load_folder_examples", "examples_from_catalog", "split_rare_categories"]
+__all__ = ["examples_from_catalog", "load_folder_examples", "split_rare_categories"]
 
 
-def load_folder_examples(root: Path, *, taxonomy: Taxonomy | None = None) -> tuple[Taxonomy, list[Example], str]:
+def load_folder_examples(
+    root: Path, *, taxonomy: Taxonomy | None = None
+) -> tuple[Taxonomy, list[Example], str]:
     """A folder tree's photos; with ``taxonomy``, its labels must be categories of that tree."""
     root = Path(root)
     if not root.is_dir():
-        raise ImportFolderError(f"{root} is not a folder of labelled photos (sub-folders are categories)")
+        raise ImportFolderError(
+            f"{root} is not a folder of labelled photos (sub-folders are categories)"
+        )
     scan = scan_folder(root)
     examples = [Example(file=f, label=format_path(p)) for f, p in scan.files]
     if not examples:
@@ -48,7 +52,9 @@ def load_folder_examples(root: Path, *, taxonomy: Taxonomy | None = None) -> tup
     return taxonomy or scan.taxonomy, examples, description
 
 
-def split_rare_categories(examples: Sequence[Example], min_photos: int) -> tuple[list[Example], list[Example]]:
+def split_rare_categories(
+    examples: Sequence[Example], min_photos: int
+) -> tuple[list[Example], list[Example]]:
     """``(for the head, for prototypes)``: categories with fewer than ``min_photos`` photos are
     left to the few-shot prototypes, which serve a category from one photo, instead of becoming
     head outputs trained on almost nothing.
@@ -58,7 +64,8 @@ def split_rare_categories(examples: Sequence[Example], min_photos: int) -> tuple
     counts = Counter(e.label for e in examples)
     labels = set(counts)
     rare = {
-        label for label, n in counts.items()
+        label
+        for label, n in counts.items()
         if n < min_photos and not any(other.startswith(label + SEPARATOR) for other in labels)
     }
     staying = labels - rare
@@ -105,7 +112,9 @@ def examples_from_catalog(
     if not examples:
         hint = (
             f" ({left_out} photos auto-accepted from a model are left out: add "
-            "--include-model-labels to train on them)" if left_out else ""
+            "--include-model-labels to train on them)"
+            if left_out
+            else ""
         )
         raise TrainingDataError(
             "the catalog has no accepted products labelled by people" + hint + "; import "
@@ -123,10 +132,14 @@ def _describe(used: Counter[str], left_out: int) -> str:
     text = f"{by_people} photos labelled by people" + (f" ({parts})" if parts else "")
     others = {k: n for k, n in used.items() if k not in human}
     if others:
-        text += "; " + ", ".join(
-            f"{n} {'auto-accepted from a model' if k == LabelSource.MODEL else 'of unknown source'}"
-            for k, n in sorted(others.items())
-        ) + " (--include-model-labels)"
+        text += (
+            "; "
+            + ", ".join(
+                f"{n} {'auto-accepted from a model' if k == LabelSource.MODEL else 'of unknown source'}"
+                for k, n in sorted(others.items())
+            )
+            + " (--include-model-labels)"
+        )
     if left_out:
         text += f"; {left_out} auto-accepted photos left out"
     return text

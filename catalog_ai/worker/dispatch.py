@@ -178,7 +178,9 @@ class InProcessDispatcher:
 
         deadline = None if timeout is None else time.monotonic() + timeout
         with progress_bar(
-            total=max(self.pending(), 1), desc="classifying in this process", unit="task",
+            total=max(self.pending(), 1),
+            desc="classifying in this process",
+            unit="task",
             enable=progress and self.pending() > 0,
         ) as bar:
             done_before = self.finished
@@ -249,10 +251,15 @@ class InProcessDispatcher:
                 if attempt == TRANSIENT_ATTEMPTS:
                     self._give_up(job, exc)
                     return
-                log.warning("%s: %s; trying again (%d of %d)", job.what, exc, attempt + 1,
-                            TRANSIENT_ATTEMPTS)
+                log.warning(
+                    "%s: %s; trying again (%d of %d)",
+                    job.what,
+                    exc,
+                    attempt + 1,
+                    TRANSIENT_ATTEMPTS,
+                )
                 time.sleep(0.5 * 2**attempt)
-            except Exception as exc:  # noqa: BLE001 - one job's failure never stops the runner
+            except Exception as exc:
                 self._give_up(job, exc)
                 return
 
@@ -273,7 +280,7 @@ class InProcessDispatcher:
                     f"classification failed in this process ({reason[:300]}); fix the cause, "
                     "then run: catalog-ai retry --failed",
                 )
-        except Exception:  # noqa: BLE001 - the database itself is the problem: log it, go on
+        except Exception:
             log.exception("could not mark products %s failed", list(job.product_ids))
 
 

@@ -78,8 +78,8 @@ def predictor_for(model: ActiveModel) -> Predictor:
                 import torch
 
                 torch.set_num_threads(threads)
-            from catalog_ai.model.bundle import BundleError
             from catalog_ai.inference.predictor import Predictor
+            from catalog_ai.model.bundle import BundleError
 
             try:
                 predictor = Predictor.load(model.bundle_path)

@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass
 
 from sqlalchemy import select
 
-from catalog_ai.model.bundle import BundleError
 from catalog_ai.db import ModelVersion, unit_of_work
 from catalog_ai.dispatch import Dispatcher, after_commit
+from catalog_ai.model.bundle import BundleError
 from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.classify import (
     claim,
@@ -130,10 +130,8 @@ def _flag_committed(candidates, model_version_id: int) -> int:
         return 0
     try:
         with unit_of_work() as session:
-            return len(
-                flag_near_duplicates(session, candidates, model_version_id=model_version_id)
-            )
-    except Exception:  # noqa: BLE001 - see the docstring
+            return len(flag_near_duplicates(session, candidates, model_version_id=model_version_id))
+    except Exception:
         log.exception(
             "near-duplicate check failed for products %s; their suggestions are kept",
             [pid for pid, _ in candidates],
@@ -222,8 +220,9 @@ def _classify_group(
     outcomes = run_model(predictor, work, media=media) if work else []
     summary.model_seconds += time.perf_counter() - model_started
     with unit_of_work() as session:
-        done = record(session, outcomes, model_version_id=model.id,
-                      memory_revision=predictor.memory_revision)
+        done = record(
+            session, outcomes, model_version_id=model.id, memory_revision=predictor.memory_revision
+        )
     summary.near_duplicates += _flag_committed(done.new_embeddings, model.id)
     summary.claimed += len(work)
     summary.suggested += len(done.suggested)

@@ -50,6 +50,6 @@ def broker_status(*, ping_timeout: float = 1.0) -> BrokerStatus:
                 status.unacknowledged = int(client.hlen(channel.unacked_key))
         replies = app.control.inspect(timeout=ping_timeout).ping() or {}
         status.workers = sorted(replies)
-    except Exception as exc:  # noqa: BLE001 - a status report shows the problem, never crashes
+    except Exception as exc:
         status.error = f"{type(exc).__name__}: {exc}"
     return status

@@ -24,8 +24,8 @@ __all__ = [
     "classify_products",
     "embed_catalog",
     "embed_images",
-    "refresh_index",
     "reclassify_all",
+    "refresh_index",
     "sweep_stale",
 ]
 

@@ -47,9 +47,17 @@ def _tree() -> list[str]:
             for b in stats
         ],
         hide_index=True,
-        column_order=["category", "products", "by people", "classified", "decided",
-                      "acceptance rate",
-                      "reviewed", "accuracy", "path"],
+        column_order=[
+            "category",
+            "products",
+            "by people",
+            "classified",
+            "decided",
+            "acceptance rate",
+            "reviewed",
+            "accuracy",
+            "path",
+        ],
         key="tree",
         height=420,
     )
@@ -59,17 +67,29 @@ def _tree() -> list[str]:
 def _grid(paths: list[str]) -> None:
     st.subheader("Products of a category")
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
-    path = c1.selectbox("Category", paths, index=0 if paths else None, key="grid-category",
-                        placeholder="Type to search the category tree…")
+    path = c1.selectbox(
+        "Category",
+        paths,
+        index=0 if paths else None,
+        key="grid-category",
+        placeholder="Type to search the category tree…",
+    )
     below = c2.checkbox("Include subcategories", value=True, key="grid-below")
     if path is None:
         st.caption("The catalog has no categories yet.")
         return
     total = ui.read(lambda s: count_products_in_branch(s, path, include_subcategories=below))
     pages = max(1, -(-total // PAGE_SIZE))
-    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"grid-page-{path}-{below}") if pages > 1 else 1
-    tiles = ui.read(lambda s: products_in_branch(s, path, include_subcategories=below,
-                                                 limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE))
+    page = (
+        st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"grid-page-{path}-{below}")
+        if pages > 1
+        else 1
+    )
+    tiles = ui.read(
+        lambda s: products_in_branch(
+            s, path, include_subcategories=below, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+        )
+    )
     st.caption(f"{total} products in {ui.plain(path)}" + (" and below" if below else ""))
     ui.tile_grid(
         tiles,
@@ -84,8 +104,14 @@ def _grid(paths: list[str]) -> None:
 
 def _product() -> None:
     st.subheader("Product")
-    pid = st.number_input("Product id", min_value=1, step=1, value=None, key=ui.PRODUCT_KEY,
-                          placeholder="Open a product from the grid, or type its id")
+    pid = st.number_input(
+        "Product id",
+        min_value=1,
+        step=1,
+        value=None,
+        key=ui.PRODUCT_KEY,
+        placeholder="Open a product from the grid, or type its id",
+    )
     if pid is None:
         return
     h = ui.read(lambda s: product_history(s, int(pid)))
@@ -102,26 +128,48 @@ def _product() -> None:
             f"**{ui.plain(h.category_path or '–')}** · labelled by **{ui.plain(h.label_source or '–')}**"
             + (f" · external id {ui.plain(h.external_id)}" if h.external_id else "")
         )
-        st.caption(f"created {h.created_at:%Y-%m-%d %H:%M} · status since {h.status_changed_at:%Y-%m-%d %H:%M} · "
-                   f"classification attempts {h.attempts}")
+        st.caption(
+            f"created {h.created_at:%Y-%m-%d %H:%M} · status since {h.status_changed_at:%Y-%m-%d %H:%M} · "
+            f"classification attempts {h.attempts}"
+        )
         if h.error:
             st.error(f"Failed: {ui.plain(h.error)}")
         st.markdown("**Suggestions**")
         if h.suggestions:
             st.dataframe(
-                [{"when": f"{x.created_at:%Y-%m-%d %H:%M:%S}", "model version": x.model_version,
-                  "suggested": x.path or "(abstained)", "confidence": round(x.confidence, 3),
-                  "source": x.source, "possibly new": x.open_set} for x in h.suggestions],
-                hide_index=True, key="history-suggestions",
+                [
+                    {
+                        "when": f"{x.created_at:%Y-%m-%d %H:%M:%S}",
+                        "model version": x.model_version,
+                        "suggested": x.path or "(abstained)",
+                        "confidence": round(x.confidence, 3),
+                        "source": x.source,
+                        "possibly new": x.open_set,
+                    }
+                    for x in h.suggestions
+                ],
+                hide_index=True,
+                key="history-suggestions",
             )
         else:
-            st.caption("No model has classified this product (imported with its category, or still waiting).")
+            st.caption(
+                "No model has classified this product (imported with its category, or still waiting)."
+            )
         st.markdown("**Reviews**")
         if h.reviews:
             st.dataframe(
-                [{"when": f"{r.created_at:%Y-%m-%d %H:%M:%S}", "reviewer": r.reviewer, "action": r.action,
-                  "category": r.category_path or "–", "note": r.note or ""} for r in h.reviews],
-                hide_index=True, key="history-reviews",
+                [
+                    {
+                        "when": f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+                        "reviewer": r.reviewer,
+                        "action": r.action,
+                        "category": r.category_path or "–",
+                        "note": r.note or "",
+                    }
+                    for r in h.reviews
+                ],
+                hide_index=True,
+                key="history-reviews",
             )
         else:
             st.caption("No reviews yet.")

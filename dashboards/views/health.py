@@ -38,13 +38,21 @@ def _panel() -> None:
         c1.metric("Broker", "in-process")
         c2.metric("Queue depth", 0)
         c3.metric("Workers seen", "this process")
-        st.caption("No broker is configured (embedded set-up): tasks run inside the process that "
-                   "creates them. Set CATALOG_AI_BROKER_URL and run `catalog-ai worker` for production.")
+        st.caption(
+            "No broker is configured (embedded set-up): tasks run inside the process that "
+            "creates them. Set CATALOG_AI_BROKER_URL and run `catalog-ai worker` for production."
+        )
     else:
         c1.metric("Broker", broker["broker"])
-        c2.metric("Queue depth", "?" if broker["queued"] is None else broker["queued"],
-                  help="messages waiting in the queue")
-        c3.metric("Taken, not finished", "–" if broker["unacknowledged"] is None else broker["unacknowledged"])
+        c2.metric(
+            "Queue depth",
+            "?" if broker["queued"] is None else broker["queued"],
+            help="messages waiting in the queue",
+        )
+        c3.metric(
+            "Taken, not finished",
+            "–" if broker["unacknowledged"] is None else broker["unacknowledged"],
+        )
         c4.metric("Workers seen", len(broker["workers"]))
         if broker["workers"]:
             st.caption("Workers: " + ui.plain(", ".join(broker["workers"])))
@@ -59,8 +67,10 @@ def _panel() -> None:
     cols[0].metric("all", status["products"])
     for col, (name, n) in zip(cols[1:], by_status.items(), strict=True):
         col.metric(name, n)
-    st.caption(f"{counts['categories']} categories · {counts['images']} photos · "
-               f"active model: {ui.plain(status['active_model'] or 'none')}")
+    st.caption(
+        f"{counts['categories']} categories · {counts['images']} photos · "
+        f"active model: {ui.plain(status['active_model'] or 'none')}"
+    )
 
     st.subheader("Oldest pending item")
     oldest = ui.read(oldest_pending)
@@ -69,8 +79,10 @@ def _panel() -> None:
     else:
         state, age = oldest
         st.metric("Waiting for", _age(age))
-        st.markdown(f"product **#{state.product_id}** {ui.plain(state.title or '(untitled)')} · pending since "
-                    f"{state.status_changed_at:%Y-%m-%d %H:%M:%S} UTC")
+        st.markdown(
+            f"product **#{state.product_id}** {ui.plain(state.title or '(untitled)')} · pending since "
+            f"{state.status_changed_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
 
     if status["recent_failures"]:
         st.subheader("Recent failures")

@@ -30,30 +30,40 @@ def _table(models) -> None:
     for m in models:
         h = _held_out(m.metrics or {})
         cov = h.get("coverage_at_precision") or {}
-        rows.append({
-            "version": m.version,
-            "active": "active" if m.is_active else "",
-            "backbone": m.backbone,
-            "registered": f"{m.created_at:%Y-%m-%d %H:%M}" if m.created_at else "",
-            "leaf accuracy": ui.percent(h.get("leaf_accuracy")),
-            "ECE": f"{h['ece']:.3f}" if isinstance(h.get("ece"), int | float) else "–",
-            "coverage at 98 % precision": ui.percent(cov.get("0.98")),
-        })
+        rows.append(
+            {
+                "version": m.version,
+                "active": "active" if m.is_active else "",
+                "backbone": m.backbone,
+                "registered": f"{m.created_at:%Y-%m-%d %H:%M}" if m.created_at else "",
+                "leaf accuracy": ui.percent(h.get("leaf_accuracy")),
+                "ECE": f"{h['ece']:.3f}" if isinstance(h.get("ece"), int | float) else "–",
+                "coverage at 98 % precision": ui.percent(cov.get("0.98")),
+            }
+        )
     st.dataframe(rows, hide_index=True, key="models-table")
 
 
 def _progress(version: str) -> None:
     p = ui.read(lambda s: model_progress(s, version))
-    st.progress(p.fraction, text=(
-        f"{p.suggested} of {p.total} products have a suggestion from this model; "
-        f"{p.remaining} still to classify"
-    ))
+    st.progress(
+        p.fraction,
+        text=(
+            f"{p.suggested} of {p.total} products have a suggestion from this model; "
+            f"{p.remaining} still to classify"
+        ),
+    )
 
 
 def _activate(version: str, locked: bool) -> None:
-    st.info("Activating this version makes it classify every new upload, and re-classifies every "
-            "product that no person has labelled (imports and reviews are kept).")
-    if st.button(f"Activate {ui.plain(version)}", key=f"activate-{version}", type="primary", disabled=locked):
+    st.info(
+        "Activating this version makes it classify every new upload, and re-classifies every "
+        "product that no person has labelled (imports and reviews are kept)."
+    )
+    if st.button(
+        f"Activate {ui.plain(version)}", key=f"activate-{version}", type="primary", disabled=locked
+    ):
+
         def action(session, who: str) -> str:
             # Re-classification and catalogue embedding are enqueued once this unit of work
             # commits, and run off this request (workers, or this process's background thread).
@@ -68,22 +78,43 @@ def _charts(h: dict) -> None:
     depth = h.get("depth_accuracy") or []
     if depth:
         st.markdown("**Accuracy per depth**")
-        st.bar_chart({"depth": [f"depth {i + 1}" for i in range(len(depth))], "accuracy": depth},
-                     x="depth", y="accuracy", height=220)
+        st.bar_chart(
+            {"depth": [f"depth {i + 1}" for i in range(len(depth))], "accuracy": depth},
+            x="depth",
+            y="accuracy",
+            height=220,
+        )
     cov = h.get("coverage_at_precision") or {}
     if cov:
         st.markdown("**Coverage at target precision** (share of photos decided automatically)")
-        st.dataframe([{"target precision": k, "coverage": ui.percent(v),
-                       "precision reached": ui.percent((h.get("precision_at_threshold") or {}).get(k)),
-                       "threshold": round(float((h.get("thresholds_used") or {}).get(k, float("nan"))), 3)}
-                      for k, v in sorted(cov.items())], hide_index=True, key="coverage")
+        st.dataframe(
+            [
+                {
+                    "target precision": k,
+                    "coverage": ui.percent(v),
+                    "precision reached": ui.percent((h.get("precision_at_threshold") or {}).get(k)),
+                    "threshold": round(
+                        float((h.get("thresholds_used") or {}).get(k, float("nan"))), 3
+                    ),
+                }
+                for k, v in sorted(cov.items())
+            ],
+            hide_index=True,
+            key="coverage",
+        )
     bins = [b for b in (h.get("reliability") or []) if b.get("count")]
     if bins:
         st.markdown("**Reliability** (per confidence bin: stated confidence vs observed accuracy)")
-        st.line_chart({"confidence": [b["confidence"] for b in bins],
-                       "observed accuracy": [b["accuracy"] for b in bins],
-                       "perfect calibration": [b["confidence"] for b in bins]},
-                      x="confidence", y=["observed accuracy", "perfect calibration"], height=240)
+        st.line_chart(
+            {
+                "confidence": [b["confidence"] for b in bins],
+                "observed accuracy": [b["accuracy"] for b in bins],
+                "perfect calibration": [b["confidence"] for b in bins],
+            },
+            x="confidence",
+            y=["observed accuracy", "perfect calibration"],
+            height=240,
+        )
     pairs = h.get("confused_pairs") or []
     if pairs:
         st.markdown("**Most confused pairs**")
@@ -94,7 +125,9 @@ def _report(bundle_path: str) -> None:
     report = Path(bundle_path) / "report"
     found = [(report / name, title) for name, title in REPORT_PLOTS if (report / name).is_file()]
     if not found:
-        st.caption(f"No report plots in {ui.plain(report)} (bundles trained before plots were written have none).")
+        st.caption(
+            f"No report plots in {ui.plain(report)} (bundles trained before plots were written have none)."
+        )
         return
     st.markdown("**Report plots** (from the bundle)")
     for start in range(0, len(found), 2):
@@ -108,17 +141,27 @@ def render() -> None:
     ui.show_flash()
     models = ui.read(list_models)
     if not models:
-        st.info("No model is registered. Train one (`catalog-ai train --data DIR --out MODEL`) and "
-                "register it (`catalog-ai models register MODEL --activate`).")
+        st.info(
+            "No model is registered. Train one (`catalog-ai train --data DIR --out MODEL`) and "
+            "register it (`catalog-ai models register MODEL --activate`)."
+        )
         return
     _table(models)
     versions = [m.version for m in reversed(models)]
     active = next((m.version for m in models if m.is_active), None)
-    version = st.selectbox("Version", versions, index=versions.index(active) if active else 0, key="model-version")
+    version = st.selectbox(
+        "Version", versions, index=versions.index(active) if active else 0, key="model-version"
+    )
     m = next(x for x in models if x.version == version)
     st.subheader(ui.plain(version))
-    st.caption(f"backbone {ui.plain(m.backbone)} · bundle {ui.plain(m.bundle_path)}"
-               + (f" · active since {m.activated_at:%Y-%m-%d %H:%M}" if m.is_active and m.activated_at else ""))
+    st.caption(
+        f"backbone {ui.plain(m.backbone)} · bundle {ui.plain(m.bundle_path)}"
+        + (
+            f" · active since {m.activated_at:%Y-%m-%d %H:%M}"
+            if m.is_active and m.activated_at
+            else ""
+        )
+    )
     remaining = ui.read(lambda s: model_progress(s, version)).remaining
     if m.is_active and remaining:
         # Refreshes on its own while separate workers re-classify.
@@ -137,9 +180,11 @@ def render() -> None:
         cols[4].metric("ECE", f"{h['ece']:.3f}" if isinstance(h.get("ece"), int | float) else "–")
         # Held-out photos come from the same photo sessions as the training photos: honest about
         # what that means for new uploads (on the Grocery Store data: 97 % here, 67 % on val).
-        st.caption("Measured on photos held out of this version's training set. They come from the "
-                   "same photo sessions as its training photos, so new uploads usually score lower; "
-                   "`catalog-ai evaluate --model MODEL --data DIR` measures on independent photos.")
+        st.caption(
+            "Measured on photos held out of this version's training set. They come from the "
+            "same photo sessions as its training photos, so new uploads usually score lower; "
+            "`catalog-ai evaluate --model MODEL --data DIR` measures on independent photos."
+        )
         _charts(h)
     else:
         st.caption("This version recorded no held-out metrics.")

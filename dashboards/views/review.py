@@ -102,7 +102,9 @@ def _card(item: QueueItem, paths: list[str], viewer: Viewer) -> None:
             f"source {SOURCE_LABEL.get(item.source, item.source)} · confidence {ui.percent(item.confidence)}"
         )
         if item.open_set:
-            st.warning("Possibly a new category: this photo is far from every category the model knows.")
+            st.warning(
+                "Possibly a new category: this photo is far from every category the model knows."
+            )
         if item.path:
             st.markdown(f"**Suggested:** {ui.plain(item.path)}")
         ui.depth_bars(item.path, item.levels, item.confidence)
@@ -118,67 +120,141 @@ def _actions(item: QueueItem, paths: list[str], viewer: Viewer) -> None:
     pid, locked = item.product_id, not viewer.can_act
     parts = item.path.split(SEPARATOR) if item.path else []
     c1, c2, c3, c4 = st.columns([2, 4, 2, 2], vertical_alignment="bottom")
-    if c1.button("Accept", key=f"accept-{pid}", type="primary", shortcut="A",
-                 disabled=locked or not parts, width="stretch"):
-        ui.perform("Accept", lambda s, who: (accept(s, pid, reviewer=who), f"Accepted {item.title!r} as {item.path}.")[1])
+    if c1.button(
+        "Accept",
+        key=f"accept-{pid}",
+        type="primary",
+        shortcut="A",
+        disabled=locked or not parts,
+        width="stretch",
+    ):
+        ui.perform(
+            "Accept",
+            lambda s, who: (
+                accept(s, pid, reviewer=who),
+                f"Accepted {item.title!r} as {item.path}.",
+            )[1],
+        )
     with c2:
         depths = list(range(1, len(parts)))
         sub1, sub2 = st.columns([3, 2], vertical_alignment="bottom")
         depth = sub1.selectbox(
-            "Accept only down to", depths, index=len(depths) - 1 if depths else None,
-            format_func=lambda d: SEPARATOR.join(parts[:d]), key=f"depth-{pid}",
-            disabled=locked or not depths, placeholder="(suggestion has one level)",
+            "Accept only down to",
+            depths,
+            index=len(depths) - 1 if depths else None,
+            format_func=lambda d: SEPARATOR.join(parts[:d]),
+            key=f"depth-{pid}",
+            disabled=locked or not depths,
+            placeholder="(suggestion has one level)",
         )
-        if sub2.button("Accept to depth", key=f"partial-{pid}", shortcut="D",
-                       disabled=locked or depth is None, width="stretch"):
-            ui.perform("Accept to depth", lambda s, who: (
-                accept(s, pid, reviewer=who, depth=depth),
-                f"Accepted {item.title!r} down to {SEPARATOR.join(parts[:depth])}.")[1])
-    if c3.button("Reject", key=f"reject-{pid}", shortcut="X", disabled=locked, width="stretch",
-                 help="The product belongs nowhere in the tree"):
-        ui.perform("Reject", lambda s, who: (reject(s, pid, reviewer=who), f"Rejected {item.title!r}.")[1])
-    if c4.button("Skip", key=f"skip-{pid}", shortcut="S", width="stretch", help="Look at the next card"):
+        if sub2.button(
+            "Accept to depth",
+            key=f"partial-{pid}",
+            shortcut="D",
+            disabled=locked or depth is None,
+            width="stretch",
+        ):
+            ui.perform(
+                "Accept to depth",
+                lambda s, who: (
+                    accept(s, pid, reviewer=who, depth=depth),
+                    f"Accepted {item.title!r} down to {SEPARATOR.join(parts[:depth])}.",
+                )[1],
+            )
+    if c3.button(
+        "Reject",
+        key=f"reject-{pid}",
+        shortcut="X",
+        disabled=locked,
+        width="stretch",
+        help="The product belongs nowhere in the tree",
+    ):
+        ui.perform(
+            "Reject", lambda s, who: (reject(s, pid, reviewer=who), f"Rejected {item.title!r}.")[1]
+        )
+    if c4.button(
+        "Skip", key=f"skip-{pid}", shortcut="S", width="stretch", help="Look at the next card"
+    ):
         st.session_state[_SKIP] = st.session_state.get(_SKIP, 0) + 1
         st.rerun()
 
     c5, c6 = st.columns([5, 2], vertical_alignment="bottom")
     target = c5.selectbox(
-        "Another category (type to search the tree)", paths, index=None, key=f"pick-{pid}",
-        placeholder="Type to search the category tree…", disabled=locked,
+        "Another category (type to search the tree)",
+        paths,
+        index=None,
+        key=f"pick-{pid}",
+        placeholder="Type to search the category tree…",
+        disabled=locked,
     )
-    if c6.button("Move to this category", key=f"correct-{pid}", shortcut="O",
-                 disabled=locked or target is None, width="stretch"):
-        ui.perform("Correct", lambda s, who: (
-            correct(s, pid, reviewer=who, category_path=target), f"Moved {item.title!r} to {target}.")[1])
+    if c6.button(
+        "Move to this category",
+        key=f"correct-{pid}",
+        shortcut="O",
+        disabled=locked or target is None,
+        width="stretch",
+    ):
+        ui.perform(
+            "Correct",
+            lambda s, who: (
+                correct(s, pid, reviewer=who, category_path=target),
+                f"Moved {item.title!r} to {target}.",
+            )[1],
+        )
 
     c7, c8 = st.columns([5, 2], vertical_alignment="bottom")
     parent = SEPARATOR.join(parts[:-1]) if len(parts) > 1 else (parts[0] if parts else "")
     new_path = c7.text_input(
         "Needs a new category (full path; missing parents are created too)",
-        value=f"{parent}{SEPARATOR}" if parent else "", key=f"new-{pid}", disabled=locked,
+        value=f"{parent}{SEPARATOR}" if parent else "",
+        key=f"new-{pid}",
+        disabled=locked,
     )
-    if c8.button("Create category and assign", key=f"newcat-{pid}", shortcut="N",
-                 disabled=locked or not new_path.strip(" >"), width="stretch"):
-        ui.perform("New category", lambda s, who: (
-            assign_new_category(s, pid, reviewer=who, new_path=new_path),
-            f"Created {new_path.strip()} with {item.title!r} as its first example.")[1])
+    if c8.button(
+        "Create category and assign",
+        key=f"newcat-{pid}",
+        shortcut="N",
+        disabled=locked or not new_path.strip(" >"),
+        width="stretch",
+    ):
+        ui.perform(
+            "New category",
+            lambda s, who: (
+                assign_new_category(s, pid, reviewer=who, new_path=new_path),
+                f"Created {new_path.strip()} with {item.title!r} as its first example.",
+            )[1],
+        )
 
 
 def _bulk(flt: QueueFilter, viewer: Viewer) -> None:
     with st.expander("Bulk accept above a confidence", expanded=False):
-        threshold = st.slider("Accept every waiting suggestion at or above this confidence",
-                              0.0, 1.0, 0.9, 0.01, key="bulk-threshold")
+        threshold = st.slider(
+            "Accept every waiting suggestion at or above this confidence",
+            0.0,
+            1.0,
+            0.9,
+            0.01,
+            key="bulk-threshold",
+        )
         n, expected = ui.read(lambda s: bulk_preview(s, min_confidence=threshold, flt=flt))
         rate = f" ({expected / n:.1%} of them)" if n else ""
         st.markdown(
             f"**{n}** suggestions in this view reach {threshold:.2f}; expected to be wrong: "
             f"**{expected:.1f}**{rate} (the sum of 1 − confidence: confidences are calibrated)."
         )
-        if st.button(f"Accept these {n} suggestions", key="bulk-accept", type="primary",
-                     disabled=not viewer.can_act or n == 0):
-            ui.perform("Bulk accept", lambda s, who: (
-                f"Accepted {bulk_accept(s, reviewer=who, min_confidence=threshold, flt=flt)} "
-                f"suggestions at or above {threshold:.2f}."))
+        if st.button(
+            f"Accept these {n} suggestions",
+            key="bulk-accept",
+            type="primary",
+            disabled=not viewer.can_act or n == 0,
+        ):
+            ui.perform(
+                "Bulk accept",
+                lambda s, who: (
+                    f"Accepted {bulk_accept(s, reviewer=who, min_confidence=threshold, flt=flt)} "
+                    f"suggestions at or above {threshold:.2f}."
+                ),
+            )
 
 
 def _up_next(items: list[QueueItem]) -> None:
@@ -187,8 +263,13 @@ def _up_next(items: list[QueueItem]) -> None:
     st.markdown("**Up next**")
     st.dataframe(
         [
-            {"product": i.product_id, "title": i.title, "suggested": i.path or "(abstained)",
-             "confidence": round(i.confidence, 3), "source": SOURCE_LABEL.get(i.source, i.source)}
+            {
+                "product": i.product_id,
+                "title": i.title,
+                "suggested": i.path or "(abstained)",
+                "confidence": round(i.confidence, 3),
+                "source": SOURCE_LABEL.get(i.source, i.source),
+            }
             for i in items
         ],
         hide_index=True,

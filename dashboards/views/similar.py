@@ -41,9 +41,11 @@ def _embed(bundle_path: str, version: str, digest: str, _data: bytes, name: str)
 def _model():
     mv = ui.read(active_model)
     if mv is None:
-        st.info("No model is active, so there is nothing to search visually yet: register and "
-                "activate one (Models page or `catalog-ai models register DIR --activate`). "
-                "Search by words still works.")
+        st.info(
+            "No model is active, so there is nothing to search visually yet: register and "
+            "activate one (Models page or `catalog-ai models register DIR --activate`). "
+            "Search by words still works."
+        )
         return None
     try:
         status = ui.read(lambda s: index_status(s, mv.version))
@@ -51,11 +53,19 @@ def _model():
         st.warning(ui.plain(exc))
         return mv
     if not status.exists:
-        st.warning(f"Model {ui.plain(mv.version)} has no search index yet ({status.n_embeddings} photo "
-                   f"embeddings stored): build it with `catalog-ai index build`.")
+        st.warning(
+            f"Model {ui.plain(mv.version)} has no search index yet ({status.n_embeddings} photo "
+            f"embeddings stored): build it with `catalog-ai index build`."
+        )
     else:
-        state = "up to date" if status.up_to_date else f"{status.n_pending} newer embeddings: run `catalog-ai index update`"
-        st.caption(f"Searching the {status.kind} index of model {ui.plain(mv.version)}: {status.n_indexed} photos, {state}.")
+        state = (
+            "up to date"
+            if status.up_to_date
+            else f"{status.n_pending} newer embeddings: run `catalog-ai index update`"
+        )
+        st.caption(
+            f"Searching the {status.kind} index of model {ui.plain(mv.version)}: {status.n_indexed} photos, {state}."
+        )
     return mv
 
 
@@ -100,7 +110,9 @@ def _results(hits: list, title: str) -> None:
         size=150,
         key="similar-results",
         image=lambda h: h.image_path,
-        caption=lambda h: f"#{h.product_id} {h.title} · {h.category_path or 'no category yet'} · score {h.score:.3f}",
+        caption=lambda h: (
+            f"#{h.product_id} {h.title} · {h.category_path or 'no category yet'} · score {h.score:.3f}"
+        ),
         open_button=True,
     )
 
@@ -110,19 +122,26 @@ def render() -> None:
     mv = _model()
     mode = st.radio("Search by", MODES, horizontal=True, key="similar-mode")
     c1, c2 = st.columns([3, 1])
-    text = c1.text_input("Only products whose title or category contains these words (optional)", key="similar-text")
+    text = c1.text_input(
+        "Only products whose title or category contains these words (optional)", key="similar-text"
+    )
     k = c2.slider("How many", 4, 30, 12, key="similar-k")
     words = text.strip() or None
     try:
         if mode == "words only":
             if words:
-                _results(ui.read(lambda s: text_search(s, words, limit=k)), f"Products matching {words!r}")
+                _results(
+                    ui.read(lambda s: text_search(s, words, limit=k)),
+                    f"Products matching {words!r}",
+                )
             else:
                 st.caption("Type some words above.")
         elif mv is None:
             return
         elif mode == "a photo":
-            upload = st.file_uploader("Photo to search with", type=PHOTO_TYPES, key="similar-upload")
+            upload = st.file_uploader(
+                "Photo to search with", type=PHOTO_TYPES, key="similar-upload"
+            )
             if upload is None:
                 st.caption("Drop a photo here; then crop it to search by a region.")
                 return
@@ -131,15 +150,31 @@ def render() -> None:
                 return
             data, name = query
             with st.spinner("Embedding the photo…"):
-                vector = _embed(mv.bundle_path, mv.version, hashlib.sha256(data).hexdigest(), data, name)
-            hits = ui.read(lambda s: similar_products(s, model_version=mv.version, query_vector=vector, k=k, text=words))
+                vector = _embed(
+                    mv.bundle_path, mv.version, hashlib.sha256(data).hexdigest(), data, name
+                )
+            hits = ui.read(
+                lambda s: similar_products(
+                    s, model_version=mv.version, query_vector=vector, k=k, text=words
+                )
+            )
             _results(hits, f"Products that look like {name}")
         else:
-            pid = st.number_input("Product id", min_value=1, step=1, value=None, key="similar-product",
-                                  placeholder="A catalog product's id (see the Catalog page)")
+            pid = st.number_input(
+                "Product id",
+                min_value=1,
+                step=1,
+                value=None,
+                key="similar-product",
+                placeholder="A catalog product's id (see the Catalog page)",
+            )
             if pid is None:
                 return
-            hits = ui.read(lambda s: similar_products(s, model_version=mv.version, product_id=int(pid), k=k, text=words))
+            hits = ui.read(
+                lambda s: similar_products(
+                    s, model_version=mv.version, product_id=int(pid), k=k, text=words
+                )
+            )
             _results(hits, f"Products that look like product {int(pid)}")
     except CatalogAIError as exc:
         st.warning(ui.plain(exc))

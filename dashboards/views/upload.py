@@ -35,9 +35,20 @@ def _ingest(files, titles: list[str], out: dict):
             result.merge(ingest_files(session, untitled, media=media, dispatcher=dispatcher))
         for f, t in zip(files, titles, strict=True):
             if t:
-                result.merge(ingest_files(session, [(f.name, f.getvalue())], media=media,
-                                          dispatcher=dispatcher, title=t))
-        out["ids"] = result.created + [pid for _, pid in result.duplicates] + [x.product_id for x in result.failed]
+                result.merge(
+                    ingest_files(
+                        session,
+                        [(f.name, f.getvalue())],
+                        media=media,
+                        dispatcher=dispatcher,
+                        title=t,
+                    )
+                )
+        out["ids"] = (
+            result.created
+            + [pid for _, pid in result.duplicates]
+            + [x.product_id for x in result.failed]
+        )
         return (
             f"Uploaded {len(files)} photos: {len(result.created)} new products, "
             f"{len(result.duplicates)} already in the catalog, {len(result.failed)} refused."
@@ -51,8 +62,10 @@ def _retry(ids: list[int]):
         done = requeue_failed(session, ids, dispatcher=default_dispatcher())
         text = f"{len(done.requeued)} failed products queued again."
         if done.no_photo:
-            text += (f" {len(done.no_photo)} cannot be retried: their file was refused at upload "
-                     "(not a usable photo); upload a proper photo instead.")
+            text += (
+                f" {len(done.no_photo)} cannot be retried: their file was refused at upload "
+                "(not a usable photo); upload a proper photo instead."
+            )
         return text
 
     return action
@@ -64,18 +77,33 @@ def _status(ids: list[int], locked: bool) -> None:
     for x in states:
         counts[x.status] = counts.get(x.status, 0) + 1
     cols = st.columns(6)
-    for col, status in zip(cols, ["pending", "processing", "suggested", "accepted", "rejected", "failed"], strict=True):
+    for col, status in zip(
+        cols, ["pending", "processing", "suggested", "accepted", "rejected", "failed"], strict=True
+    ):
         col.metric(status, counts.get(status, 0))
     st.dataframe(
-        [{"product": x.product_id, "title": x.title, "status": x.status,
-          "category / suggestion": x.category_path or x.suggestion_path or "",
-          "confidence": None if x.confidence is None else round(x.confidence, 3),
-          "reason": x.error or ""} for x in states],
-        hide_index=True, key="upload-status",
+        [
+            {
+                "product": x.product_id,
+                "title": x.title,
+                "status": x.status,
+                "category / suggestion": x.category_path or x.suggestion_path or "",
+                "confidence": None if x.confidence is None else round(x.confidence, 3),
+                "reason": x.error or "",
+            }
+            for x in states
+        ],
+        hide_index=True,
+        key="upload-status",
     )
     failed = [x for x in states if x.status == "failed"]
     if failed:
-        st.error("Failed:\n" + "\n".join(f"- #{x.product_id} {ui.plain(x.title)}: {ui.plain(x.error)}" for x in failed))
+        st.error(
+            "Failed:\n"
+            + "\n".join(
+                f"- #{x.product_id} {ui.plain(x.title)}: {ui.plain(x.error)}" for x in failed
+            )
+        )
         if st.button(f"Retry {len(failed)} failed", key="upload-retry", disabled=locked):
             ui.perform("Retry", _retry([x.product_id for x in failed]))
     if any(x.status in WAITING for x in states):
@@ -101,10 +129,16 @@ def render() -> None:
         titles = []
         for i, f in enumerate(files):
             if i < MAX_TITLES:
-                titles.append(st.text_input(ui.plain(f.name), key=f"title-{round_}-{i}", placeholder=Path(f.name).stem).strip())
+                titles.append(
+                    st.text_input(
+                        ui.plain(f.name), key=f"title-{round_}-{i}", placeholder=Path(f.name).stem
+                    ).strip()
+                )
             else:
                 titles.append("")
-        if st.button(f"Upload {len(files)} photos", key="upload-go", type="primary", disabled=locked):
+        if st.button(
+            f"Upload {len(files)} photos", key="upload-go", type="primary", disabled=locked
+        ):
             out: dict = {}
             with st.spinner("Uploading…"):
                 ok = ui.perform("Upload", _ingest(files, titles, out), rerun=False)

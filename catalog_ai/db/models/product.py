@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from catalog_ai.db.models.review import Review
     from catalog_ai.db.models.suggestion import Suggestion
 
-__all__ = ["ProductStatus", "LabelSource", "HUMAN_SOURCES", "Product"]
+__all__ = ["HUMAN_SOURCES", "LabelSource", "Product", "ProductStatus"]
 
 
 class ProductStatus(enum.StrEnum):

@@ -12,9 +12,9 @@ from catalog_ai.db.base import Base
 
 if TYPE_CHECKING:
     from catalog_ai.db.models.embedding import Embedding
+    from catalog_ai.db.models.product import Product
     from catalog_ai.photos.decode import ImageInfo
     from catalog_ai.photos.store import StoredFile
-    from catalog_ai.db.models.product import Product
 
 __all__ = ["ProductImage"]
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from catalog_ai.db.models.product import Product
     from catalog_ai.db.models.suggestion import Suggestion
 
-__all__ = ["ReviewAction", "Review"]
+__all__ = ["Review", "ReviewAction"]
 
 
 class ReviewAction(enum.StrEnum):

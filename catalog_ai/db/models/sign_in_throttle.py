@@ -24,5 +24,7 @@ class SignInThrottle(Base):
     updated_at: Mapped[datetime] = mapped_column(index=True)
 
     def __repr__(self) -> str:
-        return (f"SignInThrottle(key={self.key!r}, failures={self.failures!r}, "
-                f"locked_until={self.locked_until!r})")
+        return (
+            f"SignInThrottle(key={self.key!r}, failures={self.failures!r}, "
+            f"locked_until={self.locked_until!r})"
+        )

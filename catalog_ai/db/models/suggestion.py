@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from catalog_ai.db.models.model_version import ModelVersion
     from catalog_ai.db.models.product import Product
 
-__all__ = ["SuggestionSource", "Suggestion"]
+__all__ = ["Suggestion", "SuggestionSource"]
 
 
 class SuggestionSource(enum.StrEnum):

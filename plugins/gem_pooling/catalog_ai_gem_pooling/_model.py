@@ -6,7 +6,7 @@ import timm
 import torch
 from torch import nn
 
-__all__ = ["GeM", "EfficientNetLite0GeM"]
+__all__ = ["EfficientNetLite0GeM", "GeM"]
 
 
 class GeM(nn.Module):
