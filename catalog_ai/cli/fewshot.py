@@ -44,7 +44,7 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) 
 
     from sqlalchemy import select
 
-    from catalog_ai.cli.models import _adopt, catalog_exists
+    from catalog_ai.cli.models import adopt, catalog_exists
     from catalog_ai.db import ModelVersion, unit_of_work
     from catalog_ai.errors import ImportFolderError
     from catalog_ai.model.bundle import ModelBundle, derive_bundle
@@ -91,7 +91,7 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) 
         shutil.rmtree(derived.path, ignore_errors=True)
         click.echo(f"nothing changed: {parent.version} stays as it is")
     else:
-        _adopt(derived, activate=activate, add_categories=True)
+        adopt(derived, activate=activate, add_categories=True)
     if catalog:
         from catalog_ai.cli.catalog import print_label_conflicts
         from catalog_ai.db import LabelSource

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 
+from catalog_ai.cli._root import cli
 from catalog_ai.datasets.fetch import fetch_grocery_store, find_local_grocery_store
 from catalog_ai.db import migrate, unit_of_work
 from catalog_ai.jobs.folder_import import import_folder
@@ -141,3 +142,15 @@ def _train_quick_model(bundle_dir: Path, backbone: str):
         err=True,
     )
     return result.bundle
+
+
+@cli.command("quickstart")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="a local copy of the Grocery Store dataset (default: ../shared/datasets/grocery-store, else download)",
+)
+def quickstart(data: Path | None) -> None:
+    """The main job on the embedded set-up: create the catalog and import the example photos."""
+    run_quickstart(data=data)
