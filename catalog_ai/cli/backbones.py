@@ -34,7 +34,8 @@ def backbones_list(as_json: bool) -> None:
             f"{'yes' if r['offline_weights'] else 'no'}"
         )
     click.echo(
-        f"\nAny timm model also works as '{TIMM_PREFIX}<model_name>' (weights: local file, or the hub when online)."
+        f"\nAny timm model also works as '{TIMM_PREFIX}<model_name>' (weights: local file, or the "
+        f"hub when online)."
     )
     for e in errors:
         click.secho(

@@ -38,7 +38,8 @@ def print_label_conflicts(summary) -> None:
 
 def _print_import_summary(summary) -> None:
     click.echo(
-        f"imported {summary.imported}, duplicates {summary.duplicates}, failed {len(summary.failed)}"
+        f"imported {summary.imported}, duplicates {summary.duplicates}, failed "
+        f"{len(summary.failed)}"
         + (f", relabelled {summary.relabelled}" if summary.relabelled else "")
         + (f", label conflicts {len(summary.conflicts)}" if summary.conflicts else "")
         + (f", categories added {summary.categories_added}" if summary.categories_added else "")

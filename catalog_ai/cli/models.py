@@ -20,7 +20,8 @@ def catalog_exists() -> bool:
     url = make_url(get_settings().database_url)
     if url.get_backend_name() != "sqlite":
         return True
-    return bool(url.database) and url.database != ":memory:" and Path(url.database).exists()
+    database = url.database
+    return bool(database) and database != ":memory:" and Path(database or "").exists()
 
 
 def adopt(bundle, *, activate: bool, add_categories: bool = False) -> None:
@@ -47,7 +48,8 @@ def adopt(bundle, *, activate: bool, add_categories: bool = False) -> None:
     )
     if row is None:
         click.echo(
-            f"{parent} is not registered: register the new one with: catalog-ai models register {bundle.path}"
+            f"{parent} is not registered: register the new one with: catalog-ai models register "
+            f"{bundle.path}"
         )
     elif activated:
         click.echo(
@@ -145,12 +147,15 @@ def models_thresholds(
     ensure_db()
     with unit_of_work() as session:
         parent, memory, revision = derivation_base(session, model_dir)
-    thresholds = dataclasses.replace(
-        parent.thresholds,
-        **({"decision": decision} if decision is not None else {}),
-        **({"auto_accept": auto_accept} if auto_accept is not None else {}),
-        **({"auto_accept": 1.01} if no_auto_accept else {}),
-    )
+    changes: dict[str, float] = {}
+    if decision is not None:
+        changes["decision"] = decision
+    if auto_accept is not None:
+        changes["auto_accept"] = auto_accept
+    if no_auto_accept:
+        changes["auto_accept"] = 1.01  # above any probability: never auto-accepts
+    # mypy checks a **dict against every field of Thresholds, strings included; these are floats
+    thresholds = dataclasses.replace(parent.thresholds, **changes)  # type: ignore[arg-type]
     change = (
         f"thresholds: decision {parent.thresholds.decision} -> {thresholds.decision}, "
         f"auto-accept {parent.thresholds.auto_accept} -> {thresholds.auto_accept}"
@@ -178,7 +183,7 @@ def models_list() -> None:
                 m.is_active,
                 m.backbone,
                 (m.metrics or {}).get("held_out", {}),
-                names.get(m.parent_id),
+                names.get(m.parent_id) if m.parent_id is not None else None,
             )
             for m in models
         ]

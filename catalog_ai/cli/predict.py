@@ -26,13 +26,16 @@ def predict_cmd(model_dir: Path, images_: tuple[Path, ...], as_json: bool, top_k
     if as_json:
         echo_json(
             [
-                {"image": r.source, **({"error": r.error} if r.error else r.decision.to_dict())}
+                {
+                    "image": r.source,
+                    **({"error": r.error} if r.decision is None else r.decision.to_dict()),
+                }
                 for r in results
             ]
         )
         return
     for r in results:
-        if r.error:
+        if r.decision is None:
             click.secho(f"{r.source}: error: {r.error}", fg="red")
             continue
         d = r.decision
@@ -84,10 +87,12 @@ def evaluate_cmd(model_dir: Path, data_dir: Path, as_json: bool, report_dir: Pat
     else:
         cov = m["coverage_at_precision"]
         click.echo(
-            f"{m['n_images']} photos: leaf accuracy {m['leaf_accuracy']:.3f}, top-5 {m['top5_accuracy']:.3f}, "
-            f"depth accuracy {', '.join(f'{a:.3f}' for a in m['depth_accuracy'] if a is not None)}\n"
-            f"hierarchical F1 {m['hierarchical_f1']:.3f}, ECE {m['ece']:.3f}, coverage at precision "
-            + ", ".join(f"{k}: {v:.3f}" for k, v in cov.items() if v is not None)
+            f"{m['n_images']} photos: leaf accuracy {m['leaf_accuracy']:.3f}, top-5 "
+            f"{m['top5_accuracy']:.3f}, "
+            "depth accuracy "
+            f"{', '.join(f'{a:.3f}' for a in m['depth_accuracy'] if a is not None)}\n"
+            f"hierarchical F1 {m['hierarchical_f1']:.3f}, ECE {m['ece']:.3f}, coverage at "
+            f"precision " + ", ".join(f"{k}: {v:.3f}" for k, v in cov.items() if v is not None)
         )
         if report_dir:
             click.echo(f"report written to {report_dir}")

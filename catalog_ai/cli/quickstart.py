@@ -65,7 +65,8 @@ def run_quickstart(*, data: Path | None = None, backbone: str = "efficientnet_li
         _step(f"reusing the quick model {bundle.version}")
     except BundleError:
         _step(
-            "training the quick model (frozen backbone + calibrated hierarchical head, a few minutes)"
+            "training the quick model (frozen backbone + calibrated hierarchical head, a few "
+            "minutes)"
         )
         bundle = _train_quick_model(bundle_dir, backbone)
 
@@ -108,13 +109,16 @@ def run_quickstart(*, data: Path | None = None, backbone: str = "efficientnet_li
         + (
             ""
             if auto_on
-            else "\n  auto-accept is off: this model's confidence was calibrated on photos held out of its own "
-            "training sessions,\n  which overstate certainty on new uploads; after reviewing ~100 products run "
+            else "\n  auto-accept is off: this model's confidence was calibrated on photos held "
+            "out of its own "
+            "training sessions,\n  which overstate certainty on new uploads; after reviewing ~100 "
+            "products run "
             "`catalog-ai calibrate --from-reviews`"
         )
         + f"\n  data directory: {settings.home}\n"
         "  next: .venv/bin/catalog-ai users hash-password alice >> reviewers.txt   (a reviewer)\n"
-        "        CATALOG_AI_USERS_FILE=reviewers.txt .venv/bin/catalog-ai dashboard   (review, least confident first)\n"
+        "        CATALOG_AI_USERS_FILE=reviewers.txt .venv/bin/catalog-ai dashboard   (review, "
+        "least confident first)\n"
         "        .venv/bin/catalog-ai status         (counts per status)\n"
         "        .venv/bin/catalog-ai train --data DIR --out DIR   (the accurate, fine-tuned model)"
     )
@@ -137,8 +141,10 @@ def _train_quick_model(bundle_dir: Path, backbone: str):
     )
     held = result.bundle.metrics["held_out"]
     click.echo(
-        f"    trained in {result.seconds['total']:.0f} s on {result.n_train} photos; held-out leaf accuracy "
-        f"{held['leaf_accuracy']:.3f} (held out from the same photo sessions: new uploads score lower)",
+        f"    trained in {result.seconds['total']:.0f} s on {result.n_train} photos; held-out "
+        f"leaf accuracy "
+        f"{held['leaf_accuracy']:.3f} (held out from the same photo sessions: new uploads score "
+        f"lower)",
         err=True,
     )
     return result.bundle
@@ -149,7 +155,8 @@ def _train_quick_model(bundle_dir: Path, backbone: str):
     "--data",
     type=click.Path(path_type=Path),
     default=None,
-    help="a local copy of the Grocery Store dataset (default: ../shared/datasets/grocery-store, else download)",
+    help="a local copy of the Grocery Store dataset (default: ../shared/datasets/grocery-store, "
+    "else download)",
 )
 def quickstart(data: Path | None) -> None:
     """The main job on the embedded set-up: create the catalog and import the example photos."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import click
 
 from catalog_ai.cli._root import cli, echo_json, ensure_db
+from catalog_ai.index.descriptors import DescriptorKind
 
 
 def _print_hits(hits, header: str) -> None:
@@ -70,6 +72,7 @@ def search_cmd(
     ensure_db()
     with unit_of_work() as session:
         if image is None and product_id is None:
+            assert text is not None  # checked above: one of the three is given
             hits, version = text_search(session, text, limit=k), None
         else:
             mv = resolve_model_version(session, model)
@@ -154,7 +157,7 @@ def _print_status(status, as_json: bool, verb: str = "") -> None:
 @_MODEL
 @click.option(
     "--descriptor",
-    type=click.Choice(["pca_whiten", "center_l2", "l2"]),
+    type=click.Choice(get_args(DescriptorKind)),
     default=None,
     help="descriptor kind (default: the measured best, see benchmarks/search.py)",
 )
@@ -163,7 +166,7 @@ def _print_status(status, as_json: bool, verb: str = "") -> None:
 @_JSON
 def index_build(
     model: str | None,
-    descriptor: str | None,
+    descriptor: DescriptorKind | None,
     dim: int | None,
     ann_threshold: int | None,
     as_json: bool,

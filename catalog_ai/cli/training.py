@@ -5,11 +5,15 @@ from __future__ import annotations
 import dataclasses
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from catalog_ai.cli._root import cli, ensure_db
 from catalog_ai.cli.models import adopt, catalog_exists
+
+if TYPE_CHECKING:
+    from catalog_ai.training.data import Example
 
 
 @cli.command("train")
@@ -66,7 +70,8 @@ from catalog_ai.cli.models import adopt, catalog_exists
     "--val-data",
     type=click.Path(path_type=Path),
     default=None,
-    help="held-out folder tree for calibration and thresholds (default: 10%% of the training photos)",
+    help="held-out folder tree for calibration and thresholds (default: 10%% of the training "
+    "photos)",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=int, default=None)
@@ -166,7 +171,7 @@ def train_cmd(
     ):
         if value is not None:
             setattr(config, name, value)
-    rare = []
+    rare: list[Example] = []
     if from_catalog:
         ensure_db()
         taxonomy, examples, description = examples_from_catalog(
@@ -197,7 +202,8 @@ def train_cmd(
         added = add_examples(out_dir, [(e.file, tuple(e.label.split(" > "))) for e in rare])
         click.echo(
             f"  {len(added.added) + len(added.updated)} categories with fewer than "
-            f"{min_photos_per_category} photos served by few-shot prototypes ({added.photos} photos)"
+            f"{min_photos_per_category} photos served by few-shot prototypes ({added.photos} "
+            f"photos)"
         )
     m = result.bundle.metrics["held_out"]
     click.echo(
@@ -207,7 +213,8 @@ def train_cmd(
         f"  held-out: leaf accuracy {m['leaf_accuracy']:.3f}, depth accuracy "
         + ", ".join(f"{a:.3f}" for a in m["depth_accuracy"])
         + f", ECE {m['ece']:.3f}, temperature {m['temperature']:.2f}\n"
-        f"  next: catalog-ai evaluate --model {out_dir} --data DIR   |   catalog-ai models register {out_dir}"
+        f"  next: catalog-ai evaluate --model {out_dir} --data DIR   |   catalog-ai models "
+        f"register {out_dir}"
     )
     for file, reason in result.skipped:
         click.echo(f"  skipped: {file}: {reason}", err=True)
@@ -272,12 +279,14 @@ def calibrate_cmd(
         if from_reviews:
             from catalog_ai.services.review import reviewed_examples
 
+            assert session is not None  # --from-reviews made the catalog (ensure_db above)
             files, labels = reviewed_examples(session)
     if from_reviews:
         description = f"{len(files)} reviewed products"
     else:
         from catalog_ai.training.sources import load_folder_examples
 
+        assert data_dir is not None  # exactly one of --data and --from-reviews (checked above)
         _, examples, description = load_folder_examples(data_dir)
         files, labels = [e.file for e in examples], [e.label for e in examples]
     if len(files) < min_photos:
@@ -296,12 +305,15 @@ def calibrate_cmd(
         memory_revision=revision,
     )
     click.echo(
-        f"{bundle.version}: calibrated on {report['n_photos']} photos (leaf accuracy {report['leaf_accuracy']:.3f}); "
+        f"{bundle.version}: calibrated on {report['n_photos']} photos (leaf accuracy "
+        f"{report['leaf_accuracy']:.3f}); "
         f"temperature {report['temperature_before']:.2f} -> {report['temperature']:.2f}, "
         f"ECE {report['ece_before']:.3f} -> {report['ece_after_in_sample']:.3f} (in-sample); "
-        f"auto-accept on at {cal.thresholds.auto_accept:.3f} for {cal.thresholds.auto_accept_target} precision"
+        f"auto-accept on at {cal.thresholds.auto_accept:.3f} for "
+        f"{cal.thresholds.auto_accept_target} precision"
         if cal.thresholds.auto_accept_enabled
-        else f"{bundle.version}: calibrated, but no threshold reaches {cal.thresholds.auto_accept_target} precision "
+        else f"{bundle.version}: calibrated, but no threshold reaches "
+        f"{cal.thresholds.auto_accept_target} precision "
         "on these photos: auto-accept stays off"
     )
     adopt(bundle, activate=activate)
