@@ -20,6 +20,7 @@ read-only viewing are read here too; :mod:`catalog_ai.auth` turns them into an `
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from functools import lru_cache
@@ -154,6 +155,8 @@ class Settings(BaseSettings):
     torch_threads: PositiveInt | None = None  # None: torch's own (workers: cores / concurrency)
     freeze_network: bool = True
     trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = ()
+    # SHA-256 the example dataset's archive must have (datasets.fetch); none: not checked.
+    grocery_store_sha256: str | None = None
     # Reviewers and access (parsed into an AuthConfig by catalog_ai.auth).
     users: str | None = None
     users_file: Path | None = None
@@ -187,6 +190,16 @@ class Settings(BaseSettings):
             return cls()
         finally:
             _ENV.reset(token)
+
+    @field_validator("grocery_store_sha256")
+    @classmethod
+    def _sha256(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+            raise ConfigError(
+                f"CATALOG_AI_GROCERY_STORE_SHA256={value!r} is not a SHA-256 digest; use the 64 "
+                "hexadecimal characters sha256sum prints"
+            )
+        return value.lower() if value else value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
