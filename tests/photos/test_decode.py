@@ -194,7 +194,7 @@ def test_palette_with_transparency_goes_on_white() -> None:
 @pytest.mark.parametrize("mode", ["PA", "La", "RGBa"])
 def test_alpha_modes_no_file_format_stores_go_on_white(mode: str) -> None:
     # No accepted format writes these modes, so the conversion is checked on its own.
-    from catalog_ai.photos.decode import _to_rgb
+    from catalog_ai.photos.convert import to_rgb as _to_rgb
 
     if mode == "La":
         src = Image.new("LA", (4, 4), (0, 0))
@@ -361,6 +361,27 @@ def test_every_orientation_matches_pillow(orientation: int) -> None:
     assert img.tobytes() == expected.tobytes()
 
 
+# What each EXIF orientation asks of the stored pixels (rows, columns, channels) to stand
+# upright, written from the EXIF specification with numpy, independently of Pillow's table.
+UPRIGHT = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],  # mirrored left-right
+    3: lambda a: a[::-1, ::-1],  # upside down
+    4: lambda a: a[::-1, :],  # mirrored top-bottom
+    5: lambda a: a.transpose(1, 0, 2),  # mirrored over the main diagonal
+    6: lambda a: np.rot90(a, k=-1),  # stored turned left: turn right
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # mirrored over the other diagonal
+    8: lambda a: np.rot90(a, k=1),  # stored turned right: turn left
+}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_orientation_matches_the_exif_specification(orientation: int) -> None:
+    data = quadrant_jpeg(orientation=orientation)
+    stored = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))  # as stored, not turned
+    assert np.array_equal(np.asarray(load_image(data)), UPRIGHT[orientation](stored))
+
+
 BROKEN_EXIF = {
     "bad byte order": b"Exif\x00\x00XX\x00\x2a\x00\x00\x00\x08",
     "IFD offset past the end": b"Exif\x00\x00MM\x00\x2a\x7f\xff\xff\xff",
@@ -392,12 +413,19 @@ def test_failing_exif_reader_means_no_rotation(monkeypatch: pytest.MonkeyPatch) 
     assert load_image(quadrant_jpeg(orientation=6)).size == (40, 20)
 
 
-def test_failing_exif_transpose_still_rotates(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(image: Image.Image, **kwargs: object) -> Image.Image:
+def test_an_exif_block_pillow_cannot_rewrite_still_rotates(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = quadrant_jpeg(orientation=6)
+    calls = []
+
+    def broken(self: Image.Exif) -> bytes:
+        calls.append(self)
         raise ValueError("cannot rewrite EXIF")
 
-    monkeypatch.setattr(ImageOps, "exif_transpose", broken)
-    img = load_image(quadrant_jpeg(orientation=6))
+    # exif_transpose rewrites the EXIF block once it has turned the picture; that may fail.
+    monkeypatch.setattr(Image.Exif, "tobytes", broken)
+    img = load_image(data)
+    assert calls  # the rewrite was tried and failed
+
     assert img.size == (20, 40)
     assert near(img.getpixel((16, 5)), RED)
     assert img.getexif().get(0x0112, 1) == 1
