@@ -5,6 +5,7 @@ turn black)."""
 from __future__ import annotations
 
 import math
+from typing import cast
 
 from PIL import ExifTags, Image, ImageOps
 
@@ -66,7 +67,8 @@ def to_rgb(im: Image.Image) -> Image.Image:
 def _stretch_to_l(im: Image.Image) -> Image.Image:
     """16/32-bit integer or float greyscale scaled to 8 bits by its actual range (not clipped)."""
     wide = im if im.mode in {"I", "F"} else im.convert("I")
-    lo, hi = wide.getextrema()
+    # One band (I or F): getextrema() is (min, max), not a tuple per band.
+    lo, hi = cast(tuple[float, float], wide.getextrema())
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return wide.convert("L")  # NaN/inf pixels: no meaningful range, let Pillow clip
     if hi == lo:

@@ -113,7 +113,7 @@ def read_bytes(
     return data
 
 
-def _read_file(path: Path, limit: int, label: str) -> bytes:
+def _read_file(path: Path, limit: int, label: str | None) -> bytes:
     try:
         st = path.stat()
     except (FileNotFoundError, NotADirectoryError):

@@ -1,4 +1,5 @@
-"""Tests for catalog_ai.photos.decode: every photo is made here, tiny, in memory or under tmp_path."""
+"""Tests for catalog_ai.photos.decode: every photo is made here, tiny, in memory or under
+tmp_path."""
 
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ def encode(im: Image.Image, fmt: str, **params: object) -> bytes:
 
 def png_chunk(kind: bytes, payload: bytes) -> bytes:
     return (
-        struct.pack(">I", len(payload)) + kind + payload
+        struct.pack(">I", len(payload))
+        + kind
+        + payload
         + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
     )
 
@@ -43,7 +46,9 @@ def crafted_png(width: int, height: int, *, bit_depth: int, colour_type: int, id
     """A PNG written by hand: IHDR says what we want, IDAT holds whatever we pass."""
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat)
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", idat)
         + png_chunk(b"IEND", b"")
     )
 
@@ -74,8 +79,14 @@ def with_app1(jpeg: bytes, payload: bytes) -> bytes:
 def gradient_jpeg(width: int, height: int) -> bytes:
     x = np.linspace(0, 255, width, dtype=np.float32)
     y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
-    arr = np.stack([np.broadcast_to(x, (height, width)), np.broadcast_to(y, (height, width)),
-                    np.full((height, width), 128, np.float32)], axis=-1).astype(np.uint8)
+    arr = np.stack(
+        [
+            np.broadcast_to(x, (height, width)),
+            np.broadcast_to(y, (height, width)),
+            np.full((height, width), 128, np.float32),
+        ],
+        axis=-1,
+    ).astype(np.uint8)
     return encode(Image.fromarray(arr), "JPEG", quality=85)
 
 
@@ -107,7 +118,11 @@ def test_load_with_info_describes_the_file(tmp_path: Path) -> None:
     assert img.mode == "RGB" and img.size == (30, 20)
     assert near(img.getpixel((15, 10)), GREEN)
     assert info == ImageInfo(
-        width=30, height=20, format="JPEG", mode="RGB", size_bytes=len(data),
+        width=30,
+        height=20,
+        format="JPEG",
+        mode="RGB",
+        size_bytes=len(data),
         content_hash=hashlib.sha256(data).hexdigest(),
     )
     assert probe(data) == info
@@ -145,7 +160,7 @@ def test_global_pillow_state_is_left_alone(big_jpeg: bytes) -> None:
     for bad in (big_jpeg[: len(big_jpeg) // 2], b"not an image"):
         with pytest.raises(ImageError):
             load_image(bad)
-    assert (ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS) == before
+    assert before == (ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS)
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 
@@ -646,7 +661,7 @@ def test_real_decompression_bomb_is_refused(env_settings: pytest.MonkeyPatch) ->
 
 def test_pillow_bomb_error_becomes_image_error() -> None:
     # Our limit raised far above Pillow's hard limit (2 x MAX_IMAGE_PIXELS): Pillow still refuses.
-    assert Image.MAX_IMAGE_PIXELS is not None and 20000 * 20000 > 2 * Image.MAX_IMAGE_PIXELS
+    assert Image.MAX_IMAGE_PIXELS is not None and 2 * Image.MAX_IMAGE_PIXELS < 20000 * 20000
     bomb = crafted_png(20000, 20000, bit_depth=8, colour_type=0, idat=b"garbage")
     with pytest.raises(ImageError, match="too large to decode safely"):
         load_image(bomb, max_pixels=10**9)
@@ -654,7 +669,7 @@ def test_pillow_bomb_error_becomes_image_error() -> None:
 
 @pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
 def test_pillow_bomb_warning_raised_as_error_becomes_image_error() -> None:
-    assert Image.MAX_IMAGE_PIXELS is not None and 10000 * 10000 > Image.MAX_IMAGE_PIXELS
+    assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < 10000 * 10000
     bomb = crafted_png(10000, 10000, bit_depth=8, colour_type=0, idat=b"garbage")
     with pytest.raises(ImageError, match="too large to decode safely"):
         load_image(bomb, max_pixels=200_000_000)
