@@ -1,13 +1,11 @@
 """Who may change things: reviewers with hashed passwords from configuration, or an identity
 header set by a reverse proxy that already authenticated them.
 
-| variable | meaning |
-| --- | --- |
-| ``CATALOG_AI_USERS`` | ``name:hash`` pairs separated by ``;`` (hashes from ``catalog-ai users hash-password``) |
-| ``CATALOG_AI_USERS_FILE`` | a file with one ``name:hash`` per line (``#`` comments) |
-| ``CATALOG_AI_AUTH_HEADER`` | trust this request header as the signed-in user (e.g. ``X-Forwarded-User``) |
-| ``CATALOG_AI_TRUSTED_PROXIES`` | addresses/networks (``10.0.0.5,10.1.0.0/16``) the header is accepted from; none: the header is ignored |
-| ``CATALOG_AI_READ_ONLY_VIEWING`` | ``1``: people who are not signed in may look (never change) |
+They are configured with ``CATALOG_AI_USERS`` (``name:hash`` pairs separated by ``;``; hashes
+from ``catalog-ai users hash-password``), ``CATALOG_AI_USERS_FILE`` (one ``name:hash`` per line,
+``#`` comments), ``CATALOG_AI_AUTH_HEADER``, ``CATALOG_AI_TRUSTED_PROXIES`` and
+``CATALOG_AI_READ_ONLY_VIEWING``, read by :mod:`catalog_ai.settings` with everything else (the
+README's configuration table says what each means).
 
 Passwords are hashed with Argon2id (argon2-cffi's ``PasswordHasher``, its RFC 9106 low-memory
 profile). Hashes of the earlier PBKDF2-HMAC-SHA256 scheme (``pbkdf2_sha256$...``) are still
@@ -31,13 +29,12 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import astuple, dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from catalog_ai.errors import ConfigError
-from catalog_ai.settings import Network, parse_networks
+from catalog_ai.settings import Network, Settings
 
 __all__ = [
     "DEFAULT_HASHER",
@@ -177,8 +174,8 @@ def _in(address: str | None, networks: tuple[Network, ...]) -> bool:
         ip = ipaddress.ip_address(address.strip().strip("[]"))
     except ValueError:
         return False
-    if getattr(ip, "ipv4_mapped", None):  # ::ffff:10.0.0.5 from a dual-stack socket
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped  # ::ffff:10.0.0.5 from a dual-stack socket
     return any(ip.version == net.version and ip in net for net in networks)
 
 
@@ -299,12 +296,14 @@ _warned: set[str] = set()
 
 
 def load_auth_config(env: Mapping[str, str] | None = None) -> AuthConfig:
-    env = os.environ if env is None else env
+    """The access configuration from ``env`` (default: ``os.environ``, read afresh: the
+    dashboard calls this on every run), through :class:`catalog_ai.settings.Settings`."""
+    settings = Settings.from_env(env)
     users: dict[str, str] = {}
-    if env.get("CATALOG_AI_USERS"):
-        users.update(_parse_pairs(env["CATALOG_AI_USERS"].split(";"), "CATALOG_AI_USERS"))
-    if env.get("CATALOG_AI_USERS_FILE"):
-        path = Path(env["CATALOG_AI_USERS_FILE"]).expanduser()
+    if settings.users:
+        users.update(_parse_pairs(settings.users.split(";"), "CATALOG_AI_USERS"))
+    if settings.users_file:
+        path = settings.users_file.expanduser()
         try:
             lines = path.read_text("utf-8").splitlines()
         except OSError as exc:
@@ -312,17 +311,11 @@ def load_auth_config(env: Mapping[str, str] | None = None) -> AuthConfig:
                 f"CATALOG_AI_USERS_FILE={path}: cannot read it ({exc.strerror})"
             ) from exc
         users.update(_parse_pairs(lines, str(path)))
-    read_only = env.get("CATALOG_AI_READ_ONLY_VIEWING", "").strip().lower() in {
-        "1",
-        "true",
-        "yes",
-        "on",
-    }
     config = AuthConfig(
         users=users,
-        header=(env.get("CATALOG_AI_AUTH_HEADER") or "").strip() or None,
-        read_only_viewing=read_only,
-        trusted_proxies=parse_networks(env, "CATALOG_AI_TRUSTED_PROXIES"),
+        header=settings.auth_header,
+        read_only_viewing=settings.read_only_viewing,
+        trusted_proxies=settings.trusted_proxies,
     )
     warning = config.header_warning
     if warning and warning not in _warned:  # once per process: the config is read every run

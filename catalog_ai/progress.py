@@ -1,37 +1,23 @@
-"""Progress bars for long work (imports, training, bulk classification), on stderr."""
+"""Progress bars for long work (imports, training, bulk classification): tqdm on stderr."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+
+from tqdm import tqdm
 
 __all__ = ["progress_bar"]
 
 
-class _Silent:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix_str(self, s: str) -> None:
-        pass
-
-
-@contextmanager
-def progress_bar(*, total: int, desc: str, unit: str = "it", enable: bool = True) -> Iterator:
-    if not enable:
-        yield _Silent()
-        return
-    from tqdm import tqdm
-
-    # In a log file (no terminal) every redraw would be a new chunk of text: redraw rarely there.
-    interactive = sys.stderr.isatty()
-    with tqdm(
+def progress_bar(*, total: int, desc: str, unit: str = "it", enable: bool = True) -> tqdm:
+    """A tqdm bar (use it as a context manager), silent when not ``enable``. In a log file (no
+    terminal) every redraw would be a new chunk of text, so it redraws rarely there."""
+    return tqdm(
         total=total,
         desc=desc,
         unit=unit,
+        disable=not enable,
         file=sys.stderr,
         dynamic_ncols=True,
-        mininterval=0.1 if interactive else 5.0,
-    ) as bar:
-        yield bar
+        mininterval=0.1 if sys.stderr.isatty() else 5.0,
+    )

@@ -1,26 +1,8 @@
-"""All configuration in one place, read from environment variables.
+"""All configuration in one place: one pydantic-settings class read from ``CATALOG_AI_*``
+environment variables (the README's configuration table lists them; a test keeps the two equal).
 
-| variable | default | meaning |
-| --- | --- | --- |
-| ``CATALOG_AI_HOME`` | ``./.catalog_ai`` | data directory of the embedded set-up |
-| ``CATALOG_AI_DATABASE_URL`` | ``sqlite:///$CATALOG_AI_HOME/catalog.db`` | SQLAlchemy URL |
-| ``CATALOG_AI_BROKER_URL`` | empty: tasks run in-process | Celery broker, e.g. ``redis://host:6379/0`` |
-| ``CATALOG_AI_RESULT_BACKEND`` | the broker URL | Celery result backend |
-| ``CATALOG_AI_MEDIA_DIR`` | ``$CATALOG_AI_HOME/media`` | content-addressed photo store |
-| ``CATALOG_AI_MODEL_DIR`` | ``$CATALOG_AI_HOME/models`` | trained model bundles |
-| ``CATALOG_AI_OFFLINE`` | ``0`` (``HF_HUB_OFFLINE=1`` also counts) | never try to download weights |
-| ``CATALOG_AI_MAX_IMAGE_BYTES`` | ``52428800`` (50 MiB) | largest photo file accepted |
-| ``CATALOG_AI_MAX_IMAGE_PIXELS`` | ``80000000`` | largest photo (width x height) decoded |
-| ``CATALOG_AI_MAX_ASPECT_RATIO`` | ``20`` | longest side / shortest side of a photo accepted (see below) |
-| ``CATALOG_AI_CLASSIFY_CHUNK`` | ``16`` | products per classification task (one batched forward) |
-| ``CATALOG_AI_VISIBILITY_TIMEOUT`` | ``300`` | seconds until a dead worker's task is re-delivered |
-| ``CATALOG_AI_STALE_AFTER`` | ``600`` | seconds pending/processing before the sweep re-enqueues |
-| ``CATALOG_AI_SWEEP_INTERVAL`` | ``60`` | seconds between sweeps (``catalog-ai worker --beat``) |
-| ``CATALOG_AI_INDEX_INTERVAL`` | ``300`` | seconds between search-index refreshes (``--beat``) |
-| ``CATALOG_AI_MAX_ATTEMPTS`` | ``5`` | unfinished claims of one product (per model) before it is marked failed |
-| ``CATALOG_AI_TORCH_THREADS`` | torch's own; workers: cores / concurrency | threads per process |
-| ``CATALOG_AI_TRUSTED_PROXIES`` | none | comma-separated addresses or networks (``127.0.0.1,10.0.0.0/24``) of the reverse proxies allowed to set ``CATALOG_AI_AUTH_HEADER``; none: the header is ignored |
-| ``CATALOG_AI_FREEZE_NETWORK`` | ``1`` | serve the backbone as a frozen TorchScript graph on the CPU (1.2–1.6× faster); also after CPU training, for calibration and prototypes |
+A bad value is one :class:`~catalog_ai.errors.ConfigError` line naming the variable, the value
+and the fix; an empty variable means its default.
 
 The visibility timeout must stay well above one task's length (seconds for a chunk) and short
 enough that a killed worker's chunk comes back soon; the sweep covers messages that are lost
@@ -30,56 +12,51 @@ altogether. ``MAX_ATTEMPTS`` stops a photo that kills its worker every time from
 a twentieth; beyond that it is a banner or a hostile file (a 17 KB 65000x2 JPEG), not a product
 photo, and scaling its short side up to the network's input would need gigabytes. Checked on the
 file header before decoding; it also bounds the resized image to ratio x side² pixels.
+
+The reviewers (``CATALOG_AI_USERS``, ``CATALOG_AI_USERS_FILE``), the identity header and
+read-only viewing are read here too; :mod:`catalog_ai.auth` turns them into an ``AuthConfig``.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from catalog_ai.errors import ConfigError
 
-__all__ = ["Network", "Settings", "get_settings", "parse_networks", "reset_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "Network",
+    "Settings",
+    "env_name",
+    "get_settings",
+    "parse_networks",
+    "reset_settings",
+]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+ENV_PREFIX = "CATALOG_AI_"
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(f"{name}={raw!r} is not a yes/no value; use 1 or 0")
-
-
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be greater than zero")
-    return value
-
-
-def parse_networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
-    """Comma-separated IP addresses or CIDR networks (an address is a network of one)."""
+def _split_networks(raw: str, name: str) -> tuple[Network, ...]:
     out: list[Network] = []
-    for item in (env.get(name) or "").split(","):
+    for item in raw.split(","):
         item = item.strip()
         if not item:
             continue
@@ -92,63 +69,164 @@ def parse_networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    database_url: str
-    broker_url: str | None
-    result_backend: str | None
-    media_dir: Path
-    model_dir: Path
-    offline: bool
-    max_image_bytes: int
-    max_image_pixels: int
-    max_aspect_ratio: int = 20
-    classify_chunk: int = 16
-    visibility_timeout: int = 300
-    stale_after: int = 600
-    sweep_interval: int = 60
-    index_interval: int = 300
-    max_attempts: int = 5
-    torch_threads: int | None = None
+def parse_networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
+    """Comma-separated IP addresses or CIDR networks (an address is a network of one)."""
+    return _split_networks(env.get(name) or "", name)
+
+
+# The mapping Settings.from_env reads instead of os.environ (None: os.environ).
+_ENV: ContextVar[Mapping[str, str] | None] = ContextVar("catalog_ai_settings_env", default=None)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of ``os.environ``
+    (the same override pydantic-settings' own dotenv source makes)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._mapping = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._mapping, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+def env_name(field_name: str, info: FieldInfo) -> str:
+    """The environment variable a field is read from."""
+    alias = info.validation_alias
+    return alias if isinstance(alias, str) else ENV_PREFIX + field_name.upper()
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    """The first validation error as one line naming the variable, its value and the fix."""
+    error = exc.errors()[0]
+    key = str(error["loc"][0]) if error["loc"] else ""
+    info = Settings.model_fields.get(key)
+    name = env_name(key, info) if info is not None else key
+    raw = error.get("input")
+    kind = error["type"]
+    if kind == "int_parsing":
+        fix = "is not a whole number; use a whole number greater than zero"
+    elif kind == "greater_than":
+        fix = "must be greater than zero"
+    elif kind == "bool_parsing":
+        fix = "is not a yes/no value; use 1 or 0"
+    else:
+        fix = f"is not valid ({error['msg']})"
+    default = info.default if info is not None else None
+    if default is not None and kind != "bool_parsing":
+        fix += f" (default {default})"
+    return ConfigError(f"{name}={raw!r} {fix}")
+
+
+class Settings(BaseSettings):
+    """The process's configuration; read it with :func:`get_settings` (or :meth:`from_env`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+        str_strip_whitespace=True,
+    )
+
+    home: Path = Field(Path(".catalog_ai"), description="data directory of the embedded set-up")
+    # Default: sqlite:///$CATALOG_AI_HOME/catalog.db (filled in by _derive).
+    database_url: str = Field("", description="SQLAlchemy URL")
+    broker_url: str | None = Field(None, description="Celery broker; none: tasks run in-process")
+    # Default: the broker URL.
+    result_backend: str | None = Field(None, description="Celery result backend")
+    # Defaults: $CATALOG_AI_HOME/media and $CATALOG_AI_HOME/models.
+    media_dir: Path = Field(Path("media"), description="content-addressed photo store")
+    model_dir: Path = Field(Path("models"), description="model bundles and search indexes")
+    # ``offline`` is either of the two.
+    offline_flag: bool = Field(False, validation_alias="CATALOG_AI_OFFLINE", repr=False)
+    hf_hub_offline: bool = Field(False, validation_alias="HF_HUB_OFFLINE", repr=False)
+    max_image_bytes: PositiveInt = 50 * 1024 * 1024
+    max_image_pixels: PositiveInt = 80_000_000
+    max_aspect_ratio: PositiveInt = 20
+    classify_chunk: PositiveInt = 16
+    visibility_timeout: PositiveInt = 300
+    stale_after: PositiveInt = 600
+    sweep_interval: PositiveInt = 60
+    index_interval: PositiveInt = 300
+    max_attempts: PositiveInt = 5
+    torch_threads: PositiveInt | None = None  # None: torch's own (workers: cores / concurrency)
     freeze_network: bool = True
-    trusted_proxies: tuple[Network, ...] = ()
+    trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = ()
+    # SHA-256 the example dataset's archive must have (datasets.fetch); none: not checked.
+    grocery_store_sha256: str | None = None
+    # Reviewers and access (parsed into an AuthConfig by catalog_ai.auth).
+    users: str | None = None
+    users_file: Path | None = None
+    auth_header: str | None = None
+    read_only_viewing: bool = False
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise _config_error(exc) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only keyword arguments and the environment: no .env file, no secrets directory.
+        env = _ENV.get()
+        return (init_settings, env_settings if env is None else _MappingEnvSource(cls, env))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        home = Path(env.get("CATALOG_AI_HOME") or ".catalog_ai").expanduser().resolve()
-        database_url = env.get("CATALOG_AI_DATABASE_URL") or f"sqlite:///{home / 'catalog.db'}"
-        broker_url = env.get("CATALOG_AI_BROKER_URL") or None
-        result_backend = env.get("CATALOG_AI_RESULT_BACKEND") or broker_url
-        media_dir = Path(env.get("CATALOG_AI_MEDIA_DIR") or home / "media").expanduser().resolve()
-        model_dir = Path(env.get("CATALOG_AI_MODEL_DIR") or home / "models").expanduser().resolve()
-        offline = _flag(env, "CATALOG_AI_OFFLINE", False) or _flag(env, "HF_HUB_OFFLINE", False)
-        return cls(
-            home=home,
-            database_url=database_url,
-            broker_url=broker_url,
-            result_backend=result_backend,
-            media_dir=media_dir,
-            model_dir=model_dir,
-            offline=offline,
-            max_image_bytes=_positive_int(env, "CATALOG_AI_MAX_IMAGE_BYTES", 50 * 1024 * 1024),
-            max_image_pixels=_positive_int(env, "CATALOG_AI_MAX_IMAGE_PIXELS", 80_000_000),
-            max_aspect_ratio=_positive_int(env, "CATALOG_AI_MAX_ASPECT_RATIO", 20),
-            classify_chunk=_positive_int(env, "CATALOG_AI_CLASSIFY_CHUNK", 16),
-            visibility_timeout=_positive_int(env, "CATALOG_AI_VISIBILITY_TIMEOUT", 300),
-            stale_after=_positive_int(env, "CATALOG_AI_STALE_AFTER", 600),
-            sweep_interval=_positive_int(env, "CATALOG_AI_SWEEP_INTERVAL", 60),
-            index_interval=_positive_int(env, "CATALOG_AI_INDEX_INTERVAL", 300),
-            max_attempts=_positive_int(env, "CATALOG_AI_MAX_ATTEMPTS", 5),
-            torch_threads=_positive_int(env, "CATALOG_AI_TORCH_THREADS", 0) or None,
-            freeze_network=_flag(env, "CATALOG_AI_FREEZE_NETWORK", True),
-            trusted_proxies=parse_networks(env, "CATALOG_AI_TRUSTED_PROXIES"),
-        )
+        """The settings from ``env`` (default: ``os.environ``), read afresh."""
+        token = _ENV.set(env)
+        try:
+            return cls()
+        finally:
+            _ENV.reset(token)
+
+    @field_validator("grocery_store_sha256")
+    @classmethod
+    def _sha256(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+            raise ConfigError(
+                f"CATALOG_AI_GROCERY_STORE_SHA256={value!r} is not a SHA-256 digest; use the 64 "
+                "hexadecimal characters sha256sum prints"
+            )
+        return value.lower() if value else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return _split_networks(value, ENV_PREFIX + "TRUSTED_PROXIES")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive(cls, data: Any) -> Any:
+        """Defaults that follow other settings: paths under the home, the result backend."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        home = Path(data.get("home") or ".catalog_ai").expanduser().resolve()
+        data["home"] = home
+        data["database_url"] = data.get("database_url") or f"sqlite:///{home / 'catalog.db'}"
+        for key, under in (("media_dir", "media"), ("model_dir", "models")):
+            data[key] = Path(data.get(key) or home / under).expanduser().resolve()
+        data["result_backend"] = data.get("result_backend") or data.get("broker_url")
+        return data
 
     @property
-    def uses_broker(self) -> bool:
-        return self.broker_url is not None
+    def offline(self) -> bool:
+        """Never try to download weights or datasets."""
+        return self.offline_flag or self.hf_hub_offline
 
 
 @lru_cache(maxsize=1)

@@ -42,7 +42,9 @@ def test_legacy_pbkdf2_hash_is_accepted_and_flagged_with_its_replacement(caplog)
     with caplog.at_level(logging.WARNING, logger="catalog_ai.auth"):
         done = auth.sign_in("alice", "a-long-password")
     assert done is not None and done.name == "alice"
-    assert done.new_hash.startswith("$argon2id$") and verify_password("a-long-password", done.new_hash)
+    assert done.new_hash.startswith("$argon2id$") and verify_password(
+        "a-long-password", done.new_hash
+    )
     assert not needs_rehash(done.new_hash)
     assert done.config_line in caplog.text  # the administrator is told the line to put in
     assert auth.sign_in("alice", "wrong") is None
@@ -58,7 +60,9 @@ def test_config_from_env_and_file(tmp_path):
     bob = legacy_pbkdf2_hash("b-pass", iterations=1000)
     users = tmp_path / "users"
     users.write_text(f"# reviewers\nbob:{bob}\n")
-    config = load_auth_config({"CATALOG_AI_USERS": f"alice:{alice}", "CATALOG_AI_USERS_FILE": str(users)})
+    config = load_auth_config(
+        {"CATALOG_AI_USERS": f"alice:{alice}", "CATALOG_AI_USERS_FILE": str(users)}
+    )
     assert config.authenticate("alice", "a-pass") == "alice"
     assert config.authenticate("bob", "b-pass") == "bob"
     assert config.authenticate("bob", "a-pass") is None
@@ -77,8 +81,11 @@ def _median_seconds(fn, tries: int = 5) -> float:
 
 @pytest.mark.parametrize("scheme", ["argon2", "pbkdf2"])
 def test_unknown_name_costs_as_much_as_a_known_one(scheme):
-    encoded = (hash_password("alice-password", hasher=TIMED) if scheme == "argon2"
-               else legacy_pbkdf2_hash("alice-password", iterations=60_000))
+    encoded = (
+        hash_password("alice-password", hasher=TIMED)
+        if scheme == "argon2"
+        else legacy_pbkdf2_hash("alice-password", iterations=60_000)
+    )
     auth = AuthConfig(users={"alice": encoded})
     auth.sign_in("nobody", "warm-up")  # the dummy hash is made once per process
     ratios = []
@@ -109,7 +116,9 @@ def test_identity_header_needs_a_trusted_proxy(caplog, monkeypatch):
 
     config = load_auth_config({**env, "CATALOG_AI_TRUSTED_PROXIES": "127.0.0.1, 10.1.0.0/16"})
     assert config.header_warning is None
-    assert config.user_from_headers({"x-forwarded-user": "carol"}, "127.0.0.1") == "carol"  # any case
+    assert (
+        config.user_from_headers({"x-forwarded-user": "carol"}, "127.0.0.1") == "carol"
+    )  # any case
     assert config.user_from_headers({"x-forwarded-user": "carol"}, "10.1.2.3") == "carol"
     assert config.user_from_headers({"x-forwarded-user": "carol"}, "::ffff:10.1.2.3") == "carol"
     assert config.user_from_headers({"x-forwarded-user": "mallory"}, "10.2.0.1") is None
@@ -119,15 +128,21 @@ def test_identity_header_needs_a_trusted_proxy(caplog, monkeypatch):
 
 
 def test_trusted_proxies_setting_names_a_bad_entry():
-    with pytest.raises(ConfigError, match="CATALOG_AI_TRUSTED_PROXIES: 'proxy.local'"):
-        parse_networks({"CATALOG_AI_TRUSTED_PROXIES": "127.0.0.1,proxy.local"}, "CATALOG_AI_TRUSTED_PROXIES")
+    with pytest.raises(ConfigError, match=r"CATALOG_AI_TRUSTED_PROXIES: 'proxy\.local'"):
+        parse_networks(
+            {"CATALOG_AI_TRUSTED_PROXIES": "127.0.0.1,proxy.local"}, "CATALOG_AI_TRUSTED_PROXIES"
+        )
 
 
 def test_client_address_believes_forwarded_for_only_from_trusted_proxies():
     trusted = parse_networks({"P": "127.0.0.1,10.0.0.0/8"}, "P")
     forwarded = {"X-Forwarded-For": "1.2.3.4, 198.51.100.7, 10.0.0.2"}
-    assert client_address("127.0.0.1", forwarded, trusted) == "198.51.100.7"  # nearest untrusted hop
-    assert client_address("203.0.113.9", forwarded, trusted) == "203.0.113.9"  # a client's own header
+    assert (
+        client_address("127.0.0.1", forwarded, trusted) == "198.51.100.7"
+    )  # nearest untrusted hop
+    assert (
+        client_address("203.0.113.9", forwarded, trusted) == "203.0.113.9"
+    )  # a client's own header
     assert client_address("127.0.0.1", {}, trusted) == "127.0.0.1"
     assert client_address(None, {}, ()) == "unknown"
 

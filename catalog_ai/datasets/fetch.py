@@ -8,25 +8,29 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
+from catalog_ai.datasets.download import Artefact, download
 from catalog_ai.errors import DatasetError
-from catalog_ai.progress import progress_bar
 from catalog_ai.settings import get_settings
 
 __all__ = [
+    "GROCERY_STORE_SHA256",
     "GROCERY_STORE_URL",
     "check_grocery_layout",
     "fetch_grocery_store",
     "find_local_grocery_store",
+    "grocery_store_artefact",
 ]
 
 GROCERY_STORE_URL = (
     "https://github.com/marcusklasson/GroceryStoreDataset/archive/refs/heads/master.zip"
 )
+# The archive's SHA-256 is not pinned here: no copy of it could be downloaded where this was
+# written (the shared copy is already extracted), and a branch's archive changes whenever the
+# branch does. Pin it with CATALOG_AI_GROCERY_STORE_SHA256; unpinned, a download logs its digest.
+GROCERY_STORE_SHA256: str | None = None
 _KEEP = ("train/", "val/", "iconic-images-and-descriptions/", "classes.csv", "train.txt", "val.txt")
 
 
@@ -51,10 +55,25 @@ def find_local_grocery_store(start: Path | None = None) -> Path | None:
     return None
 
 
+def grocery_store_artefact() -> Artefact:
+    """The dataset's archive, with the digest pinned by the settings (if any)."""
+    return Artefact(
+        name="GroceryStoreDataset master.zip",
+        url=GROCERY_STORE_URL,
+        sha256=get_settings().grocery_store_sha256 or GROCERY_STORE_SHA256,
+        pin_setting="CATALOG_AI_GROCERY_STORE_SHA256",
+    )
+
+
 def fetch_grocery_store(
-    *, dest: Path | None = None, from_dir: Path | None = None, progress: bool = False
+    *,
+    dest: Path | None = None,
+    from_dir: Path | None = None,
+    progress: bool = False,
+    source: Artefact | None = None,
 ) -> Path:
-    """A usable copy of the dataset: ``from_dir`` in place, an earlier download, or a new download."""
+    """A usable copy of the dataset: ``from_dir`` in place, an earlier download, or a new download
+    (of ``source``, default :func:`grocery_store_artefact`), checked against its SHA-256."""
     if from_dir is not None:
         return check_grocery_layout(from_dir)
     dest = Path(dest or get_settings().home / "datasets" / "grocery-store")
@@ -67,24 +86,9 @@ def fetch_grocery_store(
         )
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "grocery.zip"
-        _download(GROCERY_STORE_URL, archive, progress=progress)
+        download(source or grocery_store_artefact(), archive, progress=progress)
         _extract_public_splits(archive, dest)
     return check_grocery_layout(dest)
-
-
-def _download(url: str, target: Path, *, progress: bool) -> None:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response, target.open("wb") as out:
-            total = int(response.headers.get("Content-Length") or 0)
-            with progress_bar(total=total, desc="downloading", unit="B", enable=progress) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise DatasetError(
-            f"could not download the Grocery Store dataset from {url} ({exc}); "
-            "this machine may be offline: pass a local copy with --from DIR"
-        ) from exc
 
 
 def _extract_public_splits(archive: Path, dest: Path) -> None:

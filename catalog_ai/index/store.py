@@ -13,7 +13,6 @@ generation is kept for readers that read the old manifest a moment ago; older on
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -26,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from catalog_ai.index._errors import SearchError
 from catalog_ai.index.descriptors import DescriptorTransform
@@ -94,14 +95,13 @@ def now_iso() -> str:
 
 @contextmanager
 def index_lock(path: Path) -> Iterator[None]:
-    """Exclusive lock for writers of the index at ``path`` (readers need none)."""
+    """Exclusive lock for writers of the index at ``path`` (readers need none), held until the
+    block ends. ``filelock`` takes an OS lock on ``.lock`` (flock, which Linux maps to NFS
+    byte-range locks on an NFS volume), so writers on other machines sharing the model directory
+    wait too; it is released when the block ends, also when it raises."""
     path.mkdir(parents=True, exist_ok=True)
-    with open(path / ".lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with FileLock(path / ".lock"):
+        yield
 
 
 def read_manifest(path: Path) -> IndexManifest | None:

@@ -34,24 +34,27 @@ PNG/zlib streams are always reported. Truncation is only detected while Pillow's
 
 :func:`load_image` returns a fully loaded 8-bit RGB image with the EXIF orientation applied and
 transparency composited on white (product photos with a transparent background must not turn
-black); no file handle stays open.
+black); no file handle stays open. The turning and colour conversion are in
+:mod:`catalog_ai.photos.convert`, the wording of refusals and the sniffing of unreadable files in
+:mod:`catalog_ai.photos.messages`; this module is the one entry point.
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import hashlib
 import io
-import math
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageFile, JpegImagePlugin, UnidentifiedImageError
 
 from catalog_ai.errors import ImageError
+from catalog_ai.photos.convert import orientation as exif_orientation
+from catalog_ai.photos.convert import to_rgb, upright
+from catalog_ai.photos.messages import magic_format, pixels, too_many_bytes, unrecognised
 from catalog_ai.photos.types import DECODED_FORMATS, PHOTO_SUFFIXES, PHOTO_TYPES
 from catalog_ai.settings import get_settings
 
@@ -72,34 +75,6 @@ __all__ = [
 #: (:mod:`catalog_ai.photos.types`, which also gives each type's file suffixes). MPO (multi-picture
 #: JPEG from some cameras) is opened by the JPEG plugin and reported as "MPO".
 ACCEPTED_FORMATS: tuple[str, ...] = DECODED_FORMATS
-
-_MIB = 1024 * 1024
-_WHITE = (255, 255, 255)
-_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-_INT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
-
-# EXIF orientation -> the transpose that undoes it (the same table as ImageOps.exif_transpose).
-_ORIENTATION_FIX = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-_EXIF_ORIENTATION = 0x0112
-
-# Magic numbers of accepted formats, to tell "damaged JPEG" from "not an image at all".
-_MAGIC = (
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-)
-_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,13 +107,13 @@ def read_bytes(
     else:
         data = _read_file(Path(source), limit, label)
     if len(data) > limit:
-        raise ImageError(_too_many_bytes(len(data), limit), source=label)
+        raise ImageError(too_many_bytes(len(data), limit), source=label)
     if not data:
         raise ImageError("file is empty", source=label)
     return data
 
 
-def _read_file(path: Path, limit: int, label: str) -> bytes:
+def _read_file(path: Path, limit: int, label: str | None) -> bytes:
     try:
         st = path.stat()
     except (FileNotFoundError, NotADirectoryError):
@@ -153,7 +128,7 @@ def _read_file(path: Path, limit: int, label: str) -> bytes:
         # FIFOs and devices could block or never end.
         raise ImageError("not a regular file", source=label)
     if st.st_size > limit:
-        raise ImageError(_too_many_bytes(st.st_size, limit), source=label)
+        raise ImageError(too_many_bytes(st.st_size, limit), source=label)
     if st.st_size == 0:
         raise ImageError("file is empty", source=label)
     try:
@@ -189,7 +164,7 @@ def probe(
     with _open(data, source, max_pixels, max_aspect_ratio) as im, _guard(source):
         fmt, mode, size = im.format or "image", im.mode, im.size
         _decode(im, source, fmt)
-        return _info(data, fmt, mode, size, _orientation(im))
+        return _info(data, fmt, mode, size, exif_orientation(im))
 
 
 def probe_header(
@@ -204,7 +179,7 @@ def probe_header(
     if not data:
         raise ImageError("file is empty", source=source)
     with _open(data, source, max_pixels, max_aspect_ratio) as im, _guard(source):
-        return _info(data, im.format or "image", im.mode, im.size, _orientation(im))
+        return _info(data, im.format or "image", im.mode, im.size, exif_orientation(im))
 
 
 def load_with_info(
@@ -232,10 +207,10 @@ def load_with_info(
             # Orientation only swaps the sides, so it does not change the shorter one.
             im.draft("RGB", (target_size, target_size))
         _decode(im, label, fmt)
-        orientation = _orientation(im)
+        orientation = exif_orientation(im)
         info = _info(data, fmt, mode, size, orientation)
         try:
-            rgb = _to_rgb(_apply_orientation(im, orientation))
+            rgb = to_rgb(upright(im, orientation))
         except Exception as exc:
             raise ImageError(
                 f"cannot convert the {fmt} image (colour mode {mode}) to RGB ({exc}); "
@@ -339,14 +314,14 @@ def _open(
     try:
         im = Image.open(io.BytesIO(data), formats=_accepted_formats())
     except UnidentifiedImageError:
-        raise ImageError(_unrecognised(data), source=label) from None
+        raise ImageError(unrecognised(data, _accepted_formats()), source=label) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(
             f"image is too large to decode safely ({exc}); resize it before uploading",
             source=label,
         ) from exc
     except Exception as exc:
-        fmt = _magic_format(data[:16]) or "image"
+        fmt = magic_format(data[:16]) or "image"
         reason = f"damaged {fmt} file: the header cannot be read ({exc})"
         raise ImageError(reason, source=label) from exc
     width, height = im.size
@@ -356,8 +331,8 @@ def _open(
     if width * height > limit:
         im.close()
         raise ImageError(
-            f"image is {width}x{height} = {_pixels(width * height, limit)}, above the limit of "
-            f"{_pixels(limit, width * height)}; raise CATALOG_AI_MAX_IMAGE_PIXELS to accept it",
+            f"image is {width}x{height} = {pixels(width * height, limit)}, above the limit of "
+            f"{pixels(limit, width * height)}; raise CATALOG_AI_MAX_IMAGE_PIXELS to accept it",
             source=label,
         )
     try:
@@ -385,29 +360,6 @@ def _decode(im: ImageFile.ImageFile, label: str | None, fmt: str) -> None:
         raise ImageError(reason, source=label) from exc
 
 
-def _orientation(im: Image.Image) -> int:
-    """The EXIF orientation (1..8); 1 when missing or unreadable (a broken EXIF block must not
-    fail a good photo)."""
-    try:
-        value = im.getexif().get(_EXIF_ORIENTATION, 1)
-    except Exception:
-        return 1
-    return value if isinstance(value, int) and value in _ORIENTATION_FIX else 1
-
-
-def _apply_orientation(im: Image.Image, orientation: int) -> Image.Image:
-    if orientation not in _ORIENTATION_FIX:
-        return im
-    try:
-        # Also drops the orientation tag from the result, so nobody rotates it twice.
-        return ImageOps.exif_transpose(im)
-    except Exception:
-        out = im.transpose(_ORIENTATION_FIX[orientation])
-        for key in ("exif", "xmp", "XML:com.adobe.xmp"):
-            out.info.pop(key, None)
-        return out
-
-
 def _info(data: bytes, fmt: str, mode: str, size: tuple[int, int], orientation: int) -> ImageInfo:
     width, height = size
     if orientation >= 5:  # 5-8 turn the picture by 90 degrees
@@ -420,102 +372,3 @@ def _info(data: bytes, fmt: str, mode: str, size: tuple[int, int], orientation: 
         size_bytes=len(data),
         content_hash=hashlib.sha256(data).hexdigest(),
     )
-
-
-def _to_rgb(im: Image.Image) -> Image.Image:
-    """A new, detached 8-bit RGB image for any Pillow mode."""
-    mode = im.mode
-    if mode == "RGB":
-        return im.copy()  # detach from the ImageFile (and its buffer)
-    if mode in _ALPHA_MODES or ("transparency" in im.info and mode in {"P", "L", "RGB", "1"}):
-        # Premultiplied La has no direct conversion to RGBA; un-premultiply first.
-        rgba = (im.convert("LA") if mode == "La" else im).convert("RGBA")
-        white = Image.new("RGBA", im.size, (*_WHITE, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    if mode in _INT_MODES or mode == "F":
-        return _stretch_to_l(im).convert("RGB")
-    # L, 1, P, CMYK (Pillow reads Adobe inverted CMYK/YCCK JPEGs the right way up), YCbCr, HSV,
-    # and LAB (Pillow converts that one through LittleCMS).
-    return im.convert("RGB")
-
-
-def _stretch_to_l(im: Image.Image) -> Image.Image:
-    """16/32-bit integer or float greyscale scaled to 8 bits by its actual range (not clipped)."""
-    wide = im if im.mode in {"I", "F"} else im.convert("I")
-    lo, hi = wide.getextrema()
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return wide.convert("L")  # NaN/inf pixels: no meaningful range, let Pillow clip
-    if hi == lo:
-        # A flat image has no range to stretch; keep its level on its nominal scale.
-        level = lo / 257 if im.mode.startswith("I;16") else lo
-        return Image.new("L", im.size, int(min(255, max(0, round(level)))))
-    scale = 255.0 / (hi - lo)
-    offset = 0.5 - lo * scale  # +0.5: the conversion to L truncates
-    return wide.point(lambda x: x * scale + offset).convert("L")
-
-
-# --- messages -----------------------------------------------------------------------------------
-
-
-def _human_bytes(n: int) -> str:
-    if n < 1024:
-        return f"{n} bytes"
-    unit, div = ("KiB", 1024) if n < _MIB else ("MiB", _MIB)
-    return f"{n / div:.1f}".removesuffix(".0") + f" {unit}"
-
-
-def _too_many_bytes(size: int, limit: int) -> str:
-    shown, shown_limit = _human_bytes(size), _human_bytes(limit)
-    if shown == shown_limit:  # rounding hid the difference
-        shown, shown_limit = f"{size} bytes", f"{limit} bytes"
-    return (
-        f"file is {shown}, above the {shown_limit} limit; raise CATALOG_AI_MAX_IMAGE_BYTES "
-        "to accept it"
-    )
-
-
-def _pixels(n: int, other: int) -> str:
-    """``n`` pixels for a message, in megapixels with enough digits to differ from ``other``."""
-    if min(n, other) >= 100_000:
-        for digits in (1, 3):
-            if f"{n / 1e6:.{digits}f}" != f"{other / 1e6:.{digits}f}":
-                return f"{n / 1e6:.{digits}f} megapixels"
-    return f"{n} pixels"
-
-
-def _magic_format(head: bytes) -> str | None:
-    for magic, fmt in _MAGIC:
-        if head.startswith(magic):
-            return fmt
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    return None
-
-
-def _unrecognised(data: bytes) -> str:
-    head = data[:4096]
-    if head.startswith(b"%PDF"):
-        return "not an image file (it is a PDF document); export the photo as JPEG or PNG"
-    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
-        return (
-            "a HEIC/HEIF photo, which cannot be read; upload it as JPEG (on an iPhone: Settings "
-            "> Camera > Formats > Most Compatible)"
-        )
-    lowered = head.lstrip().lower()
-    if lowered.startswith((b"<svg", b"<?xml")) and b"<svg" in lowered:
-        return "not a photo (it is an SVG drawing); export it as PNG or JPEG"
-    if _looks_like_text(head):
-        return "not an image file (it contains text)"
-    fmt = _magic_format(head)
-    if fmt is not None:
-        return f"damaged {fmt} file: the header cannot be read"
-    accepted = ", ".join(_accepted_formats())
-    return f"not an image file (unrecognised format; accepted formats: {accepted})"
-
-
-def _looks_like_text(head: bytes) -> bool:
-    try:
-        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-    except UnicodeDecodeError:
-        return False
-    return bool(text) and all(ch.isprintable() or ch in "\t\r\n\f" for ch in text)

@@ -3,8 +3,9 @@
 Folder import, ingest, the media store and the dashboard all read this table, so a format
 accepted in one place is accepted everywhere (before, four lists disagreed: ``.avif`` was
 decoded on ingest, stored as ``.bin`` and skipped by folder import). Standard library only, so
-the taxonomy module can use it without importing Pillow; :mod:`catalog_ai.photos.decode` decides which
-formats are decoded (:data:`catalog_ai.photos.decode.ACCEPTED_FORMATS` is derived from this table).
+the taxonomy module can use it without importing Pillow; :mod:`catalog_ai.photos.decode` decides
+which formats are decoded (:data:`catalog_ai.photos.decode.ACCEPTED_FORMATS` is derived from this
+table).
 """
 
 from __future__ import annotations

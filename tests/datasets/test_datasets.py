@@ -55,4 +55,7 @@ def test_shared_copy_is_found_beside_the_checkout(tmp_path):
     repo = tmp_path / "main"
     (repo / "sub").mkdir(parents=True)
     (tmp_path / "shared" / "datasets" / "grocery-store" / "train").mkdir(parents=True)
-    assert datasets.find_local_grocery_store(repo / "sub") == tmp_path / "shared" / "datasets" / "grocery-store"
+    assert (
+        datasets.find_local_grocery_store(repo / "sub")
+        == tmp_path / "shared" / "datasets" / "grocery-store"
+    )

@@ -21,7 +21,7 @@ WHO_DECIDED = {
 def test_every_source_is_classified_by_hand() -> None:
     assert {s.value for s in LabelSource} == set(WHO_DECIDED)
     assert {s.value: s.is_human for s in LabelSource} == WHO_DECIDED
-    assert HUMAN_SOURCES == {LabelSource(v) for v, human in WHO_DECIDED.items() if human}
+    assert {LabelSource(v) for v, human in WHO_DECIDED.items() if human} == HUMAN_SOURCES
 
 
 @pytest.mark.parametrize("source", [*WHO_DECIDED, None])
@@ -53,8 +53,10 @@ def test_label_source_check_constraint_rejects_unknown_values(db_url: str) -> No
 
 def test_an_unknown_label_source_is_refused_before_the_database() -> None:
     # The old spelling of a model's label fails in Python, naming the value, not as a CHECK.
-    with pytest.raises(sa.exc.StatementError, match="'auto' is not among the defined enum"):
-        with unit_of_work("sqlite://") as session:
-            session.connection().execute(
-                sa.insert(Product.__table__).values(title="x", label_source="auto")
-            )
+    with (
+        pytest.raises(sa.exc.StatementError, match="'auto' is not among the defined enum"),
+        unit_of_work("sqlite://") as session,
+    ):
+        session.connection().execute(
+            sa.insert(Product.__table__).values(title="x", label_source="auto")
+        )

@@ -99,9 +99,12 @@ def test_an_error_after_the_commit_is_never_retried(sqlite_url: str) -> None:
     def chunk(session):
         calls.append(1)
         session.add(TaxonomyVersion(source="once", fingerprint="0" * 64))
-        on_commit(session, lambda: (_ for _ in ()).throw(
-            _dbapi_error(sqlite3.OperationalError("database is locked"))
-        ))
+        on_commit(
+            session,
+            lambda: (_ for _ in ()).throw(
+                _dbapi_error(sqlite3.OperationalError("database is locked"))
+            ),
+        )
 
     with pytest.raises(DBAPIError, match="database is locked"):
         run_chunk(chunk, url=sqlite_url)

@@ -122,7 +122,7 @@ def test_ensure_schema_current_on_an_empty_database(empty_db_url: str) -> None:
 def test_ensure_schema_current_on_a_database_from_newer_code(sqlite_url: str) -> None:
     with unit_of_work(sqlite_url) as session:
         session.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
-    with pytest.raises(DatabaseError, match="9999_future.*upgrade catalog_ai"):
+    with pytest.raises(DatabaseError, match=r"9999_future.*upgrade catalog_ai"):
         ensure_schema_current(get_engine(sqlite_url))
 
 

@@ -26,14 +26,26 @@ from catalog_ai.taxonomy import (
 
 # name -> (file name, text, expected message part or None for "imports fine")
 HOSTILE: dict[str, tuple[str, str, str | None]] = {
-    "long name": ("long_name.txt", "Fruit\nFruit > " + "a" * 256 + "\n",
-                  "256 characters long; the catalog stores at most 255"),
-    "long path": ("long_path.txt", " > ".join(["n" * 200] * 6) + "\n",
-                  "characters long; the catalog stores at most 1024"),
-    "long google id": ("long_id.txt", "1 - Fruit\n" + "9" * 65 + " - Fruit > Apple\n",
-                       "65 characters long; the catalog stores at most 64"),
-    "long csv id": ("long_id.csv", "id,path\nx,Fruit\n" + "y" * 65 + ",Fruit > Pear\n",
-                    "65 characters long; the catalog stores at most 64"),
+    "long name": (
+        "long_name.txt",
+        "Fruit\nFruit > " + "a" * 256 + "\n",
+        "256 characters long; the catalog stores at most 255",
+    ),
+    "long path": (
+        "long_path.txt",
+        " > ".join(["n" * 200] * 6) + "\n",
+        "characters long; the catalog stores at most 1024",
+    ),
+    "long google id": (
+        "long_id.txt",
+        "1 - Fruit\n" + "9" * 65 + " - Fruit > Apple\n",
+        "65 characters long; the catalog stores at most 64",
+    ),
+    "long csv id": (
+        "long_id.csv",
+        "id,path\nx,Fruit\n" + "y" * 65 + ",Fruit > Pear\n",
+        "65 characters long; the catalog stores at most 64",
+    ),
     "nul in name": ("nul.txt", "Fruit\nFruit > Ap\x00ple\n", "control character U+0000"),
     "nul in csv id": ("nul_id.csv", "id,path\nx\x00y,Fruit\n", "control character U+0000"),
     "esc in name": ("esc.txt", "Fruit > \x1b[31mRed\n", "control character U+001B"),
@@ -108,9 +120,8 @@ def test_external_id_of_another_path_in_the_catalog_is_a_taxonomy_error(
     second.write_text("1 - Fruit\n3 - Vegetables\n2 - Vegetables > Leek\n", encoding="utf-8")
     with unit_of_work(db_url) as session:
         sync_taxonomy(session, load_taxonomy(first), source=f"import:{first}")
-    with pytest.raises(TaxonomyError) as info:
-        with unit_of_work(db_url) as session:
-            sync_taxonomy(session, load_taxonomy(second), source=f"import:{second}")
+    with pytest.raises(TaxonomyError) as info, unit_of_work(db_url) as session:
+        sync_taxonomy(session, load_taxonomy(second), source=f"import:{second}")
     message = str(info.value)
     assert message.startswith(f"{second}:3: "), message
     assert "'Vegetables > Leek'" in message and "'Fruit > Apple'" in message
@@ -129,10 +140,13 @@ def test_hand_built_tree_is_checked_before_any_write(db_url: str) -> None:
     """``Taxonomy(nodes)`` skips the parsers; sync_taxonomy still refuses what cannot be stored."""
     from catalog_ai.taxonomy import Node, Taxonomy
 
-    tree = Taxonomy([Node("Fruit", "Fruit", ("Fruit",), None, 1),
-                     Node("x" * 65, "Ap\x00ple", ("Fruit", "Ap\x00ple"), "Fruit", 2)])
-    with pytest.raises(TaxonomyError, match=r"U\+0000"):
-        with unit_of_work(db_url) as session:
-            sync_taxonomy(session, tree, source="import:hand")
+    tree = Taxonomy(
+        [
+            Node("Fruit", "Fruit", ("Fruit",), None, 1),
+            Node("x" * 65, "Ap\x00ple", ("Fruit", "Ap\x00ple"), "Fruit", 2),
+        ]
+    )
+    with pytest.raises(TaxonomyError, match=r"U\+0000"), unit_of_work(db_url) as session:
+        sync_taxonomy(session, tree, source="import:hand")
     with unit_of_work(db_url) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Category)) == 0

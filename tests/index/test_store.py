@@ -118,3 +118,53 @@ def test_unsafe_version_names_and_bad_manifests_are_refused(tmp_path):
     (path / "manifest.json").write_text(json.dumps({"format": 99}))
     with pytest.raises(SearchError, match="newer"):
         read_manifest(path)
+
+
+def test_index_lock_serialises_two_writers_in_one_process(tmp_path):
+    import threading
+    import time
+
+    from catalog_ai.index import index_lock
+
+    events: list[str] = []
+    held = threading.Event()
+
+    def first() -> None:
+        with index_lock(tmp_path / "ix"):
+            events.append("first in")
+            held.set()
+            time.sleep(0.3)  # the second writer must wait all this while
+            events.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert held.wait(5)
+    with index_lock(tmp_path / "ix"):
+        events.append("second in")
+    thread.join()
+    assert events == ["first in", "first out", "second in"]
+
+
+def test_index_lock_is_seen_by_another_process_and_released_on_error(tmp_path):
+    import subprocess
+    import sys
+
+    from catalog_ai.index import index_lock
+
+    # Another process (as on another machine) tries the same lock file without waiting.
+    probe = (
+        "import sys, filelock\n"
+        "try:\n"
+        "    with filelock.FileLock(sys.argv[1], timeout=0): print('free')\n"
+        "except filelock.Timeout: print('held')\n"
+    )
+    lock_file = str(tmp_path / "ix" / ".lock")
+
+    def other_process_sees() -> str:
+        out = subprocess.run([sys.executable, "-c", probe, lock_file], capture_output=True)
+        return out.stdout.decode().strip()
+
+    with pytest.raises(RuntimeError), index_lock(tmp_path / "ix"):
+        assert other_process_sees() == "held"
+        raise RuntimeError("a writer fails half-way")
+    assert other_process_sees() == "free"  # released although the block raised

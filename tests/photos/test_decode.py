@@ -1,4 +1,5 @@
-"""Tests for catalog_ai.photos.decode: every photo is made here, tiny, in memory or under tmp_path."""
+"""Tests for catalog_ai.photos.decode: every photo is made here, tiny, in memory or under
+tmp_path."""
 
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ def encode(im: Image.Image, fmt: str, **params: object) -> bytes:
 
 def png_chunk(kind: bytes, payload: bytes) -> bytes:
     return (
-        struct.pack(">I", len(payload)) + kind + payload
+        struct.pack(">I", len(payload))
+        + kind
+        + payload
         + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
     )
 
@@ -43,7 +46,9 @@ def crafted_png(width: int, height: int, *, bit_depth: int, colour_type: int, id
     """A PNG written by hand: IHDR says what we want, IDAT holds whatever we pass."""
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat)
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", idat)
         + png_chunk(b"IEND", b"")
     )
 
@@ -74,8 +79,14 @@ def with_app1(jpeg: bytes, payload: bytes) -> bytes:
 def gradient_jpeg(width: int, height: int) -> bytes:
     x = np.linspace(0, 255, width, dtype=np.float32)
     y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
-    arr = np.stack([np.broadcast_to(x, (height, width)), np.broadcast_to(y, (height, width)),
-                    np.full((height, width), 128, np.float32)], axis=-1).astype(np.uint8)
+    arr = np.stack(
+        [
+            np.broadcast_to(x, (height, width)),
+            np.broadcast_to(y, (height, width)),
+            np.full((height, width), 128, np.float32),
+        ],
+        axis=-1,
+    ).astype(np.uint8)
     return encode(Image.fromarray(arr), "JPEG", quality=85)
 
 
@@ -107,7 +118,11 @@ def test_load_with_info_describes_the_file(tmp_path: Path) -> None:
     assert img.mode == "RGB" and img.size == (30, 20)
     assert near(img.getpixel((15, 10)), GREEN)
     assert info == ImageInfo(
-        width=30, height=20, format="JPEG", mode="RGB", size_bytes=len(data),
+        width=30,
+        height=20,
+        format="JPEG",
+        mode="RGB",
+        size_bytes=len(data),
         content_hash=hashlib.sha256(data).hexdigest(),
     )
     assert probe(data) == info
@@ -145,7 +160,7 @@ def test_global_pillow_state_is_left_alone(big_jpeg: bytes) -> None:
     for bad in (big_jpeg[: len(big_jpeg) // 2], b"not an image"):
         with pytest.raises(ImageError):
             load_image(bad)
-    assert (ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS) == before
+    assert before == (ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS)
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 
@@ -194,7 +209,7 @@ def test_palette_with_transparency_goes_on_white() -> None:
 @pytest.mark.parametrize("mode", ["PA", "La", "RGBa"])
 def test_alpha_modes_no_file_format_stores_go_on_white(mode: str) -> None:
     # No accepted format writes these modes, so the conversion is checked on its own.
-    from catalog_ai.photos.decode import _to_rgb
+    from catalog_ai.photos.convert import to_rgb as _to_rgb
 
     if mode == "La":
         src = Image.new("LA", (4, 4), (0, 0))
@@ -361,6 +376,27 @@ def test_every_orientation_matches_pillow(orientation: int) -> None:
     assert img.tobytes() == expected.tobytes()
 
 
+# What each EXIF orientation asks of the stored pixels (rows, columns, channels) to stand
+# upright, written from the EXIF specification with numpy, independently of Pillow's table.
+UPRIGHT = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],  # mirrored left-right
+    3: lambda a: a[::-1, ::-1],  # upside down
+    4: lambda a: a[::-1, :],  # mirrored top-bottom
+    5: lambda a: a.transpose(1, 0, 2),  # mirrored over the main diagonal
+    6: lambda a: np.rot90(a, k=-1),  # stored turned left: turn right
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # mirrored over the other diagonal
+    8: lambda a: np.rot90(a, k=1),  # stored turned right: turn left
+}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_orientation_matches_the_exif_specification(orientation: int) -> None:
+    data = quadrant_jpeg(orientation=orientation)
+    stored = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))  # as stored, not turned
+    assert np.array_equal(np.asarray(load_image(data)), UPRIGHT[orientation](stored))
+
+
 BROKEN_EXIF = {
     "bad byte order": b"Exif\x00\x00XX\x00\x2a\x00\x00\x00\x08",
     "IFD offset past the end": b"Exif\x00\x00MM\x00\x2a\x7f\xff\xff\xff",
@@ -392,12 +428,19 @@ def test_failing_exif_reader_means_no_rotation(monkeypatch: pytest.MonkeyPatch) 
     assert load_image(quadrant_jpeg(orientation=6)).size == (40, 20)
 
 
-def test_failing_exif_transpose_still_rotates(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(image: Image.Image, **kwargs: object) -> Image.Image:
+def test_an_exif_block_pillow_cannot_rewrite_still_rotates(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = quadrant_jpeg(orientation=6)
+    calls = []
+
+    def broken(self: Image.Exif) -> bytes:
+        calls.append(self)
         raise ValueError("cannot rewrite EXIF")
 
-    monkeypatch.setattr(ImageOps, "exif_transpose", broken)
-    img = load_image(quadrant_jpeg(orientation=6))
+    # exif_transpose rewrites the EXIF block once it has turned the picture; that may fail.
+    monkeypatch.setattr(Image.Exif, "tobytes", broken)
+    img = load_image(data)
+    assert calls  # the rewrite was tried and failed
+
     assert img.size == (20, 40)
     assert near(img.getpixel((16, 5)), RED)
     assert img.getexif().get(0x0112, 1) == 1
@@ -618,7 +661,7 @@ def test_real_decompression_bomb_is_refused(env_settings: pytest.MonkeyPatch) ->
 
 def test_pillow_bomb_error_becomes_image_error() -> None:
     # Our limit raised far above Pillow's hard limit (2 x MAX_IMAGE_PIXELS): Pillow still refuses.
-    assert Image.MAX_IMAGE_PIXELS is not None and 20000 * 20000 > 2 * Image.MAX_IMAGE_PIXELS
+    assert Image.MAX_IMAGE_PIXELS is not None and 2 * Image.MAX_IMAGE_PIXELS < 20000 * 20000
     bomb = crafted_png(20000, 20000, bit_depth=8, colour_type=0, idat=b"garbage")
     with pytest.raises(ImageError, match="too large to decode safely"):
         load_image(bomb, max_pixels=10**9)
@@ -626,7 +669,7 @@ def test_pillow_bomb_error_becomes_image_error() -> None:
 
 @pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
 def test_pillow_bomb_warning_raised_as_error_becomes_image_error() -> None:
-    assert Image.MAX_IMAGE_PIXELS is not None and 10000 * 10000 > Image.MAX_IMAGE_PIXELS
+    assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < 10000 * 10000
     bomb = crafted_png(10000, 10000, bit_depth=8, colour_type=0, idat=b"garbage")
     with pytest.raises(ImageError, match="too large to decode safely"):
         load_image(bomb, max_pixels=200_000_000)

@@ -45,8 +45,16 @@ _alpha = io.BytesIO()
 Image.new("RGBA", (9, 7), (1, 2, 3, 100)).save(_alpha, "PNG")
 SAMPLES["PNG-alpha"] = _alpha.getvalue()
 SAMPLES["JPEG-progressive"] = _sample("JPEG", progressive=True, quality=80)
-MAGICS = [b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"II*\x00", b"MM\x00*", b"BM",
-          b"RIFF\x00\x00\x00\x00WEBP", b"\x00\x00\x00\x1cftypavif"]
+MAGICS = [
+    b"\xff\xd8\xff",
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF89a",
+    b"II*\x00",
+    b"MM\x00*",
+    b"BM",
+    b"RIFF\x00\x00\x00\x00WEBP",
+    b"\x00\x00\x00\x1cftypavif",
+]
 
 
 def _only_image_errors(data: bytes) -> None:
@@ -100,8 +108,9 @@ def test_bytes_behind_a_magic_number_raise_only_image_errors(magic: bytes, rest:
     _only_image_errors(magic + rest)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-          database=None)
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+)
 @given(mutated())
 def test_mutated_photos_raise_only_image_errors(data: bytes) -> None:
     _only_image_errors(data)

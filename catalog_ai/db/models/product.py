@@ -65,7 +65,8 @@ class Product(Base):
         Index(None, "status", "status_changed_at"),
     )
     # Fetch server-set timestamps (updated_at) at flush, so they stay readable after the session.
-    __mapper_args__ = {"eager_defaults": True}
+    # SQLAlchemy types it as an instance variable, so it cannot be annotated ClassVar.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(512), default="", server_default="")
