@@ -9,9 +9,10 @@ README's configuration table says what each means).
 
 Passwords are hashed with Argon2id (argon2-cffi's ``PasswordHasher``, its RFC 9106 low-memory
 profile). Hashes of the earlier PBKDF2-HMAC-SHA256 scheme (``pbkdf2_sha256$...``) are still
-accepted; a sign-in with one logs (``catalog_ai.auth``, level WARNING) the Argon2 line that
-should replace it in the configuration. Users live in environment variables or a file an
-administrator manages, so the dashboard never rewrites them itself.
+accepted and re-hashed on a successful sign-in: a user from ``CATALOG_AI_USERS_FILE`` gets the
+Argon2 hash written into that line of the file (atomically, under a lock; nothing else in the
+file changes); a user from the ``CATALOG_AI_USERS`` variable cannot be rewritten by a process,
+so the line to put in is logged (``catalog_ai.auth``, level WARNING).
 
 A name that is not configured costs the same as a wrong password for a known one: it is
 checked against a dummy hash with the same scheme and parameters as the configured users'.
@@ -29,9 +30,11 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import astuple, dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
+from filelock import FileLock
 
 from catalog_ai.errors import ConfigError
 from catalog_ai.settings import Network, Settings
@@ -47,6 +50,7 @@ __all__ = [
     "legacy_pbkdf2_hash",
     "load_auth_config",
     "needs_rehash",
+    "replace_hash_in_file",
     "verify_password",
 ]
 
@@ -161,6 +165,7 @@ def _dummy_for(cost: tuple) -> str:
 class SignIn:
     name: str
     new_hash: str | None = None  # set when the stored hash should be replaced by this one
+    saved: bool = False  # the new hash is written into the users file already
 
     @property
     def config_line(self) -> str | None:
@@ -201,6 +206,8 @@ class AuthConfig:
     header: str | None = None
     read_only_viewing: bool = False
     trusted_proxies: tuple[Network, ...] = ()
+    users_file: Path | None = None
+    file_users: frozenset[str] = frozenset()  # names whose hash comes from users_file
     hasher: PasswordHasher = field(default=DEFAULT_HASHER, compare=False, repr=False)
 
     def _dummy(self) -> str:
@@ -221,7 +228,17 @@ class AuthConfig:
             return None
         if not needs_rehash(encoded, self.hasher):
             return SignIn(name)
-        done = SignIn(name, hash_password(password, hasher=self.hasher))
+        new_hash = hash_password(password, hasher=self.hasher)
+        users_file = self.users_file if name in self.file_users else None
+        if users_file is not None and replace_hash_in_file(users_file, name, encoded, new_hash):
+            log.info(
+                "re-hashed %r's password in %s (was %s)",
+                name,
+                self.users_file,
+                encoded.split("$")[0] or encoded[:9],
+            )
+            return SignIn(name, new_hash, saved=True)
+        done = SignIn(name, new_hash)
         log.warning(
             "reviewer %r signed in with an outdated password hash (%s); replace the line for %r "
             "in CATALOG_AI_USERS / CATALOG_AI_USERS_FILE with: %s",
@@ -274,6 +291,33 @@ class AuthConfig:
         return bool(self.users) or bool(self.header)
 
 
+def replace_hash_in_file(path: Path, name: str, old_hash: str, new_hash: str) -> bool:
+    """Replace ``name:old_hash`` with ``name:new_hash`` in the users file; False (and the file
+    untouched) when the line is no longer there (someone edited it meanwhile) or the file
+    cannot be written. Atomic (a temporary file renamed over it, same permissions), under a
+    lock beside the file so two dashboards signing the same user in do not both rewrite it."""
+    try:
+        with FileLock(f"{path}.lock", timeout=5):
+            lines = path.read_text("utf-8").splitlines(keepends=True)
+            for i, raw in enumerate(lines):
+                key, sep, value = raw.strip().partition(":")
+                if sep and key.strip() == name and value.strip() == old_hash:
+                    indent = raw[: len(raw) - len(raw.lstrip())]
+                    ending = "\n" if raw.endswith("\n") else ""
+                    lines[i] = f"{indent}{name}:{new_hash}{ending}"
+                    break
+            else:
+                return False
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            temporary.write_text("".join(lines), "utf-8")
+            os.chmod(temporary, path.stat().st_mode & 0o7777)
+            os.replace(temporary, path)
+            return True
+    except OSError as exc:
+        log.warning("could not rewrite %s with %r's new password hash: %s", path, name, exc)
+        return False
+
+
 def _parse_pairs(lines: list[str], source: str) -> dict[str, str]:
     users: dict[str, str] = {}
     for number, raw in enumerate(lines, start=1):
@@ -300,6 +344,7 @@ def load_auth_config(env: Mapping[str, str] | None = None) -> AuthConfig:
     dashboard calls this on every run), through :class:`catalog_ai.settings.Settings`."""
     settings = Settings.from_env(env)
     users: dict[str, str] = {}
+    path, from_file = None, {}
     if settings.users:
         users.update(_parse_pairs(settings.users.split(";"), "CATALOG_AI_USERS"))
     if settings.users_file:
@@ -310,12 +355,15 @@ def load_auth_config(env: Mapping[str, str] | None = None) -> AuthConfig:
             raise ConfigError(
                 f"CATALOG_AI_USERS_FILE={path}: cannot read it ({exc.strerror})"
             ) from exc
-        users.update(_parse_pairs(lines, str(path)))
+        from_file = _parse_pairs(lines, str(path))
+        users.update(from_file)
     config = AuthConfig(
         users=users,
         header=settings.auth_header,
         read_only_viewing=settings.read_only_viewing,
         trusted_proxies=settings.trusted_proxies,
+        users_file=path if settings.users_file else None,
+        file_users=frozenset(from_file) if settings.users_file else frozenset(),
     )
     warning = config.header_warning
     if warning and warning not in _warned:  # once per process: the config is read every run

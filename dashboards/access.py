@@ -122,7 +122,7 @@ def _sign_in(auth: AuthConfig, name: str, password: str) -> None:
         st.error("Wrong name or password." + (f" {refusal.message}" if refusal else ""))
         return
     st.session_state[SIGNED_IN_KEY] = done.name
-    if done.new_hash:
+    if done.new_hash and not done.saved:  # saved: the users file holds the new hash already
         st.session_state[_REHASH_KEY] = True
     st.rerun()
 

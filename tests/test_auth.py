@@ -50,6 +50,48 @@ def test_legacy_pbkdf2_hash_is_accepted_and_flagged_with_its_replacement(caplog)
     assert auth.sign_in("alice", "wrong") is None
 
 
+def test_legacy_hash_in_the_users_file_is_rewritten_on_sign_in(tmp_path, caplog):
+    old = legacy_pbkdf2_hash("a-long-password", iterations=1000)
+    bob = hash_password("b-long-password", hasher=CHEAP)
+    users = tmp_path / "reviewers.txt"
+    users.write_text(f"# reviewers\n  alice:{old}\nbob:{bob}\n")
+    users.chmod(0o640)
+    env = {"CATALOG_AI_USERS_FILE": str(users)}
+    with caplog.at_level(logging.INFO, logger="catalog_ai.auth"):
+        done = load_auth_config(env).sign_in("alice", "a-long-password")
+    assert done is not None and done.saved and done.new_hash.startswith("$argon2id$")
+    lines = users.read_text().splitlines()
+    assert lines == ["# reviewers", f"  alice:{done.new_hash}", f"bob:{bob}"]  # one line changed
+    assert users.stat().st_mode & 0o777 == 0o640
+    assert "outdated" not in caplog.text  # nothing left for the administrator to do
+    again = load_auth_config(env).sign_in("alice", "a-long-password")
+    assert again is not None and again.new_hash is None  # the file now holds a current hash
+
+
+def test_legacy_hash_from_the_environment_is_not_written_anywhere(tmp_path, caplog):
+    old = legacy_pbkdf2_hash("a-long-password", iterations=1000)
+    users = tmp_path / "reviewers.txt"
+    users.write_text(f"bob:{hash_password('b-long-password', hasher=CHEAP)}\n")
+    before = users.read_text()
+    env = {"CATALOG_AI_USERS": f"alice:{old}", "CATALOG_AI_USERS_FILE": str(users)}
+    with caplog.at_level(logging.WARNING, logger="catalog_ai.auth"):
+        done = load_auth_config(env).sign_in("alice", "a-long-password")
+    assert done is not None and not done.saved and done.config_line in caplog.text
+    assert users.read_text() == before
+
+
+def test_a_users_file_edited_meanwhile_is_left_alone(tmp_path):
+    old = legacy_pbkdf2_hash("a-long-password", iterations=1000)
+    users = tmp_path / "reviewers.txt"
+    users.write_text(f"alice:{old}\n")
+    auth = load_auth_config({"CATALOG_AI_USERS_FILE": str(users)})
+    edited = f"alice:{legacy_pbkdf2_hash('another-password', iterations=1000)}\n"
+    users.write_text(edited)  # the administrator changed alice's password after it was read
+    done = auth.sign_in("alice", "a-long-password")
+    assert done is not None and not done.saved
+    assert users.read_text() == edited
+
+
 def test_current_hash_is_not_rehashed():
     auth = AuthConfig(users={"bob": hash_password("b-long-password", hasher=CHEAP)}, hasher=CHEAP)
     assert auth.sign_in("bob", "b-long-password").new_hash is None
