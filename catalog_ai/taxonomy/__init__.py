@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from catalog_ai.db.limits import MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PATH_CHARS
 from catalog_ai.errors import TaxonomyError
 from catalog_ai.photos.types import PHOTO_SUFFIXES
 
@@ -68,13 +69,8 @@ _GOOGLE_SNIFF = re.compile(r"^\d+ - ")
 # --------------------------------------------------------------------------------------------
 # The contract every stored category meets, on every database.
 #
-# Lengths: the catalog's VARCHAR columns (catalog_ai/db/models/category.py builds them from these
-# three numbers, so there is one source of truth). PostgreSQL refuses longer values, SQLite stores
-# them: checking here keeps an embedded catalog movable to PostgreSQL. Lengths count code points,
-# as PostgreSQL's VARCHAR(n) does, after normalisation.
-MAX_NAME_CHARS = 255  # categories.name
-MAX_PATH_CHARS = 1024  # categories.path, the names joined with " > "
-MAX_ID_CHARS = 64  # categories.external_id (a Google or CSV id)
+# Lengths: the catalog's VARCHAR columns (MAX_NAME_CHARS, MAX_PATH_CHARS, MAX_ID_CHARS from
+# catalog_ai.db.limits, the one source of truth), counted in code points after normalisation.
 #
 # Characters: control characters (C0 and C1, NUL included: PostgreSQL cannot store it), line and
 # paragraph separators, surrogates, and invisible format characters (bidi overrides and isolates
@@ -764,6 +760,7 @@ def parse_csv(file: str | Iterable[str], source: str = "<string>") -> Taxonomy:
             "empty CSV; expected a header 'id,path' or 'id,parent_id,name'", source=source
         )
     parent_col = "parent_id" if "parent_id" in header else "parent"
+    columns: tuple[str, ...]
     if "id" in header and "path" in header:
         columns = ("id", "path")
     elif "id" in header and "name" in header and parent_col in header:
@@ -927,7 +924,7 @@ def _inside(real: str, root_real: str) -> bool:
 
 def _photos_below(folder: str, wanted: tuple[str, ...]) -> list[Path]:
     """Photo files anywhere below a skipped folder (links not followed), to count them."""
-    found = []
+    found: list[Path] = []
     for base, dirs, names in os.walk(folder):
         dirs.sort()
         found.extend(Path(base) / n for n in sorted(names) if n.lower().endswith(wanted))

@@ -35,7 +35,7 @@ from catalog_ai.db import (
 from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.settings import get_settings, reset_settings
-from catalog_ai.worker.dispatch import CeleryDispatcher
+from catalog_ai.worker.tasks import CeleryDispatcher
 from worker.support import activate, bad_files, shared_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
