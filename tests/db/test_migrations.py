@@ -193,23 +193,27 @@ def _provenance_round_trip(url: str) -> None:
 
     def stored() -> list:
         with engine.connect() as connection:
-            return list(connection.execute(
-                sa.text("SELECT label_source FROM products ORDER BY id")
-            ).scalars())
+            return list(
+                connection.execute(
+                    sa.text("SELECT label_source FROM products ORDER BY id")
+                ).scalars()
+            )
 
     try:
         with engine.begin() as connection:
             for i, source in enumerate(sources):
                 connection.execute(
-                    sa.text("INSERT INTO products (title, status, label_source) "
-                            "VALUES (:t, 'accepted', :s)"),
+                    sa.text(
+                        "INSERT INTO products (title, status, label_source) "
+                        "VALUES (:t, 'accepted', :s)"
+                    ),
                     {"t": f"p{i}", "s": source},
                 )
         migrate.upgrade(url, revision="0003_provenance")
         assert stored() == [None, "import", "model", "review", "fewshot"]
-        with pytest.raises(sa.exc.IntegrityError):  # the CHECK keeps the old spelling out
-            with engine.begin() as connection:
-                connection.execute(sa.text("UPDATE products SET label_source = 'auto'"))
+        # The CHECK keeps the old spelling out.
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+            connection.execute(sa.text("UPDATE products SET label_source = 'auto'"))
         migrate.downgrade(url, revision=parent)
         assert stored() == sources
 
@@ -242,25 +246,48 @@ def _reviews_become_revisions(url: str) -> None:
         run = lambda sql: conn.execute(sa.text(sql))  # noqa: E731
         run("INSERT INTO taxonomy_versions (id, source, fingerprint) VALUES (1, 't', 'f')")
         for cid, path in [(1, "Fruit"), (2, "Veg")]:
-            run(f"INSERT INTO categories (id, path, name, depth, source, taxonomy_version) "
-                f"VALUES ({cid}, '{path}', '{path}', 0, 'import', 1)")
-        run("INSERT INTO model_versions (id, version, backbone, bundle_path, metrics, "
-            "taxonomy_fingerprint) VALUES (1, 'm1', 'tiny', '/m1', '{}', 'f')")
-        for pid, status, source, cat in [(1, "accepted", "review", 2), (2, "accepted", "auto", 1),
-                                          (3, "accepted", "review", 1), (4, "suggested", None, None)]:
-            run(f"INSERT INTO products (id, status, label_source, category_id) VALUES "
-                f"({pid}, '{status}', {repr(source) if source else 'NULL'}, {cat or 'NULL'})")
-            run(f"INSERT INTO product_images (id, product_id, content_hash, stored_path, width, "
-                f"height, size_bytes, format) VALUES ({pid}, {pid}, 'h{pid}', 'p{pid}', 1, 1, 1, 'png')")
-            conn.execute(sa.text("INSERT INTO embeddings (image_id, model_version_id, dim, vector) "
-                                 "VALUES (:i, 1, 4, :v)"), {"i": pid, "v": vector})
-        run("INSERT INTO reviews (id, product_id, reviewer, action, category_id) "
-            "VALUES (7, 3, 'ann', 'correct', 1)")
+            run(
+                f"INSERT INTO categories (id, path, name, depth, source, taxonomy_version) "
+                f"VALUES ({cid}, '{path}', '{path}', 0, 'import', 1)"
+            )
+        run(
+            "INSERT INTO model_versions (id, version, backbone, bundle_path, metrics, "
+            "taxonomy_fingerprint) VALUES (1, 'm1', 'tiny', '/m1', '{}', 'f')"
+        )
+        for pid, status, source, cat in [
+            (1, "accepted", "review", 2),
+            (2, "accepted", "auto", 1),
+            (3, "accepted", "review", 1),
+            (4, "suggested", None, None),
+        ]:
+            run(
+                f"INSERT INTO products (id, status, label_source, category_id) VALUES "
+                f"({pid}, '{status}', {repr(source) if source else 'NULL'}, {cat or 'NULL'})"
+            )
+            run(
+                "INSERT INTO product_images (id, product_id, content_hash, stored_path, width, "
+                "height, size_bytes, format) "
+                f"VALUES ({pid}, {pid}, 'h{pid}', 'p{pid}', 1, 1, 1, 'png')"
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO embeddings (image_id, model_version_id, dim, vector) "
+                    "VALUES (:i, 1, 4, :v)"
+                ),
+                {"i": pid, "v": vector},
+            )
+        run(
+            "INSERT INTO reviews (id, product_id, reviewer, action, category_id) "
+            "VALUES (7, 3, 'ann', 'correct', 1)"
+        )
     migrate.upgrade(url)
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT model_version_id, revision, path, category_id, review_id, dim, vector "
-            "FROM prototype_revisions ORDER BY revision")).all()
+        rows = conn.execute(
+            sa.text(
+                "SELECT model_version_id, revision, path, category_id, review_id, dim, vector "
+                "FROM prototype_revisions ORDER BY revision"
+            )
+        ).all()
     engine.dispose()
     assert [tuple(r[:6]) for r in rows] == [(1, 1, "Veg", 2, None, 4), (1, 2, "Fruit", 1, 7, 4)]
     assert all(bytes(r[6]) == vector for r in rows)
@@ -271,7 +298,9 @@ def test_reviews_before_the_upgrade_become_memory_revisions_on_sqlite(tmp_path: 
 
 
 @pytest.mark.integration
-def test_reviews_before_the_upgrade_become_memory_revisions_on_postgresql(postgres_url: str) -> None:
+def test_reviews_before_the_upgrade_become_memory_revisions_on_postgresql(
+    postgres_url: str,
+) -> None:
     _reviews_become_revisions(postgres_url)
 
 
@@ -287,7 +316,7 @@ def test_ensure_schema_current_on_an_empty_database(empty_db_url: str) -> None:
 def test_ensure_schema_current_on_a_database_from_newer_code(sqlite_url: str) -> None:
     with unit_of_work(sqlite_url) as session:
         session.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
-    with pytest.raises(DatabaseError, match="9999_future.*upgrade catalog_ai"):
+    with pytest.raises(DatabaseError, match=r"9999_future.*upgrade catalog_ai"):
         migrate.ensure_schema_current(get_engine(sqlite_url))
 
 

@@ -8,6 +8,7 @@ database, the truth, at the end: every product finished, one suggestion each.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -86,10 +87,8 @@ class Deployment:
 
     def kill(self, proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # ended between the poll and the kill
                 os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
