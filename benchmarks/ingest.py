@@ -241,7 +241,7 @@ def run_with_worker(
 ) -> dict:
     import redis
 
-    from catalog_ai.worker.dispatch import CeleryDispatcher
+    from catalog_ai.worker.tasks import CeleryDispatcher
 
     enqueue_classification = CeleryDispatcher().classify
     redis.Redis.from_url(redis_url).flushdb()

@@ -2,7 +2,7 @@
 
 Services decide *what* must happen once their transaction commits (classify these products,
 re-classify for this model, embed the catalogue); each entry point decides *how*: the worker
-and a command with a broker configured send Celery messages (:mod:`catalog_ai.worker.dispatch`),
+and a command with a broker configured send Celery messages (:mod:`catalog_ai.worker.tasks`),
 the embedded set-up runs the work on a background thread of the same process. So services never
 import the worker or Celery, and nothing runs the network inside a commit hook.
 

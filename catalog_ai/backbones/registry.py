@@ -224,7 +224,7 @@ def get_backbone(name: str) -> BackboneSpec:
         raise BackboneError(f"backbone name {name!r} must be a non-empty string; {_LIST_HINT}")
     name = name.strip()
     if is_timm_name(name):
-        return timm_spec(name)
+        return timm_spec(name, installed=_installed)
     registry = _current()
     spec = registry.specs.get(name)
     if spec is not None:
@@ -272,6 +272,11 @@ def create_backbone(
 def backbone_available_offline(spec: BackboneSpec) -> bool:
     """True when ``spec``'s pretrained weights are on this machine (no download needed)."""
     return spec.weights.offline
+
+
+def _installed() -> list[str]:
+    # The timm adapter's hint when weights cannot be downloaded: backbones that need no download.
+    return [spec.name for spec in list_backbones() if backbone_available_offline(spec)]
 
 
 def register_backbone(

@@ -59,7 +59,8 @@ class Preprocessing:
             out.append(f"preprocessing.std={self.std!r} must be positive")
         if self.interpolation not in _INTERPOLATIONS:
             out.append(
-                f"preprocessing.interpolation={self.interpolation!r} must be one of {_INTERPOLATIONS}"
+                f"preprocessing.interpolation={self.interpolation!r} "
+                f"must be one of {_INTERPOLATIONS}"
             )
         if not 0.0 < self.crop_pct <= 1.0:
             out.append(f"preprocessing.crop_pct={self.crop_pct!r} must be in (0, 1]")

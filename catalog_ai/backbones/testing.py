@@ -223,9 +223,14 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         return
     if event == "socket.connect":
         watch.findings.append(f"connected to {args[1]!r}")
-    elif event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
-        if watch.weights_file is not None and _same_file(args[0], watch.weights_file):
-            watch.findings.append(f"opened its weights file {watch.weights_file}")
+    elif (
+        event == "open"
+        and args
+        and isinstance(args[0], (str, bytes, os.PathLike))
+        and watch.weights_file is not None
+        and _same_file(args[0], watch.weights_file)
+    ):
+        watch.findings.append(f"opened its weights file {watch.weights_file}")
 
 
 def _same_file(a: Any, b: Path) -> bool:

@@ -39,8 +39,13 @@ def is_timm_name(name: str) -> bool:
 
 
 @lru_cache(maxsize=64)
-def timm_spec(name: str) -> BackboneSpec:
-    """The spec of ``timm:<model_name>``; :class:`BackboneError` when timm has no such model."""
+def timm_spec(name: str, installed: Callable[[], list[str]] = list) -> BackboneSpec:
+    """The spec of ``timm:<model_name>``; :class:`BackboneError` when timm has no such model.
+
+    ``installed`` names the backbones whose weights are on this machine, for the hint when the
+    pretrained weights cannot be downloaded (the registry passes its own list: it knows them,
+    and this module must not import it back).
+    """
     import timm
     from timm.data import resolve_data_config
 
@@ -64,7 +69,7 @@ def timm_spec(name: str) -> BackboneSpec:
     hub_id = _hub_id(model.pretrained_cfg)
     return BackboneSpec(
         name=TIMM_PREFIX + model_name,
-        build=_builder(model_name, has_weights=bool(hub_id)),
+        build=_builder(model_name, has_weights=bool(hub_id), installed=installed),
         embedding_dim=int(model.num_features),  # type: ignore[arg-type]
         preprocessing=Preprocessing(
             input_size=int(max(data["input_size"][1:])),
@@ -79,7 +84,9 @@ def timm_spec(name: str) -> BackboneSpec:
     )
 
 
-def _builder(model_name: str, *, has_weights: bool) -> Callable[[bool], nn.Module]:
+def _builder(
+    model_name: str, *, has_weights: bool, installed: Callable[[], list[str]]
+) -> Callable[[bool], nn.Module]:
     def build(pretrained: bool) -> nn.Module:
         import timm
 
@@ -87,26 +94,26 @@ def _builder(model_name: str, *, has_weights: bool) -> Callable[[bool], nn.Modul
             return timm.create_model(model_name, pretrained=False, num_classes=0)
         if not has_weights:
             raise BackboneError(
-                f"timm has no pretrained weights for {model_name!r}; {_weights_fix()}"
+                f"timm has no pretrained weights for {model_name!r}; {_weights_fix(installed())}"
             )
         if get_settings().offline:
             raise BackboneError(
                 f"the pretrained weights of {TIMM_PREFIX}{model_name} would have to be downloaded, "
                 "but catalog_ai is offline (CATALOG_AI_OFFLINE or HF_HUB_OFFLINE); "
-                f"{_weights_fix()}"
+                f"{_weights_fix(installed())}"
             )
         unreachable = _hub_unreachable()
         if unreachable:
             raise BackboneError(
                 f"the pretrained weights of {TIMM_PREFIX}{model_name} could not be downloaded "
-                f"({unreachable}); {_weights_fix()}"
+                f"({unreachable}); {_weights_fix(installed())}"
             )
         try:
             return timm.create_model(model_name, pretrained=True, num_classes=0)
         except Exception as exc:  # hub down, file missing, proxy, ...: all mean "no weights"
             raise BackboneError(
                 f"the pretrained weights of {TIMM_PREFIX}{model_name} could not be downloaded "
-                f"({cause_of(exc)}); {_weights_fix()}"
+                f"({cause_of(exc)}); {_weights_fix(installed())}"
             ) from None
 
     return build
@@ -132,11 +139,7 @@ def _hub_unreachable() -> str | None:
     return None
 
 
-def _weights_fix() -> str:
-    # Imported here: the registry imports this module.
-    from catalog_ai.backbones.registry import backbone_available_offline, list_backbones
-
-    offline = [s.name for s in list_backbones() if backbone_available_offline(s)]
+def _weights_fix(offline: list[str]) -> str:
     use = (
         f"or use a backbone whose weights are installed: {', '.join(offline)}"
         if offline

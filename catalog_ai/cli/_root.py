@@ -57,9 +57,9 @@ def ensure_db() -> None:
     if get_settings().database_url.startswith("sqlite"):
         migrate.upgrade()
     else:
-        from catalog_ai.db.session import ensure_schema_current, get_engine
+        from catalog_ai.db.session import get_engine
 
-        ensure_schema_current(get_engine())
+        migrate.ensure_schema_current(get_engine())
 
 
 @contextmanager

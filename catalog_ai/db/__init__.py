@@ -1,4 +1,5 @@
-"""The catalog database: SQLAlchemy models, sessions and migrations."""
+"""The catalog database: SQLAlchemy models and sessions; migrations in :mod:`catalog_ai.db.migrate`
+(imported on its own: it loads Alembic)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from catalog_ai.db.models import (
 )
 from catalog_ai.db.session import (
     dispose_engines,
-    ensure_schema_current,
     get_engine,
     session_factory,
     unit_of_work,
@@ -49,7 +49,6 @@ __all__ = [
     "UTCDateTime",
     "conflict_insert",
     "dispose_engines",
-    "ensure_schema_current",
     "get_engine",
     "session_factory",
     "unit_of_work",

@@ -23,9 +23,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from catalog_ai.db.base import Base
-from catalog_ai.db.session import new_engine, safe_url
+from catalog_ai.db.session import new_engine, resolve_url, safe_url
 from catalog_ai.errors import DatabaseError
-from catalog_ai.settings import get_settings
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -33,6 +32,7 @@ __all__ = [
     "compare_options",
     "current_revision",
     "downgrade",
+    "ensure_schema_current",
     "head_revision",
     "upgrade",
 ]
@@ -59,7 +59,7 @@ def _config(url: str | None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(_script_location()))
     # Passed as an attribute, not as sqlalchemy.url: configparser would mangle "%" in passwords.
-    cfg.attributes["catalog_ai.url"] = url if url is not None else get_settings().database_url
+    cfg.attributes["catalog_ai.url"] = resolve_url(url)
     return cfg
 
 
@@ -105,20 +105,16 @@ def _is_connect_error(exc: DBAPIError) -> bool:
     return any(marker in text for marker in markers)
 
 
-def _url(url: str | None) -> str:
-    return url if url is not None else get_settings().database_url
-
-
 def upgrade(url: str | None = None, revision: str = "head") -> None:
     """Migrate the database at ``url`` (default: the configured one) up to ``revision``."""
-    url = _url(url)
+    url = resolve_url(url)
     with _errors(url):
         command.upgrade(_config(url), revision)
 
 
 def downgrade(url: str | None = None, revision: str = "base") -> None:
     """Migrate the database at ``url`` down to ``revision`` (``base``: drop every table)."""
-    url = _url(url)
+    url = resolve_url(url)
     with _errors(url):
         command.downgrade(_config(url), revision)
 
@@ -143,7 +139,7 @@ def _revision_of(engine: Engine) -> str | None:
 
 def current_revision(url: str | None = None) -> str | None:
     """The revision the database is at; ``None`` for a database never migrated."""
-    url = _url(url)
+    url = resolve_url(url)
     engine = new_engine(url, poolclass=NullPool)
     try:
         with _errors(url):
@@ -159,7 +155,8 @@ def _is_known(revision: str) -> bool:
         return False
 
 
-def _check_revision(engine: Engine) -> None:
+def ensure_schema_current(engine: Engine) -> None:
+    """Raise :class:`DatabaseError` unless the database is migrated to the code's head revision."""
     url = engine.url
     with _errors(url.render_as_string(hide_password=False)):
         current = _revision_of(engine)
@@ -181,7 +178,7 @@ def _check_revision(engine: Engine) -> None:
 
 def check(url: str | None = None) -> None:
     """Raise :class:`DatabaseError` if the migrated schema differs from the models."""
-    url = _url(url)
+    url = resolve_url(url)
     engine = new_engine(url, poolclass=NullPool)
     try:
         with _errors(url), engine.connect() as connection:

@@ -31,10 +31,10 @@ from catalog_ai.settings import get_settings
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
     "dispose_engines",
-    "ensure_schema_current",
     "get_engine",
     "new_engine",
     "on_commit",
+    "resolve_url",
     "safe_url",
     "session_factory",
     "unit_of_work",
@@ -64,7 +64,8 @@ def safe_url(url: str | URL) -> str:
         return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
-def _resolve(url: str | None) -> str:
+def resolve_url(url: str | None) -> str:
+    """``url``, or the configured ``CATALOG_AI_DATABASE_URL`` when it is ``None``."""
     return url if url is not None else get_settings().database_url
 
 
@@ -141,7 +142,7 @@ def new_engine(url: str, **kwargs: Any) -> Engine:
 
 def get_engine(url: str | None = None) -> Engine:
     """The process-wide engine for ``url`` (default: ``CATALOG_AI_DATABASE_URL``), created once."""
-    url = _resolve(url)
+    url = resolve_url(url)
     with _lock:
         engine = _engines.get(url)
         if engine is None:
@@ -151,7 +152,7 @@ def get_engine(url: str | None = None) -> Engine:
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
     """The ``sessionmaker`` bound to :func:`get_engine` for ``url``."""
-    url = _resolve(url)
+    url = resolve_url(url)
     engine = get_engine(url)
     with _lock:
         factory = _factories.get(url)
@@ -205,20 +206,14 @@ def unit_of_work(url: str | None = None) -> Iterator[Session]:
     except DBAPIError as exc:
         session.rollback()
         if _is_missing_table(exc):
-            raise _missing_schema_error(session.get_bind().url, exc) from exc
+            bind = session.get_bind()  # an Engine or a Connection: both know their engine
+            raise _missing_schema_error(bind.engine.url, exc) from exc
         raise
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
-
-
-def ensure_schema_current(engine: Engine) -> None:
-    """Raise :class:`DatabaseError` unless the database is migrated to the code's head revision."""
-    from catalog_ai.db.migrate import _check_revision
-
-    _check_revision(engine)
 
 
 # --- on_commit ------------------------------------------------------------------------------------

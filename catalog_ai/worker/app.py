@@ -45,7 +45,6 @@ __all__ = [
     "celery_config",
     "configure",
     "end_with_parent",
-    "is_eager",
 ]
 
 #: The one queue every catalog_ai task goes to (its own name, so one Redis can serve others).
@@ -135,11 +134,6 @@ def _forget_connections() -> None:
         amqp._producer_pool = None
     app._backend_cache = None
     app._local = threading.local()
-
-
-def is_eager() -> bool:
-    """True when tasks run in-process (no broker configured)."""
-    return bool(configure().conf.task_always_eager)
 
 
 @worker_process_init.connect

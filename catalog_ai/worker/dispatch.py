@@ -1,16 +1,15 @@
-"""The two :class:`~catalog_ai.dispatch.Dispatcher` implementations, and the one each entry point
-gets: :func:`default_dispatcher`.
+"""The :class:`~catalog_ai.dispatch.Dispatcher` each entry point gets: :func:`default_dispatcher`.
 
-- :class:`CeleryDispatcher` (a broker is configured): sends messages; ``catalog-ai worker``
-  processes run them. A broker that cannot be reached is logged, not raised: the products are
-  committed as ``pending`` and the sweep enqueues them once it is back.
+- :class:`~catalog_ai.worker.tasks.CeleryDispatcher` (a broker is configured): sends messages;
+  ``catalog-ai worker`` processes run them. It lives beside the tasks it sends, which use it
+  for the work they fan out.
 - :class:`InProcessDispatcher` (the embedded set-up, no broker): runs the same pipeline code on
   one background thread of this process, one job at a time, in order. The caller (a dashboard
   upload, a command) returns at once; a command that wants the result calls :meth:`drain`. A job
   that fails is logged, and its products still waiting are marked ``failed`` with the reason
   (``catalog-ai retry --failed`` puts them back), so nothing waits forever without a word.
 
-This module imports no Celery unless a :class:`CeleryDispatcher` sends something.
+This module imports no Celery unless a broker is configured.
 """
 
 from __future__ import annotations
@@ -25,56 +24,9 @@ from dataclasses import dataclass
 from catalog_ai.dispatch import Dispatcher
 from catalog_ai.settings import get_settings
 
-__all__ = ["CeleryDispatcher", "InProcessDispatcher", "default_dispatcher", "drain"]
+__all__ = ["InProcessDispatcher", "default_dispatcher", "drain"]
 
 log = logging.getLogger(__name__)
-
-
-# --- Celery ---------------------------------------------------------------------------------------
-
-
-class CeleryDispatcher:
-    """Sends each piece of work as a Celery message to the configured broker."""
-
-    def classify(self, product_ids: Sequence[int]) -> None:
-        from catalog_ai.worker.tasks import classify_products
-
-        chunk = get_settings().classify_chunk
-        ids = list(product_ids)
-        for start in range(0, len(ids), chunk):
-            _send(classify_products, ids[start : start + chunk], what=f"{len(ids)} products")
-
-    def reclassify(self, version: str) -> None:
-        from catalog_ai.worker.tasks import reclassify_all
-
-        _send(reclassify_all, version, what=f"re-classification with {version}")
-
-    def embed_catalogue(self, version: str) -> None:
-        from catalog_ai.worker.tasks import embed_catalog
-
-        _send(embed_catalog, version, what=f"catalogue embedding with {version}")
-
-    def embed_images(self, version: str, image_ids: Sequence[int]) -> None:
-        from catalog_ai.worker.tasks import embed_images
-
-        _send(embed_images, version, list(image_ids), what=f"{len(image_ids)} photos to embed")
-
-
-def _send(task, *arguments, what: str) -> None:
-    from kombu.exceptions import OperationalError as BrokerError
-
-    from catalog_ai.worker.app import configure
-
-    configure()  # the settings may have changed since the last message (tests, the CLI)
-    try:
-        task.delay(*arguments)
-    except (BrokerError, OSError) as exc:
-        log.warning(
-            "cannot reach the broker to enqueue %s (%s); they stay pending and the sweep "
-            "enqueues them again once it is back",
-            what,
-            exc,
-        )
 
 
 # --- in-process -----------------------------------------------------------------------------------
@@ -123,13 +75,11 @@ class InProcessDispatcher:
         ids = list(product_ids)
         for start in range(0, len(ids), chunk):
             part = tuple(ids[start : start + chunk])
-            self._submit(
-                _Job(
-                    f"classify {len(part)} products",
-                    lambda p=part: pipeline.classify_chunk(p),
-                    part,
-                )
-            )
+
+            def run(part: tuple[int, ...] = part) -> object:
+                return pipeline.classify_chunk(part)  # looked up when it runs (tests patch it)
+
+            self._submit(_Job(f"classify {len(part)} products", run, part))
 
     def reclassify(self, version: str) -> None:
         from catalog_ai.worker import pipeline
@@ -294,6 +244,8 @@ def default_dispatcher() -> Dispatcher:
     """Celery when ``CATALOG_AI_BROKER_URL`` is set, else this process's one in-process runner."""
     global _in_process
     if get_settings().broker_url is not None:
+        from catalog_ai.worker.tasks import CeleryDispatcher  # imports Celery
+
         return CeleryDispatcher()
     with _lock:
         if _in_process is None:

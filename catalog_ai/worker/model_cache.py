@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from catalog_ai.inference.predictor import Predictor
     from catalog_ai.model.prototypes import PrototypeMemory
 
-__all__ = ["ActiveModel", "active", "current", "predictor_for", "reset"]
+__all__ = ["ActiveModel", "current", "reset"]
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,6 @@ _base: tuple[ActiveModel, PrototypeMemory | None] | None = None  # the bundle's 
 _memory_stamp: tuple | None = None  # (model, revision) the loaded predictor's memory reflects
 
 
-def active() -> ActiveModel | None:
-    """The active model version, or None when no model has been activated."""
-    with unit_of_work() as session:
-        row = active_model(session)
-        return None if row is None else ActiveModel(row.id, row.version, row.bundle_path)
-
-
 def current() -> tuple[ActiveModel, Predictor] | None:
     """The active model and its Predictor (loaded on first use, kept current), or None.
 
@@ -60,7 +53,7 @@ def current() -> tuple[ActiveModel, Predictor] | None:
             return None
         model = ActiveModel(row.id, row.version, row.bundle_path)
         revision = latest_revision(session, row.id)
-    predictor = predictor_for(model)
+    predictor = _predictor_for(model)
     with _lock:
         if (model, revision) != _memory_stamp:
             _refresh_prototypes(predictor, model, revision)
@@ -68,7 +61,7 @@ def current() -> tuple[ActiveModel, Predictor] | None:
     return model, predictor
 
 
-def predictor_for(model: ActiveModel) -> Predictor:
+def _predictor_for(model: ActiveModel) -> Predictor:
     global _loaded, _base
     with _lock:
         if _loaded is None or _loaded[0] != model:

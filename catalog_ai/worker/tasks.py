@@ -1,26 +1,35 @@
-"""The tasks: thin, take ids, idempotent; they open sessions and call services.
+"""The tasks: thin, take ids, idempotent; they open sessions and call services. And the
+:class:`CeleryDispatcher` that sends them (services get it from the entry points; the tasks use
+it for the work they fan out).
 
 Retries cover transient failures only: the database unreachable, a lock or deadlock
 (``sqlalchemy.exc.OperationalError``), a media read that failed with an I/O error
 (:class:`~catalog_ai.services.classify.TransientStorageError`); with exponential backoff and
 jitter, at most ``MAX_RETRIES`` times. A photo that cannot be decoded is no transient error: its
 product ends ``failed`` with the reason. A task that gives up leaves its products ``processing``,
-and the sweep enqueues them again later.
+and the sweep enqueues them again later. A broker that cannot be reached when sending is logged,
+not raised: the products are committed as ``pending`` and the sweep enqueues them once it is back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Task
 from celery.utils.log import get_task_logger
+from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError
 
 from catalog_ai.db import unit_of_work
 from catalog_ai.services.classify import TransientStorageError, requeue_stale
 from catalog_ai.settings import get_settings
 from catalog_ai.worker import pipeline
-from catalog_ai.worker.app import INDEX_TASK, SWEEP_TASK, app
+from catalog_ai.worker.app import INDEX_TASK, SWEEP_TASK, app, configure
 
 __all__ = [
     "MAX_RETRIES",
+    "CeleryDispatcher",
     "classify_products",
     "embed_catalog",
     "embed_images",
@@ -42,10 +51,8 @@ _RETRY = {
 }
 
 
-def _dispatcher():
+def _dispatcher() -> CeleryDispatcher:
     # Work a task fans out goes back to the broker as more messages.
-    from catalog_ai.worker.dispatch import CeleryDispatcher
-
     return CeleryDispatcher()
 
 
@@ -99,3 +106,42 @@ def refresh_index(model_version: str | None = None) -> int:
     embeddings in the database. Periodic (beat): each update writes a new index generation, so
     it is batched rather than run per upload."""
     return pipeline.refresh_index(model_version)
+
+
+# --- the dispatcher that sends them ---------------------------------------------------------------
+
+
+class CeleryDispatcher:
+    """Sends each piece of work as a Celery message to the configured broker.
+
+    Through the task objects' ``delay``, never ``send_task`` by name: ``delay`` honours
+    ``task_always_eager``, so the dispatcher also works (in-process) with no broker configured.
+    """
+
+    def classify(self, product_ids: Sequence[int]) -> None:
+        chunk = get_settings().classify_chunk
+        ids = list(product_ids)
+        for start in range(0, len(ids), chunk):
+            _send(classify_products, ids[start : start + chunk], what=f"{len(ids)} products")
+
+    def reclassify(self, version: str) -> None:
+        _send(reclassify_all, version, what=f"re-classification with {version}")
+
+    def embed_catalogue(self, version: str) -> None:
+        _send(embed_catalog, version, what=f"catalogue embedding with {version}")
+
+    def embed_images(self, version: str, image_ids: Sequence[int]) -> None:
+        _send(embed_images, version, list(image_ids), what=f"{len(image_ids)} photos to embed")
+
+
+def _send(task: Task, *arguments: Any, what: str) -> None:
+    configure()  # the settings may have changed since the last message (tests, the CLI)
+    try:
+        task.delay(*arguments)
+    except (BrokerError, OSError) as exc:
+        log.warning(
+            "cannot reach the broker to enqueue %s (%s); they stay pending and the sweep "
+            "enqueues them again once it is back",
+            what,
+            exc,
+        )

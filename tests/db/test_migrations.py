@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from catalog_ai.db import Base, migrate
+from catalog_ai.db import Base, get_engine, migrate, unit_of_work
 from catalog_ai.errors import DatabaseError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -265,9 +265,15 @@ def _reviews_become_revisions(url: str) -> None:
                 f"({pid}, '{status}', {repr(source) if source else 'NULL'}, {cat or 'NULL'})"
             )
             run(
+<<<<<<< HEAD
                 f"INSERT INTO product_images (id, product_id, content_hash, stored_path, width, "
                 f"height, size_bytes, format) VALUES ({pid}, {pid}, 'h{pid}', 'p{pid}', 1, 1, 1, "
                 "'png')"
+=======
+                "INSERT INTO product_images (id, product_id, content_hash, stored_path, width, "
+                "height, size_bytes, format) "
+                f"VALUES ({pid}, {pid}, 'h{pid}', 'p{pid}', 1, 1, 1, 'png')"
+>>>>>>> structure
             )
             conn.execute(
                 sa.text(
@@ -302,3 +308,26 @@ def test_reviews_before_the_upgrade_become_memory_revisions_on_postgresql(
     postgres_url: str,
 ) -> None:
     _reviews_become_revisions(postgres_url)
+
+
+def test_ensure_schema_current_on_an_empty_database(empty_db_url: str) -> None:
+    engine = get_engine(empty_db_url)
+    with pytest.raises(DatabaseError, match="run `catalog-ai db upgrade`") as caught:
+        migrate.ensure_schema_current(engine)
+    assert migrate.head_revision() in str(caught.value)
+    migrate.upgrade(empty_db_url)
+    migrate.ensure_schema_current(engine)  # now it is
+
+
+def test_ensure_schema_current_on_a_database_from_newer_code(sqlite_url: str) -> None:
+    with unit_of_work(sqlite_url) as session:
+        session.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
+    with pytest.raises(DatabaseError, match=r"9999_future.*upgrade catalog_ai"):
+        migrate.ensure_schema_current(get_engine(sqlite_url))
+
+
+def test_ensure_schema_current_reports_an_unreachable_server() -> None:
+    engine = get_engine("postgresql+psycopg://nobody:pw@127.0.0.1:9/catalog?connect_timeout=2")
+    with pytest.raises(DatabaseError, match="cannot connect") as caught:
+        migrate.ensure_schema_current(engine)
+    assert ":pw@" not in str(caught.value)

@@ -35,15 +35,56 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 # Pieces a hostile (or just careless) file is made of: separators, CSV syntax, control and
 # invisible characters, odd spaces, decomposed accents, and names at and over the limits.
 _PIECES = [
-    ">", " > ", ">>", " ", "  ", "\t", "\r", "\n", "\r\n", ",", '"', "-", " - ", "#", "1", "42",
-    "\x00", "\x07", "\x1b[31m", "\x1c", "\x7f", "\x85", "\x9b", "\u00a0", "\u200b", "\u200d",
-    "\u202e", "\u2066", "\u2028", "\ufeff", "\u3000", "e\u0301", "\u00e9", "\ud800", "\U0001f34e",
-    "Fruit", "Apple", "id", "path", "parent_id", "name", "id,path\n", "id,parent_id,name\n",
-    "a" * (MAX_NAME_CHARS - 1), "b" * (MAX_NAME_CHARS + 1), "9" * (MAX_ID_CHARS + 1),
+    ">",
+    " > ",
+    ">>",
+    " ",
+    "  ",
+    "\t",
+    "\r",
+    "\n",
+    "\r\n",
+    ",",
+    '"',
+    "-",
+    " - ",
+    "#",
+    "1",
+    "42",
+    "\x00",
+    "\x07",
+    "\x1b[31m",
+    "\x1c",
+    "\x7f",
+    "\x85",
+    "\x9b",
+    "\u00a0",
+    "\u200b",
+    "\u200d",
+    "\u202e",
+    "\u2066",
+    "\u2028",
+    "\ufeff",
+    "\u3000",
+    "e\u0301",
+    "\u00e9",
+    "\ud800",
+    "\U0001f34e",
+    "Fruit",
+    "Apple",
+    "id",
+    "path",
+    "parent_id",
+    "name",
+    "id,path\n",
+    "id,parent_id,name\n",
+    "a" * (MAX_NAME_CHARS - 1),
+    "b" * (MAX_NAME_CHARS + 1),
+    "9" * (MAX_ID_CHARS + 1),
 ]
-hostile_text = st.lists(
-    st.one_of(st.sampled_from(_PIECES), st.text(max_size=8)), max_size=25
-).map("".join)
+hostile_text = st.lists(st.one_of(st.sampled_from(_PIECES), st.text(max_size=8)), max_size=25).map(
+    "".join
+)
 
 # Mostly well-formed values, so that the "parses to a valid tree" branch is exercised too.
 likely_text = st.one_of(
@@ -102,8 +143,9 @@ def test_path_lines(text: str) -> None:
 
 
 @FAST
-@given(st.lists(st.tuples(st.one_of(st.integers(0, 10**70), hostile_text), likely_text),
-                max_size=8))
+@given(
+    st.lists(st.tuples(st.one_of(st.integers(0, 10**70), hostile_text), likely_text), max_size=8)
+)
 def test_google_lines(rows: list[tuple[object, str]]) -> None:
     text = "\n".join(f"{ident} - {path}" for ident, path in rows)
     tree = _outcome(parse_google, text)
@@ -120,9 +162,11 @@ def test_google_arbitrary_text(text: str) -> None:
 
 
 @FAST
-@given(st.sampled_from(["id,path", "id,parent_id,name", "ID,Parent,Name,extra", ""]),
-       st.lists(st.lists(likely_text, min_size=1, max_size=4), max_size=6),
-       st.booleans())
+@given(
+    st.sampled_from(["id,path", "id,parent_id,name", "ID,Parent,Name,extra", ""]),
+    st.lists(st.lists(likely_text, min_size=1, max_size=4), max_size=6),
+    st.booleans(),
+)
 def test_csv(header: str, rows: list[list[str]], quote: bool) -> None:
     def cell(value: str) -> str:
         return '"' + value.replace('"', '""') + '"' if quote else value
@@ -134,12 +178,17 @@ def test_csv(header: str, rows: list[list[str]], quote: bool) -> None:
 
 
 @FAST
-@given(st.lists(st.tuples(st.one_of(st.integers(0, 99).map(str), likely_text), likely_text),
-                min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.tuples(st.one_of(st.integers(0, 99).map(str), likely_text), likely_text),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_csv_id_path_rows(rows: list[tuple[str, str]]) -> None:
     quoted = ('"{}"'.format(cell.replace('"', '""')) for row in rows for cell in row)
     cells = list(quoted)
-    text = "id,path\n" + "\n".join(f"{a},{b}" for a, b in zip(cells[::2], cells[1::2]))
+    text = "id,path\n" + "\n".join(f"{a},{b}" for a, b in zip(cells[::2], cells[1::2], strict=True))
     tree = _outcome(parse_csv, text)
     if tree is not None:
         assert_storable(tree)
@@ -154,8 +203,10 @@ def test_csv_arbitrary_text(text: str) -> None:
 
 
 @FAST
-@given(st.lists(st.lists(hostile_text, min_size=1, max_size=3).map(tuple), max_size=5),
-       st.one_of(st.none(), st.lists(hostile_text, max_size=5)))
+@given(
+    st.lists(st.lists(hostile_text, min_size=1, max_size=3).map(tuple), max_size=5),
+    st.one_of(st.none(), st.lists(hostile_text, max_size=5)),
+)
 def test_from_paths_with_tuples_and_ids(paths: list[tuple[str, ...]], ids) -> None:
     tree = _outcome(Taxonomy.from_paths, paths, ids=ids)
     if tree is not None and len(tree):
@@ -163,8 +214,11 @@ def test_from_paths_with_tuples_and_ids(paths: list[tuple[str, ...]], ids) -> No
 
 
 @FAST
-@given(st.binary(max_size=300), st.sampled_from([".txt", ".csv"]),
-       st.sampled_from(["auto", "paths", "google", "csv"]))
+@given(
+    st.binary(max_size=300),
+    st.sampled_from([".txt", ".csv"]),
+    st.sampled_from(["auto", "paths", "google", "csv"]),
+)
 def test_load_taxonomy_from_arbitrary_bytes(data: bytes, suffix: str, fmt: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         file = Path(folder) / f"tree{suffix}"
@@ -175,8 +229,10 @@ def test_load_taxonomy_from_arbitrary_bytes(data: bytes, suffix: str, fmt: str) 
 
 
 @FAST
-@given(hostile_text.map(lambda t: t.encode("utf-8", "surrogatepass")), st.sampled_from([".txt",
-                                                                                        ".csv"]))
+@given(
+    hostile_text.map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.sampled_from([".txt", ".csv"]),
+)
 def test_load_taxonomy_from_hostile_text(data: bytes, suffix: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         file = Path(folder) / f"tree{suffix}"
@@ -193,8 +249,16 @@ def test_folder_tree(paths: list[list[str]]) -> None:
     with tempfile.TemporaryDirectory() as root:
         for names in paths:
             # What a POSIX file system can hold at all: no '/', no NUL, at most 255 bytes.
-            assume(all(name not in ("", ".", "..") and "/" not in name and "\x00" not in name
-                       and "\ud800" not in name and len(name.encode()) <= 255 for name in names))
+            assume(
+                all(
+                    name not in ("", ".", "..")
+                    and "/" not in name
+                    and "\x00" not in name
+                    and "\ud800" not in name
+                    and len(name.encode()) <= 255
+                    for name in names
+                )
+            )
             try:
                 Path(root, *names).mkdir(parents=True, exist_ok=True)
             except OSError:

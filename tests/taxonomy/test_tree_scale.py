@@ -18,14 +18,14 @@ from types import ModuleType
 import numpy as np
 import pytest
 import torch
+from helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
-from catalog_ai.model.calibration import fit_temperature
 from catalog_ai.evaluation import evaluate_arrays
-from catalog_ai.model.hierarchy import TreeIndex, marginal_nll
+from catalog_ai.model.calibration import fit_temperature
 from catalog_ai.model.decision import Decider, Thresholds
+from catalog_ai.model.hierarchy import TreeIndex, marginal_nll
 from catalog_ai.taxonomy import Taxonomy
 from catalog_ai.training.module import HierarchicalClassifierModule
-from helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 THRESHOLDS = Thresholds(decision=0.5, auto_accept=0.9, auto_accept_by_precision={"0.98": 0.9})
 
@@ -50,7 +50,11 @@ def google() -> tuple[Taxonomy, TreeIndex]:
 
 def test_the_generated_tree_is_google_sized(google):
     taxonomy, tree = google
-    assert len(taxonomy) == 5_600 and taxonomy.max_depth == 7 and len(taxonomy.roots) == 21
+    assert (
+        len(taxonomy) == 5_600
+        and taxonomy.max_depth == 7
+        and sum(n.depth == 1 for n in taxonomy) == 21
+    )
     depths = np.bincount([n.depth for n in taxonomy])
     assert depths[3:6].sum() > 0.7 * len(taxonomy)  # most categories at depth 3 to 5
     assert 0.6 < tree.n_leaves / len(taxonomy) < 0.9
@@ -61,8 +65,9 @@ def test_the_generated_tree_is_google_sized(google):
 def test_training_steps_with_leaf_and_inner_labels(google):
     taxonomy, _ = google
     torch.manual_seed(0)
-    module = HierarchicalClassifierModule(backbone="tiny-cnn", taxonomy=taxonomy.to_dict(),
-                                          pretrained=False, label_smoothing=0.0).train()
+    module = HierarchicalClassifierModule(
+        backbone="tiny-cnn", taxonomy=taxonomy.to_dict(), pretrained=False, label_smoothing=0.0
+    ).train()
     tree = module.tree
     rows = trees.synthetic_labels(tree, 32, inner_share=0.4, seed=1)
     assert (tree.node_depth[rows] < 7).any() and set(rows.tolist()) - set(tree.leaf_rows.tolist())
@@ -139,7 +144,8 @@ def test_probabilities_and_decisions_are_tree_consistent(google):
             assert shown == sorted(shown, reverse=True)
         if decision.path:  # the chosen node and every ancestor reach the threshold
             node = taxonomy.by_path(decision.path)
-            assert all(p[taxonomy.row(a.id)] >= 0.5 for a in taxonomy.ancestors(node.id, True))
+            prefixes = [taxonomy.by_path(node.path[:d]) for d in range(1, node.depth + 1)]
+            assert all(p[taxonomy.row(a.id)] >= 0.5 for a in prefixes)
 
 
 def test_evaluation_on_the_big_tree(google):
@@ -159,17 +165,19 @@ def test_evaluation_on_the_big_tree(google):
     assert 0.6 < m["leaf_accuracy"] < 0.8  # the synthetic network is right 70 % of the time
     assert len(m["depth_accuracy"]) == 7 and m["depth_counts"][0] == 300
     # Top-level accuracy by hand: argmax over the 21 top-level categories vs the label's own.
-    roots = np.array([taxonomy.row(n.id) for n in taxonomy.roots])
+    roots = np.array([taxonomy.row(n.id) for n in taxonomy if n.parent_id is None])
     nodes = list(taxonomy)
-    want_root = np.array([taxonomy.ancestor_rows(nodes[r].id)[0] for r in rows.tolist()])
+    want_root = np.array(
+        [taxonomy.row(taxonomy.by_path(nodes[r].path[:1]).id) for r in rows.tolist()]
+    )
     assert m["depth_accuracy"][0] == pytest.approx(
-        (roots[probs[:, roots].argmax(axis=1)] == want_root).mean())
+        (roots[probs[:, roots].argmax(axis=1)] == want_root).mean()
+    )
     assert 0.0 < m["hierarchical_f1"] <= 1.0
 
 
 def _tree_index_bytes(tree: TreeIndex) -> int:
-    tensors = [tree.leaf_rows, tree.pair_leaf, tree.pair_node, tree.node_depth,
-               *tree._leaves_under]
+    tensors = [tree.leaf_rows, tree.pair_leaf, tree.pair_node, tree.node_depth, *tree._leaves_under]
     return sum(t.numel() * t.element_size() for t in tensors)
 
 

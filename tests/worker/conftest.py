@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 

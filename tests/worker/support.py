@@ -82,9 +82,10 @@ LEAVES = ["Fruit > Apple > Green", "Fruit > Apple > Red", "Fruit > Banana", "Veg
 
 def make_bundle(out_dir: Path, photos: list[Path], *, seed: int = 0):
     """A tiny-cnn bundle whose auto-accept threshold splits ``photos`` about in half."""
-    from catalog_ai.model.decision import Thresholds
-    from catalog_ai.inference.predictor import Predictor
     from helpers import random_bundle
+
+    from catalog_ai.inference.predictor import Predictor
+    from catalog_ai.model.decision import Thresholds
 
     bundle = random_bundle(
         out_dir,

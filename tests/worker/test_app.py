@@ -20,7 +20,9 @@ def _settings(**env: str) -> Settings:
     return Settings.from_env({"CATALOG_AI_HOME": "/tmp/catalog-test", **env})
 
 
-def test_with_a_broker_messages_are_acknowledged_late_and_come_back_when_a_worker_dies():
+def test_with_a_broker_the_reliability_settings_are_on():
+    # What these settings buy (a dying worker's message comes back) is shown with real worker
+    # processes in test_redelivery.py; this pins the values the app module documents.
     conf = celery_config(
         _settings(
             CATALOG_AI_BROKER_URL="redis://redis:6379/0",

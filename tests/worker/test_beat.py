@@ -3,6 +3,7 @@ schedule under CATALOG_AI_HOME (never in the system temp folder)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -45,8 +46,10 @@ def _wait(condition, timeout: float, what: str, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n"
-                                 + log.read_text(errors="replace")[-3000:])
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {what}\n"
+                + log.read_text(errors="replace")[-3000:]
+            )
         time.sleep(0.1)
 
 
@@ -78,8 +81,12 @@ def test_beat_ends_when_its_worker_is_killed_and_keeps_its_schedule_in_the_home(
         )
     try:
         # The worker's children: its pool process and its beat (Celery names neither in ps).
-        _wait(lambda: b"beat: Starting" in log.read_bytes() and len(_children(worker.pid)) >= 2,
-              120, "the beat to start", log)
+        _wait(
+            lambda: b"beat: Starting" in log.read_bytes() and len(_children(worker.pid)) >= 2,
+            120,
+            "the beat to start",
+            log,
+        )
         children = _children(worker.pid)
         assert list((home / "beat").glob(f"schedule-*-{worker.pid}*")), "no schedule in the home"
 
@@ -87,10 +94,8 @@ def test_beat_ends_when_its_worker_is_killed_and_keeps_its_schedule_in_the_home(
         worker.wait(timeout=20)
         _wait(lambda: not any(map(_running, children)), 5, "the beat to end with its worker", log)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):  # the group may be gone already
             os.killpg(worker.pid, signal.SIGKILL)  # whatever else is left of the group
-        except ProcessLookupError:
-            pass
         worker.wait(timeout=20)
     # (multiprocessing's own pymp-* folder of the killed process is not the beat's)
     left = [p.name for p in temp.iterdir() if "beat" in p.name or "schedule" in p.name]

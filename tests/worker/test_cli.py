@@ -199,9 +199,20 @@ def test_two_ingest_processes_with_overlapping_photos_lose_nothing(any_catalog, 
     given = [[*shared, *own[0]], [*reversed(shared), *own[1]]]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "catalog_ai", "ingest", "--chunk-size", "8", "--json",
-             *map(str, files)],
-            env=any_catalog, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "catalog_ai",
+                "ingest",
+                "--chunk-size",
+                "8",
+                "--json",
+                *map(str, files),
+            ],
+            env=any_catalog,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for files in given
     ]

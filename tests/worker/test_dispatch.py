@@ -14,11 +14,7 @@ from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.settings import get_settings
 from catalog_ai.worker import pipeline
-from catalog_ai.worker.dispatch import (
-    CeleryDispatcher,
-    InProcessDispatcher,
-    default_dispatcher,
-)
+from catalog_ai.worker.dispatch import InProcessDispatcher, default_dispatcher
 from worker.support import activate, hold_classification, shared_model
 
 
@@ -120,4 +116,6 @@ def test_each_set_up_gets_its_dispatcher(catalog_home, monkeypatch):
     from catalog_ai.settings import reset_settings
 
     reset_settings()
+    from catalog_ai.worker.tasks import CeleryDispatcher
+
     assert isinstance(default_dispatcher(), CeleryDispatcher)

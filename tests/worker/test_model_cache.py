@@ -18,8 +18,8 @@ from catalog_ai.db import (
     unit_of_work,
 )
 from catalog_ai.inference.predictor import Predictor
-from catalog_ai.photos.store import MediaStore
 from catalog_ai.model.prototypes import PrototypeMemory
+from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.settings import get_settings
 from catalog_ai.worker import model_cache
@@ -81,8 +81,9 @@ def test_prototypes_follow_reviews_and_a_fewshot_version(
     # What `catalog-ai fewshot add` does: a derived version with more examples, activated.
     memory = same.prototypes.copy()
     memory.add("Veg > Pepper", embeddings[:2], source="fewshot")
-    derived = derive_bundle(ModelBundle.load(bundle_dir), change="fewshot add", prototypes=memory,
-                            memory_revision=1)
+    derived = derive_bundle(
+        ModelBundle.load(bundle_dir), change="fewshot add", prototypes=memory, memory_revision=1
+    )
     activate(derived.path)
     model, served = model_cache.current()
     assert model.version == derived.version and served is not predictor

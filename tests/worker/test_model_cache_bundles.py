@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from pathlib import Path
 
 import pytest
 
-from catalog_ai.model.bundle import BundleError
 from catalog_ai.db import Product, ProductStatus, migrate, unit_of_work
+from catalog_ai.model.bundle import BundleError
 from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.settings import get_settings

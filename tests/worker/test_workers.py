@@ -8,6 +8,7 @@ database, the truth, at the end: every product finished, one suggestion each.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -35,7 +36,7 @@ from catalog_ai.db import (
 from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.settings import get_settings, reset_settings
-from catalog_ai.worker.dispatch import CeleryDispatcher
+from catalog_ai.worker.tasks import CeleryDispatcher
 from worker.support import activate, bad_files, shared_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -86,10 +87,8 @@ class Deployment:
 
     def kill(self, proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # ended between the poll and the kill
                 os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from catalog_ai.db.base import Base
 
 # The taxonomy parsers refuse what these columns cannot hold: one source for both.
-from catalog_ai.taxonomy import MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PATH_CHARS
+from catalog_ai.db.limits import MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PATH_CHARS
 
 __all__ = ["Category"]
 
