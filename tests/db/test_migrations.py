@@ -265,15 +265,9 @@ def _reviews_become_revisions(url: str) -> None:
                 f"({pid}, '{status}', {repr(source) if source else 'NULL'}, {cat or 'NULL'})"
             )
             run(
-<<<<<<< HEAD
-                f"INSERT INTO product_images (id, product_id, content_hash, stored_path, width, "
-                f"height, size_bytes, format) VALUES ({pid}, {pid}, 'h{pid}', 'p{pid}', 1, 1, 1, "
-                "'png')"
-=======
                 "INSERT INTO product_images (id, product_id, content_hash, stored_path, width, "
                 "height, size_bytes, format) "
                 f"VALUES ({pid}, {pid}, 'h{pid}', 'p{pid}', 1, 1, 1, 'png')"
->>>>>>> structure
             )
             conn.execute(
                 sa.text(
