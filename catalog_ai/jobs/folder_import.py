@@ -8,6 +8,7 @@ so an interrupted job leaves nothing half-written and re-running it skips what i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from catalog_ai.db import LabelSource, unit_of_work
@@ -15,7 +16,7 @@ from catalog_ai.db.retry import run_chunk
 from catalog_ai.errors import ImportFolderError
 from catalog_ai.photos.store import MediaStore
 from catalog_ai.progress import progress_bar
-from catalog_ai.services.catalog import ImportSummary, import_labelled_files, sync_taxonomy
+from catalog_ai.services.catalog_import import ImportSummary, import_labelled_files, sync_taxonomy
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import describe_skipped, scan_folder
 
@@ -78,9 +79,9 @@ def import_folder(
             # is rolled back and imported again; the bar counts each file once, however many
             # attempts its chunk took.
             part = run_chunk(
-                lambda session, chunk=chunk: import_labelled_files(
-                    session,
-                    chunk,
+                partial(
+                    import_labelled_files,
+                    files=chunk,
                     media=media,
                     max_bytes=settings.max_image_bytes,
                     max_pixels=settings.max_image_pixels,

@@ -1,8 +1,9 @@
 """Jobs that own their transactions, as the command line and the main job run them.
 
 ``ingest_paths`` commits one chunk of files at a time (the same reasons as the folder import in
-:mod:`catalog_ai.jobs.folder_import`), and each chunk's classification goes to the dispatcher after its commit
-(with no broker: the in-process runner's background thread, through the same task code).
+:mod:`catalog_ai.jobs.folder_import`), and each chunk's classification goes to the dispatcher
+after its commit (with no broker: the in-process runner's background thread, through the same
+task code).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from catalog_ai.db import unit_of_work
@@ -18,8 +20,8 @@ from catalog_ai.db.retry import run_chunk
 from catalog_ai.dispatch import Dispatcher
 from catalog_ai.photos.store import MediaStore
 from catalog_ai.progress import progress_bar
-from catalog_ai.services.classify import RetrySummary, requeue_failed, requeue_stale
 from catalog_ai.services.ingest import FailedFile, IngestResult, ingest_files
+from catalog_ai.services.requeue import RetrySummary, requeue_failed, requeue_stale
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import IMAGE_SUFFIXES
 
@@ -102,9 +104,9 @@ def ingest_paths(
             # A chunk that lost a lock race is rolled back and ingested again; what a
             # concurrent writer committed meanwhile then shows as duplicates.
             part = run_chunk(
-                lambda session, chunk=chunk: ingest_files(
-                    session,
-                    chunk,
+                partial(
+                    ingest_files,
+                    files=chunk,
                     media=media,
                     dispatcher=dispatcher,
                     title=title,
