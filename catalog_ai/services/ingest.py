@@ -17,7 +17,6 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import Any
 
 from sqlalchemy import FromClause, delete, select

@@ -15,9 +15,10 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
-from catalog_ai.db import ModelVersion, Product, ProductStatus, utc_now
+from catalog_ai.db import Product, ProductStatus, utc_now
 from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.services.classifiable import MODEL_LABELLED, WAITING, classifiable
+from catalog_ai.services.models import active_model
 
 __all__ = ["RetrySummary", "mark_for_reclassification", "requeue_failed", "requeue_stale"]
 
@@ -67,8 +68,7 @@ def requeue_stale(
     """
     now = utc_now()
     cutoff = now - timedelta(seconds=older_than_s)
-    has_model = session.scalar(select(ModelVersion.id).where(ModelVersion.is_active.is_(True)))
-    if has_model is None:
+    if active_model(session) is None:
         return []
     # Rows another transaction holds (a worker recording them right now) are skipped: they are
     # not stale, and waiting for them could deadlock with that worker's id-ordered locks.

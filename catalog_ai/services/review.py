@@ -29,7 +29,10 @@ from catalog_ai.db import (
 )
 from catalog_ai.db.queries import first_photo_ids, in_branch, latest_suggestion_ids
 from catalog_ai.errors import CatalogAIError, TaxonomyError
+from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.catalog_import import sync_taxonomy
+from catalog_ai.services.versions import record_review_revision
+from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import SEPARATOR, Taxonomy, parse_path
 
 __all__ = [
@@ -207,8 +210,6 @@ def _record(
     session.add(review)
     session.flush()
     if category is not None:
-        from catalog_ai.services.versions import record_review_revision
-
         # The correction teaches the active model from the next photo on (a new revision of
         # its prototype memory, in this same transaction: a rolled-back verdict teaches nothing).
         record_review_revision(session, review)
@@ -339,9 +340,6 @@ def bulk_accept(
 def reviewed_examples(session: Session) -> tuple[list, list[str]]:
     """Photos (media files) and category paths of products a reviewer accepted or corrected:
     labelled photos of real uploads, the best data to calibrate confidence on."""
-    from catalog_ai.photos.store import MediaStore
-    from catalog_ai.settings import get_settings
-
     media = MediaStore(get_settings().media_dir)
     first_image = first_photo_ids()
     rows = session.execute(

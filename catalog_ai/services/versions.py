@@ -26,6 +26,7 @@ from catalog_ai.db.queries import find_model_version, first_photo_id, model_vers
 from catalog_ai.dispatch import Dispatcher
 from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.model.prototypes import PrototypeMemory
+from catalog_ai.services.models import activate_model, active_model, register_model
 from catalog_ai.taxonomy import SEPARATOR
 
 if TYPE_CHECKING:
@@ -110,11 +111,7 @@ def derivation_base(
     model's), with the memory it serves now and that memory's revision (see
     :func:`current_memory`). ``session`` is None when there is no catalog yet."""
     if model_dir is None:
-        active = (
-            None
-            if session is None
-            else session.scalar(select(ModelVersion).where(ModelVersion.is_active.is_(True)))
-        )
+        active = None if session is None else active_model(session)
         if active is None:
             raise BundleError("no active model: give --model DIR")
         model_dir = Path(active.bundle_path)
@@ -185,8 +182,6 @@ def adopt_derived(
     ``activate``. Returns the new row (None when the parent is not registered: nothing to
     inherit) and whether it was activated; activation hands re-classification and catalogue
     embedding to ``dispatcher`` after the commit."""
-    from catalog_ai.services.models import activate_model, register_model
-
     parent_version = (bundle.parent or {}).get("version")
     parent = find_model_version(session, parent_version) if parent_version else None
     if parent is None:
