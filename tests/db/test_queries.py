@@ -179,3 +179,20 @@ def test_stored_vectors_decode_many_at_once_and_name_a_corrupt_one() -> None:
         decode_vectors([5, 6], [encoded[0][1], encoded[1][1]], ids=[7, 8])
     with pytest.raises(DatabaseError, match=r"different widths \(\[2, 5\]\)"):
         decode_vectors([5, 2], [encoded[0][1], encode_vector([1.0, 2.0])[1]])
+
+
+def test_no_module_looks_a_model_version_up_by_name_on_its_own() -> None:
+    """Every lookup of a version by its name goes through find_model_version or
+    model_version_by_name (one error, one message); joins filtering by name are not lookups."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    lookup = re.compile(r"select\(\s*ModelVersion\s*\)\s*\.where\(\s*ModelVersion\.version\s*==")
+    offenders = [
+        str(path.relative_to(root))
+        for folder in ("catalog_ai", "dashboards", "benchmarks")
+        for path in sorted((root / folder).rglob("*.py"))
+        if path.name != "queries.py" and lookup.search(path.read_text())
+    ]
+    assert offenders == []

@@ -27,8 +27,14 @@ def _product(s, title, status, *, category=None, label_source=None, photo=True):
     p = Product(title=title, status=status, category_id=category, label_source=label_source)
     if photo:
         p.images.append(
-            ProductImage(content_hash=title.ljust(64, "0"), stored_path=f"ab/{title}.png", width=4,
-                         height=4, size_bytes=10, format="PNG")
+            ProductImage(
+                content_hash=title.ljust(64, "0"),
+                stored_path=f"ab/{title}.png",
+                width=4,
+                height=4,
+                size_bytes=10,
+                format="PNG",
+            )
         )
     s.add(p)
     s.flush()
@@ -36,8 +42,17 @@ def _product(s, title, status, *, category=None, label_source=None, photo=True):
 
 
 def _suggest(s, product, model, path, confidence, cats):
-    s.add(Suggestion(product_id=product.id, model_version_id=model.id, category_id=cats.get(path),
-                     path=path, levels=[], confidence=confidence, source="head"))
+    s.add(
+        Suggestion(
+            product_id=product.id,
+            model_version_id=model.id,
+            category_id=cats.get(path),
+            path=path,
+            levels=[],
+            confidence=confidence,
+            source="head",
+        )
+    )
     s.flush()
 
 
@@ -49,14 +64,40 @@ def reviewed_catalog(catalog_home):
     with unit_of_work() as s:
         sync_taxonomy(s, Taxonomy.from_paths(PATHS), source="import:test")
         cats = {c.path: c.id for c in s.scalars(select(Category))}
-        m1 = ModelVersion(version="m1", backbone="tiny-cnn", bundle_path="/x", taxonomy_fingerprint="f", is_active=True)
-        m2 = ModelVersion(version="m2", backbone="tiny-cnn", bundle_path="/y", taxonomy_fingerprint="f")
+        m1 = ModelVersion(
+            version="m1",
+            backbone="tiny-cnn",
+            bundle_path="/x",
+            taxonomy_fingerprint="f",
+            is_active=True,
+        )
+        m2 = ModelVersion(
+            version="m2", backbone="tiny-cnn", bundle_path="/y", taxonomy_fingerprint="f"
+        )
         s.add_all([m1, m2])
         s.flush()
         for i in range(3):
-            _product(s, f"imp-green-{i}", ProductStatus.ACCEPTED, category=cats["Fruit > Apple > Green"], label_source="import")
-        _product(s, "imp-carrot", ProductStatus.ACCEPTED, category=cats["Veg > Carrot"], label_source="import")
-        auto = _product(s, "auto-red", ProductStatus.ACCEPTED, category=cats["Fruit > Apple > Red"], label_source="model")
+            _product(
+                s,
+                f"imp-green-{i}",
+                ProductStatus.ACCEPTED,
+                category=cats["Fruit > Apple > Green"],
+                label_source="import",
+            )
+        _product(
+            s,
+            "imp-carrot",
+            ProductStatus.ACCEPTED,
+            category=cats["Veg > Carrot"],
+            label_source="import",
+        )
+        auto = _product(
+            s,
+            "auto-red",
+            ProductStatus.ACCEPTED,
+            category=cats["Fruit > Apple > Red"],
+            label_source="model",
+        )
         _suggest(s, auto, m1, "Fruit > Apple > Red", 0.97, cats)
         names = {}
         for title, path, conf in [
@@ -76,5 +117,3 @@ def reviewed_catalog(catalog_home):
         accept(s, names["too-deep"], reviewer="alice", depth=2)
         reject(s, names["junk"], reviewer="bob")
     return names
-
-

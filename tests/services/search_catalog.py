@@ -131,4 +131,3 @@ def build(**kwargs):
 def similar(**kwargs):
     with unit_of_work() as session:
         return similar_products(session, model_version=VERSION, **kwargs)
-

@@ -16,24 +16,52 @@ from catalog_ai.services.browse import (
 def test_branch_stats_roll_up_the_tree(reviewed_catalog):
     with unit_of_work() as s:
         stats = {b.path: b for b in branch_stats(s)}
-    assert list(stats)[:4] == ["Fruit", "Fruit > Apple", "Fruit > Apple > Green", "Fruit > Apple > Red"]
+    assert list(stats)[:4] == [
+        "Fruit",
+        "Fruit > Apple",
+        "Fruit > Apple > Green",
+        "Fruit > Apple > Red",
+    ]
     fruit, apple, green, red, banana, veg = (
-        stats[p] for p in ["Fruit", "Fruit > Apple", "Fruit > Apple > Green", "Fruit > Apple > Red",
-                           "Fruit > Banana", "Veg"]
+        stats[p]
+        for p in [
+            "Fruit",
+            "Fruit > Apple",
+            "Fruit > Apple > Green",
+            "Fruit > Apple > Red",
+            "Fruit > Banana",
+            "Veg",
+        ]
     )
     # Products: 3 imports + ok-green in Green; auto-red in Red; too-deep at Apple; wrong-red moved to Banana.
-    assert (green.products, red.products, apple.products, banana.products, fruit.products) == (4, 1, 6, 1, 7)
+    assert (green.products, red.products, apple.products, banana.products, fruit.products) == (
+        4,
+        1,
+        6,
+        1,
+        7,
+    )
     assert veg.products == 1
     # Of those, the ones a person labelled (imports, reviews): all but auto-red.
     assert (green.labelled_by_people, red.labelled_by_people, apple.labelled_by_people) == (4, 0, 5)
-    assert (banana.labelled_by_people, fruit.labelled_by_people, veg.labelled_by_people) == (1, 6, 1)
+    assert (banana.labelled_by_people, fruit.labelled_by_people, veg.labelled_by_people) == (
+        1,
+        6,
+        1,
+    )
     # Suggestions in Fruit: auto-red, ok-green, wrong-red, too-deep, junk (all decided).
     assert (fruit.classified, fruit.decided, fruit.accepted_as_suggested) == (5, 5, 3)
     assert fruit.acceptance_rate == pytest.approx(3 / 5)
     # Reviewed in Fruit: ok-green (accept), wrong-red (correct), too-deep (partial), junk (reject).
     assert (fruit.reviewed, fruit.reviewed_correct) == (4, 1)
     assert fruit.accuracy == pytest.approx(0.25)
-    assert (red.classified, red.decided, red.accepted_as_suggested, red.reviewed, red.reviewed_correct) == (2, 2, 1, 1, 0)
+    assert (
+        red.classified,
+        red.decided,
+        red.accepted_as_suggested,
+        red.reviewed,
+        red.reviewed_correct,
+    ) == (2, 2, 1, 1, 0)
     assert (green.reviewed, green.reviewed_correct) == (2, 1)
     # Veg: one suggestion still waiting; nothing decided, so no rate.
     assert (veg.classified, veg.decided) == (1, 0)

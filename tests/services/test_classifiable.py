@@ -56,8 +56,6 @@ def test_the_sql_rule_and_the_loaded_rule_agree_on_every_product(catalog):
         ProductStatus.ACCEPTED,
     }
     assert eligible == {
-        (status, source)
-        for status in waiting_or_model
-        for source in (None, LabelSource.MODEL)
+        (status, source) for status in waiting_or_model for source in (None, LabelSource.MODEL)
     }
     assert done.id not in by_sql  # this version suggested for it already

@@ -14,8 +14,12 @@ def test_product_history_lists_suggestions_and_reviews(reviewed_catalog):
         with pytest.raises(CatalogViewError, match="does not exist"):
             product_history(s, 10_000)
     assert (h.status, h.category_path, h.label_source) == ("accepted", "Fruit > Banana", "review")
-    assert [(x.model_version, x.path, x.confidence) for x in h.suggestions] == [("m1", "Fruit > Apple > Red", 0.5)]
-    assert [(r.reviewer, r.action, r.category_path) for r in h.reviews] == [("bob", "correct", "Fruit > Banana")]
+    assert [(x.model_version, x.path, x.confidence) for x in h.suggestions] == [
+        ("m1", "Fruit > Apple > Red", 0.5)
+    ]
+    assert [(r.reviewer, r.action, r.category_path) for r in h.reviews] == [
+        ("bob", "correct", "Fruit > Banana")
+    ]
     assert h.reviews[0].created_at is not None
     assert h.image_paths == ["ab/wrong-red.png"]
 

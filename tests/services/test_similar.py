@@ -68,7 +68,6 @@ def test_photo_search_narrowed_by_words(search_catalog):
     assert similar(query_vector=CENTRES[2], k=10, text="no-such-words") == []
 
 
-
 def test_clear_errors_without_embeddings_or_index(sqlite_db):
     with unit_of_work() as session:
         session.add(
@@ -94,5 +93,8 @@ def test_clear_errors_without_embeddings_or_index(sqlite_db):
         lonely = add_product(session, "no photo embedded", None, [np.ones(DIM)], None, tag="y").id
     with pytest.raises(SearchError, match="has no embedding from model"):
         similar(product_id=lonely)
-    with pytest.raises(ModelVersionNotFound, match="no registered model version"), unit_of_work() as session:
+    with (
+        pytest.raises(ModelVersionNotFound, match="no registered model version"),
+        unit_of_work() as session,
+    ):
         similar_products(session, model_version="nope", query_vector=np.ones(DIM))
