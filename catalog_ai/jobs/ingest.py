@@ -12,8 +12,9 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
+
+from sqlalchemy.orm import Session
 
 from catalog_ai.db import unit_of_work
 from catalog_ai.db.retry import run_chunk
@@ -101,19 +102,20 @@ def ingest_paths(
     ) as bar:
         for start in range(0, len(files), chunk_size):
             chunk = files[start : start + chunk_size]
+
             # A chunk that lost a lock race is rolled back and ingested again; what a
             # concurrent writer committed meanwhile then shows as duplicates.
-            part = run_chunk(
-                partial(
-                    ingest_files,
-                    files=chunk,
+            def ingest_chunk(session: Session, chunk: list[Path] = chunk) -> IngestResult:
+                return ingest_files(
+                    session,
+                    chunk,
                     media=media,
                     dispatcher=dispatcher,
                     title=title,
                     external_id=external_id,
-                ),
-                what="ingest chunk",
-            )
+                )
+
+            part = run_chunk(ingest_chunk, what="ingest chunk")
             summary.merge(part)
             bar.update(len(chunk))
     return summary
