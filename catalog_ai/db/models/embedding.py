@@ -59,8 +59,9 @@ def decode_vectors(
         )
     if not widths:
         return np.empty((0, 0), np.float32)
-    # One copy, straight into the result: 74 ms for 20,000 x 1,280 here, against 150 ms for
-    # stacking per-row arrays and 164 ms for joining the bytes first (each copies twice).
+    # One copy, straight into the result: median 80 ms for 20,000 x 1,280 values on the dev
+    # machine, against 122 ms for stacking per-row arrays and 139 ms for joining the bytes first
+    # (each of those copies twice).
     matrix = np.empty((len(blobs), widths[0]), np.float32)
     for k, blob in enumerate(blobs):
         matrix[k] = np.frombuffer(blob, dtype=_DTYPE)
