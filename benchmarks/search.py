@@ -479,7 +479,7 @@ def text_search_benchmark(n_products: int, postgres_admin_url: str | None = None
 
     from catalog_ai.db import Product, dispose_engines, session_factory
     from catalog_ai.db.migrate import upgrade
-    from catalog_ai.services.search import text_search
+    from catalog_ai.services.text_search import text_search
 
     words = [
         "orange",

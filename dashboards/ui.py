@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import streamlit as st
 from sqlalchemy.orm import Session
@@ -59,14 +60,14 @@ def perform(what: str, action: Callable[[Session, str], str], *, rerun: bool = T
     """
     from catalog_ai.services.review import ReviewConflict
 
-    viewer = current_viewer()
+    name = current_viewer().name  # None: not signed in (Viewer.can_act)
     ok = False
-    if not viewer.can_act:
+    if name is None:
         flash("error", f"{what}: sign in first; nothing was changed.")
     else:
         try:
             with unit_of_work() as session:
-                message = action(session, viewer.name)
+                message = action(session, name)
         except ReviewConflict as exc:
             flash("warning", f"{what}: {exc}")
         except CatalogAIError as exc:
@@ -181,13 +182,21 @@ def open_product(product_id: int) -> None:
     st.session_state[PRODUCT_KEY] = int(product_id)
 
 
+class _Tile(Protocol):
+    @property
+    def product_id(self) -> int: ...
+
+
+_T = TypeVar("_T", bound=_Tile)
+
+
 def tile_grid(
-    tiles: Sequence,
+    tiles: Sequence[_T],
     *,
     columns: int = 6,
     size: int = 160,
-    caption: Callable[[object], str],
-    image: Callable[[object], str | Path | None],
+    caption: Callable[[_T], str],
+    image: Callable[[_T], str | Path | None],
     key: str,
     open_button: bool = False,
 ) -> None:

@@ -58,7 +58,7 @@ def _print_import_summary(summary) -> None:
 @catalog.command("stats")
 def catalog_stats() -> None:
     """Counts of categories and products per status."""
-    from catalog_ai.services.stats import catalog_counts
+    from catalog_ai.services.health import catalog_counts
 
     ensure_db()
     from catalog_ai.db import unit_of_work

@@ -42,10 +42,9 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) 
     was), registered when the given one is, and active when it was (unless --no-activate)."""
     import shutil
 
-    from sqlalchemy import select
-
     from catalog_ai.cli.models import adopt, catalog_exists
-    from catalog_ai.db import ModelVersion, unit_of_work
+    from catalog_ai.db import unit_of_work
+    from catalog_ai.db.queries import find_model_version
     from catalog_ai.errors import ImportFolderError
     from catalog_ai.model.bundle import ModelBundle, derive_bundle
     from catalog_ai.services.fewshot import add_examples
@@ -63,7 +62,7 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) 
     if catalog_exists():
         ensure_db()
         with unit_of_work() as session:
-            row = session.scalar(select(ModelVersion).where(ModelVersion.version == parent.version))
+            row = find_model_version(session, parent.version)
             memory, revision = current_memory(session, row, parent)
     else:
         memory, revision = current_memory(None, None, parent)

@@ -64,8 +64,8 @@ def ingest_cmd(
         )
     if isinstance(dispatcher, InProcessDispatcher):  # classified already: its failures count too
         from catalog_ai.db import unit_of_work
+        from catalog_ai.services.health import failures
         from catalog_ai.services.ingest import FailedFile
-        from catalog_ai.services.status import failures
 
         with unit_of_work() as session:
             failed = failures(session, summary.created)

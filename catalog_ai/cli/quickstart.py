@@ -38,8 +38,8 @@ def _step(text: str) -> None:
 def run_quickstart(*, data: Path | None = None, backbone: str = "efficientnet_lite0") -> dict:
     from catalog_ai.jobs.ingest import ingest_paths
     from catalog_ai.model.bundle import BundleError, ModelBundle
+    from catalog_ai.services.health import status_counts
     from catalog_ai.services.models import activate_model, register_model
-    from catalog_ai.services.status import status_counts
     from catalog_ai.worker.dispatch import default_dispatcher, drain
 
     started = time.monotonic()

@@ -61,7 +61,9 @@ def search_cmd(
 ) -> None:
     """Products that look like a photo or a product, optionally narrowed by words."""
     from catalog_ai.db import unit_of_work
-    from catalog_ai.services.search import resolve_model_version, similar_products, text_search
+    from catalog_ai.services.models import resolve_model_version
+    from catalog_ai.services.similar import similar_products
+    from catalog_ai.services.text_search import text_search
 
     if image is not None and product_id is not None:
         raise click.UsageError("give one of --image or --product, not both")
@@ -176,7 +178,7 @@ def index_build(
 
     from catalog_ai.db import unit_of_work
     from catalog_ai.index import DEFAULT_DESCRIPTOR, IndexConfig
-    from catalog_ai.services.search import build_index
+    from catalog_ai.services.search_index import build_index
 
     config = DEFAULT_DESCRIPTOR
     if descriptor is not None:
@@ -198,7 +200,7 @@ def index_build(
 def index_update(model: str | None, as_json: bool) -> None:
     """Add embeddings stored since the last build or update; drop those deleted."""
     from catalog_ai.db import unit_of_work
-    from catalog_ai.services.search import update_index
+    from catalog_ai.services.search_index import update_index
 
     ensure_db()
     with unit_of_work() as session:
@@ -212,7 +214,7 @@ def index_update(model: str | None, as_json: bool) -> None:
 def index_status_cmd(model: str | None, as_json: bool) -> None:
     """Size, kind and freshness of the index against the stored embeddings."""
     from catalog_ai.db import unit_of_work
-    from catalog_ai.services.search import index_status
+    from catalog_ai.services.search_index import index_status
 
     ensure_db()
     with unit_of_work() as session:

@@ -27,7 +27,7 @@ def taxonomy() -> None:
 def taxonomy_import(file: Path, fmt: str) -> None:
     """Add the categories of FILE (or folder tree) to the catalog."""
     from catalog_ai.db import unit_of_work
-    from catalog_ai.services.catalog import sync_taxonomy
+    from catalog_ai.services.catalog_import import sync_taxonomy
     from catalog_ai.taxonomy import load_taxonomy
 
     tree = load_taxonomy(file, format=fmt)

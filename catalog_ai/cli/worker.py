@@ -15,7 +15,7 @@ from catalog_ai.cli._root import cli, dispatching, echo_json, ensure_db
 def status_cmd(as_json: bool) -> None:
     """Products per status, the queue, the workers, the oldest waiting product."""
     from catalog_ai.db import unit_of_work
-    from catalog_ai.services.status import pipeline_status
+    from catalog_ai.services.health import pipeline_status
     from catalog_ai.worker.queue import broker_status
 
     ensure_db()

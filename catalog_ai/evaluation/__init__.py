@@ -23,6 +23,7 @@ import numpy as np
 
 from catalog_ai.errors import CatalogAIError, EvaluationError
 from catalog_ai.model.calibration import (
+    PRECISION_TARGETS,
     expected_calibration_error,
     reliability_bins,
     threshold_for_precision,
@@ -40,8 +41,8 @@ __all__ = [
     "write_report",
 ]
 
-#: Target precisions reported even when the thresholds do not name them (as null).
-PRECISION_TARGETS = ("0.95", "0.98", "0.99")
+# PRECISION_TARGETS (imported from model.calibration, which calibrates to them): reported even
+# when the thresholds do not name them (as null).
 ECE_BINS = 15
 #: What :func:`write_report` writes, in the order it returns them.
 REPORT_FILES = (

@@ -1,7 +1,8 @@
 """Search over image embeddings: descriptors, the vector index (exact or HNSW) and its storage.
 
-Only numpy and faiss here; the database side (building from the ``embeddings`` table, product
-search, near duplicates) is in :mod:`catalog_ai.services.search`.
+Only numpy and faiss here; the database side is in the services: building from the
+``embeddings`` table in :mod:`catalog_ai.services.search_index`, product search in
+:mod:`catalog_ai.services.similar`, near duplicates in :mod:`catalog_ai.services.near_duplicates`.
 """
 
 from catalog_ai.index._errors import SearchError

@@ -7,15 +7,18 @@ so an interrupted job leaves nothing half-written and re-running it skips what i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy.orm import Session
 
 from catalog_ai.db import LabelSource, unit_of_work
 from catalog_ai.db.retry import run_chunk
 from catalog_ai.errors import ImportFolderError
 from catalog_ai.photos.store import MediaStore
 from catalog_ai.progress import progress_bar
-from catalog_ai.services.catalog import ImportSummary, import_labelled_files, sync_taxonomy
+from catalog_ai.services.catalog_import import ImportSummary, import_labelled_files, sync_taxonomy
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import describe_skipped, scan_folder
 
@@ -74,11 +77,14 @@ def import_folder(
 
         for start in range(0, len(scan.files), chunk_size):
             chunk = scan.files[start : start + chunk_size]
+
             # A chunk that lost a lock race to a concurrent writer (another import, an ingest)
             # is rolled back and imported again; the bar counts each file once, however many
             # attempts its chunk took.
-            part = run_chunk(
-                lambda session, chunk=chunk: import_labelled_files(
+            def import_chunk(
+                session: Session, chunk: Sequence[tuple[Path, tuple[str, ...]]] = chunk
+            ) -> ImportSummary:
+                return import_labelled_files(
                     session,
                     chunk,
                     media=media,
@@ -86,8 +92,8 @@ def import_folder(
                     max_pixels=settings.max_image_pixels,
                     on_file=tick,
                     label_source=label_source,
-                ),
-                what="import chunk",
-            )
+                )
+
+            part = run_chunk(import_chunk, what="import chunk")
             summary.merge(part)
     return summary

@@ -1,8 +1,9 @@
 """Jobs that own their transactions, as the command line and the main job run them.
 
 ``ingest_paths`` commits one chunk of files at a time (the same reasons as the folder import in
-:mod:`catalog_ai.jobs.folder_import`), and each chunk's classification goes to the dispatcher after its commit
-(with no broker: the in-process runner's background thread, through the same task code).
+:mod:`catalog_ai.jobs.folder_import`), and each chunk's classification goes to the dispatcher
+after its commit (with no broker: the in-process runner's background thread, through the same
+task code).
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from catalog_ai.db import unit_of_work
 from catalog_ai.db.retry import run_chunk
 from catalog_ai.dispatch import Dispatcher
 from catalog_ai.photos.store import MediaStore
 from catalog_ai.progress import progress_bar
-from catalog_ai.services.classify import RetrySummary, requeue_failed, requeue_stale
 from catalog_ai.services.ingest import FailedFile, IngestResult, ingest_files
+from catalog_ai.services.requeue import RetrySummary, requeue_failed, requeue_stale
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import IMAGE_SUFFIXES
 
@@ -99,19 +102,20 @@ def ingest_paths(
     ) as bar:
         for start in range(0, len(files), chunk_size):
             chunk = files[start : start + chunk_size]
+
             # A chunk that lost a lock race is rolled back and ingested again; what a
             # concurrent writer committed meanwhile then shows as duplicates.
-            part = run_chunk(
-                lambda session, chunk=chunk: ingest_files(
+            def ingest_chunk(session: Session, chunk: list[Path] = chunk) -> IngestResult:
+                return ingest_files(
                     session,
                     chunk,
                     media=media,
                     dispatcher=dispatcher,
                     title=title,
                     external_id=external_id,
-                ),
-                what="ingest chunk",
-            )
+                )
+
+            part = run_chunk(ingest_chunk, what="ingest chunk")
             summary.merge(part)
             bar.update(len(chunk))
     return summary

@@ -1,4 +1,4 @@
-"""Classifying products with the active model: claim, run the model, record; and re-queueing.
+"""Classifying products with the active model: claim, run the model, record.
 
 A worker handles a chunk of products in three steps, so no transaction stays open while the
 network runs::
@@ -13,34 +13,37 @@ Every step is idempotent, because a queue delivers a message at least once, not 
 ``claim`` skips products that already have a suggestion of this model version or are finished,
 and ``record`` inserts with ``ON CONFLICT DO NOTHING`` on (product, model version), so a
 redelivered chunk never creates a second suggestion. The database is the truth and the queue a
-hint: :func:`requeue_stale` puts back what a lost message or a dead worker left behind.
+hint: :func:`catalog_ai.services.requeue.requeue_stale` puts back what a lost message or a dead
+worker left behind. Which products a version may classify is one rule, in
+:mod:`catalog_ai.services.classifiable`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, and_, exists, select, update
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
 from catalog_ai.db import (
     Category,
     Embedding,
     LabelSource,
-    ModelVersion,
     Product,
     ProductStatus,
     Suggestion,
-    utc_now,
+    conflict_insert,
 )
-from catalog_ai.db.insert import conflict_insert as _insert
-from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.errors import CatalogAIError, ImageError
 from catalog_ai.photos.store import MediaStore
+from catalog_ai.services.classifiable import (
+    MODEL_LABELLED,
+    WAITING,
+    classifiable,
+    still_classifiable,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,24 +54,14 @@ if TYPE_CHECKING:
 __all__ = [
     "Outcome",
     "RecordSummary",
-    "RetrySummary",
     "TransientStorageError",
     "Work",
     "claim",
     "fail_unfinished",
-    "flag_near_duplicates",
-    "mark_for_reclassification",
     "record",
-    "requeue_failed",
-    "requeue_stale",
     "run_model",
     "unfinished_before",
 ]
-
-log = logging.getLogger(__name__)
-
-_WAITING = (ProductStatus.PENDING, ProductStatus.PROCESSING)
-_MODEL_LABELLED = (ProductStatus.SUGGESTED, ProductStatus.ACCEPTED)
 
 
 class TransientStorageError(CatalogAIError):
@@ -103,44 +96,9 @@ class RecordSummary:
     failed: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)  # already recorded, or finished meanwhile
     # (product id, embedding) of each new suggestion: for the near-duplicate check, which runs
-    # after this transaction has committed (flag_near_duplicates), never under its row locks.
+    # after this transaction has committed (services.near_duplicates.flag_near_duplicates),
+    # never under its row locks.
     new_embeddings: list[tuple[int, np.ndarray]] = field(default_factory=list)
-
-
-@dataclass
-class RetrySummary:
-    requeued: list[int] = field(default_factory=list)
-    not_found: list[int] = field(default_factory=list)
-    not_failed: list[tuple[int, str]] = field(default_factory=list)  # (product id, its status)
-    no_photo: list[int] = field(default_factory=list)  # failed at ingest: nothing to classify
-
-
-# --- which products a model may (re)classify ------------------------------------------------------
-
-
-def _has_suggestion(model_version_id: int):
-    return exists().where(
-        Suggestion.product_id == Product.id, Suggestion.model_version_id == model_version_id
-    )
-
-
-def _classifiable(model_version_id: int):
-    """Waiting products, and products labelled by an earlier model, that this version has not
-    suggested for yet. A label a person gave (``Product.labelled_by_person``: import, review,
-    few-shot example) is never touched, whatever the product's status."""
-    return and_(
-        Product.status.in_((*_WAITING, *_MODEL_LABELLED)),
-        ~Product.labelled_by_person,
-        ~_has_suggestion(model_version_id),
-    )
-
-
-def _still_classifiable(product: Product) -> bool:
-    """:func:`_classifiable` for a loaded product (re-checked under the row lock in ``record``)."""
-    return product.status in (*_WAITING, *_MODEL_LABELLED) and not product.labelled_by_person
-
-
-# --- claim, run, record ---------------------------------------------------------------------------
 
 
 def claim(
@@ -154,16 +112,16 @@ def claim(
     """
     if not product_ids:
         return []
-    query: Select[tuple[Product]] = (
+    query: Select[Product] = (
         select(Product)
-        .where(Product.id.in_(set(product_ids)), _classifiable(model_version_id))
+        .where(Product.id.in_(set(product_ids)), classifiable(model_version_id))
         .order_by(Product.id)
         .options(selectinload(Product.images))
         .with_for_update(of=Product, skip_locked=True)
     )
     work = []
     for product in session.scalars(query):
-        if product.status in _MODEL_LABELLED:
+        if product.status in MODEL_LABELLED:
             # Its last classification finished: attempts count the claims of this round only,
             # or a product re-classified by five models in turn would be failed as a killer.
             product.attempts = 0
@@ -179,6 +137,7 @@ def claim(
         else:
             product.status = ProductStatus.PROCESSING
             product.attempts += 1
+            # Product.images is ordered by id: [0] is the first photo (db.queries.first_photo_ids).
             image = product.images[0]
             work.append(Work(product.id, image.id, image.stored_path))
     session.flush()
@@ -195,7 +154,7 @@ def unfinished_before(session: Session, product_ids: Sequence[int]) -> set[int]:
         session.scalars(
             select(Product.id).where(
                 Product.id.in_(set(product_ids)),
-                Product.status.in_(_WAITING),
+                Product.status.in_(WAITING),
                 Product.attempts > 0,
             )
         )
@@ -279,13 +238,16 @@ def record(
     live = [
         o
         for o in outcomes
-        if o.product_id in products and _still_classifiable(products[o.product_id])
+        if o.product_id in products and still_classifiable(products[o.product_id])
     ]
     live_ids = {o.product_id for o in live}
     summary.skipped = [o.product_id for o in outcomes if o.product_id not in live_ids]
 
-    decided = [o for o in live if o.error is None and o.decision is not None]
-    paths = {o.decision.path for o in decided if o.decision.path}
+    decisions: dict[int, Decision] = {
+        o.product_id: o.decision for o in live if o.error is None and o.decision is not None
+    }
+    decided = [o for o in live if o.product_id in decisions]
+    paths = {d.path for d in decisions.values() if d.path}
     category_ids = (
         dict(
             session.execute(
@@ -298,21 +260,25 @@ def record(
     inserted: set[int] = set()
     if decided:
         rows = [
-            _suggestion_row(o, o.decision, model_version_id, category_ids)
+            _suggestion_row(o, decisions[o.product_id], model_version_id, category_ids)
             | {"memory_revision": memory_revision}
             for o in decided
         ]
         stmt = (
-            _insert(session, Suggestion.__table__)
+            conflict_insert(session, Suggestion.__table__)
             .values(rows)
             .on_conflict_do_nothing(index_elements=["product_id", "model_version_id"])
             .returning(Suggestion.__table__.c.product_id)
         )
         inserted = set(session.scalars(stmt))
-        vectors = [_embedding_row(o, model_version_id) for o in decided if o.product_id in inserted]
+        vectors = [
+            Embedding.row(o.embedding, image_id=o.image_id, model_version_id=model_version_id)
+            for o in decided
+            if o.product_id in inserted and o.embedding is not None
+        ]
         if vectors:
             session.execute(
-                _insert(session, Embedding.__table__)
+                conflict_insert(session, Embedding.__table__)
                 .values(vectors)
                 .on_conflict_do_nothing(index_elements=["image_id", "model_version_id"])
             )
@@ -320,7 +286,7 @@ def record(
     for outcome in live:
         product = products[outcome.product_id]
         if outcome.error is not None or outcome.decision is None:
-            if product.status in _WAITING:  # never undo what a twin of this task recorded
+            if product.status in WAITING:  # never undo what a twin of this task recorded
                 _fail(product, outcome.error or "the model returned no decision")
                 summary.failed.append(product.id)
             else:
@@ -353,47 +319,9 @@ def record(
     return summary
 
 
-def flag_near_duplicates(
-    session: Session, candidates: Sequence[tuple[int, np.ndarray]], *, model_version_id: int
-) -> list[int]:
-    """Mark products that look like one already in the search index (the same product
-    photographed twice); returns the ids marked. ``candidates`` are ``(product id, embedding)``
-    from :attr:`RecordSummary.new_embeddings`.
-
-    Run in its own transaction after ``record`` has committed: searching the index takes time
-    (loading it, reading vectors), and under ``record``'s row locks it would hold up reviewers
-    and other workers. Without an index yet (a new model, an empty catalog) nothing is marked.
-    """
-    if not candidates:
-        return []
-    from catalog_ai.index import SearchError
-    from catalog_ai.services.search import find_near_duplicates
-
-    mv = session.get(ModelVersion, model_version_id)
-    if mv is None:
-        return []
-    flagged = []
-    for product_id, vector in candidates:
-        try:
-            twin = find_near_duplicates(
-                session, model_version=mv, vector=vector, exclude_product_id=product_id
-            )
-        except SearchError:
-            break  # no index for this model version (yet)
-        if twin is not None:
-            session.execute(
-                update(Product)
-                .where(Product.id == product_id)
-                .values(duplicate_of_id=twin[0], duplicate_score=float(twin[1]))
-                .execution_options(synchronize_session=False)
-            )
-            flagged.append(product_id)
-    return flagged
-
-
 def _suggestion_row(
     outcome: Outcome, decision: Decision, model_version_id: int, category_ids: dict[str, int]
-) -> dict:
+) -> dict[str, Any]:
     return {
         "product_id": outcome.product_id,
         "model_version_id": model_version_id,
@@ -406,24 +334,9 @@ def _suggestion_row(
     }
 
 
-def _embedding_row(outcome: Outcome, model_version_id: int) -> dict:
-    import numpy as np
-
-    vector = np.asarray(outcome.embedding, dtype="<f4")
-    return {
-        "image_id": outcome.image_id,
-        "model_version_id": model_version_id,
-        "dim": int(vector.size),
-        "vector": vector.tobytes(),
-    }
-
-
 def _fail(product: Product, reason: str) -> None:
     product.status = ProductStatus.FAILED
     product.error = reason
-
-
-# --- enqueueing (after the commit) ----------------------------------------------------------------
 
 
 def fail_unfinished(session: Session, product_ids: Sequence[int], reason: str) -> list[int]:
@@ -435,7 +348,7 @@ def fail_unfinished(session: Session, product_ids: Sequence[int], reason: str) -
     products = list(
         session.scalars(
             select(Product)
-            .where(Product.id.in_(set(product_ids)), Product.status.in_(_WAITING))
+            .where(Product.id.in_(set(product_ids)), Product.status.in_(WAITING))
             .order_by(Product.id)
             .with_for_update()
         )
@@ -444,101 +357,3 @@ def fail_unfinished(session: Session, product_ids: Sequence[int], reason: str) -
         _fail(product, reason)
     session.flush()
     return [p.id for p in products]
-
-
-def mark_for_reclassification(session: Session, *, model_version_id: int) -> list[int]:
-    """Products this version should classify, in id order; those labelled by an earlier model
-    go back to ``pending`` (so a lost message is found by the sweep like any other)."""
-    now = utc_now()
-    session.execute(
-        update(Product)
-        .where(Product.status.in_(_MODEL_LABELLED), _classifiable(model_version_id))
-        # attempts=0: their last classification finished; a new round counts afresh.
-        .values(status=ProductStatus.PENDING, status_changed_at=now, attempts=0)
-        .execution_options(synchronize_session=False)
-    )
-    return list(
-        session.scalars(
-            select(Product.id).where(_classifiable(model_version_id)).order_by(Product.id)
-        )
-    )
-
-
-def requeue_stale(
-    session: Session,
-    *,
-    older_than_s: float,
-    dispatcher: Dispatcher | None,
-    limit: int = 10_000,
-) -> list[int]:
-    """Products ``pending`` or ``processing`` for longer than ``older_than_s`` seconds go back to
-    ``pending`` with a fresh timestamp, and are handed to ``dispatcher`` after the commit
-    (``None``: only reset, nothing enqueued).
-
-    The fresh timestamp keeps one product from being enqueued again at every sweep while a long
-    queue drains. With no active model nothing is enqueued (the tasks would only wait too). At
-    most ``limit`` products per call, oldest ids first; the next sweep takes the rest.
-    """
-    now = utc_now()
-    cutoff = now - timedelta(seconds=older_than_s)
-    has_model = session.scalar(select(ModelVersion.id).where(ModelVersion.is_active.is_(True)))
-    if has_model is None:
-        return []
-    # Rows another transaction holds (a worker recording them right now) are skipped: they are
-    # not stale, and waiting for them could deadlock with that worker's id-ordered locks.
-    ids = list(
-        session.scalars(
-            select(Product.id)
-            .where(Product.status.in_(_WAITING), Product.status_changed_at < cutoff)
-            .order_by(Product.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    if ids:
-        session.execute(
-            update(Product)
-            .where(Product.id.in_(ids))
-            .values(status=ProductStatus.PENDING, status_changed_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        log.info(
-            "sweep: %d products waited longer than %s s; enqueued again", len(ids), older_than_s
-        )
-        if dispatcher is not None:
-            after_commit(session, dispatcher).classify(ids)
-    return ids
-
-
-def requeue_failed(
-    session: Session, product_ids: Sequence[int] | None = None, *, dispatcher: Dispatcher | None
-) -> RetrySummary:
-    """Put failed products back to ``pending`` (attempts reset) and hand them to ``dispatcher``
-    after the commit (``None``: leave them pending for a sweep).
-
-    ``product_ids=None`` retries every failed product. Products that failed at ingest have no
-    photo to classify and stay failed (listed in ``no_photo``).
-    """
-    summary = RetrySummary()
-    query = select(Product).options(selectinload(Product.images)).order_by(Product.id)
-    if product_ids is None:
-        query = query.where(Product.status == ProductStatus.FAILED)
-    else:
-        query = query.where(Product.id.in_(set(product_ids)))
-    found = {p.id: p for p in session.scalars(query.with_for_update(of=Product))}
-    if product_ids is not None:
-        summary.not_found = sorted(set(product_ids) - found.keys())
-    for product in found.values():
-        if product.status != ProductStatus.FAILED:
-            summary.not_failed.append((product.id, product.status.value))
-        elif not product.images:
-            summary.no_photo.append(product.id)
-        else:
-            product.status = ProductStatus.PENDING
-            product.error = None
-            product.attempts = 0
-            summary.requeued.append(product.id)
-    session.flush()
-    if dispatcher is not None and summary.requeued:
-        after_commit(session, dispatcher).classify(summary.requeued)
-    return summary

@@ -16,7 +16,8 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog_ai.db import Embedding, ModelVersion, ProductImage, conflict_insert
+from catalog_ai.db import Embedding, ProductImage, conflict_insert
+from catalog_ai.db.queries import model_version_by_name
 from catalog_ai.errors import CatalogAIError, ImageError
 from catalog_ai.photos.store import MediaStore
 
@@ -40,31 +41,22 @@ class EmbeddingProgress:
         return self.embedded >= self.images
 
 
-def _version(session: Session, version: str) -> ModelVersion:
-    row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
-    if row is None:
-        from catalog_ai.model.bundle import BundleError
-
-        raise BundleError(f"no registered model version {version!r} (catalog-ai models list)")
-    return row
-
-
 def images_to_embed(
     session: Session, version: str, *, limit: int | None = None
 ) -> list[tuple[int, str]]:
     """``(image id, stored path)`` of photos with no embedding for ``version`` yet, in id order."""
-    mv = _version(session, version)
+    mv = model_version_by_name(session, version)
     done = select(Embedding.image_id).where(Embedding.model_version_id == mv.id)
     q = (
         select(ProductImage.id, ProductImage.stored_path)
         .where(ProductImage.id.not_in(done))
         .order_by(ProductImage.id)
     )
-    return [tuple(r) for r in session.execute(q.limit(limit) if limit else q).all()]
+    return [(i, path) for i, path in session.execute(q.limit(limit) if limit else q).all()]
 
 
 def embedding_progress(session: Session, version: str) -> EmbeddingProgress:
-    mv = _version(session, version)
+    mv = model_version_by_name(session, version)
     embedded = session.scalar(
         select(func.count()).select_from(Embedding).where(Embedding.model_version_id == mv.id)
     )
@@ -102,18 +94,11 @@ def store_embeddings(
     """Insert embeddings, ignoring ones another worker stored meanwhile; returns how many rows."""
     if not vectors:
         return 0
-    mv = _version(session, version)
-    rows = []
-    for image_id, vector in vectors:
-        v = np.asarray(vector, dtype="<f4")
-        rows.append(
-            {
-                "image_id": image_id,
-                "model_version_id": mv.id,
-                "dim": int(v.size),
-                "vector": v.tobytes(),
-            }
-        )
+    mv = model_version_by_name(session, version)
+    rows = [
+        Embedding.row(vector, image_id=image_id, model_version_id=mv.id)
+        for image_id, vector in vectors
+    ]
     session.execute(
         conflict_insert(session, Embedding.__table__)
         .values(rows)

@@ -31,20 +31,26 @@ def evaluate_folder(
     if unknown:
         raise BundleError(
             f"{len(unknown)} categories of {data_dir} are not in model {bundle.version}'s tree "
-            f"(first: {unknown[0]!r}); evaluate on photos of the categories the model was trained on"
+            f"(first: {unknown[0]!r}); evaluate on photos of the categories the model was "
+            "trained on"
         )
     predictor = Predictor(bundle)
     files = [f for f, _ in scan.files]
     predictions = predictor.predict(files, progress=progress)
-    ok = [i for i, p in enumerate(predictions) if p.error is None]
+    # A prediction without an error has its probabilities and decision (Predictor.predict).
+    ok = [
+        (i, p.node_probs, p.decision)
+        for i, p in enumerate(predictions)
+        if p.error is None and p.node_probs is not None and p.decision is not None
+    ]
     skipped = [
         (str(files[i]), predictions[i].error or "") for i, p in enumerate(predictions) if p.error
     ]
     if not ok:
         raise BundleError(f"no readable photos in {data_dir}")
-    node_probs = np.stack([predictions[i].node_probs for i in ok])
-    true_rows = np.array([rows[labels[i]] for i in ok])
-    paths = [str(files[i]) for i in ok]
+    node_probs = np.stack([probs for _, probs, _ in ok])
+    true_rows = np.array([rows[labels[i]] for i, _, _ in ok])
+    paths = [str(files[i]) for i, _, _ in ok]
     result = evaluate_arrays(
         node_probs,
         true_rows,
@@ -52,7 +58,7 @@ def evaluate_folder(
         thresholds=bundle.thresholds,
         model_version=bundle.version,
         image_paths=paths,
-        decisions=[predictions[i].decision for i in ok],
+        decisions=[decision for _, _, decision in ok],
     )
     if report_dir is not None:
         write_report(result, report_dir, taxonomy=bundle.taxonomy, image_paths=paths)

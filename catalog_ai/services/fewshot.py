@@ -37,10 +37,11 @@ from catalog_ai.db import (
     ProductImage,
     ProductStatus,
 )
+from catalog_ai.db.models.embedding import decode_vectors
 from catalog_ai.errors import ImageError
 from catalog_ai.model.prototypes import PrototypeError, PrototypeMemory
+from catalog_ai.photos.decode import read_bytes
 from catalog_ai.photos.store import content_hash
-from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import SEPARATOR, Taxonomy, format_path
 
 __all__ = [
@@ -77,14 +78,14 @@ def check_new_paths(head_tree: Taxonomy, memory: PrototypeMemory, paths: Sequenc
         node = head_tree.find(path)
         if node is not None and not head_tree.is_leaf(node.id):
             raise PrototypeError(
-                f"{path!r} is a grouping of {len(head_tree.children(node.id))} categories in the model's "
-                "tree; put the photos in one of its categories or in a new sub-category"
+                f"{path!r} is a grouping of {len(head_tree.children(node.id))} categories in the "
+                "model's tree; put the photos in one of its categories or in a new sub-category"
             )
         same = folded.get(_fold(path))
         if same is not None and same != path:
             raise PrototypeError(
-                f"{path!r} clashes with the existing category {same!r} (same name, other spelling); "
-                "use the existing path or choose a distinct name"
+                f"{path!r} clashes with the existing category {same!r} (same name, other "
+                "spelling); use the existing path or choose a distinct name"
             )
 
 
@@ -115,18 +116,11 @@ def add_examples(
     predictor = Predictor(bundle)
     squares, labels, digests, failed, files = [], [], [], [], []
     already, seen = 0, set(memory.example_hashes)
-    limit = get_settings().max_image_bytes
-    for file, path in examples:
-        try:
-            size = Path(file).stat().st_size
-            if size > limit:  # checked before reading, as for uploads
-                failed.append(
-                    f"{file}: {size} bytes is over the {limit}-byte limit (CATALOG_AI_MAX_IMAGE_BYTES)"
-                )
-                continue
-            data = Path(file).read_bytes()
-        except OSError as exc:
-            failed.append(f"{file}: {exc.strerror or exc}")
+    for file, category in examples:
+        try:  # the same checks as for uploads (size from stat, before reading)
+            data = read_bytes(Path(file))
+        except ImageError as exc:
+            failed.append(f"{file}: {exc.reason}")
             continue
         digest = content_hash(data)
         if digest in seen:
@@ -139,7 +133,7 @@ def add_examples(
             continue
         seen.add(digest)
         files.append(file)
-        labels.append(format_path(path))
+        labels.append(format_path(category))
         digests.append(digest)
     # Each photo is embedded on its own if its batch fails, so a photo the network fails on
     # is named with its reason instead of failing the add with a traceback.
@@ -179,7 +173,7 @@ def add_examples(
 def review_examples(session: Session, model_version: str) -> tuple[list[str], np.ndarray]:
     """Category paths and embeddings (for ``model_version``) of products accepted by a reviewer."""
     rows = session.execute(
-        select(Category.path, Embedding.vector, Embedding.dim)
+        select(Category.path, Embedding.dim, Embedding.vector)
         .join(Product, Product.category_id == Category.id)
         .join(ProductImage, ProductImage.product_id == Product.id)
         .join(Embedding, Embedding.image_id == ProductImage.id)
@@ -189,9 +183,7 @@ def review_examples(session: Session, model_version: str) -> tuple[list[str], np
         .where(Product.label_source == LabelSource.REVIEW)
         .order_by(Product.id)
     ).all()
-    if not rows:
-        return [], np.zeros((0, 0), dtype=np.float32)
-    vectors = np.stack([np.frombuffer(v, dtype="<f4", count=d) for _, v, d in rows])
+    vectors = decode_vectors([d for _, d, _ in rows], [v for _, _, v in rows])
     return [p for p, _, _ in rows], vectors
 
 

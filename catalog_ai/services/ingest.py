@@ -17,12 +17,12 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import FromClause, delete, select
 from sqlalchemy.orm import Session
 
-from catalog_ai.db import Product, ProductImage, ProductStatus
+from catalog_ai.db import Product, ProductImage, ProductStatus, conflict_insert
 from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.errors import CatalogAIError, ImageError
 from catalog_ai.photos import decode as images
@@ -148,17 +148,9 @@ def ingest_files(
 _PHOTO_COLUMNS = ("content_hash", "stored_path", "width", "height", "size_bytes", "format")
 
 
-def insert_or_nothing(session: Session, table: Table):
+def insert_or_nothing(session: Session, table: FromClause) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING`` for ``table`` on this session's database."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    raise CatalogAIError(
-        f"the {dialect} database is not supported (ingest needs INSERT ... ON CONFLICT); "
-        "use SQLite or PostgreSQL"
-    )
+    return conflict_insert(session, table).on_conflict_do_nothing()
 
 
 def attach_photo(
@@ -217,7 +209,8 @@ def _product_id_with_photo(session: Session, digest: str) -> int | None:
 def insert_product(session: Session, **values: object) -> int | None:
     """A new product's id, or ``None`` when a unique value in ``values`` is already taken."""
     stmt = insert_or_nothing(session, Product.__table__).values(**values)
-    return session.scalar(stmt.returning(Product.__table__.c.id))
+    pid: int | None = session.scalar(stmt.returning(Product.__table__.c.id))
+    return pid
 
 
 def _failed_product(
@@ -270,8 +263,9 @@ def _external_id_holder(session: Session, external_id: str, digest: str) -> int 
     ).first()
     if holder is None:
         return None
-    if holder.rejected_hash == digest or _product_id_with_photo(session, digest) == holder.id:
-        return holder.id
+    holder_id: int = holder.id
+    if holder.rejected_hash == digest or _product_id_with_photo(session, digest) == holder_id:
+        return holder_id
     raise IngestError(
         f"external id {external_id!r} already belongs to product {holder.id}; give another id"
     )

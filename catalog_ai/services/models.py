@@ -1,4 +1,4 @@
-"""Model versions: register a bundle with the catalog, activate one, list them.
+"""Model versions: register a bundle with the catalog, activate one, list them, resolve one.
 
 Activating is one service, :func:`activate_model`, because a model made active without its
 follow-up work is half active: products labelled by the previous model keep its suggestions and
@@ -8,17 +8,45 @@ embedding, after the commit, through the dispatcher the caller supplies.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from catalog_ai.db import Category, ModelVersion, utc_now
+from catalog_ai.db import Category, ModelVersion, Product, Suggestion, utc_now
+from catalog_ai.db.queries import find_model_version, model_version_by_name
 from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.model.bundle import BundleError, ModelBundle
-from catalog_ai.services.catalog import sync_taxonomy
+from catalog_ai.services.catalog_import import sync_taxonomy
+from catalog_ai.services.classifiable import classifiable
 
-__all__ = ["activate_model", "active_model", "list_models", "missing_categories", "register_model"]
+__all__ = [
+    "ModelProgress",
+    "activate_model",
+    "active_model",
+    "list_models",
+    "missing_categories",
+    "model_progress",
+    "register_model",
+    "resolve_model_version",
+]
+
+
+@dataclass(frozen=True)
+class ModelProgress:
+    version: str
+    is_active: bool
+    suggested: int  # products with a suggestion from this version
+    remaining: int  # products this version should still classify (what activation enqueues)
+
+    @property
+    def total(self) -> int:
+        return self.suggested + self.remaining
+
+    @property
+    def fraction(self) -> float:
+        return self.suggested / self.total if self.total else 1.0
 
 
 def missing_categories(session: Session, bundle: ModelBundle) -> list[str]:
@@ -40,15 +68,18 @@ def register_model(
     from catalog_ai.inference.check import check_bundle
 
     bundle = check_bundle(bundle_dir)
-    existing = session.scalar(select(ModelVersion).where(ModelVersion.version == bundle.version))
+    existing = find_model_version(session, bundle.version)
     if existing is not None:
         return existing
     missing = missing_categories(session, bundle)
+    parent_version = (bundle.parent or {}).get("version")
+    parent = find_model_version(session, parent_version) if parent_version else None
     if missing:
         if not add_categories:
             raise BundleError(
                 f"the model knows {len(missing)} categories the catalog does not have (first: "
-                f"{missing[0]!r}); import the matching category tree, or register with --add-categories"
+                f"{missing[0]!r}); import the matching category tree, or register with "
+                "--add-categories"
             )
         sync_taxonomy(session, bundle.taxonomy, source=f"import:model {bundle.version}")
     row = ModelVersion(
@@ -58,13 +89,7 @@ def register_model(
         metrics=bundle.metrics,
         taxonomy_fingerprint=bundle.taxonomy.fingerprint(),
         # A derived bundle names its parent; an unregistered parent leaves no link.
-        parent_id=session.scalar(
-            select(ModelVersion.id).where(
-                ModelVersion.version == (bundle.parent or {}).get("version")
-            )
-        )
-        if bundle.parent
-        else None,
+        parent_id=None if parent is None else parent.id,
     )
     session.add(row)
     session.flush()
@@ -83,15 +108,7 @@ def activate_model(
     stopped process left unfinished. ``dispatcher=None`` only flips the flag (tests, benchmarks
     that enqueue their own work).
     """
-    row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
-    if row is None:
-        known = session.scalars(
-            select(ModelVersion.version).order_by(ModelVersion.id.desc()).limit(5)
-        ).all()
-        raise BundleError(
-            f"no registered model version {version!r}; register it first (catalog-ai models register DIR)"
-            + (f"; known: {', '.join(known)}" if known else "")
-        )
+    row = model_version_by_name(session, version)
     from catalog_ai.inference.check import check_bundle
 
     check_bundle(row.bundle_path)  # still there, intact, and able to classify?
@@ -116,5 +133,53 @@ def active_model(session: Session) -> ModelVersion | None:
     return session.scalar(select(ModelVersion).where(ModelVersion.is_active.is_(True)))
 
 
+def resolve_model_version(
+    session: Session, model: ModelVersion | str | Path | None
+) -> ModelVersion:
+    """A registered model version from a row, a version name, a bundle directory, or None (the
+    active one)."""
+    if isinstance(model, ModelVersion):
+        return model
+    if model is None:
+        row = active_model(session)
+        if row is None:
+            raise BundleError(
+                "no model is active; give a model version or bundle directory (--model)"
+            )
+        return row
+    text = str(model)
+    row = find_model_version(session, text)
+    if row is not None or not Path(text).is_dir():
+        return row or model_version_by_name(session, text)
+    bundle = ModelBundle.load(text)
+    row = find_model_version(session, bundle.version)
+    if row is None:
+        raise BundleError(
+            f"model {bundle.version} ({text}) is not registered in the catalog; register it "
+            f"first: catalog-ai models register {text}"
+        )
+    return row
+
+
 def list_models(session: Session) -> list[ModelVersion]:
     return list(session.scalars(select(ModelVersion).order_by(ModelVersion.id)))
+
+
+def model_progress(session: Session, version: str) -> ModelProgress:
+    """How far ``version`` got: products it suggested for, and products it should still classify
+    (:func:`catalog_ai.services.classifiable.classifiable`: what activating it enqueues)."""
+    mv = model_version_by_name(session, version)
+    suggested = (
+        session.scalar(
+            select(func.count(func.distinct(Suggestion.product_id))).where(
+                Suggestion.model_version_id == mv.id
+            )
+        )
+        or 0
+    )
+    remaining = (
+        session.scalar(select(func.count()).select_from(Product).where(classifiable(mv.id))) or 0
+    )
+    return ModelProgress(
+        version=mv.version, is_active=bool(mv.is_active), suggested=suggested, remaining=remaining
+    )

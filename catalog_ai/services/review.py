@@ -11,8 +11,9 @@ revision of the active model's prototype memory at once (see :mod:`catalog_ai.se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import CursorResult, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from catalog_ai.db import (
@@ -26,8 +27,12 @@ from catalog_ai.db import (
     ReviewAction,
     Suggestion,
 )
+from catalog_ai.db.queries import first_photo_ids, in_branch, latest_suggestion_ids
 from catalog_ai.errors import CatalogAIError, TaxonomyError
-from catalog_ai.services.catalog import sync_taxonomy
+from catalog_ai.photos.store import MediaStore
+from catalog_ai.services.catalog_import import sync_taxonomy
+from catalog_ai.services.versions import record_review_revision
+from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import SEPARATOR, Taxonomy, parse_path
 
 __all__ = [
@@ -76,33 +81,20 @@ class QueueItem:
     open_set: bool
 
 
-def _latest_suggestions() -> Select:
-    """Per product, its newest suggestion (a re-classification supersedes older ones)."""
-    return select(Suggestion.product_id, func.max(Suggestion.id).label("sid")).group_by(
-        Suggestion.product_id
-    )
-
-
-def _queue_query(flt: QueueFilter) -> Select:
-    latest = _latest_suggestions().subquery()
-    first_image = (
-        select(ProductImage.product_id, func.min(ProductImage.id).label("iid"))
-        .group_by(ProductImage.product_id)
-        .subquery()
-    )
+def _queue_query(flt: QueueFilter) -> Select[Product, Suggestion, str, str]:
+    latest = latest_suggestion_ids().subquery()
+    first_image = first_photo_ids()
     q = (
         select(Product, Suggestion, ModelVersion.version, ProductImage.stored_path)
         .join(latest, latest.c.product_id == Product.id)
         .join(Suggestion, Suggestion.id == latest.c.sid)
         .join(ModelVersion, ModelVersion.id == Suggestion.model_version_id)
         .outerjoin(first_image, first_image.c.product_id == Product.id)
-        .outerjoin(ProductImage, ProductImage.id == first_image.c.iid)
+        .outerjoin(ProductImage, ProductImage.id == first_image.c.image_id)
         .where(Product.status == ProductStatus.SUGGESTED)
     )
     if flt.branch:
-        q = q.where(
-            (Suggestion.path == flt.branch) | Suggestion.path.startswith(flt.branch + SEPARATOR)
-        )
+        q = q.where(in_branch(Suggestion.path, flt.branch, separator=SEPARATOR))
     if flt.model_version:
         q = q.where(ModelVersion.version == flt.model_version)
     if flt.source == "open_set":
@@ -161,25 +153,31 @@ def _latest_suggestion(session: Session, product_id: int) -> Suggestion:
 def _claim(
     session: Session, product_id: int, status: ProductStatus, category_id: int | None
 ) -> None:
-    """Change the product only if it is still waiting: the database arbitrates concurrent reviewers."""
+    """Change the product only if it is still waiting: the database arbitrates between
+    concurrent reviewers."""
     values = {
         "status": status,
         "category_id": category_id,
         "label_source": LabelSource.REVIEW,
         "error": None,
     }
-    result = session.execute(
-        update(Product)
-        .where(Product.id == product_id, Product.status == ProductStatus.SUGGESTED)
-        .values(**values, status_changed_at=func.now())
-        .execution_options(synchronize_session="fetch")
+    # An UPDATE gives a CursorResult, which counts the rows it changed.
+    result = cast(
+        "CursorResult[Any]",
+        session.execute(
+            update(Product)
+            .where(Product.id == product_id, Product.status == ProductStatus.SUGGESTED)
+            .values(**values, status_changed_at=func.now())
+            .execution_options(synchronize_session="fetch")
+        ),
     )
     if result.rowcount != 1:
         current = session.get(Product, product_id)
         if current is None:
             raise ReviewError(f"product {product_id} does not exist")
         raise ReviewConflict(
-            f"product {product_id} is no longer waiting for review (it is {current.status.value}); reload the queue"
+            f"product {product_id} is no longer waiting for review (it is "
+            f"{current.status.value}); reload the queue"
         )
 
 
@@ -212,8 +210,6 @@ def _record(
     session.add(review)
     session.flush()
     if category is not None:
-        from catalog_ai.services.versions import record_review_revision
-
         # The correction teaches the active model from the next photo on (a new revision of
         # its prototype memory, in this same transaction: a rolled-back verdict teaches nothing).
         record_review_revision(session, review)
@@ -259,7 +255,8 @@ def correct(
 def assign_new_category(
     session: Session, product_id: int, *, reviewer: str, new_path: str, note: str | None = None
 ) -> Review:
-    """ "Needs a new category": create it (missing ancestors too) and make the photo its first example."""
+    """ "Needs a new category": create it (missing ancestors too) and make the photo its first
+    example."""
     reviewer = _require_reviewer(reviewer)
     try:
         parts = parse_path(new_path)
@@ -325,7 +322,7 @@ def bulk_accept(
         .limit(limit)
     ).all()
     done = 0
-    for product, suggestion, _, _ in rows:
+    for product, _suggestion, _, _ in rows:
         try:
             with session.begin_nested():
                 accept(
@@ -343,18 +340,11 @@ def bulk_accept(
 def reviewed_examples(session: Session) -> tuple[list, list[str]]:
     """Photos (media files) and category paths of products a reviewer accepted or corrected:
     labelled photos of real uploads, the best data to calibrate confidence on."""
-    from catalog_ai.photos.store import MediaStore
-    from catalog_ai.settings import get_settings
-
     media = MediaStore(get_settings().media_dir)
-    first_image = (
-        select(ProductImage.product_id, func.min(ProductImage.id).label("iid"))
-        .group_by(ProductImage.product_id)
-        .subquery()
-    )
+    first_image = first_photo_ids()
     rows = session.execute(
         select(ProductImage.stored_path, Category.path)
-        .join(first_image, first_image.c.iid == ProductImage.id)
+        .join(first_image, first_image.c.image_id == ProductImage.id)
         .join(Product, Product.id == ProductImage.product_id)
         .join(Category, Category.id == Product.category_id)
         .where(Product.status == ProductStatus.ACCEPTED, Product.label_source == LabelSource.REVIEW)

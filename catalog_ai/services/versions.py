@@ -3,8 +3,8 @@ prototype memory learnt from single reviews.
 
 A registered bundle's files are never rewritten. What changes how a model decides in bulk
 (calibration, thresholds, few-shot examples) makes a new bundle and version derived from its
-parent (:func:`catalog_ai.model.bundle.derive_bundle`, :func:`adopt_derived`). What one review teaches
-(this photo is a carrot) is a new revision of the active version's memory, stored in the
+parent (:func:`catalog_ai.model.bundle.derive_bundle`, :func:`adopt_derived`). What one review
+teaches (this photo is a carrot) is a new revision of the active version's memory, stored in the
 database: the memory at revision ``R`` of version ``V`` is ``V``'s prototype files plus its
 revisions ``1..R`` applied in order (:func:`memory_at`), and every suggestion records ``(V, R)``,
 so any suggestion can be explained and reproduced (:func:`predictor_at`).
@@ -17,14 +17,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog_ai.db import Embedding, ModelVersion, ProductImage, PrototypeRevision, Review
+from catalog_ai.db import Embedding, ModelVersion, PrototypeRevision, Review
+from catalog_ai.db.models.embedding import decode_vectors
+from catalog_ai.db.queries import find_model_version, first_photo_id, model_version_by_name
 from catalog_ai.dispatch import Dispatcher
 from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.model.prototypes import PrototypeMemory
+from catalog_ai.services.models import activate_model, active_model, register_model
 from catalog_ai.taxonomy import SEPARATOR
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ def latest_revision(session: Session, model_version_id: int) -> int:
                 PrototypeRevision.model_version_id == model_version_id
             )
         )
+        or 0
     )
 
 
@@ -70,8 +73,7 @@ def apply_revisions(base: PrototypeMemory, rows: Sequence[PrototypeRevision]) ->
             )
         if row.path not in memory and any(k.startswith(row.path + SEPARATOR) for k in memory.paths):
             continue
-        vector = np.frombuffer(row.vector, dtype="<f4", count=row.dim).astype(np.float32)
-        memory.add(row.path, vector[None], source="review")
+        memory.add(row.path, decode_vectors([row.dim], [row.vector]), source="review")
     return memory
 
 
@@ -91,12 +93,12 @@ def memory_at(
 
 
 def current_memory(
-    session: Session, row: ModelVersion | None, bundle: ModelBundle
+    session: Session | None, row: ModelVersion | None, bundle: ModelBundle
 ) -> tuple[PrototypeMemory | None, int | None]:
     """The memory a bundle serves now and its revision: its files plus, when it is a registered
     version (``row``), every revision recorded so far. What a derived version starts from."""
     base = PrototypeMemory.load(bundle.path)
-    if base is None or row is None:
+    if base is None or row is None or session is None:
         return base, None
     revision = latest_revision(session, row.id)
     return memory_at(session, row.id, revision, base), revision
@@ -109,20 +111,12 @@ def derivation_base(
     model's), with the memory it serves now and that memory's revision (see
     :func:`current_memory`). ``session`` is None when there is no catalog yet."""
     if model_dir is None:
-        active = (
-            None
-            if session is None
-            else session.scalar(select(ModelVersion).where(ModelVersion.is_active.is_(True)))
-        )
+        active = None if session is None else active_model(session)
         if active is None:
             raise BundleError("no active model: give --model DIR")
         model_dir = Path(active.bundle_path)
     parent = ModelBundle.load(model_dir)
-    row = (
-        None
-        if session is None
-        else session.scalar(select(ModelVersion).where(ModelVersion.version == parent.version))
-    )
+    row = None if session is None else find_model_version(session, parent.version)
     memory, revision = current_memory(session, row, parent)
     return parent, memory, revision
 
@@ -134,7 +128,8 @@ def record_review_revision(session: Session, review: Review) -> PrototypeRevisio
     Nothing is recorded without a category (a rejection), without an active model, or when the
     active model has not embedded the photo (it was classified by another version and not yet
     re-embedded): the next ``train --from-catalog`` still learns it."""
-    if review.category_id is None:
+    category = review.category
+    if review.category_id is None or category is None:
         return None
     # The row lock serialises the numbering: two reviews cannot both take revision R + 1.
     model = session.scalar(
@@ -142,9 +137,7 @@ def record_review_revision(session: Session, review: Review) -> PrototypeRevisio
     )
     if model is None:
         return None
-    image_id = session.scalar(
-        select(func.min(ProductImage.id)).where(ProductImage.product_id == review.product_id)
-    )
+    image_id = first_photo_id(session, review.product_id)
     embedding = (
         None
         if image_id is None
@@ -165,7 +158,7 @@ def record_review_revision(session: Session, review: Review) -> PrototypeRevisio
     row = PrototypeRevision(
         model_version_id=model.id,
         revision=latest_revision(session, model.id) + 1,
-        path=review.category.path,
+        path=category.path,
         category_id=review.category_id,
         review_id=review.id,
         dim=embedding.dim,
@@ -189,10 +182,8 @@ def adopt_derived(
     ``activate``. Returns the new row (None when the parent is not registered: nothing to
     inherit) and whether it was activated; activation hands re-classification and catalogue
     embedding to ``dispatcher`` after the commit."""
-    from catalog_ai.services.models import activate_model, register_model
-
     parent_version = (bundle.parent or {}).get("version")
-    parent = session.scalar(select(ModelVersion).where(ModelVersion.version == parent_version))
+    parent = find_model_version(session, parent_version) if parent_version else None
     if parent is None:
         return None, False
     row = register_model(session, bundle.path, add_categories=add_categories)
@@ -207,9 +198,7 @@ def predictor_at(session: Session, version: str, revision: int | None, **kwargs)
     suggestion): to explain or reproduce what it suggested."""
     from catalog_ai.inference.predictor import Predictor
 
-    row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
-    if row is None:
-        raise BundleError(f"no registered model version {version!r}")
+    row = model_version_by_name(session, version)
     predictor = Predictor.load(Path(row.bundle_path), **kwargs)
     if predictor.prototypes is not None and revision:
         predictor.set_prototypes(memory_at(session, row.id, revision, predictor.prototypes))

@@ -16,20 +16,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import select
-
 from catalog_ai.db import ModelVersion, unit_of_work
+from catalog_ai.db.queries import find_model_version
 from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.model.bundle import BundleError
 from catalog_ai.photos.store import MediaStore
-from catalog_ai.services.classify import (
-    claim,
-    flag_near_duplicates,
-    mark_for_reclassification,
-    record,
-    run_model,
-    unfinished_before,
-)
+from catalog_ai.services.classify import claim, record, run_model, unfinished_before
+from catalog_ai.services.near_duplicates import flag_near_duplicates
+from catalog_ai.services.requeue import mark_for_reclassification
 from catalog_ai.settings import get_settings
 from catalog_ai.worker import model_cache
 
@@ -140,7 +134,7 @@ def _flag_committed(candidates, model_version_id: int) -> int:
 
 
 def _active_version(session, version: str) -> ModelVersion | None:
-    row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+    row = find_model_version(session, version)
     return row if row is not None and row.is_active else None
 
 
@@ -197,7 +191,7 @@ def refresh_index(version: str | None = None) -> int:
     catalogue embedding) rather than per upload: each update writes a new index generation."""
     from catalog_ai.services.embed import embedding_progress
     from catalog_ai.services.models import active_model
-    from catalog_ai.services.search import update_index
+    from catalog_ai.services.search_index import update_index
 
     with unit_of_work() as session:
         if version is None:

@@ -22,7 +22,8 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError
 
 from catalog_ai.db import unit_of_work
-from catalog_ai.services.classify import TransientStorageError, requeue_stale
+from catalog_ai.services.classify import TransientStorageError
+from catalog_ai.services.requeue import requeue_stale
 from catalog_ai.settings import get_settings
 from catalog_ai.worker import pipeline
 from catalog_ai.worker.app import INDEX_TASK, SWEEP_TASK, app, configure

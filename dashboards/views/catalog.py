@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from catalog_ai.services.catalog_views import (
-    branch_stats,
-    count_products_in_branch,
-    product_history,
-    products_in_branch,
-)
+from catalog_ai.services.browse import branch_stats, count_products_in_branch, products_in_branch
+from catalog_ai.services.history import product_history
 from dashboards import ui
 
 PAGE_SIZE = 24
@@ -125,11 +121,13 @@ def _product() -> None:
         st.markdown(f"### {ui.plain(h.title) if h.title else '(untitled)'}")
         st.markdown(
             f"product **{h.product_id}** · status **{ui.plain(h.status)}** · category "
-            f"**{ui.plain(h.category_path or '–')}** · labelled by **{ui.plain(h.label_source or '–')}**"
+            f"**{ui.plain(h.category_path or '–')}** · "
+            f"labelled by **{ui.plain(h.label_source or '–')}**"
             + (f" · external id {ui.plain(h.external_id)}" if h.external_id else "")
         )
         st.caption(
-            f"created {h.created_at:%Y-%m-%d %H:%M} · status since {h.status_changed_at:%Y-%m-%d %H:%M} · "
+            f"created {h.created_at:%Y-%m-%d %H:%M} · "
+            f"status since {h.status_changed_at:%Y-%m-%d %H:%M} · "
             f"classification attempts {h.attempts}"
         )
         if h.error:
@@ -153,7 +151,8 @@ def _product() -> None:
             )
         else:
             st.caption(
-                "No model has classified this product (imported with its category, or still waiting)."
+                "No model has classified this product "
+                "(imported with its category, or still waiting)."
             )
         st.markdown("**Reviews**")
         if h.reviews:

@@ -7,9 +7,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from catalog_ai.services.catalog_views import oldest_pending
-from catalog_ai.services.stats import catalog_counts
-from catalog_ai.services.status import pipeline_status
+from catalog_ai.services.health import catalog_counts, oldest_pending, pipeline_status
 from catalog_ai.settings import get_settings
 from dashboards import ui
 
@@ -80,7 +78,8 @@ def _panel() -> None:
         state, age = oldest
         st.metric("Waiting for", _age(age))
         st.markdown(
-            f"product **#{state.product_id}** {ui.plain(state.title or '(untitled)')} · pending since "
+            f"product **#{state.product_id}** {ui.plain(state.title or '(untitled)')} · "
+            "pending since "
             f"{state.status_changed_at:%Y-%m-%d %H:%M:%S} UTC"
         )
 

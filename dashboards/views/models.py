@@ -7,8 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from catalog_ai.services.catalog_views import model_progress
-from catalog_ai.services.models import activate_model, list_models
+from catalog_ai.services.models import activate_model, list_models, model_progress
 from catalog_ai.worker.dispatch import default_dispatcher
 from dashboards import ui
 from dashboards.access import current_viewer
@@ -126,7 +125,8 @@ def _report(bundle_path: str) -> None:
     found = [(report / name, title) for name, title in REPORT_PLOTS if (report / name).is_file()]
     if not found:
         st.caption(
-            f"No report plots in {ui.plain(report)} (bundles trained before plots were written have none)."
+            f"No report plots in {ui.plain(report)} "
+            "(bundles trained before plots were written have none)."
         )
         return
     st.markdown("**Report plots** (from the bundle)")

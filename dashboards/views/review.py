@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from catalog_ai.errors import CatalogAIError
-from catalog_ai.services.catalog_views import category_paths
+from catalog_ai.services.browse import category_paths
 from catalog_ai.services.models import list_models
 from catalog_ai.services.review import (
     QueueFilter,
@@ -62,7 +62,7 @@ def _similar(product_id: int, version: str, database: str) -> tuple[list, str | 
     """Up to 6 catalog products (with a category) that look like the product; or why none.
     ``database`` keeps catalogs apart in the cache (one process can serve several in tests)."""
     from catalog_ai.db import unit_of_work
-    from catalog_ai.services.search import similar_products
+    from catalog_ai.services.similar import similar_products
 
     try:
         with unit_of_work() as session:
@@ -99,7 +99,8 @@ def _card(item: QueueItem, paths: list[str], viewer: Viewer) -> None:
         st.subheader(ui.plain(item.title) if item.title else "(untitled)")
         st.caption(
             f"product {item.product_id} · model {ui.plain(item.model_version)} · "
-            f"source {SOURCE_LABEL.get(item.source, item.source)} · confidence {ui.percent(item.confidence)}"
+            f"source {SOURCE_LABEL.get(item.source, item.source)} · "
+            f"confidence {ui.percent(item.confidence)}"
         )
         if item.open_set:
             st.warning(
@@ -187,12 +188,15 @@ def _actions(item: QueueItem, paths: list[str], viewer: Viewer) -> None:
         placeholder="Type to search the category tree…",
         disabled=locked,
     )
-    if c6.button(
-        "Move to this category",
-        key=f"correct-{pid}",
-        shortcut="O",
-        disabled=locked or target is None,
-        width="stretch",
+    if (
+        c6.button(
+            "Move to this category",
+            key=f"correct-{pid}",
+            shortcut="O",
+            disabled=locked or target is None,
+            width="stretch",
+        )
+        and target is not None
     ):
         ui.perform(
             "Correct",

@@ -2,7 +2,7 @@
 here), like a catalog product, or by words; an optional text filter narrows any of them.
 
 The photo is embedded with the active model (the one page that imports torch, and only when a
-photo is given); the search itself goes through :mod:`catalog_ai.services.search`.
+photo is given); the search itself goes through :mod:`catalog_ai.services.similar`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import streamlit as st
 from catalog_ai.errors import CatalogAIError
 from catalog_ai.photos.types import PHOTO_SUFFIXES
 from catalog_ai.services.models import active_model
-from catalog_ai.services.search import index_status, similar_products, text_search
+from catalog_ai.services.search_index import index_status
+from catalog_ai.services.similar import similar_products
+from catalog_ai.services.text_search import text_search
 from dashboards import ui
 
 MODES = ["a photo", "a catalog product", "words only"]
@@ -64,7 +66,8 @@ def _model():
             else f"{status.n_pending} newer embeddings: run `catalog-ai index update`"
         )
         st.caption(
-            f"Searching the {status.kind} index of model {ui.plain(mv.version)}: {status.n_indexed} photos, {state}."
+            f"Searching the {status.kind} index of model {ui.plain(mv.version)}: "
+            f"{status.n_indexed} photos, {state}."
         )
     return mv
 
@@ -111,7 +114,8 @@ def _results(hits: list, title: str) -> None:
         key="similar-results",
         image=lambda h: h.image_path,
         caption=lambda h: (
-            f"#{h.product_id} {h.title} · {h.category_path or 'no category yet'} · score {h.score:.3f}"
+            f"#{h.product_id} {h.title} · {h.category_path or 'no category yet'} · "
+            f"score {h.score:.3f}"
         ),
         open_button=True,
     )

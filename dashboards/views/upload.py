@@ -10,9 +10,9 @@ from pathlib import Path
 import streamlit as st
 
 from catalog_ai.photos.store import MediaStore
-from catalog_ai.services.catalog_views import product_states
-from catalog_ai.services.classify import requeue_failed
+from catalog_ai.services.history import product_states
 from catalog_ai.services.ingest import IngestResult, ingest_files
+from catalog_ai.services.requeue import requeue_failed
 from catalog_ai.settings import get_settings
 from catalog_ai.worker.dispatch import default_dispatcher
 from dashboards import ui
@@ -122,7 +122,10 @@ def render() -> None:
         accept_multiple_files=True,
         key=f"upload-files-{round_}",
         disabled=locked,
-        help=f"Each photo becomes one product; at most {settings.max_image_bytes // 2**20} MiB per photo.",
+        help=(
+            "Each photo becomes one product; at most "
+            f"{settings.max_image_bytes // 2**20} MiB per photo."
+        ),
     )
     if files:
         st.markdown("**Titles** (optional; empty: the file name)")

@@ -76,7 +76,7 @@ def build_catalog(base: Path) -> dict[str, int]:
     """Build the catalog in the current ``CATALOG_AI_HOME``; returns product ids by title."""
     from catalog_ai.db import Category, ModelVersion, Product, ProductImage, ProductStatus, Suggestion, migrate, unit_of_work
     from catalog_ai.photos.store import MediaStore
-    from catalog_ai.services.catalog import sync_taxonomy
+    from catalog_ai.services.catalog_import import sync_taxonomy
     from catalog_ai.services.models import activate_model, register_model
     from catalog_ai.settings import get_settings
     from catalog_ai.taxonomy import Taxonomy

@@ -8,7 +8,7 @@ import pytest
 from catalog_ai.db import unit_of_work
 from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.ingest import ingest_files
-from catalog_ai.services.search import build_index
+from catalog_ai.services.search_index import build_index
 from catalog_ai.settings import get_settings
 from catalog_ai.worker.dispatch import default_dispatcher
 from catalog_builder import COLOURS, png_bytes

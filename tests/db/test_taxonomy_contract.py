@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from catalog_ai.db import Category, TaxonomyVersion, unit_of_work
 from catalog_ai.db.models.category import Category as CategoryModel
 from catalog_ai.errors import TaxonomyError
-from catalog_ai.services.catalog import sync_taxonomy
+from catalog_ai.services.catalog_import import sync_taxonomy
 from catalog_ai.taxonomy import (
     MAX_ID_CHARS,
     MAX_NAME_CHARS,

@@ -6,12 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+from worker.support import shared_model
 
 from catalog_ai.db import dispose_engines, migrate
 from catalog_ai.photos.store import MediaStore
 from catalog_ai.settings import get_settings, reset_settings
 from catalog_ai.worker import model_cache
-from helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+from services.reviewed_catalog import reviewed_catalog  # noqa: F401 (a fixture)
+from services.search_catalog import any_db, search_catalog, sqlite_db  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
@@ -32,3 +35,9 @@ def any_catalog(request, catalog_home, monkeypatch) -> Iterator[MediaStore]:
     migrate.upgrade()
     yield MediaStore(get_settings().media_dir)
     dispose_engines()
+
+
+@pytest.fixture
+def model(tmp_path_factory):
+    """(photos, bundle) of the shared test model."""
+    return shared_model(tmp_path_factory)

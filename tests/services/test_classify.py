@@ -1,19 +1,16 @@
-"""Claim, run, record and re-queueing on the embedded catalog (SQLite, tasks in-process), with a
+"""Claim, run and record on the embedded catalog (SQLite, tasks in-process), with a
 real tiny-cnn bundle (random weights: these tests are about the pipeline, not accuracy)."""
 
 from __future__ import annotations
 
-
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import func, select, update
+from worker.support import LEAVES, activate, bad_files, make_bundle
 
-from catalog_ai.cli import cli
 from catalog_ai.db import (
     Category,
     Embedding,
     LabelSource,
-    ModelVersion,
     Product,
     ProductStatus,
     Suggestion,
@@ -21,73 +18,28 @@ from catalog_ai.db import (
 )
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.photos.store import MediaStore
-from catalog_ai.services.classify import (
-    TransientStorageError,
-    claim,
-    record,
-    requeue_failed,
-    requeue_stale,
-    run_model,
-)
-from catalog_ai.services.ingest import ingest_files
-from catalog_ai.services.status import status_counts
-from catalog_ai.settings import reset_settings
+from catalog_ai.services.classify import TransientStorageError, claim, record, run_model
+from catalog_ai.services.health import status_counts
 from catalog_ai.worker.pipeline import classify_chunk
-from worker.support import LEAVES, activate, bad_files, make_bundle, shared_model
-
-
-@pytest.fixture
-def model(tmp_path_factory):
-    """(photos, bundle) of the shared test model."""
-    return shared_model(tmp_path_factory)
-
-
-def _ingest(media: MediaStore, files, runner=None) -> list[int]:
-    """Ingest ``files``; with ``runner``, wait for it to classify them (else they stay pending)."""
-    with unit_of_work() as session:
-        created = ingest_files(session, files, media=media, dispatcher=runner).created
-    if runner is not None:
-        runner.drain()
-    return created
-
-
-def _model_id(version: str) -> int:
-    with unit_of_work() as session:
-        return session.scalar(select(ModelVersion.id).where(ModelVersion.version == version))
-
-
-def _products() -> dict[int, Product]:
-    with unit_of_work() as session:
-        return {p.id: p for p in session.scalars(select(Product))}
-
-
-def _suggestions_per_product(model_version_id: int) -> dict[int, int]:
-    with unit_of_work() as session:
-        return dict(
-            session.execute(
-                select(Suggestion.product_id, func.count())
-                .where(Suggestion.model_version_id == model_version_id)
-                .group_by(Suggestion.product_id)
-            ).all()
-        )
+from services.classify_support import all_products, ingest, model_id, suggestions_per_product
 
 
 def test_claim_marks_processing_and_counts_the_attempt(catalog, model):
     photos, bundle = model
-    version_id = _model_id(activate(bundle.path))
-    ids = _ingest(catalog, photos[:3])
+    version_id = model_id(activate(bundle.path))
+    ids = ingest(catalog, photos[:3])
     with unit_of_work() as session:
         work = claim(session, ids, model_version_id=version_id)
     assert [w.product_id for w in work] == ids
-    products = _products()
+    products = all_products()
     assert {products[i].status for i in ids} == {ProductStatus.PROCESSING}
     assert {products[i].attempts for i in ids} == {1}
 
 
 def test_a_redelivered_chunk_never_creates_a_second_suggestion(catalog, model):
     photos, bundle = model
-    version_id = _model_id(activate(bundle.path))
-    ids = _ingest(catalog, photos[:4])
+    version_id = model_id(activate(bundle.path))
+    ids = ingest(catalog, photos[:4])
     predictor = Predictor.load(bundle.path)
     # Two workers got the same message: both claim before either records.
     with unit_of_work() as session:
@@ -104,7 +56,7 @@ def test_a_redelivered_chunk_never_creates_a_second_suggestion(catalog, model):
             session, run_model(predictor, second, media=catalog), model_version_id=version_id
         )
     assert sorted(again.skipped) == ids and not again.suggested and not again.accepted
-    assert _suggestions_per_product(version_id) == {i: 1 for i in ids}
+    assert suggestions_per_product(version_id) == {i: 1 for i in ids}
     with unit_of_work() as session:
         assert session.scalar(select(func.count()).select_from(Embedding)) == 4
         # Once recorded, the products are no longer claimable for this version.
@@ -113,9 +65,9 @@ def test_a_redelivered_chunk_never_creates_a_second_suggestion(catalog, model):
 
 def test_confident_leaf_decisions_are_accepted_the_rest_wait_for_review(catalog, model, runner):
     photos, bundle = model
-    version_id = _model_id(activate(bundle.path))
-    ids = _ingest(catalog, photos, runner)  # classified in-process after the commit
-    products = _products()
+    version_id = model_id(activate(bundle.path))
+    ids = ingest(catalog, photos, runner)  # classified in-process after the commit
+    products = all_products()
     with unit_of_work() as session:
         suggestions = {s.product_id: s for s in session.scalars(select(Suggestion))}
         category_path = dict(session.execute(select(Category.id, Category.path)).all())
@@ -142,24 +94,24 @@ def test_confident_leaf_decisions_are_accepted_the_rest_wait_for_review(catalog,
 
 def test_without_an_active_model_products_wait_until_one_is_activated(catalog, model, runner):
     photos, bundle = model
-    ids = _ingest(catalog, photos[:6], runner)
-    assert {p.status for p in _products().values()} == {ProductStatus.PENDING}
+    ids = ingest(catalog, photos[:6], runner)
+    assert {p.status for p in all_products().values()} == {ProductStatus.PENDING}
     assert classify_chunk(ids).model_version is None
     version = activate(bundle.path, dispatcher=runner)
     runner.drain()
-    assert {p.status for p in _products().values()} <= {
+    assert {p.status for p in all_products().values()} <= {
         ProductStatus.SUGGESTED,
         ProductStatus.ACCEPTED,
     }
-    assert _suggestions_per_product(_model_id(version)) == {i: 1 for i in ids}
+    assert suggestions_per_product(model_id(version)) == {i: 1 for i in ids}
 
 
 def test_a_photo_that_cannot_be_decoded_fails_with_the_reason(catalog, model, tmp_path, runner):
     photos, bundle = model
     activate(bundle.path)
     corrupt = bad_files(tmp_path / "bad")["corrupt"]
-    good, broken = _ingest(catalog, [photos[0], corrupt], runner)
-    products = _products()
+    good, broken = ingest(catalog, [photos[0], corrupt], runner)
+    products = all_products()
     assert products[good].status in {ProductStatus.SUGGESTED, ProductStatus.ACCEPTED}
     assert products[broken].status == ProductStatus.FAILED
     assert "truncated or corrupt PNG data" in products[broken].error
@@ -167,8 +119,8 @@ def test_a_photo_that_cannot_be_decoded_fails_with_the_reason(catalog, model, tm
 
 def test_missing_photo_file_fails_and_an_io_error_is_transient(catalog, model, monkeypatch):
     photos, bundle = model
-    version_id = _model_id(activate(bundle.path))
-    ids = _ingest(catalog, photos[:2])
+    version_id = model_id(activate(bundle.path))
+    ids = ingest(catalog, photos[:2])
     predictor = Predictor.load(bundle.path)
     with unit_of_work() as session:
         work = claim(session, ids, model_version_id=version_id)
@@ -186,88 +138,22 @@ def test_missing_photo_file_fails_and_an_io_error_is_transient(catalog, model, m
 
 def test_a_product_that_keeps_killing_its_worker_is_failed_after_max_attempts(catalog, model):
     photos, bundle = model
-    version_id = _model_id(activate(bundle.path))
-    [pid] = _ingest(catalog, photos[:1])
+    version_id = model_id(activate(bundle.path))
+    [pid] = ingest(catalog, photos[:1])
     with unit_of_work() as session:
         session.execute(update(Product).where(Product.id == pid).values(attempts=5))
     with unit_of_work() as session:
         assert claim(session, [pid], model_version_id=version_id, max_attempts=5) == []
-    product = _products()[pid]
+    product = all_products()[pid]
     assert product.status == ProductStatus.FAILED and f"catalog-ai retry {pid}" in product.error
-
-
-def test_retry_puts_failed_products_back_and_classifies_them(
-    catalog, model, monkeypatch, tmp_path, runner
-):
-    photos, bundle = model
-    ids = _ingest(catalog, photos[:3], runner)  # pending: no model yet
-    # A pixel limit below the photos' 40x40 makes the worker's decode refuse them.
-    monkeypatch.setenv("CATALOG_AI_MAX_IMAGE_PIXELS", "1000")
-    reset_settings()
-    activate(bundle.path, dispatcher=runner)
-    runner.drain()
-    products = _products()
-    assert {products[i].status for i in ids} == {ProductStatus.FAILED}
-    assert "raise CATALOG_AI_MAX_IMAGE_PIXELS" in products[ids[0]].error
-    empty = bad_files(tmp_path / "bad")["empty"]
-    with unit_of_work() as session:
-        failed = ingest_files(session, [empty], media=catalog, dispatcher=None).failed
-        no_photo = failed[0].product_id
-
-    monkeypatch.delenv("CATALOG_AI_MAX_IMAGE_PIXELS")
-    reset_settings()
-    result = CliRunner().invoke(cli, ["retry", str(ids[0]), str(no_photo), "999"])
-    assert result.exit_code == 0, result.output
-    assert f"1 products enqueued again: {ids[0]}" in result.output
-    assert (
-        "no product 999" in result.output
-        and f"product {no_photo} failed at ingest" in result.output
-    )
-    assert _products()[ids[0]].status in {ProductStatus.SUGGESTED, ProductStatus.ACCEPTED}
-
-    result = CliRunner().invoke(cli, ["retry", "--failed"])
-    assert result.exit_code == 0 and "2 products enqueued again" in result.output
-    products = _products()
-    assert {products[i].status for i in ids} <= {ProductStatus.SUGGESTED, ProductStatus.ACCEPTED}
-    assert products[no_photo].status == ProductStatus.FAILED
-    assert all(products[i].attempts == 1 and products[i].error is None for i in ids)
-
-
-def test_retry_requeues_only_failed_products(catalog, model, runner):
-    photos, bundle = model
-    [pid] = _ingest(catalog, photos[:1], runner)
-    with unit_of_work() as session:
-        summary = requeue_failed(session, [pid], dispatcher=runner)
-    assert summary.requeued == [] and summary.not_failed == [(pid, "pending")]
-
-
-def test_sweep_requeues_stale_work_only_with_an_active_model(catalog, model, runner):
-    photos, bundle = model
-    ids = _ingest(catalog, photos[:4], runner)
-    with unit_of_work() as session:
-        # no model: nothing to gain
-        assert requeue_stale(session, older_than_s=0, dispatcher=runner) == []
-    version_id = _model_id(activate(bundle.path))
-    with unit_of_work() as session:
-        claim(session, ids[:2], model_version_id=version_id)  # a worker took two, then died
-    with unit_of_work() as session:
-        assert requeue_stale(session, older_than_s=3600, dispatcher=runner) == []  # not stale yet
-    with unit_of_work() as session:
-        assert requeue_stale(session, older_than_s=0, dispatcher=runner) == ids
-    runner.drain()  # classified after the commit
-    assert _suggestions_per_product(version_id) == {i: 1 for i in ids}
-    assert {p.status for p in _products().values()} <= {
-        ProductStatus.SUGGESTED,
-        ProductStatus.ACCEPTED,
-    }
 
 
 def test_activating_a_new_model_reclassifies_model_labels_but_never_human_ones(
     catalog, model, tmp_path, runner
 ):
     photos, bundle = model
-    first = _model_id(activate(bundle.path))
-    ids = _ingest(catalog, photos[:8], runner)
+    first = model_id(activate(bundle.path))
+    ids = ingest(catalog, photos[:8], runner)
     with unit_of_work() as session:  # a reviewer labelled the first product
         product = session.get(Product, ids[0])
         product.status, product.label_source = ProductStatus.ACCEPTED, "review"
@@ -277,10 +163,10 @@ def test_activating_a_new_model_reclassifies_model_labels_but_never_human_ones(
     second_bundle = make_bundle(tmp_path / "second", photos, seed=1)
     version = activate(second_bundle.path, dispatcher=runner)
     runner.drain()
-    second = _model_id(version)
-    assert set(_suggestions_per_product(second)) == set(ids[1:])
-    assert _suggestions_per_product(first) == {i: 1 for i in ids}
-    products = _products()
+    second = model_id(version)
+    assert set(suggestions_per_product(second)) == set(ids[1:])
+    assert suggestions_per_product(first) == {i: 1 for i in ids}
+    products = all_products()
     assert (
         products[ids[0]].label_source == "review"
         and products[ids[0]].status == ProductStatus.ACCEPTED
@@ -311,18 +197,18 @@ def _fewshot_examples(photos, root):
 def test_a_new_model_never_reclassifies_or_overwrites_few_shot_examples(
     catalog, model, tmp_path, runner
 ):
-    from catalog_ai.services.catalog_views import model_progress
+    from catalog_ai.services.models import model_progress
 
     photos, bundle = model
     activate(bundle.path)
     examples = _fewshot_examples(photos[:10], tmp_path / "examples")
-    uploads = _ingest(catalog, photos[10:20], runner)  # classified by the first model
+    uploads = ingest(catalog, photos[10:20], runner)  # classified by the first model
     second_bundle = make_bundle(tmp_path / "second", photos, seed=1)
     version = activate(second_bundle.path, dispatcher=runner)  # enqueues re-classification
     runner.drain()
     # The second model, confident about half of these photos, would auto-accept over them.
-    assert set(_suggestions_per_product(_model_id(version))) == set(uploads)
-    products = _products()
+    assert set(suggestions_per_product(model_id(version))) == set(uploads)
+    products = all_products()
     with unit_of_work() as session:
         carrot = session.scalar(select(Category.id).where(Category.path == "Veg > Carrot"))
         assert model_progress(session, version).remaining == 0
@@ -335,8 +221,8 @@ def test_a_new_model_never_reclassifies_or_overwrites_few_shot_examples(
 @pytest.mark.parametrize("source", [s for s in LabelSource if s.is_human])
 def test_record_never_overwrites_a_label_a_person_gave_meanwhile(catalog, model, source):
     photos, bundle = model
-    version_id = _model_id(activate(bundle.path))
-    ids = _ingest(catalog, photos[:6])
+    version_id = model_id(activate(bundle.path))
+    ids = ingest(catalog, photos[:6])
     predictor = Predictor.load(bundle.path)
     with unit_of_work() as session:
         work = claim(session, ids, model_version_id=version_id)
@@ -354,5 +240,5 @@ def test_record_never_overwrites_a_label_a_person_gave_meanwhile(catalog, model,
         # Nor may a later claim hand them to a model again.
         assert claim(session, ids, model_version_id=version_id) == []
     assert sorted(done.skipped) == ids and not done.accepted and not done.suggested
-    assert _suggestions_per_product(version_id) == {}
-    assert {(p.category_id, p.label_source) for p in _products().values()} == {(carrot, source)}
+    assert suggestions_per_product(version_id) == {}
+    assert {(p.category_id, p.label_source) for p in all_products().values()} == {(carrot, source)}

@@ -15,9 +15,10 @@ from worker.support import activate, shared_model
 from catalog_ai.db import Product, ProductStatus, unit_of_work
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.photos.store import MediaStore
-from catalog_ai.services.classify import claim, mark_for_reclassification
+from catalog_ai.services.classify import claim
 from catalog_ai.services.embed import compute_embeddings
 from catalog_ai.services.ingest import ingest_files
+from catalog_ai.services.requeue import mark_for_reclassification
 from catalog_ai.settings import reset_settings
 from catalog_ai.worker.pipeline import classify_chunk
 

@@ -4,17 +4,17 @@
 from __future__ import annotations
 
 import numpy as np
+from helpers import make_tree, random_bundle
 from PIL import Image
 from sqlalchemy import func, select
 
 from catalog_ai.db import Embedding, Product, ProductImage, migrate, unit_of_work
 from catalog_ai.jobs.folder_import import import_folder
+from catalog_ai.jobs.ingest import ingest_paths
 from catalog_ai.services.embed import embedding_progress
 from catalog_ai.services.models import activate_model, register_model
-from catalog_ai.services.search import index_status
+from catalog_ai.services.search_index import index_status
 from catalog_ai.settings import get_settings
-from catalog_ai.jobs.ingest import ingest_paths
-from helpers import make_tree, random_bundle
 
 
 def test_activation_embeds_the_catalog_and_uploads_get_duplicate_flags(

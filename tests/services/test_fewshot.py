@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import LEAF_COLOURS, LEAF_PATHS, random_bundle, trained_bundle, write_photo  # noqa: F401
 from PIL import Image
 from sqlalchemy import select
 
-from catalog_ai.model.bundle import BundleError
 from catalog_ai.db import (
     Category,
     Embedding,
@@ -27,6 +27,7 @@ from catalog_ai.db import (
     unit_of_work,
 )
 from catalog_ai.inference.predictor import Predictor
+from catalog_ai.model.bundle import BundleError
 from catalog_ai.model.prototypes import (
     ARRAYS,
     META,
@@ -35,11 +36,10 @@ from catalog_ai.model.prototypes import (
     PrototypeMemory,
     normalise_embeddings,
 )
-from catalog_ai.services.catalog import sync_taxonomy
+from catalog_ai.services.catalog_import import sync_taxonomy
 from catalog_ai.services.fewshot import add_examples, memory_with_reviews, review_examples
 from catalog_ai.services.review import accept, assign_new_category, correct, reject
 from catalog_ai.taxonomy import Taxonomy
-from helpers import LEAF_COLOURS, LEAF_PATHS, random_bundle, trained_bundle, write_photo  # noqa: F401
 
 NEW_PATH = ("Veg", "Beet")
 NEW = " > ".join(NEW_PATH)

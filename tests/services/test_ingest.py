@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import delete, func, select
+from worker.support import activate, bad_files, make_photos, png_bytes, shared_model
 
 from catalog_ai.db import (
     Product,
@@ -20,7 +21,6 @@ from catalog_ai.db import (
     unit_of_work,
 )
 from catalog_ai.services.ingest import IngestError, ingest_files
-from worker.support import activate, bad_files, make_photos, png_bytes, shared_model
 
 
 def _count(model) -> int:

@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import LEAF_PATHS, random_bundle
 from sqlalchemy import func, select
 
-from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.db import Category, ModelVersion, dispose_engines, unit_of_work
 from catalog_ai.db.migrate import upgrade
-from catalog_ai.services.catalog import sync_taxonomy
+from catalog_ai.db.queries import ModelVersionNotFound
+from catalog_ai.model.bundle import BundleError, ModelBundle
+from catalog_ai.services.catalog_import import sync_taxonomy
 from catalog_ai.services.models import (
     activate_model,
     active_model,
@@ -25,7 +27,6 @@ from catalog_ai.services.models import (
 )
 from catalog_ai.settings import reset_settings
 from catalog_ai.taxonomy import Taxonomy
-from helpers import LEAF_PATHS, random_bundle
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
@@ -124,7 +125,7 @@ def test_activating_an_unknown_version_is_a_clear_error(catalog_db, bundles):
     _import_tree()
     with unit_of_work() as session:
         known = register_model(session, bundles[0]).version
-    with pytest.raises(BundleError, match="no registered model version 'nope'") as info:
+    with pytest.raises(ModelVersionNotFound, match="no registered model version 'nope'") as info:
         with unit_of_work() as session:
             activate_model(session, "nope", dispatcher=None)
     assert "catalog-ai models register" in str(info.value) and known in str(info.value)
@@ -205,3 +206,18 @@ def test_every_entry_point_activates_through_the_one_service():
                     if path.parent.name != "worker" and path.name != "dispatch.py":
                         offenders.append(f"{path.relative_to(root)}:{node.lineno} (reclassify)")
     assert offenders == []
+
+
+def test_model_progress_counts_what_the_classifier_may_still_do(reviewed_catalog):
+    from catalog_ai.services.models import model_progress
+
+    with unit_of_work() as s:
+        p1, p2 = model_progress(s, "m1"), model_progress(s, "m2")
+        with pytest.raises(ModelVersionNotFound, match="'nope'.*catalog-ai models list"):
+            model_progress(s, "nope")
+    # m1 suggested for 6 products; only the pending one still needs it (reviewed ones are
+    # human-labelled).
+    assert (p1.suggested, p1.remaining, p1.is_active) == (6, 1, True)
+    # m2 has nothing yet: pending + the still-suggested one + the auto-accepted one.
+    assert (p2.suggested, p2.remaining) == (0, 3)
+    assert p2.fraction == 0.0

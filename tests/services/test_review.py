@@ -16,7 +16,7 @@ from catalog_ai.db import (
     migrate,
     unit_of_work,
 )
-from catalog_ai.services.catalog import sync_taxonomy
+from catalog_ai.services.catalog_import import sync_taxonomy
 from catalog_ai.services.review import (
     QueueFilter,
     ReviewConflict,
@@ -161,3 +161,28 @@ def test_bulk_preview_and_accept(db):
         assert bulk_accept(s, reviewer="alice", min_confidence=0.8) == 3
     assert product(db["p-banana"])[0] == ProductStatus.ACCEPTED
     assert product(db["p-red"])[0] == ProductStatus.SUGGESTED
+
+
+def test_branch_filter_takes_percent_and_underscore_literally(db):
+    """``%`` and ``_`` in a category name are characters, not LIKE wildcards: the branch
+    ``Deals > 50%_off`` holds its own products and not those of its sibling ``Deals > 50xxoff``
+    (which ``LIKE 'Deals > 50%_off > %'`` would match)."""
+    paths = ["Deals > 50%_off > Shoes", "Deals > 50xxoff > Shoes", "Deals > 50%_off"]
+    with unit_of_work() as s:
+        sync_taxonomy(s, Taxonomy.from_paths(paths), source="import:test")
+        model = s.scalar(select(ModelVersion))
+        for title, path in [("literal-child", paths[0]), ("sibling", paths[1]), ("own", paths[2])]:
+            p = Product(title=title, status=ProductStatus.SUGGESTED)
+            s.add(p)
+            s.flush()
+            s.add(Suggestion(product_id=p.id, model_version_id=model.id, path=path, levels=[],
+                             confidence=0.5, source="head"))
+    with unit_of_work() as s:
+        branch = QueueFilter(branch="Deals > 50%_off")
+        assert sorted(i.title for i in review_queue(s, flt=branch)) == ["literal-child", "own"]
+        assert queue_count(s, flt=branch) == 2
+        assert bulk_preview(s, min_confidence=0.0, flt=branch)[0] == 2
+        sibling = QueueFilter(branch="Deals > 50xxoff")
+        assert [i.title for i in review_queue(s, flt=sibling)] == ["sibling"]
+        # "_" alone is no wildcard either: "Deals > 5_%" names no branch.
+        assert queue_count(s, flt=QueueFilter(branch="Deals > 5_%")) == 0

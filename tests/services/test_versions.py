@@ -17,7 +17,6 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from worker.support import LEAVES, activate, shared_model
 
-from catalog_ai.model.bundle import ModelBundle, derive_bundle
 from catalog_ai.cli import cli
 from catalog_ai.db import (
     ModelVersion,
@@ -29,10 +28,11 @@ from catalog_ai.db import (
     migrate,
     unit_of_work,
 )
-from catalog_ai.model.decision import Thresholds
 from catalog_ai.inference.predictor import Predictor
-from catalog_ai.photos.store import MediaStore
+from catalog_ai.model.bundle import ModelBundle, derive_bundle
+from catalog_ai.model.decision import Thresholds
 from catalog_ai.model.prototypes import PrototypeMemory
+from catalog_ai.photos.store import MediaStore
 from catalog_ai.services import review
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.services.versions import memory_at, predictor_at

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from catalog_ai.db import LabelSource, Product, ProductImage, dispose_engines, migrate, unit_of_work
 from catalog_ai.photos.store import MediaStore
-from catalog_ai.services.catalog import import_labelled_files, sync_taxonomy
+from catalog_ai.services.catalog_import import import_labelled_files, sync_taxonomy
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import Taxonomy
 from catalog_ai.training.data import Example, TrainingDataError

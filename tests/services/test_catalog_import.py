@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from worker.support import make_photos
 
 from catalog_ai.db import (
     Category,
@@ -19,10 +20,9 @@ from catalog_ai.db import (
     unit_of_work,
 )
 from catalog_ai.photos.store import MediaStore
-from catalog_ai.services.catalog import import_labelled_files, sync_taxonomy
+from catalog_ai.services.catalog_import import import_labelled_files, sync_taxonomy
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.taxonomy import Taxonomy
-from worker.support import make_photos
 
 
 @pytest.fixture

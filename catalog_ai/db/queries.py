@@ -1,0 +1,139 @@
+"""Query rules over the ORM models that more than one use case needs, written once.
+
+Each is a small function returning a SQL expression or running one query; services compose
+them. Nothing here commits.
+
+- :func:`in_chunks` and :data:`IN_CHUNK`: how many ids one ``IN (...)`` list may hold;
+- :func:`find_model_version` / :func:`model_version_by_name`: a registered version by name;
+- :func:`first_photo_ids` / :func:`first_photo_paths`: a product's first photo (its lowest id);
+- :func:`latest_suggestion_ids`: per product, its newest suggestion;
+- :func:`in_branch`: a category path inside a branch, ``%`` and ``_`` taken literally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.selectable import Subquery
+
+from catalog_ai.db.models import ModelVersion, ProductImage, Suggestion
+from catalog_ai.errors import CatalogAIError
+
+__all__ = [
+    "IN_CHUNK",
+    "ModelVersionNotFound",
+    "find_model_version",
+    "first_photo_id",
+    "first_photo_ids",
+    "first_photo_paths",
+    "in_branch",
+    "in_chunks",
+    "latest_suggestion_ids",
+    "model_version_by_name",
+]
+
+T = TypeVar("T")
+
+#: Ids per ``IN (...)`` list. SQLite before 3.32 allows 999 bound parameters per statement (later
+#: versions 32,766); 900 leaves room for the statement's other parameters on either.
+IN_CHUNK = 900
+
+
+def in_chunks(ids: Iterable[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
+    """``ids`` in lists of at most ``size``, in order: one ``IN (...)`` per list."""
+    chunk: list[T] = []
+    for item in ids:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# --------------------------------------------------------------------------- model versions
+class ModelVersionNotFound(CatalogAIError, LookupError):
+    """No model version of that name is registered in the catalog."""
+
+
+def find_model_version(session: Session, name: str) -> ModelVersion | None:
+    """The registered model version called ``name``, or None."""
+    return session.scalar(select(ModelVersion).where(ModelVersion.version == name))
+
+
+def model_version_by_name(session: Session, name: str) -> ModelVersion:
+    """The registered model version called ``name``; :class:`ModelVersionNotFound` naming it,
+    the newest known versions and the fix when there is none."""
+    row = find_model_version(session, name)
+    if row is not None:
+        return row
+    known = session.scalars(
+        select(ModelVersion.version).order_by(ModelVersion.id.desc()).limit(5)
+    ).all()
+    raise ModelVersionNotFound(
+        f"no registered model version {name!r}"
+        + (f" (newest: {', '.join(known)})" if known else " (none is registered)")
+        + "; see catalog-ai models list, or register a bundle: catalog-ai models register DIR"
+    )
+
+
+# --------------------------------------------------------------------------- photos
+def first_photo_ids() -> Subquery:
+    """Per product, the id of its first photo (the lowest id: the order photos were stored in),
+    as columns ``product_id`` and ``image_id``."""
+    return (
+        select(ProductImage.product_id, func.min(ProductImage.id).label("image_id"))
+        .group_by(ProductImage.product_id)
+        .subquery("first_photo")
+    )
+
+
+def first_photo_id(session: Session, product_id: int) -> int | None:
+    """The id of the product's first photo; None without a photo."""
+    return session.scalar(
+        select(func.min(ProductImage.id)).where(ProductImage.product_id == product_id)
+    )
+
+
+def first_photo_paths(session: Session, product_ids: Iterable[int]) -> dict[int, str]:
+    """The stored path (relative to the media store) of each product's first photo; products
+    without a photo are left out."""
+    first = first_photo_ids()
+    out: dict[int, str] = {}
+    for chunk in in_chunks(dict.fromkeys(product_ids)):
+        out.update(
+            session.execute(
+                select(first.c.product_id, ProductImage.stored_path)
+                .join(ProductImage, ProductImage.id == first.c.image_id)
+                .where(first.c.product_id.in_(chunk))
+            ).all()
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- suggestions
+def latest_suggestion_ids() -> Select[int, int]:
+    """Per product, its newest suggestion (a re-classification supersedes older ones), as
+    columns ``product_id`` and ``sid``; filter or ``.subquery()`` it."""
+    return select(Suggestion.product_id, func.max(Suggestion.id).label("sid")).group_by(
+        Suggestion.product_id
+    )
+
+
+# --------------------------------------------------------------------------- branches
+def in_branch(
+    column: InstrumentedAttribute[str] | ColumnElement[str],
+    path: str,
+    *,
+    separator: str,
+    include_subcategories: bool = True,
+) -> ColumnElement[bool]:
+    """``column`` (a category path) is ``path`` or, with ``include_subcategories``, lies below
+    it. ``%`` and ``_`` in ``path`` are plain characters (a category may be called
+    ``50%_off``), not ``LIKE`` wildcards."""
+    if not include_subcategories:
+        return column == path
+    return or_(column == path, column.startswith(path + separator, autoescape=True))

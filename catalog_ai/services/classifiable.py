@@ -1,0 +1,43 @@
+"""Which products a model version may (re)classify: one rule, as SQL and for a loaded product.
+
+Waiting products (``pending``, ``processing``), and products labelled by an earlier model
+(``suggested``, ``accepted`` with a model's label), that this version has not suggested for
+yet. A label a person gave (``Product.labelled_by_person``: import, review, few-shot example) is
+never touched, whatever the product's status. Claiming, recording, re-classification on
+activation and a version's progress all use this rule.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, and_, exists
+
+from catalog_ai.db import Product, ProductStatus, Suggestion
+
+__all__ = ["MODEL_LABELLED", "WAITING", "classifiable", "has_suggestion", "still_classifiable"]
+
+#: Waiting for a worker.
+WAITING = (ProductStatus.PENDING, ProductStatus.PROCESSING)
+#: Classified by a model (a suggestion, or a model's label auto-accepted).
+MODEL_LABELLED = (ProductStatus.SUGGESTED, ProductStatus.ACCEPTED)
+
+
+def has_suggestion(model_version_id: int) -> ColumnElement[bool]:
+    """The product has a suggestion of this model version."""
+    return exists().where(
+        Suggestion.product_id == Product.id, Suggestion.model_version_id == model_version_id
+    )
+
+
+def classifiable(model_version_id: int) -> ColumnElement[bool]:
+    """The rule as a ``WHERE`` condition on :class:`Product` (see the module docstring)."""
+    return and_(
+        Product.status.in_((*WAITING, *MODEL_LABELLED)),
+        ~Product.labelled_by_person,
+        ~has_suggestion(model_version_id),
+    )
+
+
+def still_classifiable(product: Product) -> bool:
+    """The rule for a loaded product, re-checked under its row lock before a result is recorded
+    (whether this version has a suggestion already is settled by the insert's unique key)."""
+    return product.status in (*WAITING, *MODEL_LABELLED) and not product.labelled_by_person
