@@ -19,7 +19,7 @@ from catalog_ai.cli import cli
 from catalog_ai.db import Category, ProductImage, migrate, unit_of_work
 from catalog_ai.errors import ImportFolderError
 from catalog_ai.jobs.folder_import import import_folder
-from catalog_ai.taxonomy import SKIP_OUTSIDE, scan_folder
+from catalog_ai.taxonomy.folders import SKIP_OUTSIDE, scan_folder
 
 needs_symlinks = pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
 
