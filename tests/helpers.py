@@ -230,3 +230,19 @@ def random_bundle(
         metrics=metrics if metrics is not None else {"held_out": {"leaf_accuracy": 0.5}},
         training={"note": note},
     )
+
+
+def image_row(key: str, *, fmt: str = "PNG", side: int = 4, size_bytes: int = 10):
+    """A ProductImage row for tests that need a photo in the database but never read its file:
+    ``key`` makes the content hash and the stored path unique."""
+    from catalog_ai.db import ProductImage
+
+    suffix = "jpg" if fmt == "JPEG" else fmt.lower()
+    return ProductImage(
+        content_hash=key.ljust(64, "0")[:64],
+        stored_path=f"ab/{key}.{suffix}",
+        width=side,
+        height=side,
+        size_bytes=size_bytes,
+        format=fmt,
+    )

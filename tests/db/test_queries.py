@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from helpers import image_row
 from sqlalchemy.orm import Session
 
 from catalog_ai.db import (
@@ -14,7 +15,6 @@ from catalog_ai.db import (
     Embedding,
     ModelVersion,
     Product,
-    ProductImage,
     ProductStatus,
     Suggestion,
     TaxonomyVersion,
@@ -48,16 +48,7 @@ def _model(session: Session, version: str) -> ModelVersion:
 def _product(session: Session, title: str, n_photos: int = 0) -> Product:
     product = Product(title=title, status=ProductStatus.PENDING)
     for i in range(n_photos):
-        product.images.append(
-            ProductImage(
-                content_hash=f"{title}-{i}".ljust(64, "0"),
-                stored_path=f"ab/{title}-{i}.png",
-                width=4,
-                height=4,
-                size_bytes=10,
-                format="PNG",
-            )
-        )
+        product.images.append(image_row(f"{title}-{i}"))
     session.add(product)
     session.flush()
     return product

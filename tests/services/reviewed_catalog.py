@@ -4,13 +4,13 @@ waiting, pending) under two model versions, for the read-only views' tests."""
 from __future__ import annotations
 
 import pytest
+from helpers import image_row
 from sqlalchemy import select
 
 from catalog_ai.db import (
     Category,
     ModelVersion,
     Product,
-    ProductImage,
     ProductStatus,
     Suggestion,
     migrate,
@@ -26,16 +26,7 @@ PATHS = ["Fruit > Apple > Green", "Fruit > Apple > Red", "Fruit > Banana", "Veg 
 def _product(s, title, status, *, category=None, label_source=None, photo=True):
     p = Product(title=title, status=status, category_id=category, label_source=label_source)
     if photo:
-        p.images.append(
-            ProductImage(
-                content_hash=title.ljust(64, "0"),
-                stored_path=f"ab/{title}.png",
-                width=4,
-                height=4,
-                size_bytes=10,
-                format="PNG",
-            )
-        )
+        p.images.append(image_row(title))
     s.add(p)
     s.flush()
     return p

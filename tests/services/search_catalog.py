@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from helpers import image_row
 from sqlalchemy import select
 
 from catalog_ai.db import (
@@ -14,7 +15,6 @@ from catalog_ai.db import (
     Embedding,
     ModelVersion,
     Product,
-    ProductImage,
     ProductStatus,
     dispose_engines,
     unit_of_work,
@@ -81,14 +81,7 @@ def add_product(
     category = session.scalar(select(Category).where(Category.path == path)) if path else None
     product = Product(title=title, status=ProductStatus.ACCEPTED, category=category)
     for i, vector in enumerate(vectors):
-        image = ProductImage(
-            content_hash=f"{tag}-{i}".ljust(64, "0"),
-            stored_path=f"ab/cd/{tag}-{i}.jpg",
-            width=10,
-            height=10,
-            size_bytes=100,
-            format="JPEG",
-        )
+        image = image_row(f"{tag}-{i}", fmt="JPEG", side=10, size_bytes=100)
         product.images.append(image)
         if mv is not None:
             image.embeddings.append(Embedding.from_array(vector, model_version=mv))
