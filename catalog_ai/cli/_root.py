@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -80,3 +81,20 @@ def dispatching(*, progress: bool = True) -> Iterator[Dispatcher]:
             if isinstance(dispatcher, InProcessDispatcher):
                 for line in dispatcher.errors[errors_before:]:
                     click.secho(f"  background work failed: {line}", fg="red", err=True)
+
+
+def model_dir_option(f):
+    """``--model DIR``: the model bundle a command reads (required)."""
+    return click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)(f)
+
+
+def data_dir_option(help: str, *, required: bool = False):
+    """``--data DIR``: a folder tree of labelled photos (sub-folders are categories)."""
+    return click.option(
+        "--data",
+        "data_dir",
+        type=click.Path(path_type=Path),
+        required=required,
+        default=None,
+        help=help,
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from catalog_ai.cli._root import cli, echo_json, ensure_db
+from catalog_ai.cli._root import cli, data_dir_option, echo_json, ensure_db, model_dir_option
 
 
 @cli.group()
@@ -15,13 +15,10 @@ def fewshot() -> None:
 
 
 @fewshot.command("add")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(path_type=Path),
+@model_dir_option
+@data_dir_option(
+    "folder tree of example photos: sub-folders are categories (new paths extend the tree)",
     required=True,
-    help="folder tree of example photos: sub-folders are categories (new paths extend the tree)",
 )
 @click.option(
     "--catalog/--no-catalog",
@@ -108,7 +105,7 @@ def fewshot_add(model_dir: Path, data_dir: Path, catalog: bool, activate: bool) 
 
 
 @fewshot.command("list")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)
+@model_dir_option
 @click.option("--json", "as_json", is_flag=True)
 def fewshot_list(model_dir: Path, as_json: bool) -> None:
     """Categories served by prototypes, with their number of examples."""

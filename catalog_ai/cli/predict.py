@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from catalog_ai.cli._root import cli, echo_json
+from catalog_ai.cli._root import cli, data_dir_option, echo_json, model_dir_option
 
 
 @cli.command("predict")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)
+@model_dir_option
 @click.argument(
     "images_", metavar="IMAGE...", nargs=-1, required=True, type=click.Path(path_type=Path)
 )
@@ -58,13 +58,10 @@ def predict_cmd(model_dir: Path, images_: tuple[Path, ...], as_json: bool, top_k
 
 
 @cli.command("evaluate")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True)
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(path_type=Path),
+@model_dir_option
+@data_dir_option(
+    "labelled folder tree (same category paths as the model)",
     required=True,
-    help="labelled folder tree (same category paths as the model)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
 @click.option(

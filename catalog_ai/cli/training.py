@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from catalog_ai.cli._root import cli, ensure_db
+from catalog_ai.cli._root import cli, data_dir_option, ensure_db
 from catalog_ai.cli.models import adopt, catalog_exists
 
 if TYPE_CHECKING:
@@ -17,12 +17,8 @@ if TYPE_CHECKING:
 
 
 @cli.command("train")
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="folder tree of labelled photos (sub-folders are categories)",
+@data_dir_option(
+    "folder tree of labelled photos (sub-folders are categories)",
 )
 @click.option(
     "--from-catalog",
@@ -228,12 +224,8 @@ def train_cmd(
     default=None,
     help="model bundle (default with --from-reviews: the active model)",
 )
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="labelled folder of photos like those the store uploads (not training photos)",
+@data_dir_option(
+    "labelled folder of photos like those the store uploads (not training photos)",
 )
 @click.option(
     "--from-reviews", is_flag=True, help="use the products reviewers accepted or corrected"
