@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from catalog_ai.backbones import create_backbone, get_backbone
 from catalog_ai.errors import BackboneError, ImageError
@@ -187,8 +188,7 @@ class Predictor:
         label = name if name is not None or isinstance(source, bytes) else str(source)
         img = images.load_image(source, target_size=self.square_size, name=name)
         try:
-            sq = square(img, self.square_size, self.interpolation, source=label)
-            return np.ascontiguousarray(sq.transpose(2, 0, 1))
+            return self.square(img, source=label)
         except ImageError:
             raise
         except Exception as exc:
@@ -196,6 +196,18 @@ class Predictor:
                 f"cannot prepare the photo for the model ({str(exc) or type(exc).__name__})",
                 source=label,
             ) from exc
+
+    def square(self, img: Image.Image, *, source: str | None = None) -> np.ndarray:
+        """A decoded photo as the network's ``(3, S, S)`` uint8 input: timm's evaluation
+        geometry for the bundle's size and crop (:func:`catalog_ai.model.preprocess.square`)."""
+        sq = square(
+            img,
+            self.bundle.image_size,
+            self.interpolation,
+            crop_pct=self.bundle.eval_crop_pct,
+            source=source,
+        )
+        return np.ascontiguousarray(sq.transpose(2, 0, 1))
 
     @torch.inference_mode()
     def embed_logits(self, squares: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,7 +18,7 @@ from catalog_ai.model.bundle_schema import IMAGE_SIZE_RANGE
 from catalog_ai.model.calibration import PRECISION_TARGETS, calibrate
 from catalog_ai.model.decision import Thresholds
 from catalog_ai.model.fusion import fit_fusion, open_set_threshold
-from catalog_ai.model.preprocess import eval_square_size, normalise
+from catalog_ai.model.preprocess import normalise
 from catalog_ai.model.prototypes import PrototypeMemory, normalise_embeddings
 from catalog_ai.progress import progress_bar
 from catalog_ai.settings import get_settings
@@ -158,9 +158,7 @@ def fit(
         image_size=image_size,
         eval_crop_pct=config.eval_crop_pct,
         # The probe sees each photo exactly as serving does: one cache for both splits.
-        train_square=eval_square_size(image_size, config.eval_crop_pct)
-        if config.mode == "linear_probe"
-        else None,
+        train_as_served=config.mode == "linear_probe",
         batch_size=config.batch_size,
         num_workers=config.num_workers,
         seed=config.seed,
