@@ -64,19 +64,26 @@ class HierarchicalClassifierModule(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")
 
-    def configure_optimizers(self):
-        head = list(self.network.head.parameters())
-        decay, no_decay = [], []
-        for name, p in self.network.backbone.named_parameters():
-            # Norm layers and biases are not regularised towards zero (standard practice).
-            (no_decay if p.ndim <= 1 else decay).append(p)
+    def configure_optimizers(self) -> dict:
+        from timm.optim import create_optimizer_v2, param_groups_weight_decay
+
         base = self.hparams.lr * self.hparams.backbone_lr_scale
-        groups = [
-            {"params": decay, "lr": base, "weight_decay": self.hparams.weight_decay},
-            {"params": no_decay, "lr": base, "weight_decay": 0.0},
-            {"params": head, "lr": self.hparams.lr, "weight_decay": self.hparams.weight_decay},
-        ]
-        optimizer = torch.optim.AdamW(groups)
+        # timm's split: 1-d parameters (norm layers, biases) are not regularised towards zero.
+        # It skips parameters that do not require grad; none is frozen yet here (FreezeSchedule
+        # freezes in on_fit_start, after this), so the warm-up's layers are in the groups too.
+        groups = param_groups_weight_decay(self.network.backbone, self.hparams.weight_decay)
+        for group in groups:
+            group["lr"] = base
+        groups.append(
+            {
+                "params": list(self.network.head.parameters()),
+                "lr": self.hparams.lr,
+                "weight_decay": self.hparams.weight_decay,
+            }
+        )
+        optimizer = create_optimizer_v2(
+            groups, opt="adamw", lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=[g["lr"] for g in groups],
