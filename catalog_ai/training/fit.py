@@ -182,13 +182,9 @@ def fit(
         backbone_weights=config.backbone_weights,
     )
     t0 = time.monotonic()
+    probe_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None
     if config.mode == "linear_probe":
-        module.to(
-            "cuda"
-            if config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-            else "cpu"
-        )
-        probe_embeddings = train_linear_probe(
+        probe = train_linear_probe(
             module,
             data,
             epochs=config.epochs,
@@ -198,10 +194,13 @@ def fit(
             balance_power=config.balance_power,
             seed=config.seed,
             progress=config.progress,
+            accelerator=config.accelerator,
         )
-        device = str(module.device)
+        probe_embeddings = (probe.embeddings, probe.rows)
+        # Lightning hands the module back on the CPU: embed for calibration on the probe's device.
+        module.to(probe.device)
+        device = str(probe.device)
     else:
-        probe_embeddings = None
         trainer = _trainer(config, out_dir)
         trainer.fit(module, datamodule=data)
         if not trainer.is_global_zero:  # other ranks of a multi-GPU run stop here
