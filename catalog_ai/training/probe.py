@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from catalog_ai.model.hierarchy import marginal_nll
 from catalog_ai.model.preprocess import normalise
+from catalog_ai.progress import progress_bar
 from catalog_ai.training.data import HierarchyDataModule, PlainDataset, balanced_weights
 from catalog_ai.training.module import HierarchicalClassifierModule
 
@@ -58,6 +59,16 @@ class _Embedder(L.LightningModule):
         return plain, mirrored, rows.cpu()
 
 
+class _Progress(L.Callback):
+    """The embedding step on catalog_ai's own progress bar (stderr, like every other step)."""
+
+    def __init__(self, bar) -> None:
+        self.bar = bar
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self.bar.update(len(batch[1]))
+
+
 class _HeadFit(L.LightningModule):
     """The head alone, on embeddings: weighted marginal NLL, AdamW with a one-cycle schedule."""
 
@@ -90,7 +101,7 @@ class _HeadFit(L.LightningModule):
         }
 
 
-def _trainer(accelerator: str, *, epochs: int = 1, progress: bool = False) -> L.Trainer:
+def _trainer(accelerator: str, *, epochs: int = 1, callbacks=()) -> L.Trainer:
     return L.Trainer(
         accelerator=accelerator,
         devices=1,  # a linear head on cached embeddings: one device is plenty
@@ -98,7 +109,8 @@ def _trainer(accelerator: str, *, epochs: int = 1, progress: bool = False) -> L.
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
-        enable_progress_bar=progress,
+        enable_progress_bar=False,
+        callbacks=list(callbacks),
         num_sanity_val_steps=0,
         deterministic="warn",
     )
@@ -124,8 +136,11 @@ def train_linear_probe(
     train = PlainDataset(
         data.train_cache, data.train_set.digests, data.train_set.rows, data.image_size
     )
-    embedder = _trainer(accelerator, progress=progress)
-    batches = embedder.predict(_Embedder(module), DataLoader(train, batch_size=_BATCH))
+    with progress_bar(
+        total=len(train), desc="embedding training photos", unit="photo", enable=progress
+    ) as bar:
+        embedder = _trainer(accelerator, callbacks=[_Progress(bar)])
+        batches = embedder.predict(_Embedder(module), DataLoader(train, batch_size=_BATCH))
     device = embedder.strategy.root_device
     plain = torch.cat([b[0] for b in batches])  # type: ignore[index]  # predict returns a list
     mirrored = torch.cat([b[1] for b in batches])  # type: ignore[index]

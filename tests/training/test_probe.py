@@ -94,10 +94,11 @@ def test_the_same_seed_fits_the_same_head(tmp_path):
 
 
 def test_fit_in_probe_mode_writes_a_bundle_with_the_photos_prototypes(tmp_path, catalog_home):
+    from helpers import tiny_config
+
     from catalog_ai.model.bundle import ModelBundle
     from catalog_ai.model.prototypes import PrototypeMemory
     from catalog_ai.training.fit import fit
-    from helpers import tiny_config
 
     taxonomy, examples = examples_from_folder(make_tree(tmp_path / "photos", per_class=7))
     config = tiny_config(mode="linear_probe", epochs=30, lr=0.05)
