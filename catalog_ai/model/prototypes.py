@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from catalog_ai.errors import CatalogAIError
+from catalog_ai.model.fusion import FusionParams
 
-__all__ = ["FusionParams", "PrototypeError", "PrototypeMemory", "normalise_embeddings"]
+__all__ = ["PrototypeError", "PrototypeMemory", "normalise_embeddings"]
 
 ARRAYS = "prototypes.safetensors"
 META = "prototypes.json"
@@ -36,49 +37,6 @@ class PrototypeError(CatalogAIError):
 def normalise_embeddings(embeddings: np.ndarray, center: np.ndarray) -> np.ndarray:
     x = np.asarray(embeddings, dtype=np.float32) - center
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-@dataclass
-class FusionParams:
-    """How prototype similarities become scores comparable with the head's logits.
-
-    ``scale``/``bias``: logit of a prototype-only category = ``scale * cosine + bias``, on the
-    same footing as the head's (temperature-scaled) logits in one softmax. ``open_set_cosine``:
-    a photo whose best cosine to every known category is below this is "possibly a new
-    category". All three are fitted on held-out photos (see ``fit_fusion``).
-
-    ``nearest_gate``: a prototype-only category may take a photo only when its prototype is
-    nearer to the photo than the prototype of every trained category. Without it, the fitted
-    ``scale``/``bias`` let 16 new categories added with 5 photos each cut the accuracy on the
-    Grocery val photos of the 65 known ones by 36–39 points (benchmarks/fewshot.py); with it, by
-    5–8 (Lite0 / Lite2 base models). It costs recall on the new categories (80 % → 56–61 % at 5
-    photos): known categories come first. Other rules measured (benchmarks/fewshot_variants.py) traded no better.
-    """
-
-    scale: float = 20.0
-    bias: float = -8.0
-    open_set_cosine: float = -1.0  # never, until fitted
-    fitted_on: str = ""
-    nearest_gate: bool = True
-
-    def to_dict(self) -> dict:
-        return {
-            "scale": self.scale,
-            "bias": self.bias,
-            "open_set_cosine": self.open_set_cosine,
-            "fitted_on": self.fitted_on,
-            "nearest_gate": self.nearest_gate,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> FusionParams:
-        return cls(
-            float(data.get("scale", 20.0)),
-            float(data.get("bias", -8.0)),
-            float(data.get("open_set_cosine", -1.0)),
-            str(data.get("fitted_on", "")),
-            bool(data.get("nearest_gate", True)),
-        )
 
 
 @dataclass

@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from catalog_ai.model.fusion import fit_fusion, fuse, open_set_threshold
-from catalog_ai.model.prototypes import FusionParams
+from catalog_ai.model.fusion import FusionParams, fit_fusion, fuse, open_set_threshold
 
 
 def test_fuse_is_one_softmax_over_head_logits_and_prototype_logits():

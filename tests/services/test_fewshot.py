@@ -26,10 +26,10 @@ from catalog_ai.db import (
     unit_of_work,
 )
 from catalog_ai.inference.predictor import Predictor
+from catalog_ai.model.fusion import FusionParams
 from catalog_ai.model.prototypes import (
     ARRAYS,
     META,
-    FusionParams,
     PrototypeError,
     PrototypeMemory,
     normalise_embeddings,
