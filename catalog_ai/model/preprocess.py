@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from PIL import Image
+from timm.data import create_transform
 
 from catalog_ai.errors import ImageError
 from catalog_ai.photos.decode import check_aspect_ratio
@@ -73,8 +74,6 @@ def data_config(
 @lru_cache(maxsize=32)
 def _geometry(size: int, crop_pct: float, interpolation: str) -> Callable[[Image.Image], Any]:
     """timm's evaluation transform without normalisation: a ``(3, size, size)`` uint8 tensor."""
-    from timm.data import create_transform
-
     return create_transform(  # type: ignore[no-any-return]  # timm is untyped
         input_size=size,
         is_training=False,
