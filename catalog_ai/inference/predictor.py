@@ -1,4 +1,4 @@
-"""Serving a model bundle: photos in, embeddings, calibrated node probabilities and Decisions out."""
+"""Serving a model bundle: photos in; embeddings, calibrated node probabilities, Decisions out."""
 
 from __future__ import annotations
 
@@ -81,8 +81,8 @@ class Predictor:
             spec = get_backbone(bundle.backbone)
         except BackboneError as exc:
             raise BundleError(
-                f"model {bundle.version} needs backbone {bundle.backbone!r}, which is not installed "
-                f"here ({exc}); install the plugin that provides it"
+                f"model {bundle.version} needs backbone {bundle.backbone!r}, which is not "
+                f"installed here ({exc}); install the plugin that provides it"
             ) from exc
         if spec.embedding_dim != bundle.embedding_dim:
             raise BundleError(
@@ -109,13 +109,15 @@ class Predictor:
         except RuntimeError as exc:  # shape mismatch: strict=False does not cover it
             raise BundleError(
                 f"{bundle.path}: weights do not fit backbone {bundle.backbone!r} and the bundle's "
-                f"tree of {len(bundle.taxonomy.leaf_ids)} leaves ({str(exc).splitlines()[-1].strip()}); "
+                f"tree of {len(bundle.taxonomy.leaf_ids)} leaves "
+                f"({str(exc).splitlines()[-1].strip()}); "
                 "the weights file comes from another model or plugin version"
             ) from exc
         if missing or unexpected:
             raise BundleError(
                 f"{bundle.path}: weights do not fit backbone {bundle.backbone!r} "
-                f"(missing {missing[:3]}, unexpected {unexpected[:3]}); the plugin version may differ"
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]}); the plugin version may "
+                "differ"
             )
         self.network = network.to(self.device, memory_format=torch.channels_last).eval()
         memory = PrototypeMemory.load(bundle.path)
@@ -211,7 +213,7 @@ class Predictor:
 
     @torch.inference_mode()
     def embed_logits(self, squares: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prepared squares → ``(embeddings (B, D), raw leaf logits (B, n_leaves))`` (uncalibrated)."""
+        """Prepared squares → ``(embeddings (B, D), raw leaf logits (B, leaves))``, uncalibrated."""
         batch = torch.from_numpy(np.stack(squares)).to(self.device)
         pre = self.bundle.preprocessing
         x = normalise(center_crop(batch, self.bundle.image_size), pre.mean, pre.std)
@@ -219,7 +221,7 @@ class Predictor:
         return emb, self.network.head(emb)
 
     def _backbone(self, x: torch.Tensor) -> torch.nn.Module:
-        """The frozen backbone once traced on the first batch (see ``freeze``), else the eager one."""
+        """The frozen backbone, traced on the first batch (see ``freeze``); else the eager one."""
         if self._freeze:
             with self._freeze_lock:  # worker threads may share one predictor
                 if self._freeze:
@@ -284,7 +286,7 @@ class Predictor:
         return out
 
     def forward(self, squares: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Prepared squares → ``(embeddings (B, D), calibrated node probabilities (B, n_nodes))``."""
+        """Prepared squares → ``(embeddings (B, D), calibrated node probabilities (B, nodes))``."""
         a = self.analyse(squares)
         return a.embeddings, a.node_probs
 

@@ -123,8 +123,8 @@ class ModelBundle:
     @classmethod
     def load(cls, path: str | Path) -> ModelBundle:
         """The bundle at ``path``, every manifest field checked against
-        :mod:`catalog_ai.model.bundle_schema` first: a damaged or tampered bundle is a one-line :class:`BundleError`, never a traceback
-        or a model that silently decides nonsense."""
+        :mod:`catalog_ai.model.bundle_schema` first: a damaged or tampered bundle is a one-line
+        :class:`BundleError`, never a traceback or a model that silently decides nonsense."""
         path = Path(path)
         data = read_manifest(path)
         m = validate_manifest(data, path / MANIFEST, BundleError)
@@ -148,7 +148,8 @@ class ModelBundle:
         )
         if taxonomy.fingerprint() != (m.taxonomy.fingerprint or taxonomy.fingerprint()):
             raise BundleError(
-                f"{path}/{TAXONOMY} does not match the fingerprint in {MANIFEST}: the bundle was modified"
+                f"{path}/{TAXONOMY} does not match the fingerprint in {MANIFEST}: the bundle was "
+                "modified"
             )
         if not bundle.weights_path.is_file():
             raise BundleError(f"{path} has no {WEIGHTS}; the bundle is incomplete")
@@ -184,7 +185,8 @@ def read_manifest(path: Path) -> dict:
     manifest = Path(path) / MANIFEST
     if not manifest.is_file():
         raise BundleError(
-            f"{path} is not a model bundle (no {MANIFEST}); give the directory `catalog-ai train --out` wrote"
+            f"{path} is not a model bundle (no {MANIFEST}); give the directory "
+            "`catalog-ai train --out` wrote"
         )
     try:
         data = json.loads(manifest.read_text("utf-8"))

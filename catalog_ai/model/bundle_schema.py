@@ -219,7 +219,8 @@ class BundleManifest(_Model):
         image_size = info.data.get("image_size")
         if image_size is None:  # image_size itself failed: that error is reported
             return v
-        side = max(image_size, int(round(image_size / v)))
+        # The side model.preprocess.eval_square_size resizes to (floored, as timm does).
+        side = max(image_size, math.floor(image_size / v))
         if side > MAX_SQUARE:
             raise ValueError(
                 f"resizes photos to {side} px before the centre crop of image_size={image_size}, "

@@ -70,7 +70,8 @@ class Thresholds:
 class Decision:
     path: str  # the chosen category, "" when the model abstains even at the top level
     depth: int  # 0 when abstaining
-    confidence: float  # calibrated probability of the chosen category (of the best top level when abstaining)
+    # Calibrated probability of the chosen category (of the best top level when abstaining).
+    confidence: float
     leaf_path: str  # the most probable leaf, even when the decision backed off above it
     leaf_confidence: float
     levels: list[list[Candidate]]  # per depth (depth 1 first): top-k categories with probabilities

@@ -40,7 +40,8 @@ class FusionParams:
     ``scale``/``bias`` let 16 new categories added with 5 photos each cut the accuracy on the
     Grocery val photos of the 65 known ones by 36–39 points (benchmarks/fewshot.py); with it, by
     5–8 (Lite0 / Lite2 base models). It costs recall on the new categories (80 % → 56–61 % at 5
-    photos): known categories come first. Other rules measured (benchmarks/fewshot_variants.py) traded no better.
+    photos): known categories come first. Other rules measured (benchmarks/fewshot_variants.py)
+    traded no better.
     """
 
     scale: float = 20.0

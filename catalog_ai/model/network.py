@@ -51,7 +51,7 @@ def layer_groups(network: nn.Module) -> list[list[str]]:
         groups = [[prefix + name for name in names] for _, names in sorted(grouped.items())]
         seen = {n for g in groups for n in g}
         rest = [n for n, _ in network.named_parameters() if n not in seen]
-        return [g for g in groups + [rest] if g]
+        return [g for g in [*groups, rest] if g]
     groups: list[list[str]] = []
     for child_name, child in network.named_children():
         parts = (

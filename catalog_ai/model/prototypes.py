@@ -155,7 +155,8 @@ class PrototypeMemory:
             raw = json.loads((directory / META).read_text("utf-8"))
         except (OSError, ValueError, SafetensorError) as exc:
             raise PrototypeError(
-                f"{directory}: the prototype memory is damaged ({exc}); re-add the few-shot categories"
+                f"{directory}: the prototype memory is damaged ({exc}); re-add the few-shot "
+                "categories"
             ) from exc
         meta = validate_prototype_meta(raw, directory / META, PrototypeError)
         missing = sorted({"center", "sums", "counts"} - set(arrays))
@@ -168,7 +169,8 @@ class PrototypeMemory:
         if center.ndim != 1 or sums.shape != (n, center.shape[0]) or counts.shape != (n,):
             raise PrototypeError(
                 f"{directory}: prototype files disagree on the number of categories or the vector "
-                f"size (center {center.shape}, sums {sums.shape}, counts {counts.shape}, {n} paths); "
+                f"size (center {center.shape}, sums {sums.shape}, counts {counts.shape}, "
+                f"{n} paths); "
                 "re-add the few-shot categories"
             )
         if not (np.isfinite(center).all() and np.isfinite(sums).all()) or (counts < 0).any():

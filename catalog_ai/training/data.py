@@ -94,11 +94,8 @@ def stratified_split(
     for label in sorted(by_label):
         items = by_label[label]
         order = rng.permutation(len(items))
-        k = int(round(fraction * len(items)))
-        if len(items) >= min_per_class:
-            k = max(1, k)
-        else:
-            k = 0
+        k = round(fraction * len(items))
+        k = max(1, k) if len(items) >= min_per_class else 0
         held.extend(items[i] for i in order[:k])
         train.extend(items[i] for i in order[k:])
     return train, held
@@ -180,7 +177,7 @@ class Augment:
         for _ in range(10):
             s = rng.uniform(*self.scale)
             r = math.exp(rng.uniform(math.log(self.ratio[0]), math.log(self.ratio[1])))
-            cw, ch = int(round(math.sqrt(area * s * r))), int(round(math.sqrt(area * s / r)))
+            cw, ch = round(math.sqrt(area * s * r)), round(math.sqrt(area * s / r))
             if cw <= w and ch <= h:
                 break
         else:
@@ -331,7 +328,7 @@ class HierarchyDataModule(L.LightningDataModule):
         self.train_cache = (
             self.eval_cache
             if train_as_served
-            else DecodedCache(cache_root, int(round(image_size * 1.15)), interpolation)
+            else DecodedCache(cache_root, round(image_size * 1.15), interpolation)
         )
         self.skipped: list[tuple[Example, str]] = []
         self._ready = False

@@ -50,10 +50,10 @@ class TrainConfig:
 
     mode: str = "finetune"  # or "linear_probe": the quick model (frozen backbone, head only)
     # Fine-tuning: EfficientNet-Lite2 at its native 260 px. On the Grocery Store (2 CPU threads)
-    # it gave 82.1 % val leaf accuracy and 48 % coverage at 98 % precision against Lite0's 79.7 % and
-    # 28 %, trained in 15 min and serves 41 photos/s (29 min and ~20 photos/s on a slower VM of the
-    # same kind; docs/BENCHMARKS.md). The quick model keeps Lite0 (see ``preset``): it must fit
-    # the main job's few minutes.
+    # it gave 82.1 % val leaf accuracy and 48 % coverage at 98 % precision against Lite0's 79.7 %
+    # and 28 %, trained in 15 min and serves 41 photos/s (29 min and ~20 photos/s on a slower VM
+    # of the same kind; docs/BENCHMARKS.md). The quick model keeps Lite0 (see ``preset``): it must
+    # fit the main job's few minutes.
     backbone: str = "efficientnet_lite2"
     epochs: int = 8
     image_size: int | None = None  # default: the backbone's native input size
@@ -147,7 +147,8 @@ def fit(
         train_set, held_set = list(examples), list(held_out)
     if not held_set:
         raise TrainingDataError(
-            "no held-out photos to calibrate on: give --val-data or use categories with at least 4 photos"
+            "no held-out photos to calibrate on: give --val-data or use categories with at least "
+            "4 photos"
         )
 
     data = HierarchyDataModule(
@@ -280,7 +281,7 @@ def fit(
 def _write_held_out_report(
     bundle: ModelBundle, node_probs: np.ndarray, rows: np.ndarray, files: list[str]
 ) -> None:
-    """Plots of the held-out evaluation inside the bundle (``report/``): the dashboard shows them."""
+    """Plots of the held-out evaluation in the bundle (``report/``): the dashboard shows them."""
     from catalog_ai.evaluation import evaluate_arrays, write_report
 
     result = evaluate_arrays(
@@ -334,7 +335,8 @@ def _devices(value: str):
 def embedding_backbone(module: HierarchicalClassifierModule, dataset) -> torch.nn.Module:
     """The backbone that embeds photos once training is done. On the CPU it is the frozen graph
     the workers serve (``catalog_ai.inference.frozen``): calibration and prototypes then see the
-    numbers serving computes, 1.4-1.6x faster; elsewhere, or when it cannot be frozen, the eager one."""
+    numbers serving computes, 1.4-1.6x faster; elsewhere, or when it cannot be frozen, the eager
+    one."""
     from catalog_ai.inference.frozen import freeze_backbone
 
     module.eval()

@@ -324,7 +324,7 @@ def test_a_pickled_object_in_a_weights_file_is_refused_not_unpickled(tmp_path: P
     marker = tmp_path / "code-ran"
     file = tmp_path / "evil.pth"
     torch.save({"0.weight": _Exploit(marker)}, file)
-    with pytest.raises(BackboneError, match="refused to load.*never unpickles"):
+    with pytest.raises(BackboneError, match=r"refused to load.*never unpickles"):
         create_backbone("tiny-cnn", weights=file)
     assert not marker.exists()
 
@@ -410,7 +410,7 @@ def test_load_state_dict_in_order_requires_the_same_count() -> None:
     foreign = {f"src.{k}": v for k, v in _net().state_dict().items()}
     with pytest.raises(
         BackboneError,
-        match="the source has 9 tensors and the network 7 .*"
+        match=r"the source has 9 tensors and the network 7 .*"
         "first unpaired: source 'src.2.weight' \\(10, 4\\)",
     ):
         load_state_dict_in_order(_net(), foreign, skip=("2.",))
@@ -444,7 +444,7 @@ def test_timm_weights_that_cannot_be_downloaded_are_a_clear_error(
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
     reset_settings()
     with pytest.raises(
-        BackboneError, match="could not be downloaded .*127.0.0.1:9.*--backbone-weights FILE"
+        BackboneError, match=r"could not be downloaded .*127.0.0.1:9.*--backbone-weights FILE"
     ):
         create_backbone("timm:test_resnet")
 

@@ -75,7 +75,7 @@ def test_an_invalid_spec_fails() -> None:
 
 
 def test_a_build_that_returns_no_module_fails() -> None:
-    with pytest.raises(BackboneCheckFailed, match="returned dict, not a torch.nn.Module"):
+    with pytest.raises(BackboneCheckFailed, match=r"returned dict, not a torch.nn.Module"):
         check_backbone(_spec(lambda pretrained: {}))
 
 
@@ -88,7 +88,7 @@ def test_build_false_must_not_read_the_weights_file(tmp_path: Path) -> None:
         model.load_state_dict(torch.load(weights, weights_only=True))  # even when not pretrained
         return model
 
-    with pytest.raises(BackboneCheckFailed, match="must not touch .*opened its weights file"):
+    with pytest.raises(BackboneCheckFailed, match=r"must not touch .*opened its weights file"):
         check_backbone(_spec(build, weights=WeightsSource("file", str(weights))))
 
 

@@ -25,12 +25,12 @@ LEAVES = ["A > A1", "A > A2 > A2x", "A > A2 > A2y", "B", "C > C1", "C > C2"]
 PHOTOS = [
     ("A > A2 > A2x", [0.05, 0.70, 0.10, 0.05, 0.05, 0.05]),  # p0
     ("A > A2 > A2y", [0.10, 0.35, 0.30, 0.05, 0.10, 0.10]),  # p1
-    ("B",            [0.10, 0.10, 0.08, 0.42, 0.20, 0.10]),  # p2: depth-1 leaf
-    ("C > C1",       [0.05, 0.05, 0.04, 0.05, 0.30, 0.51]),  # p3
-    ("A > A2",       [0.10, 0.40, 0.31, 0.09, 0.05, 0.05]),  # p4: inner-node label
-    ("C > C2",       [0.62, 0.06, 0.07, 0.12, 0.08, 0.05]),  # p5
-    ("A > A1",       [0.90, 0.02, 0.02, 0.02, 0.02, 0.02]),  # p6
-    ("C > C1",       [0.02, 0.02, 0.02, 0.12, 0.10, 0.72]),  # p7
+    ("B", [0.10, 0.10, 0.08, 0.42, 0.20, 0.10]),  # p2: depth-1 leaf
+    ("C > C1", [0.05, 0.05, 0.04, 0.05, 0.30, 0.51]),  # p3
+    ("A > A2", [0.10, 0.40, 0.31, 0.09, 0.05, 0.05]),  # p4: inner-node label
+    ("C > C2", [0.62, 0.06, 0.07, 0.12, 0.08, 0.05]),  # p5
+    ("A > A1", [0.90, 0.02, 0.02, 0.02, 0.02, 0.02]),  # p6
+    ("C > C1", [0.02, 0.02, 0.02, 0.12, 0.10, 0.72]),  # p7
 ]
 # Node probabilities (sums of leaves), used below:
 #        A     B     C     A1    A2    A2x   A2y   C1    C2
@@ -43,19 +43,27 @@ PHOTOS = [
 # p6   .94   .02   .04   .90   .04   .02   .02   .02   .02
 # p7   .06   .12   .82   .02   .04   .02   .02   .10   .72
 
-THRESHOLDS = Thresholds(decision=0.5, auto_accept=0.8,
-                        auto_accept_by_precision={"0.95": 0.6, "0.98": 0.85, "0.99": 0.95})
+THRESHOLDS = Thresholds(
+    decision=0.5,
+    auto_accept=0.8,
+    auto_accept_by_precision={"0.95": 0.6, "0.98": 0.85, "0.99": 0.95},
+)
 
 
 def node_probs_of(taxonomy: Taxonomy, leaf_probs: list[list[float]]) -> np.ndarray:
     """Each node's probability is the sum of its leaves' (plain Python, independent of the code)."""
     out = []
     for probs in leaf_probs:
-        by_leaf = dict(zip(LEAVES, probs))
+        by_leaf = dict(zip(LEAVES, probs, strict=True))
         row = []
         for node in taxonomy:
             prefix = node.text
-            row.append(sum(p for leaf, p in by_leaf.items()
-                           if leaf == prefix or leaf.startswith(prefix + " > ")))
+            row.append(
+                sum(
+                    p
+                    for leaf, p in by_leaf.items()
+                    if leaf == prefix or leaf.startswith(prefix + " > ")
+                )
+            )
         out.append(row)
     return np.array(out)

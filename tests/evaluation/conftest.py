@@ -14,8 +14,17 @@ from .cases import PATHS, PHOTOS, THRESHOLDS, node_probs_of
 @pytest.fixture(scope="module")
 def taxonomy() -> Taxonomy:
     tax = Taxonomy.from_paths(PATHS)
-    assert [n.text for n in tax] == ["A", "A > A1", "A > A2", "A > A2 > A2x", "A > A2 > A2y", "B",
-                                     "C", "C > C1", "C > C2"]
+    assert [n.text for n in tax] == [
+        "A",
+        "A > A1",
+        "A > A2",
+        "A > A2 > A2x",
+        "A > A2 > A2y",
+        "B",
+        "C",
+        "C > C1",
+        "C > C2",
+    ]
     return tax
 
 
@@ -29,5 +38,6 @@ def arrays(taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def result(taxonomy: Taxonomy, arrays) -> EvaluationResult:
     probs, truth = arrays
-    return evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, model_version="v-test",
-                           top_k=2)
+    return evaluate_arrays(
+        probs, truth, taxonomy, thresholds=THRESHOLDS, model_version="v-test", top_k=2
+    )

@@ -52,8 +52,9 @@ def test_top_k_ties_follow_leaf_order(taxonomy: Taxonomy) -> None:
     # True leaf C2 (.1) ties with A2x, A2y, B, C1 (.1 each), behind A1 (.5). A stable sort puts
     # the four earlier leaves first, so C2 ranks 5th (index 5): outside the top 5, inside top 6.
     probs = node_probs_of(taxonomy, [[0.5, 0.1, 0.1, 0.1, 0.1, 0.1]])
-    m = evaluate_arrays(probs, [taxonomy.row("C > C2")], taxonomy, thresholds=THRESHOLDS,
-                        top_k=6).metrics
+    m = evaluate_arrays(
+        probs, [taxonomy.row("C > C2")], taxonomy, thresholds=THRESHOLDS, top_k=6
+    ).metrics
     assert m["top5_accuracy"] == 0.0
     assert m["top6_accuracy"] == 1.0
 
@@ -122,8 +123,9 @@ def test_coverage_at_fixed_thresholds(result: EvaluationResult) -> None:
     # Oracle (chosen on these photos): from the top, .90 y (1/1), .72 n (1/2)... only the first
     # photo keeps precision >= .95, so every target gets threshold .90 and coverage 1/7.
     assert m["oracle_thresholds"] == pytest.approx({"0.95": 0.9, "0.98": 0.9, "0.99": 0.9})
-    assert m["oracle_coverage_at_precision"] == pytest.approx({k: 1 / 7 for k in
-                                                               ("0.95", "0.98", "0.99")})
+    assert m["oracle_coverage_at_precision"] == pytest.approx(
+        {k: 1 / 7 for k in ("0.95", "0.98", "0.99")}
+    )
 
 
 def test_missing_threshold_is_null(taxonomy: Taxonomy, arrays) -> None:
@@ -171,7 +173,8 @@ def test_builtin_walk_matches_decider(taxonomy: Taxonomy) -> None:
         leaf_of = [taxonomy.row(taxonomy.by_path(d.leaf_path).id) for d in decisions]
         assert ours.pred_leaf_rows.tolist() == leaf_of
         assert ours.metrics["decision"]["auto_accepted"] == pytest.approx(
-            np.mean([d.auto_accept for d in decisions]))
+            np.mean([d.auto_accept for d in decisions])
+        )
 
 
 def test_chunked_scan_matches_single_chunk(taxonomy: Taxonomy, arrays, monkeypatch) -> None:
@@ -185,8 +188,9 @@ def test_chunked_scan_matches_single_chunk(taxonomy: Taxonomy, arrays, monkeypat
 
 def test_coverage_precision_curve() -> None:
     # Sorted: .9 y, .8 n, .8 y (tie: accepted together), .3 n.
-    t, cov, prec = coverage_precision_curve(np.array([0.8, 0.3, 0.9, 0.8]),
-                                            np.array([False, False, True, True]))
+    t, cov, prec = coverage_precision_curve(
+        np.array([0.8, 0.3, 0.9, 0.8]), np.array([False, False, True, True])
+    )
     assert t.tolist() == [0.9, 0.8, 0.3]
     assert cov.tolist() == [0.25, 0.75, 1.0]
     assert prec == pytest.approx([1.0, 2 / 3, 0.5])
@@ -215,8 +219,9 @@ def test_bad_options_raise_clear_errors(taxonomy: Taxonomy, arrays) -> None:
     with pytest.raises(EvaluationError, match="image paths for 8 photos"):
         evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, image_paths=["x.jpg"])
     with pytest.raises(EvaluationError, match="'high' is not a precision"):
-        evaluate_arrays(probs, truth, taxonomy,
-                        thresholds=Thresholds(auto_accept_by_precision={"high": 0.9}))
+        evaluate_arrays(
+            probs, truth, taxonomy, thresholds=Thresholds(auto_accept_by_precision={"high": 0.9})
+        )
     with pytest.raises(EvaluationError, match="top_k"):
         evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, top_k=0)
     assert issubclass(EvaluationError, CatalogAIError)
@@ -235,14 +240,20 @@ def test_photos_flagged_as_possibly_new_never_count_as_covered(taxonomy: Taxonom
     assert m["precision_at_threshold"]["0.98"] is None
     # Oracle without the flagged photos: .70 y (1/1), .62 n (1/2): threshold .70, coverage 1/7.
     assert m["oracle_thresholds"] == pytest.approx({"0.95": 0.7, "0.98": 0.7, "0.99": 0.7})
-    assert m["oracle_coverage_at_precision"] == pytest.approx({k: 1 / 7 for k in ("0.95", "0.98", "0.99")})
+    assert m["oracle_coverage_at_precision"] == pytest.approx(
+        {k: 1 / 7 for k in ("0.95", "0.98", "0.99")}
+    )
     # Unflagged decisions give the figures of the built-in walk.
     plain = [decider.decide(p) for p in probs]
     same = evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, decisions=plain).metrics
-    assert same["coverage_at_precision"] == pytest.approx({"0.95": 4 / 7, "0.98": 1 / 7, "0.99": 0.0})
+    assert same["coverage_at_precision"] == pytest.approx(
+        {"0.95": 4 / 7, "0.98": 1 / 7, "0.99": 0.0}
+    )
     # The same flags given directly (callers without decisions), and a wrong length refused.
     flags = np.array([i not in flagged for i in range(len(probs))])
-    direct = evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, acceptable=flags).metrics
+    direct = evaluate_arrays(
+        probs, truth, taxonomy, thresholds=THRESHOLDS, acceptable=flags
+    ).metrics
     assert direct["coverage_at_precision"] == m["coverage_at_precision"]
     with pytest.raises(EvaluationError, match="one flag per photo"):
         evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, acceptable=flags[:3])

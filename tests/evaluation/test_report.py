@@ -26,25 +26,27 @@ def _check_png(path: Path) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def plain_report(result: EvaluationResult, taxonomy: Taxonomy,
-                 tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def plain_report(
+    result: EvaluationResult, taxonomy: Taxonomy, tmp_path_factory: pytest.TempPathFactory
+) -> list[Path]:
     return write_report(result, tmp_path_factory.mktemp("report"), taxonomy=taxonomy)
 
 
-def test_write_report_without_thumbnails(result: EvaluationResult,
-                                         plain_report: list[Path]) -> None:
+def test_write_report_without_thumbnails(
+    result: EvaluationResult, plain_report: list[Path]
+) -> None:
     assert [p.name for p in plain_report] == list(REPORT_FILES)
     assert json.loads(plain_report[0].read_text(encoding="utf-8")) == json.loads(
-        json.dumps(result.metrics))
+        json.dumps(result.metrics)
+    )
     for png in plain_report[1:]:
         width, height = _check_png(png)
         assert width > 200 and height > 100
 
 
-def test_write_report_with_thumbnails_and_a_missing_photo(result: EvaluationResult,
-                                                          taxonomy: Taxonomy,
-                                                          plain_report: list[Path],
-                                                          tmp_path: Path) -> None:
+def test_write_report_with_thumbnails_and_a_missing_photo(
+    result: EvaluationResult, taxonomy: Taxonomy, plain_report: list[Path], tmp_path: Path
+) -> None:
     photos = []
     for i in range(8):
         path = tmp_path / f"photo{i}.png"
@@ -62,8 +64,13 @@ def test_write_report_with_thumbnails_and_a_missing_photo(result: EvaluationResu
 
 def test_write_report_with_nothing_confused(taxonomy: Taxonomy, tmp_path: Path) -> None:
     probs = node_probs_of(taxonomy, [[0.9, 0.02, 0.02, 0.02, 0.02, 0.02]])
-    res = evaluate_arrays(probs, [taxonomy.row("A")], taxonomy, thresholds=THRESHOLDS,
-                          image_paths=[tmp_path / "nowhere.jpg"])
+    res = evaluate_arrays(
+        probs,
+        [taxonomy.row("A")],
+        taxonomy,
+        thresholds=THRESHOLDS,
+        image_paths=[tmp_path / "nowhere.jpg"],
+    )
     assert res.metrics["leaf_accuracy"] is None and res.metrics["ece"] is None
     for png in write_report(res, tmp_path, taxonomy=taxonomy)[1:]:
         _check_png(png)

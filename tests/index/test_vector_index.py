@@ -48,7 +48,8 @@ def built(data):
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(a) & set(b)) / truth.shape[1] for a, b in zip(found, truth)]))
+    hits = [len(set(a) & set(b)) for a, b in zip(found, truth, strict=True)]
+    return float(np.mean(hits) / truth.shape[1])
 
 
 def brute_force(ids, vectors, queries, k):
@@ -187,7 +188,7 @@ def test_bad_input_is_refused(tmp_path):
         load_index(tmp_path)  # nothing there
     (tmp_path / "index.json").write_text('{"format": 2, "kind": "hnsw", "dim": 32, "config": {}}')
     (tmp_path / "index.faiss").write_bytes(b"junk")
-    with pytest.raises(SearchError, match="not a readable faiss index.*rebuild it"):
+    with pytest.raises(SearchError, match=r"not a readable faiss index.*rebuild it"):
         load_index(tmp_path)
 
 
@@ -197,7 +198,7 @@ def test_an_index_of_the_first_format_asks_to_be_rebuilt(tmp_path, kind):
     meta = {"kind": kind, "dim": DIM, "config": {}, "n_total": 0, "n_alive": 0}
     (tmp_path / "index.json").write_text(json.dumps(meta))
     np.save(tmp_path / "ids.npy", np.zeros(0, dtype=np.int64))
-    with pytest.raises(SearchError, match="format 1, this catalog_ai reads format 2.*index build"):
+    with pytest.raises(SearchError, match=r"format 1, this catalog_ai reads format 2.*index build"):
         load_index(tmp_path)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from catalog_ai.model.calibration import (
     expected_calibration_error,
@@ -12,7 +13,6 @@ from catalog_ai.model.calibration import (
     reliability_bins,
     threshold_for_precision,
 )
-from helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def _sample(n: int, n_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,7 +110,12 @@ def test_reliability_bins_put_edge_values_in_the_bin_below_as_before():
     edges = np.linspace(0.0, 1.0, 11)
     which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, 9)
     expected = [
-        (float(edges[b]), int((which == b).sum()), conf[which == b].mean(), correct[which == b].mean())
+        (
+            float(edges[b]),
+            int((which == b).sum()),
+            conf[which == b].mean(),
+            correct[which == b].mean(),
+        )
         for b in range(10)
         if (which == b).any()
     ]
