@@ -18,8 +18,6 @@ from catalog_ai.taxonomy import Taxonomy
 
 __all__ = ["Candidate", "Decider", "Decision", "Thresholds"]
 
-SOURCES = ("head", "prototype", "abstain")
-
 
 @dataclass(frozen=True)
 class Candidate:
