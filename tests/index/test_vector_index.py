@@ -160,7 +160,7 @@ def test_fewer_matches_than_k_pad_with_minus_one():
     index = HNSWIndex(DIM)
     v = clustered(5)
     index.add(np.arange(5), v)
-    scores, found = index.search(v[:2], 10, allowed=[1, 3, 42])
+    scores, found = index.search(v[:2], 10, allowed=[1, 3, 3, 42])  # 3 given twice, found once
     assert (
         set(found[0, :2]) == {1, 3}
         and (found[:, 2:] == -1).all()
