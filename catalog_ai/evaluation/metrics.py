@@ -73,7 +73,7 @@ class EvaluationResult:
     @property
     def leaf_correct(self) -> np.ndarray:
         """The top-1 leaf is the true category (always False for inner-node labels)."""
-        return self.pred_leaf_rows == self.true_rows
+        return np.asarray(self.pred_leaf_rows == self.true_rows)
 
 
 def evaluate_arrays(
@@ -247,7 +247,7 @@ def _decision_ok(decision_rows: np.ndarray, truth: np.ndarray, tree: Tree) -> np
     depth = np.where(decision_rows >= 0, tree.depths[decision_rows], 0)
     true_anc = tree.ancestors[truth]
     at_depth = true_anc[np.arange(truth.size), np.maximum(depth - 1, 0)]
-    return (decision_rows >= 0) & (at_depth == decision_rows)
+    return np.asarray((decision_rows >= 0) & (at_depth == decision_rows))
 
 
 def _decision_summary(
@@ -285,7 +285,11 @@ def _operating_points(
     """``acceptable``: photos the product may auto-accept at all (not flagged "possibly a new
     category"); the others are never covered, and the oracle threshold is chosen without them."""
     keys = sorted({*PRECISION_TARGETS, *by_precision}, key=float)
-    coverage, precision, used, oracle, oracle_t = {}, {}, {}, {}, {}
+    coverage: dict[str, float | None] = {}
+    precision: dict[str, float | None] = {}
+    used: dict[str, float | None] = {}
+    oracle: dict[str, float | None] = {}
+    oracle_t: dict[str, float] = {}
     n = confidence.size
     for key in keys:
         t = by_precision.get(key)

@@ -71,6 +71,9 @@ class VectorIndex(ABC):
     """Top-k inner-product search over unit vectors keyed by 64-bit ids."""
 
     kind: ClassVar[str]
+    # The faiss wrapper and inner index classes a saved file of this kind must hold.
+    _WRAPPER: ClassVar[Any]
+    _INNER: ClassVar[Any]
 
     def __init__(self, dim: int, config: IndexConfig | None = None):
         if dim < 1:
@@ -215,7 +218,7 @@ class VectorIndex(ABC):
         file = directory / FAISS_FILE
         try:
             # The subclass itself, owning its memory (a downcast_index view would not).
-            loaded = faiss.read_index(str(file))
+            loaded: Any = faiss.read_index(str(file))
         except RuntimeError as exc:
             first = str(exc).splitlines()[0]
             raise SearchError(f"{file}: not a readable faiss index ({first}); {REBUILD}") from None

@@ -35,6 +35,9 @@ from catalog_ai.index._errors import SearchError
 
 __all__ = ["ExactIndex", "HNSWIndex", "IndexConfig", "VectorIndex", "create_index", "load_index"]
 
+# faiss's SWIG module as mypy sees it lacks some classes the compiled one has (the
+# SearchParametersHNSW of faiss >= 1.7.3).
+_faiss: Any = faiss
 # Bytes per id of IndexIDMap2's reverse map (an unordered_map node plus its bucket), an estimate:
 # faiss does not expose the map's memory.
 _REV_MAP_BYTES = 40
@@ -61,7 +64,8 @@ class ExactIndex(VectorIndex):
     def _search(self, queries, k, allowed):
         params = None
         if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+            params = faiss.SearchParameters()
+            params.sel = faiss.IDSelectorBatch(allowed)
         return self._index.search(queries, k, params=params)
 
     def nbytes(self) -> int:
@@ -73,6 +77,7 @@ class HNSWIndex(VectorIndex):
     approximate search at a million vectors; the graph cannot delete, hence the tombstones."""
 
     kind = "hnsw"
+    _graph: Any  # the IndexHNSWFlat inside the IndexIDMap (downcast_index gives a plain Index)
     _WRAPPER, _INNER = faiss.IndexIDMap, faiss.IndexHNSWFlat
     _MAX_EF = 1024
 
@@ -110,7 +115,8 @@ class HNSWIndex(VectorIndex):
         if not len(sorted_ids) or not len(ids):
             return np.empty(0, dtype=np.int64)
         at = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
-        return positions[at[sorted_ids[at] == ids]]
+        found: np.ndarray = positions[at[sorted_ids[at] == ids]]
+        return found
 
     def remove(self, ids: Iterable[int] | np.ndarray) -> int:
         positions = self._positions_of(as_ids(ids))
@@ -129,7 +135,7 @@ class HNSWIndex(VectorIndex):
     def _vectors_at(self, positions: np.ndarray) -> np.ndarray:
         if not len(positions):
             return np.empty((0, self.dim), dtype=np.float32)
-        return self._graph.reconstruct_batch(positions)
+        return np.asarray(self._graph.reconstruct_batch(positions))
 
     def _search(self, queries, k, allowed):
         if allowed is None:
@@ -151,7 +157,7 @@ class HNSWIndex(VectorIndex):
 
     def _walk(self, queries: np.ndarray, k: int, mask: np.ndarray | None):
         """The graph's own search, among positions where ``mask`` (None: all)."""
-        params = faiss.SearchParametersHNSW()
+        params = _faiss.SearchParametersHNSW()
         ef = max(self.config.ef_search, k)
         bitmap = None
         if mask is not None:
@@ -172,10 +178,11 @@ class HNSWIndex(VectorIndex):
         return scores, positions
 
     def nbytes(self) -> int:
-        h = self._graph.hnsw
+        h: Any = self._graph.hnsw  # SWIG attributes mypy cannot see
         links = 4 * (h.neighbors.size() + h.levels.size() + h.cum_nneighbor_per_level.size())
         links += 8 * (h.offsets.size() + h.assign_probas.size())
-        codes = faiss.downcast_index(self._graph.storage).codes.size()
+        storage: Any = faiss.downcast_index(self._graph.storage)
+        codes = storage.codes.size()
         return int(codes + links + self.n_total * 9)  # 9: the id_map's 8 bytes, alive's 1
 
     def save(self, directory: str | Path) -> None:

@@ -119,7 +119,7 @@ class Predictor:
                 f"(missing {missing[:3]}, unexpected {unexpected[:3]}); the plugin version may "
                 "differ"
             )
-        self.network = network.to(self.device, memory_format=torch.channels_last).eval()
+        self.network = network.to(self.device).to(memory_format=torch.channels_last).eval()
         memory = PrototypeMemory.load(bundle.path)
         if memory is not None and memory.dim != spec.embedding_dim:
             raise BundleError(

@@ -156,12 +156,17 @@ class ModelBundle:
         return bundle
 
 
+def _rgb(values: list[float]) -> tuple[float, float, float]:
+    red, green, blue = values  # the schema checked there are three
+    return red, green, blue
+
+
 def _preprocessing(m: BundleManifest) -> Preprocessing:
     pre = m.backbone.preprocessing
     return Preprocessing(
         input_size=pre.input_size,
-        mean=tuple(pre.mean),
-        std=tuple(pre.std),
+        mean=_rgb(pre.mean),
+        std=_rgb(pre.std),
         interpolation=pre.interpolation,
         crop_pct=pre.crop_pct,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -182,7 +183,8 @@ class Decider:
             row, chosen_p = best, float(probs[best])
             options = self.children[best]
         leaf_row = int(self.leaf_rows[np.argmax(probs[self.leaf_rows])])
-        common = dict(
+        common = partial(
+            Decision,
             leaf_path=self.texts[leaf_row],
             leaf_confidence=float(probs[leaf_row]),
             levels=self.top_k_per_depth(probs),
@@ -191,11 +193,9 @@ class Decider:
         )
         if row < 0:
             best_root = max(self.roots, key=lambda r: probs[r])
-            return Decision(
-                path="", depth=0, confidence=float(probs[best_root]), source="abstain", **common
-            )
+            return common(path="", depth=0, confidence=float(probs[best_root]), source="abstain")
         is_class = row in self._class_set
-        return Decision(
+        return common(
             path=self.texts[row],
             depth=int(self.depths[row]),
             confidence=chosen_p,
@@ -208,5 +208,4 @@ class Decider:
                 and not open_set
                 and chosen_p >= self.thresholds.auto_accept
             ),
-            **common,
         )

@@ -128,8 +128,8 @@ def fit_fusion(
     def prototype(c: int) -> np.ndarray:
         pool = train_vectors[int(c)]
         k = min(int(rng.choice(shots)), len(pool))
-        v = pool[rng.choice(len(pool), size=k, replace=False)].mean(0)
-        return v / max(np.linalg.norm(v), 1e-12)
+        v: np.ndarray = pool[rng.choice(len(pool), size=k, replace=False)].mean(0)
+        return v / max(float(np.linalg.norm(v)), 1e-12)
 
     cos_own = (q * torch.from_numpy(np.stack([prototype(c) for c in own]))).sum(1)
     cos_other = (q * torch.from_numpy(np.stack([prototype(c) for c in others]))).sum(1)

@@ -36,15 +36,18 @@ class PrototypeError(CatalogAIError):
 
 def normalise_embeddings(embeddings: np.ndarray, center: np.ndarray) -> np.ndarray:
     x = np.asarray(embeddings, dtype=np.float32) - center
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    out: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    return out
 
 
 @dataclass
 class PrototypeMemory:
     center: np.ndarray  # (D,) mean training embedding
     paths: list[str] = field(default_factory=list)
-    sums: np.ndarray | None = None  # (P, D) sums of normalised example embeddings
-    counts: np.ndarray | None = None  # (P,)
+    # (P, D) sums of normalised example embeddings; (P,) example counts. Empty by default (the
+    # width of ``sums`` is set from ``center`` after construction).
+    sums: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    counts: np.ndarray = field(default_factory=lambda: np.zeros((0,), dtype=np.int64))
     sources: list[str] = field(default_factory=list)  # "train" | "fewshot" | "review" per path
     fusion: FusionParams = field(default_factory=FusionParams)
     # sha256 of the example photos added with ``fewshot add``: adding the same photo twice
@@ -52,11 +55,8 @@ class PrototypeMemory:
     example_hashes: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        dim = self.center.shape[0]
-        if self.sums is None:
-            self.sums = np.zeros((0, dim), dtype=np.float32)
-        if self.counts is None:
-            self.counts = np.zeros((0,), dtype=np.int64)
+        if not len(self.sums):
+            self.sums = np.zeros((0, self.center.shape[0]), dtype=np.float32)
         self._index = {p: i for i, p in enumerate(self.paths)}
 
     @property
@@ -72,11 +72,14 @@ class PrototypeMemory:
 
     def prototypes(self) -> np.ndarray:
         """``(P, D)`` unit vectors, one per path."""
-        return self.sums / np.maximum(np.linalg.norm(self.sums, axis=1, keepdims=True), 1e-12)
+        norms = np.maximum(np.linalg.norm(self.sums, axis=1, keepdims=True), 1e-12)
+        out: np.ndarray = self.sums / norms
+        return out
 
     def similarities(self, embeddings: np.ndarray) -> np.ndarray:
         """``(B, P)`` cosine of each photo with each category prototype."""
-        return normalise_embeddings(embeddings, self.center) @ self.prototypes().T
+        out: np.ndarray = normalise_embeddings(embeddings, self.center) @ self.prototypes().T
+        return out
 
     def add(self, path: str, embeddings: np.ndarray, *, source: str) -> None:
         """Add example photos (raw backbone embeddings) to a category, creating it if new."""

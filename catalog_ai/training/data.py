@@ -158,7 +158,8 @@ class DecodedCache:
         os.replace(tmp, target)
 
     def load(self, digest: str) -> np.ndarray:
-        return np.load(self._path(digest), mmap_mode="r")
+        array: np.ndarray = np.load(self._path(digest), mmap_mode="r")
+        return array
 
 
 @dataclass(frozen=True)
@@ -371,7 +372,7 @@ class HierarchyDataModule(L.LightningDataModule):
         weights = balanced_weights(self.train_set.rows, self.balance_power)
         generator = torch.Generator().manual_seed(self.seed * 1000 + self.train_set.epoch)
         sampler = WeightedRandomSampler(
-            weights, num_samples=len(weights), replacement=True, generator=generator
+            weights.tolist(), num_samples=len(weights), replacement=True, generator=generator
         )
         return DataLoader(
             self.train_set,

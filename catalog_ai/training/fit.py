@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import lightning as L
 import numpy as np
@@ -301,7 +302,7 @@ def _trainer(config: TrainConfig, out_dir: Path) -> L.Trainer:
         accelerator=config.accelerator,
         devices=_devices(config.devices),
         strategy=config.strategy,
-        precision=config.precision,
+        precision=cast(Any, config.precision),  # a string Lightning checks against its list
         callbacks=[
             FreezeSchedule(frozen_groups=config.frozen_groups, warmup_epochs=config.warmup_epochs),
             L.pytorch.callbacks.ModelCheckpoint(

@@ -16,10 +16,11 @@ the marginal likelihood of the leaves below it (:func:`marginal_nll`), with labe
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch.utils.data import DataLoader, TensorDataset
 
 from catalog_ai.model.hierarchy import marginal_nll
@@ -84,9 +85,10 @@ class _HeadFit(L.LightningModule):
         loss = marginal_nll(
             self.head(emb), mask, label_smoothing=self.label_smoothing, reduction="none"
         )
-        return (loss * weights).mean()
+        weighted: torch.Tensor = (loss * weights).mean()
+        return weighted
 
-    def configure_optimizers(self) -> dict:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         optimizer = torch.optim.AdamW(
             self.head.parameters(), lr=self.lr, weight_decay=self.weight_decay
         )
@@ -144,9 +146,10 @@ def train_linear_probe(
         embedder = _trainer(accelerator, callbacks=[_Progress(bar)])
         batches = embedder.predict(_Embedder(module), DataLoader(train, batch_size=_BATCH))
     device = embedder.strategy.root_device
-    plain = torch.cat([b[0] for b in batches])  # type: ignore[index]  # predict returns a list
-    mirrored = torch.cat([b[1] for b in batches])  # type: ignore[index]
-    rows = torch.cat([b[2] for b in batches])  # type: ignore[index]
+    outputs = cast("list[tuple[torch.Tensor, ...]]", batches)  # what _Embedder.predict_step returns
+    plain = torch.cat([b[0] for b in outputs])
+    mirrored = torch.cat([b[1] for b in outputs])
+    rows = torch.cat([b[2] for b in outputs])
 
     # Photos and their mirror images train the head; only the photos make prototypes.
     emb, emb_rows = torch.cat([plain, mirrored]), torch.cat([rows, rows])
