@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=None, help="Grocery Store copy (default: ../shared/...)")
     parser.add_argument("--out", type=Path, default=Path(".catalog_ai/models/grocery-benchmark"))
+    parser.add_argument("--mode", default="finetune", choices=("finetune", "linear_probe"),
+                        help="linear_probe: the main job's quick model (TrainConfig.preset)")
     parser.add_argument("--backbone", default=None)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--image-size", type=int, default=None)
@@ -115,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     if root is None:
         print("Grocery Store dataset not found: pass --data DIR", file=sys.stderr)
         return 2
-    config = TrainConfig(seed=args.seed, accelerator=args.accelerator)
+    config = TrainConfig.preset(args.mode)
+    config.seed, config.accelerator = args.seed, args.accelerator
     for name in ("backbone", "epochs", "image_size", "frozen_groups", "label_smoothing", "num_workers"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))

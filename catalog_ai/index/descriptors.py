@@ -47,7 +47,8 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (float32); an all-zero row stays zero instead of NaN."""
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
+    out: np.ndarray = x / np.maximum(norms, 1e-12)
+    return out
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,8 @@ class DescriptorTransform:
     def save(self, path: str | Path) -> Path:
         """Write to ``path`` (``.npz``) atomically: a temporary file renamed into place."""
         path = Path(path)
-        arrays: dict[str, np.ndarray] = {
+        # Any: numpy's stub would match a ** of arrays against savez's allow_pickle flag.
+        arrays: dict[str, Any] = {
             "format": np.array(_FORMAT, dtype=np.int64),
             "kind": np.array(self.kind),
             "input_dim": np.array(self.input_dim, dtype=np.int64),

@@ -3,7 +3,7 @@
 ::
 
     manifest.json        what is published: generation, counts, transform parameters, config
-    g000003-<rand>/      one generation: the index files, ids.npy, alive.npy, transform.npz
+    g000003-<rand>/      one generation: index.json, index.faiss (+ alive.npy: HNSW), transform.npz
     .lock                serialises writers (read-modify-write of an update)
 
 A save writes a whole new generation directory, then replaces ``manifest.json`` atomically

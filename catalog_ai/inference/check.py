@@ -41,15 +41,13 @@ def check_bundle(path: str | Path) -> ModelBundle:
     """Load the bundle at ``path`` with its weights and classify one generated photo; a
     :class:`BundleError` in one line when any of it fails or the outputs are not finite."""
     from catalog_ai.inference.predictor import Predictor
-    from catalog_ai.model.preprocess import square
 
     bundle = ModelBundle.load(path)
     predictor = Predictor(bundle, freeze=False)  # one photo: tracing would cost more than it saves
     try:
         # Resize, network and decision as for an upload; the photo is made in memory, so the
         # upload limits (CATALOG_AI_MAX_IMAGE_PIXELS ...) are not what is tested here.
-        sq = square(generated_photo(), predictor.square_size, predictor.interpolation)
-        analysis = predictor.analyse([np.ascontiguousarray(sq.transpose(2, 0, 1))])
+        analysis = predictor.analyse([predictor.square(generated_photo())])
         predictor.decide(analysis, 0)
     except CatalogAIError:
         raise

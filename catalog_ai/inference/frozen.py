@@ -39,7 +39,9 @@ def freeze_backbone(
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             example = example.clone()
-            frozen = torch.jit.freeze(torch.jit.trace(backbone.eval(), example, check_trace=False))
+            frozen: nn.Module = torch.jit.freeze(
+                torch.jit.trace(backbone.eval(), example, check_trace=False)
+            )
             # A second batch of another size and other values (mirrored, negated: normalised
             # photos are centred on 0): catches batch sizes and the commonest value branches
             # baked into the graph.

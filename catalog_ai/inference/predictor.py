@@ -1,4 +1,4 @@
-"""Serving a model bundle: photos in, embeddings, calibrated node probabilities and Decisions out."""
+"""Serving a model bundle: photos in; embeddings, calibrated node probabilities, Decisions out."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from catalog_ai.backbones import create_backbone, get_backbone
 from catalog_ai.errors import BackboneError, ImageError
@@ -80,8 +81,8 @@ class Predictor:
             spec = get_backbone(bundle.backbone)
         except BackboneError as exc:
             raise BundleError(
-                f"model {bundle.version} needs backbone {bundle.backbone!r}, which is not installed "
-                f"here ({exc}); install the plugin that provides it"
+                f"model {bundle.version} needs backbone {bundle.backbone!r}, which is not "
+                f"installed here ({exc}); install the plugin that provides it"
             ) from exc
         if spec.embedding_dim != bundle.embedding_dim:
             raise BundleError(
@@ -108,15 +109,17 @@ class Predictor:
         except RuntimeError as exc:  # shape mismatch: strict=False does not cover it
             raise BundleError(
                 f"{bundle.path}: weights do not fit backbone {bundle.backbone!r} and the bundle's "
-                f"tree of {len(bundle.taxonomy.leaf_ids)} leaves ({str(exc).splitlines()[-1].strip()}); "
+                f"tree of {len(bundle.taxonomy.leaf_ids)} leaves "
+                f"({str(exc).splitlines()[-1].strip()}); "
                 "the weights file comes from another model or plugin version"
             ) from exc
         if missing or unexpected:
             raise BundleError(
                 f"{bundle.path}: weights do not fit backbone {bundle.backbone!r} "
-                f"(missing {missing[:3]}, unexpected {unexpected[:3]}); the plugin version may differ"
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]}); the plugin version may "
+                "differ"
             )
-        self.network = network.to(self.device, memory_format=torch.channels_last).eval()
+        self.network = network.to(self.device).to(memory_format=torch.channels_last).eval()
         memory = PrototypeMemory.load(bundle.path)
         if memory is not None and memory.dim != spec.embedding_dim:
             raise BundleError(
@@ -187,8 +190,7 @@ class Predictor:
         label = name if name is not None or isinstance(source, bytes) else str(source)
         img = images.load_image(source, target_size=self.square_size, name=name)
         try:
-            sq = square(img, self.square_size, self.interpolation, source=label)
-            return np.ascontiguousarray(sq.transpose(2, 0, 1))
+            return self.square(img, source=label)
         except ImageError:
             raise
         except Exception as exc:
@@ -197,9 +199,21 @@ class Predictor:
                 source=label,
             ) from exc
 
+    def square(self, img: Image.Image, *, source: str | None = None) -> np.ndarray:
+        """A decoded photo as the network's ``(3, S, S)`` uint8 input: timm's evaluation
+        geometry for the bundle's size and crop (:func:`catalog_ai.model.preprocess.square`)."""
+        sq = square(
+            img,
+            self.bundle.image_size,
+            self.interpolation,
+            crop_pct=self.bundle.eval_crop_pct,
+            source=source,
+        )
+        return np.ascontiguousarray(sq.transpose(2, 0, 1))
+
     @torch.inference_mode()
     def embed_logits(self, squares: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prepared squares → ``(embeddings (B, D), raw leaf logits (B, n_leaves))`` (uncalibrated)."""
+        """Prepared squares → ``(embeddings (B, D), raw leaf logits (B, leaves))``, uncalibrated."""
         batch = torch.from_numpy(np.stack(squares)).to(self.device)
         pre = self.bundle.preprocessing
         x = normalise(center_crop(batch, self.bundle.image_size), pre.mean, pre.std)
@@ -207,7 +221,7 @@ class Predictor:
         return emb, self.network.head(emb)
 
     def _backbone(self, x: torch.Tensor) -> torch.nn.Module:
-        """The frozen backbone once traced on the first batch (see ``freeze``), else the eager one."""
+        """The frozen backbone, traced on the first batch (see ``freeze``); else the eager one."""
         if self._freeze:
             with self._freeze_lock:  # worker threads may share one predictor
                 if self._freeze:
@@ -272,7 +286,7 @@ class Predictor:
         return out
 
     def forward(self, squares: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Prepared squares → ``(embeddings (B, D), calibrated node probabilities (B, n_nodes))``."""
+        """Prepared squares → ``(embeddings (B, D), calibrated node probabilities (B, nodes))``."""
         a = self.analyse(squares)
         return a.embeddings, a.node_probs
 

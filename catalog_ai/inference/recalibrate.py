@@ -53,7 +53,8 @@ def held_out_logits(
         files, labels = [files[i] for i in keep], [labels[i] for i in keep]
     elif unknown:
         raise BundleError(
-            f"{len(unknown)} labels are not categories of model {predictor.version} (first: {unknown[0]!r})"
+            f"{len(unknown)} labels are not categories of model {predictor.version} "
+            f"(first: {unknown[0]!r})"
         )
     logits, rows, skipped = [], [], []
     batch: list[np.ndarray] = []

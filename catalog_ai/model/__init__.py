@@ -1,1 +1,2 @@
-"""The model a version is made of: network, hierarchy, calibration, fusion, prototypes, decisions and thresholds, preprocessing, bundles."""
+"""The model a version is made of: network, hierarchy, calibration, fusion, prototypes, decisions
+and thresholds, preprocessing, bundles."""

@@ -123,8 +123,8 @@ class ModelBundle:
     @classmethod
     def load(cls, path: str | Path) -> ModelBundle:
         """The bundle at ``path``, every manifest field checked against
-        :mod:`catalog_ai.model.bundle_schema` first: a damaged or tampered bundle is a one-line :class:`BundleError`, never a traceback
-        or a model that silently decides nonsense."""
+        :mod:`catalog_ai.model.bundle_schema` first: a damaged or tampered bundle is a one-line
+        :class:`BundleError`, never a traceback or a model that silently decides nonsense."""
         path = Path(path)
         data = read_manifest(path)
         m = validate_manifest(data, path / MANIFEST, BundleError)
@@ -148,19 +148,25 @@ class ModelBundle:
         )
         if taxonomy.fingerprint() != (m.taxonomy.fingerprint or taxonomy.fingerprint()):
             raise BundleError(
-                f"{path}/{TAXONOMY} does not match the fingerprint in {MANIFEST}: the bundle was modified"
+                f"{path}/{TAXONOMY} does not match the fingerprint in {MANIFEST}: the bundle was "
+                "modified"
             )
         if not bundle.weights_path.is_file():
             raise BundleError(f"{path} has no {WEIGHTS}; the bundle is incomplete")
         return bundle
 
 
+def _rgb(values: list[float]) -> tuple[float, float, float]:
+    red, green, blue = values  # the schema checked there are three
+    return red, green, blue
+
+
 def _preprocessing(m: BundleManifest) -> Preprocessing:
     pre = m.backbone.preprocessing
     return Preprocessing(
         input_size=pre.input_size,
-        mean=tuple(pre.mean),
-        std=tuple(pre.std),
+        mean=_rgb(pre.mean),
+        std=_rgb(pre.std),
         interpolation=pre.interpolation,
         crop_pct=pre.crop_pct,
     )
@@ -184,7 +190,8 @@ def read_manifest(path: Path) -> dict:
     manifest = Path(path) / MANIFEST
     if not manifest.is_file():
         raise BundleError(
-            f"{path} is not a model bundle (no {MANIFEST}); give the directory `catalog-ai train --out` wrote"
+            f"{path} is not a model bundle (no {MANIFEST}); give the directory "
+            "`catalog-ai train --out` wrote"
         )
     try:
         data = json.loads(manifest.read_text("utf-8"))

@@ -80,9 +80,11 @@ _PROTOTYPE_FIX = (
 )
 
 
-def _number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> Any:
+def _in_range(
+    lo: float | None = None, hi: float | None = None, *, lo_open: bool = False
+) -> AfterValidator:
     """A finite float in a range, with one message saying the whole rule (pydantic's own range
-    messages would call NaN "not less than 1000")."""
+    messages would call NaN "not less than 1000"); the metadata of ``Annotated[float, ...]``."""
     left = "" if lo is None else f"{lo:g} < " if lo_open else f"{lo:g} <= "
     right = "" if hi is None else f" <= {hi:g}"
     rule = f"must be a finite number{f' with {left}value{right}' if left or right else ''}"
@@ -96,12 +98,12 @@ def _number(lo: float | None = None, hi: float | None = None, *, lo_open: bool =
             raise ValueError(rule)
         return v
 
-    return Annotated[float, AfterValidator(check)]
+    return AfterValidator(check)
 
 
-Finite = _number()
+Finite = Annotated[float, _in_range()]
 # (0, 1]: a threshold of 0 would accept every photo (auto-accept) or never stop the walk.
-Probability = _number(0.0, 1.0, lo_open=True)
+Probability = Annotated[float, _in_range(0.0, 1.0, lo_open=True)]
 PositiveInt = Annotated[int, Field(ge=1)]
 Name = Annotated[str, Field(min_length=1, max_length=255)]
 
@@ -139,7 +141,9 @@ class _Model(BaseModel):
 class PreprocessingSchema(_Model):
     input_size: Annotated[int, Field(ge=16, le=2048)]
     mean: Annotated[list[Finite], Field(min_length=3, max_length=3)]
-    std: Annotated[list[_number(0.0, lo_open=True)], Field(min_length=3, max_length=3)]
+    std: Annotated[
+        list[Annotated[float, _in_range(0.0, lo_open=True)]], Field(min_length=3, max_length=3)
+    ]
     interpolation: Literal["nearest", "bilinear", "bicubic"] = "bilinear"
     crop_pct: Probability = 1.0
 
@@ -152,7 +156,7 @@ class BackboneSchema(_Model):
 
 class CalibrationSchema(_Model):
     method: Literal["temperature"] = "temperature"
-    temperature: _number(*TEMPERATURE_RANGE)
+    temperature: Annotated[float, _in_range(*TEMPERATURE_RANGE)]
 
 
 class ThresholdsSchema(_Model):
@@ -219,7 +223,8 @@ class BundleManifest(_Model):
         image_size = info.data.get("image_size")
         if image_size is None:  # image_size itself failed: that error is reported
             return v
-        side = max(image_size, int(round(image_size / v)))
+        # The side model.preprocess.eval_square_size resizes to (floored, as timm does).
+        side = max(image_size, math.floor(image_size / v))
         if side > MAX_SQUARE:
             raise ValueError(
                 f"resizes photos to {side} px before the centre crop of image_size={image_size}, "
@@ -231,7 +236,7 @@ class BundleManifest(_Model):
 class FusionSchema(_Model):
     scale: Finite = 20.0
     bias: Finite = -8.0
-    open_set_cosine: _number(-1.0, 1.0) = -1.0
+    open_set_cosine: Annotated[float, _in_range(-1.0, 1.0)] = -1.0
     fitted_on: str = ""
     nearest_gate: bool = True
 

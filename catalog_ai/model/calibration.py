@@ -63,25 +63,34 @@ def fit_temperature(
 
 
 def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> list[dict]:
-    """Equal-width confidence bins: count, mean confidence and accuracy of each non-empty bin."""
-    confidence = np.asarray(confidence, dtype=np.float64)
-    correct = np.asarray(correct, dtype=np.float64)
+    """Equal-width confidence bins: count, mean confidence and accuracy of each non-empty bin.
+
+    The means are scikit-learn's ``calibration_curve`` (``strategy="uniform"``), which returns
+    neither the bins' counts nor their edges; ECE and the report need both, so the counts come
+    from calibration_curve's own assignment (``searchsorted`` on the inner edges: a confidence on
+    an edge belongs to the bin below), and ``strict=True`` fails loudly should the two differ."""
+    from sklearn.calibration import calibration_curve
+
+    # Probabilities within the evaluation's float tolerance of [0, 1]; sklearn refuses any other.
+    confidence = np.clip(np.asarray(confidence, dtype=np.float64), 0.0, 1.0)
+    correct = np.asarray(correct, dtype=bool)
+    if confidence.size == 0:
+        return []
+    accuracy, mean_confidence = calibration_curve(
+        correct, confidence, n_bins=n_bins, strategy="uniform"
+    )
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
-    bins = []
-    for b in range(n_bins):
-        sel = which == b
-        if sel.any():
-            bins.append(
-                {
-                    "low": float(edges[b]),
-                    "high": float(edges[b + 1]),
-                    "count": int(sel.sum()),
-                    "confidence": float(confidence[sel].mean()),
-                    "accuracy": float(correct[sel].mean()),
-                }
-            )
-    return bins
+    counts = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=n_bins)
+    return [
+        {
+            "low": float(edges[b]),
+            "high": float(edges[b + 1]),
+            "count": int(counts[b]),
+            "confidence": float(c),
+            "accuracy": float(a),
+        }
+        for b, c, a in zip(np.flatnonzero(counts), mean_confidence, accuracy, strict=True)
+    ]
 
 
 def expected_calibration_error(

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 
 from catalog_ai.taxonomy import Taxonomy
 
 __all__ = ["Candidate", "Decider", "Decision", "Thresholds"]
-
-SOURCES = ("head", "prototype", "abstain")
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,8 @@ class Thresholds:
 class Decision:
     path: str  # the chosen category, "" when the model abstains even at the top level
     depth: int  # 0 when abstaining
-    confidence: float  # calibrated probability of the chosen category (of the best top level when abstaining)
+    # Calibrated probability of the chosen category (of the best top level when abstaining).
+    confidence: float
     leaf_path: str  # the most probable leaf, even when the decision backed off above it
     leaf_confidence: float
     levels: list[list[Candidate]]  # per depth (depth 1 first): top-k categories with probabilities
@@ -183,7 +183,8 @@ class Decider:
             row, chosen_p = best, float(probs[best])
             options = self.children[best]
         leaf_row = int(self.leaf_rows[np.argmax(probs[self.leaf_rows])])
-        common = dict(
+        common = partial(
+            Decision,
             leaf_path=self.texts[leaf_row],
             leaf_confidence=float(probs[leaf_row]),
             levels=self.top_k_per_depth(probs),
@@ -192,11 +193,9 @@ class Decider:
         )
         if row < 0:
             best_root = max(self.roots, key=lambda r: probs[r])
-            return Decision(
-                path="", depth=0, confidence=float(probs[best_root]), source="abstain", **common
-            )
+            return common(path="", depth=0, confidence=float(probs[best_root]), source="abstain")
         is_class = row in self._class_set
-        return Decision(
+        return common(
             path=self.texts[row],
             depth=int(self.depths[row]),
             confidence=chosen_p,
@@ -209,5 +208,4 @@ class Decider:
                 and not open_set
                 and chosen_p >= self.thresholds.auto_accept
             ),
-            **common,
         )

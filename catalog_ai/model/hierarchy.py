@@ -74,7 +74,7 @@ class TreeIndex:
         )
 
     def target_mask(self, node_rows: torch.Tensor) -> torch.Tensor:
-        """``(B,)`` label node rows → ``(B, n_leaves)`` bool mask of the leaves each label covers."""
+        """``(B,)`` label node rows → ``(B, n_leaves)`` bool mask of the leaves under each label."""
         mask = torch.zeros(
             node_rows.shape[0], self.n_leaves, dtype=torch.bool, device=node_rows.device
         )

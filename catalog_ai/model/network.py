@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -26,10 +28,12 @@ class HierarchicalClassifier(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
+        out: torch.Tensor = self.backbone(x)
+        return out
 
     def classify(self, embedding: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(embedding))
+        out: torch.Tensor = self.head(self.dropout(embedding))
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.embed(x))
@@ -47,11 +51,12 @@ def layer_groups(network: nn.Module) -> list[list[str]]:
     if matcher_owner is not None:
         from timm.models import group_parameters
 
-        grouped = group_parameters(matcher_owner, matcher_owner.group_matcher(coarse=True))
-        groups = [[prefix + name for name in names] for _, names in sorted(grouped.items())]
-        seen = {n for g in groups for n in g}
+        matcher: Any = matcher_owner.group_matcher  # timm's, found by name: untyped
+        grouped = group_parameters(matcher_owner, matcher(coarse=True))
+        stages = [[prefix + name for name in names] for _, names in sorted(grouped.items())]
+        seen = {n for g in stages for n in g}
         rest = [n for n, _ in network.named_parameters() if n not in seen]
-        return [g for g in groups + [rest] if g]
+        return [g for g in [*stages, rest] if g]
     groups: list[list[str]] = []
     for child_name, child in network.named_children():
         parts = (

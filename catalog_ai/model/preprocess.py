@@ -1,20 +1,45 @@
 """Photo → network input, shared by training, serving and evaluation so they never drift apart.
 
-A photo is decoded once (JPEG draft decoding when it is large), its shorter side resized to
-``size`` and the centre square kept: ``square(img, size)``. The network then sees either a centre
-crop of that square (serving, evaluation) or a random crop of it (training augmentation).
+The geometry is timm's own evaluation transform (``timm.data.create_transform``, built from the
+backbone's data config): the shorter side resized to ``floor(image_size / crop_pct)``, then the
+centre ``image_size`` square kept, both with torchvision's rounding. :func:`square` runs exactly
+those steps and stops before the tensor conversion, so photos stay ``uint8`` (cached by training,
+batched by serving) and :func:`normalise` does timm's ``ToTensor`` + ``Normalize`` on a whole
+batch on the device. ``tests/model/test_preprocess_parity.py`` checks the result against timm's
+transform for every registered backbone.
+
+Training augmentation is not timm's: it takes random crops from a larger square decoded once
+into a cache (``training/data.py``), because decoding every photo every epoch costs more than
+the network's forward pass on a 2-core CPU.
 """
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import torch
 from PIL import Image
+from timm.data import create_transform
 
 from catalog_ai.errors import ImageError
 from catalog_ai.photos.decode import check_aspect_ratio
 
-__all__ = ["INTERPOLATION", "center_crop", "eval_square_size", "normalise", "square"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from catalog_ai.backbones.spec import Preprocessing
+
+__all__ = [
+    "INTERPOLATION",
+    "center_crop",
+    "data_config",
+    "eval_square_size",
+    "normalise",
+    "square",
+]
 
 INTERPOLATION = {
     "nearest": Image.Resampling.NEAREST,
@@ -24,14 +49,51 @@ INTERPOLATION = {
 
 
 def eval_square_size(image_size: int, crop_pct: float) -> int:
-    """Side of the square a photo is resized to before the centre crop of ``image_size``."""
-    return max(image_size, int(round(image_size / crop_pct)))
+    """Side the shorter side is resized to before the centre crop of ``image_size`` (timm's
+    ``scale_size``: floored, as ``timm.data.transforms_imagenet_eval`` does)."""
+    return max(image_size, math.floor(image_size / crop_pct))
+
+
+def data_config(
+    pre: Preprocessing, *, image_size: int | None = None, crop_pct: float | None = None
+) -> dict[str, Any]:
+    """A backbone's preprocessing as timm's data config (``timm.data.resolve_data_config``),
+    optionally at another input size or crop share (a bundle's ``image_size`` and
+    ``eval_crop_pct``)."""
+    size = image_size or pre.input_size
+    return {
+        "input_size": (3, size, size),
+        "interpolation": pre.interpolation,
+        "mean": tuple(pre.mean),
+        "std": tuple(pre.std),
+        "crop_pct": pre.crop_pct if crop_pct is None else crop_pct,
+        "crop_mode": "center",
+    }
+
+
+@lru_cache(maxsize=32)
+def _geometry(size: int, crop_pct: float, interpolation: str) -> Callable[[Image.Image], Any]:
+    """timm's evaluation transform without normalisation: a ``(3, size, size)`` uint8 tensor."""
+    return create_transform(  # type: ignore[no-any-return]  # timm is untyped
+        input_size=size,
+        is_training=False,
+        interpolation=interpolation,
+        crop_pct=crop_pct,
+        crop_mode="center",
+        normalize=False,
+    )
 
 
 def square(
-    img: Image.Image, size: int, interpolation: str = "bicubic", *, source: str | None = None
+    img: Image.Image,
+    size: int,
+    interpolation: str = "bicubic",
+    *,
+    crop_pct: float = 1.0,
+    source: str | None = None,
 ) -> np.ndarray:
-    """Shorter side to ``size``, centre square kept: ``(size, size, 3)`` uint8 array.
+    """timm's evaluation geometry: shorter side to ``floor(size / crop_pct)``, centre
+    ``size × size`` kept; a ``(size, size, 3)`` uint8 array.
 
     The resized image is ``aspect ratio x size²`` pixels, so the ratio is bounded first
     (``CATALOG_AI_MAX_ASPECT_RATIO``): a 400000x1 strip would otherwise be scaled to 26
@@ -41,15 +103,11 @@ def square(
     """
     w, h = img.size
     check_aspect_ratio(w, h, source=source)
+    if interpolation not in INTERPOLATION:
+        raise ValueError(f"interpolation={interpolation!r} must be one of {list(INTERPOLATION)}")
     try:
-        scale = size / min(w, h)
-        new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
-        if (new_w, new_h) != (w, h):
-            img = img.resize((new_w, new_h), INTERPOLATION[interpolation], reducing_gap=3.0)
-        left, top = (new_w - size) // 2, (new_h - size) // 2
-        if (new_w, new_h) != (size, size):
-            img = img.crop((left, top, left + size, top + size))
-        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+        chw = _geometry(size, float(crop_pct), interpolation)(img.convert("RGB"))
+        return np.asarray(chw.permute(1, 2, 0), dtype=np.uint8)
     except MemoryError as exc:
         raise ImageError(
             f"not enough memory to resize the {w}x{h} image to {size}x{size}; resize it before "
@@ -61,7 +119,10 @@ def square(
 def normalise(
     batch_uint8: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]
 ) -> torch.Tensor:
-    """``(B, 3, H, W)`` uint8 → float32 normalised, in channels-last memory (faster convs on CPU)."""
+    """``(B, 3, H, W)`` uint8 → float32 normalised, in channels-last memory (faster convs on CPU).
+
+    The same arithmetic as timm's ``ToTensor`` + ``Normalize`` (divide by 255, then subtract the
+    mean and divide by the std), done once per batch on the device instead of once per photo."""
     x = batch_uint8.float().div_(255.0)
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
@@ -69,7 +130,8 @@ def normalise(
 
 
 def center_crop(batch: torch.Tensor, size: int) -> torch.Tensor:
-    """Centre ``size × size`` crop of a ``(B, C, H, W)`` batch."""
+    """Centre ``size × size`` crop of a ``(B, C, H, W)`` batch, with torchvision's
+    ``CenterCrop`` offsets (rounded half to even); a no-op on ``size × size`` input."""
     h, w = batch.shape[-2:]
-    top, left = (h - size) // 2, (w - size) // 2
+    top, left = round((h - size) / 2.0), round((w - size) / 2.0)
     return batch[..., top : top + size, left : left + size]

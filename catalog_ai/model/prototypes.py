@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from catalog_ai.errors import CatalogAIError
+from catalog_ai.model.fusion import FusionParams
 
-__all__ = ["FusionParams", "PrototypeError", "PrototypeMemory", "normalise_embeddings"]
+__all__ = ["PrototypeError", "PrototypeMemory", "normalise_embeddings"]
 
 ARRAYS = "prototypes.safetensors"
 META = "prototypes.json"
@@ -35,58 +36,18 @@ class PrototypeError(CatalogAIError):
 
 def normalise_embeddings(embeddings: np.ndarray, center: np.ndarray) -> np.ndarray:
     x = np.asarray(embeddings, dtype=np.float32) - center
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-@dataclass
-class FusionParams:
-    """How prototype similarities become scores comparable with the head's logits.
-
-    ``scale``/``bias``: logit of a prototype-only category = ``scale * cosine + bias``, on the
-    same footing as the head's (temperature-scaled) logits in one softmax. ``open_set_cosine``:
-    a photo whose best cosine to every known category is below this is "possibly a new
-    category". All three are fitted on held-out photos (see ``fit_fusion``).
-
-    ``nearest_gate``: a prototype-only category may take a photo only when its prototype is
-    nearer to the photo than the prototype of every trained category. Without it, the fitted
-    ``scale``/``bias`` let 16 new categories added with 5 photos each cut the accuracy on the
-    Grocery val photos of the 65 known ones by 36–39 points (benchmarks/fewshot.py); with it, by
-    5–8 (Lite0 / Lite2 base models). It costs recall on the new categories (80 % → 56–61 % at 5
-    photos): known categories come first. Other rules measured (benchmarks/fewshot_variants.py) traded no better.
-    """
-
-    scale: float = 20.0
-    bias: float = -8.0
-    open_set_cosine: float = -1.0  # never, until fitted
-    fitted_on: str = ""
-    nearest_gate: bool = True
-
-    def to_dict(self) -> dict:
-        return {
-            "scale": self.scale,
-            "bias": self.bias,
-            "open_set_cosine": self.open_set_cosine,
-            "fitted_on": self.fitted_on,
-            "nearest_gate": self.nearest_gate,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> FusionParams:
-        return cls(
-            float(data.get("scale", 20.0)),
-            float(data.get("bias", -8.0)),
-            float(data.get("open_set_cosine", -1.0)),
-            str(data.get("fitted_on", "")),
-            bool(data.get("nearest_gate", True)),
-        )
+    out: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    return out
 
 
 @dataclass
 class PrototypeMemory:
     center: np.ndarray  # (D,) mean training embedding
     paths: list[str] = field(default_factory=list)
-    sums: np.ndarray | None = None  # (P, D) sums of normalised example embeddings
-    counts: np.ndarray | None = None  # (P,)
+    # (P, D) sums of normalised example embeddings; (P,) example counts. Empty by default (the
+    # width of ``sums`` is set from ``center`` after construction).
+    sums: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    counts: np.ndarray = field(default_factory=lambda: np.zeros((0,), dtype=np.int64))
     sources: list[str] = field(default_factory=list)  # "train" | "fewshot" | "review" per path
     fusion: FusionParams = field(default_factory=FusionParams)
     # sha256 of the example photos added with ``fewshot add``: adding the same photo twice
@@ -94,11 +55,8 @@ class PrototypeMemory:
     example_hashes: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        dim = self.center.shape[0]
-        if self.sums is None:
-            self.sums = np.zeros((0, dim), dtype=np.float32)
-        if self.counts is None:
-            self.counts = np.zeros((0,), dtype=np.int64)
+        if not len(self.sums):
+            self.sums = np.zeros((0, self.center.shape[0]), dtype=np.float32)
         self._index = {p: i for i, p in enumerate(self.paths)}
 
     @property
@@ -114,11 +72,14 @@ class PrototypeMemory:
 
     def prototypes(self) -> np.ndarray:
         """``(P, D)`` unit vectors, one per path."""
-        return self.sums / np.maximum(np.linalg.norm(self.sums, axis=1, keepdims=True), 1e-12)
+        norms = np.maximum(np.linalg.norm(self.sums, axis=1, keepdims=True), 1e-12)
+        out: np.ndarray = self.sums / norms
+        return out
 
     def similarities(self, embeddings: np.ndarray) -> np.ndarray:
         """``(B, P)`` cosine of each photo with each category prototype."""
-        return normalise_embeddings(embeddings, self.center) @ self.prototypes().T
+        out: np.ndarray = normalise_embeddings(embeddings, self.center) @ self.prototypes().T
+        return out
 
     def add(self, path: str, embeddings: np.ndarray, *, source: str) -> None:
         """Add example photos (raw backbone embeddings) to a category, creating it if new."""
@@ -197,7 +158,8 @@ class PrototypeMemory:
             raw = json.loads((directory / META).read_text("utf-8"))
         except (OSError, ValueError, SafetensorError) as exc:
             raise PrototypeError(
-                f"{directory}: the prototype memory is damaged ({exc}); re-add the few-shot categories"
+                f"{directory}: the prototype memory is damaged ({exc}); re-add the few-shot "
+                "categories"
             ) from exc
         meta = validate_prototype_meta(raw, directory / META, PrototypeError)
         missing = sorted({"center", "sums", "counts"} - set(arrays))
@@ -210,7 +172,8 @@ class PrototypeMemory:
         if center.ndim != 1 or sums.shape != (n, center.shape[0]) or counts.shape != (n,):
             raise PrototypeError(
                 f"{directory}: prototype files disagree on the number of categories or the vector "
-                f"size (center {center.shape}, sums {sums.shape}, counts {counts.shape}, {n} paths); "
+                f"size (center {center.shape}, sums {sums.shape}, counts {counts.shape}, "
+                f"{n} paths); "
                 "re-add the few-shot categories"
             )
         if not (np.isfinite(center).all() and np.isfinite(sums).all()) or (counts < 0).any():

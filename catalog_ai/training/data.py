@@ -94,23 +94,29 @@ def stratified_split(
     for label in sorted(by_label):
         items = by_label[label]
         order = rng.permutation(len(items))
-        k = int(round(fraction * len(items)))
-        if len(items) >= min_per_class:
-            k = max(1, k)
-        else:
-            k = 0
+        k = round(fraction * len(items))
+        k = max(1, k) if len(items) >= min_per_class else 0
         held.extend(items[i] for i in order[:k])
         train.extend(items[i] for i in order[k:])
     return train, held
 
 
 class DecodedCache:
-    """Photos decoded once to ``(size, size, 3)`` uint8 ``.npy`` files, keyed by content hash."""
+    """Photos decoded once to ``(3, size, size)`` uint8 ``.npy`` files, keyed by content hash.
 
-    def __init__(self, root: Path, size: int, interpolation: str = "bicubic"):
+    Each is :func:`square` of the photo: timm's evaluation geometry, so a cache with the bundle's
+    ``crop_pct`` holds exactly what serving feeds the network. The folder name carries the
+    geometry's version: squares from before timm's rounding (``<size>-<interpolation>``) are
+    never mixed in."""
+
+    def __init__(
+        self, root: Path, size: int, interpolation: str = "bicubic", *, crop_pct: float = 1.0
+    ):
         self.size = size
         self.interpolation = interpolation
-        self.dir = Path(root) / f"{size}-{interpolation}"
+        self.crop_pct = crop_pct
+        crop = "" if crop_pct == 1.0 else f"-crop{crop_pct:g}"
+        self.dir = Path(root) / f"timm-{size}-{interpolation}{crop}"
 
     def _path(self, digest: str) -> Path:
         return self.dir / digest[:2] / f"{digest}.npy"
@@ -129,8 +135,15 @@ class DecodedCache:
                     digest = hashlib.sha256(data).hexdigest()
                     target = self._path(digest)
                     if not target.is_file():
-                        img = images.load_image(data, target_size=self.size, name=str(example.file))
-                        self._write(target, square(img, self.size, self.interpolation))
+                        img = images.load_image(
+                            data,
+                            target_size=eval_square_size(self.size, self.crop_pct),
+                            name=str(example.file),
+                        )
+                        self._write(
+                            target,
+                            square(img, self.size, self.interpolation, crop_pct=self.crop_pct),
+                        )
                     ok.append((example, digest))
                 except ImageError as exc:
                     failed.append((example, exc.reason))
@@ -145,7 +158,8 @@ class DecodedCache:
         os.replace(tmp, target)
 
     def load(self, digest: str) -> np.ndarray:
-        return np.load(self._path(digest), mmap_mode="r")
+        array: np.ndarray = np.load(self._path(digest), mmap_mode="r")
+        return array
 
 
 @dataclass(frozen=True)
@@ -164,7 +178,7 @@ class Augment:
         for _ in range(10):
             s = rng.uniform(*self.scale)
             r = math.exp(rng.uniform(math.log(self.ratio[0]), math.log(self.ratio[1])))
-            cw, ch = int(round(math.sqrt(area * s * r))), int(round(math.sqrt(area * s / r)))
+            cw, ch = round(math.sqrt(area * s * r)), round(math.sqrt(area * s / r))
             if cw <= w and ch <= h:
                 break
         else:
@@ -285,7 +299,7 @@ class HierarchyDataModule(L.LightningDataModule):
         cache_root: Path,
         image_size: int,
         eval_crop_pct: float = 1.0,
-        train_square: int | None = None,
+        train_as_served: bool = False,
         batch_size: int = 32,
         num_workers: int = 0,
         seed: int = 0,
@@ -307,11 +321,15 @@ class HierarchyDataModule(L.LightningDataModule):
         self.augment = augment or Augment(image_size)
         self.progress = progress
         self.on_skipped = on_skipped
-        self.train_cache = DecodedCache(
-            cache_root, train_square or int(round(image_size * 1.15)), interpolation
-        )
         self.eval_cache = DecodedCache(
-            cache_root, eval_square_size(image_size, eval_crop_pct), interpolation
+            cache_root, image_size, interpolation, crop_pct=eval_crop_pct
+        )
+        # ``train_as_served`` (the linear probe): training photos exactly as serving sees them,
+        # from the evaluation cache. Otherwise a larger square for random crops.
+        self.train_cache = (
+            self.eval_cache
+            if train_as_served
+            else DecodedCache(cache_root, round(image_size * 1.15), interpolation)
         )
         self.skipped: list[tuple[Example, str]] = []
         self._ready = False
@@ -354,7 +372,7 @@ class HierarchyDataModule(L.LightningDataModule):
         weights = balanced_weights(self.train_set.rows, self.balance_power)
         generator = torch.Generator().manual_seed(self.seed * 1000 + self.train_set.epoch)
         sampler = WeightedRandomSampler(
-            weights, num_samples=len(weights), replacement=True, generator=generator
+            weights.tolist(), num_samples=len(weights), replacement=True, generator=generator
         )
         return DataLoader(
             self.train_set,

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import lightning as L
 import numpy as np
@@ -18,7 +19,7 @@ from catalog_ai.model.bundle_schema import IMAGE_SIZE_RANGE
 from catalog_ai.model.calibration import PRECISION_TARGETS, calibrate
 from catalog_ai.model.decision import Thresholds
 from catalog_ai.model.fusion import fit_fusion, open_set_threshold
-from catalog_ai.model.preprocess import eval_square_size, normalise
+from catalog_ai.model.preprocess import normalise
 from catalog_ai.model.prototypes import PrototypeMemory, normalise_embeddings
 from catalog_ai.progress import progress_bar
 from catalog_ai.settings import get_settings
@@ -50,10 +51,10 @@ class TrainConfig:
 
     mode: str = "finetune"  # or "linear_probe": the quick model (frozen backbone, head only)
     # Fine-tuning: EfficientNet-Lite2 at its native 260 px. On the Grocery Store (2 CPU threads)
-    # it gave 82.1 % val leaf accuracy and 48 % coverage at 98 % precision against Lite0's 79.7 % and
-    # 28 %, trained in 15 min and serves 41 photos/s (29 min and ~20 photos/s on a slower VM of the
-    # same kind; docs/BENCHMARKS.md). The quick model keeps Lite0 (see ``preset``): it must fit
-    # the main job's few minutes.
+    # it gave 82.1 % val leaf accuracy and 48 % coverage at 98 % precision against Lite0's 79.7 %
+    # and 28 %, trained in 15 min and serves 41 photos/s (29 min and ~20 photos/s on a slower VM
+    # of the same kind; docs/BENCHMARKS.md). The quick model keeps Lite0 (see ``preset``): it must
+    # fit the main job's few minutes.
     backbone: str = "efficientnet_lite2"
     epochs: int = 8
     image_size: int | None = None  # default: the backbone's native input size
@@ -147,7 +148,8 @@ def fit(
         train_set, held_set = list(examples), list(held_out)
     if not held_set:
         raise TrainingDataError(
-            "no held-out photos to calibrate on: give --val-data or use categories with at least 4 photos"
+            "no held-out photos to calibrate on: give --val-data or use categories with at least "
+            "4 photos"
         )
 
     data = HierarchyDataModule(
@@ -158,9 +160,7 @@ def fit(
         image_size=image_size,
         eval_crop_pct=config.eval_crop_pct,
         # The probe sees each photo exactly as serving does: one cache for both splits.
-        train_square=eval_square_size(image_size, config.eval_crop_pct)
-        if config.mode == "linear_probe"
-        else None,
+        train_as_served=config.mode == "linear_probe",
         batch_size=config.batch_size,
         num_workers=config.num_workers,
         seed=config.seed,
@@ -184,13 +184,9 @@ def fit(
         backbone_weights=config.backbone_weights,
     )
     t0 = time.monotonic()
+    probe_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None
     if config.mode == "linear_probe":
-        module.to(
-            "cuda"
-            if config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-            else "cpu"
-        )
-        probe_embeddings = train_linear_probe(
+        probe = train_linear_probe(
             module,
             data,
             epochs=config.epochs,
@@ -200,10 +196,13 @@ def fit(
             balance_power=config.balance_power,
             seed=config.seed,
             progress=config.progress,
+            accelerator=config.accelerator,
         )
-        device = str(module.device)
+        probe_embeddings = (probe.embeddings, probe.rows)
+        # Lightning hands the module back on the CPU: embed for calibration on the probe's device.
+        module.to(probe.device)
+        device = str(probe.device)
     else:
-        probe_embeddings = None
         trainer = _trainer(config, out_dir)
         trainer.fit(module, datamodule=data)
         if not trainer.is_global_zero:  # other ranks of a multi-GPU run stop here
@@ -283,7 +282,7 @@ def fit(
 def _write_held_out_report(
     bundle: ModelBundle, node_probs: np.ndarray, rows: np.ndarray, files: list[str]
 ) -> None:
-    """Plots of the held-out evaluation inside the bundle (``report/``): the dashboard shows them."""
+    """Plots of the held-out evaluation in the bundle (``report/``): the dashboard shows them."""
     from catalog_ai.evaluation import evaluate_arrays, write_report
 
     result = evaluate_arrays(
@@ -303,7 +302,7 @@ def _trainer(config: TrainConfig, out_dir: Path) -> L.Trainer:
         accelerator=config.accelerator,
         devices=_devices(config.devices),
         strategy=config.strategy,
-        precision=config.precision,
+        precision=cast(Any, config.precision),  # a string Lightning checks against its list
         callbacks=[
             FreezeSchedule(frozen_groups=config.frozen_groups, warmup_epochs=config.warmup_epochs),
             L.pytorch.callbacks.ModelCheckpoint(
@@ -337,7 +336,8 @@ def _devices(value: str):
 def embedding_backbone(module: HierarchicalClassifierModule, dataset) -> torch.nn.Module:
     """The backbone that embeds photos once training is done. On the CPU it is the frozen graph
     the workers serve (``catalog_ai.inference.frozen``): calibration and prototypes then see the
-    numbers serving computes, 1.4-1.6x faster; elsewhere, or when it cannot be frozen, the eager one."""
+    numbers serving computes, 1.4-1.6x faster; elsewhere, or when it cannot be frozen, the eager
+    one."""
     from catalog_ai.inference.frozen import freeze_backbone
 
     module.eval()

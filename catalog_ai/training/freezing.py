@@ -15,10 +15,13 @@ layers are put in eval mode, and those of trainable layers in train mode.
 
 from __future__ import annotations
 
+from typing import cast
+
 import lightning as L
 from torch import nn
 
 from catalog_ai.model.network import layer_groups
+from catalog_ai.training.module import HierarchicalClassifierModule
 
 __all__ = ["FreezeSchedule"]
 
@@ -29,7 +32,7 @@ class FreezeSchedule(L.Callback):
         self.warmup_epochs = warmup_epochs
 
     def _backbone(self, pl_module: L.LightningModule) -> nn.Module:
-        return pl_module.network.backbone
+        return cast(HierarchicalClassifierModule, pl_module).network.backbone
 
     def _set(self, pl_module: L.LightningModule, *, warming_up: bool) -> None:
         backbone = self._backbone(pl_module)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
 from catalog_ai.backbones import create_backbone, get_backbone
 from catalog_ai.model.hierarchy import TreeIndex, marginal_nll
@@ -44,13 +45,14 @@ class HierarchicalClassifierModule(L.LightningModule):
         self.network.to(memory_format=torch.channels_last)
 
     def forward(self, images_uint8: torch.Tensor) -> torch.Tensor:
-        return self.network(normalise(images_uint8, self.mean, self.std))
+        logits: torch.Tensor = self.network(normalise(images_uint8, self.mean, self.std))
+        return logits
 
     def _shared_step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         images, rows = batch
         logits = self(images)
         mask = self.tree.target_mask(rows)
-        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
+        smoothing = self.hparams["label_smoothing"] if stage == "train" else 0.0
         loss = marginal_nll(logits, mask, label_smoothing=smoothing)
         hit = mask.gather(1, logits.argmax(1, keepdim=True)).float().mean()
         self.log(f"{stage}/loss", loss, prog_bar=stage == "train", batch_size=len(rows))
@@ -64,24 +66,31 @@ class HierarchicalClassifierModule(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")
 
-    def configure_optimizers(self):
-        head = list(self.network.head.parameters())
-        decay, no_decay = [], []
-        for name, p in self.network.backbone.named_parameters():
-            # Norm layers and biases are not regularised towards zero (standard practice).
-            (no_decay if p.ndim <= 1 else decay).append(p)
-        base = self.hparams.lr * self.hparams.backbone_lr_scale
-        groups = [
-            {"params": decay, "lr": base, "weight_decay": self.hparams.weight_decay},
-            {"params": no_decay, "lr": base, "weight_decay": 0.0},
-            {"params": head, "lr": self.hparams.lr, "weight_decay": self.hparams.weight_decay},
-        ]
-        optimizer = torch.optim.AdamW(groups)
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+        from timm.optim import create_optimizer_v2, param_groups_weight_decay
+
+        base = self.hparams["lr"] * self.hparams["backbone_lr_scale"]
+        # timm's split: 1-d parameters (norm layers, biases) are not regularised towards zero.
+        # It skips parameters that do not require grad; none is frozen yet here (FreezeSchedule
+        # freezes in on_fit_start, after this), so the warm-up's layers are in the groups too.
+        groups = param_groups_weight_decay(self.network.backbone, self.hparams["weight_decay"])
+        for group in groups:
+            group["lr"] = base
+        groups.append(
+            {
+                "params": list(self.network.head.parameters()),
+                "lr": self.hparams["lr"],
+                "weight_decay": self.hparams["weight_decay"],
+            }
+        )
+        optimizer = create_optimizer_v2(
+            groups, opt="adamw", lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+        )
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=[g["lr"] for g in groups],
             total_steps=max(1, int(self.trainer.estimated_stepping_batches)),
-            pct_start=self.hparams.pct_start,
+            pct_start=self.hparams["pct_start"],
         )
         return {
             "optimizer": optimizer,

@@ -45,7 +45,8 @@ def load_folder_examples(
         unknown = sorted({e.label for e in examples} - known)
         if unknown:
             raise TrainingDataError(
-                f"{root}: {len(unknown)} categories are not in the training tree (first: {unknown[0]!r}); "
+                f"{root}: {len(unknown)} categories are not in the training tree "
+                f"(first: {unknown[0]!r}); "
                 "the two folders must use the same category paths"
             )
     description = f"folder:{root.resolve()} ({len(examples)} photos)"
@@ -135,7 +136,8 @@ def _describe(used: Counter[str], left_out: int) -> str:
         text += (
             "; "
             + ", ".join(
-                f"{n} {'auto-accepted from a model' if k == LabelSource.MODEL else 'of unknown source'}"
+                f"{n} "
+                + ("auto-accepted from a model" if k == LabelSource.MODEL else "of unknown source")
                 for k, n in sorted(others.items())
             )
             + " (--include-model-labels)"

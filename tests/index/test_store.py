@@ -56,7 +56,7 @@ def test_save_publishes_a_generation_with_counts_and_transform(tmp_path):
     assert (on_disk["kind"], on_disk["n_alive"], on_disk["n_dead"], on_disk["dim"]) == (
         "exact",
         29,
-        1,
+        0,  # the exact index deletes removed vectors (faiss remove_ids): no tombstones
         12,
     )
     assert on_disk["transform"]["kind"] == "center_l2" and len(on_disk["transform"]["sha256"]) == 64

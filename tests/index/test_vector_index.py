@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -46,7 +48,8 @@ def built(data):
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(a) & set(b)) / truth.shape[1] for a, b in zip(found, truth)]))
+    hits = [len(set(a) & set(b)) for a, b in zip(found, truth, strict=True)]
+    return float(np.mean(hits) / truth.shape[1])
 
 
 def brute_force(ids, vectors, queries, k):
@@ -79,12 +82,15 @@ def test_added_vectors_are_found_after_the_build(data):
         assert len(index) == 5000 and ids[4999] in index and 12345 not in index
 
 
-def test_re_adding_an_id_replaces_its_vector():
-    index = ExactIndex(DIM)
+@pytest.mark.parametrize(("cls", "dead"), [(ExactIndex, 0), (HNSWIndex, 1)])
+def test_re_adding_an_id_replaces_its_vector(cls, dead):
+    # The exact index deletes the old vector; the HNSW graph keeps it as a tombstone.
+    index = cls(DIM)
     v = clustered(3, seed=5)
     index.add([1, 2], v[:2])
     index.add([1], v[2:3])
-    assert len(index) == 2 and index.n_dead == 1
+    assert len(index) == 2 and index.n_dead == dead and index.n_total == 2 + dead
+    assert 1 in index and 3 not in index
     _, found = index.search(v[2], 1)
     assert found[0, 0] == 1
     assert np.allclose(index.items()[1][index.items()[0] == 1], v[2])
@@ -101,12 +107,15 @@ def test_removed_ids_are_never_returned_and_compaction_keeps_the_rest(cls, data,
     assert index.remove([99999999]) == 0
     _, after = index.search(queries, 10)
     assert not np.isin(after, gone).any() and (after >= 0).all()
-    assert index.n_dead == len(gone) and len(index) == 5000 - len(gone)
+    assert len(index) == 5000 - len(gone)
+    # Tombstones only where the structure cannot delete (HNSW); the exact index deletes.
+    assert index.n_dead == (len(gone) if cls is HNSWIndex else 0)
+    assert index.n_total == (5000 if cls is HNSWIndex else 5000 - len(gone))
     index.save(tmp_path)
     assert not np.isin(load_index(tmp_path).search(queries, 10)[1], gone).any()
     # Everything but 50 photos removed: the tombstone share asks for compaction.
     index.remove(ids[50:])
-    assert index.needs_compaction
+    assert index.needs_compaction == (cls is HNSWIndex)
     index.compact()
     assert (index.n_total, index.n_dead) == (50 - np.isin(ids[:50], gone).sum(), 0)
     _, found = index.search(queries, 10)
@@ -151,7 +160,7 @@ def test_fewer_matches_than_k_pad_with_minus_one():
     index = HNSWIndex(DIM)
     v = clustered(5)
     index.add(np.arange(5), v)
-    scores, found = index.search(v[:2], 10, allowed=[1, 3, 42])
+    scores, found = index.search(v[:2], 10, allowed=[1, 3, 3, 42])  # 3 given twice, found once
     assert (
         set(found[0, :2]) == {1, 3}
         and (found[:, 2:] == -1).all()
@@ -177,9 +186,27 @@ def test_bad_input_is_refused(tmp_path):
         index.search(np.zeros(8), 3)
     with pytest.raises(SearchError, match="rebuild it"):
         load_index(tmp_path)  # nothing there
-    (tmp_path / "index.json").write_text('{"kind": "hnsw", "dim": 32, "config": {}}')
-    (tmp_path / "ids.npy").write_bytes(b"junk")
-    with pytest.raises(SearchError, match="rebuild it"):
+    (tmp_path / "index.json").write_text('{"format": 2, "kind": "hnsw", "dim": 32, "config": {}}')
+    (tmp_path / "index.faiss").write_bytes(b"junk")
+    with pytest.raises(SearchError, match=r"not a readable faiss index.*rebuild it"):
+        load_index(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_an_index_of_the_first_format_asks_to_be_rebuilt(tmp_path, kind):
+    # Format 1 kept the ids in ids.npy beside bare vectors; the ids now live in the faiss file.
+    meta = {"kind": kind, "dim": DIM, "config": {}, "n_total": 0, "n_alive": 0}
+    (tmp_path / "index.json").write_text(json.dumps(meta))
+    np.save(tmp_path / "ids.npy", np.zeros(0, dtype=np.int64))
+    with pytest.raises(SearchError, match=r"format 1, this catalog_ai reads format 2.*index build"):
+        load_index(tmp_path)
+
+
+def test_a_faiss_file_of_another_kind_is_refused(tmp_path):
+    ExactIndex(DIM).save(tmp_path)
+    meta = json.loads((tmp_path / "index.json").read_text())
+    (tmp_path / "index.json").write_text(json.dumps({**meta, "kind": "hnsw"}))
+    with pytest.raises(SearchError, match="not an id-mapped IndexHNSWFlat of dim 32"):
         load_index(tmp_path)
 
 

@@ -72,11 +72,18 @@ def test_the_predictor_gives_the_same_decisions_frozen_and_eager(trained_bundle,
         assert np.allclose(pa.node_probs, pb.node_probs, atol=1e-5)
         da, db = pa.decision, pb.decision
         assert (da.path, da.leaf_path, da.open_set, da.source, da.auto_accept) == (
-            db.path, db.leaf_path, db.open_set, db.source, db.auto_accept)
+            db.path,
+            db.leaf_path,
+            db.open_set,
+            db.source,
+            db.auto_accept,
+        )
         assert da.confidence == pytest.approx(db.confidence, abs=1e-5)
         for la, lb in zip(da.levels, db.levels, strict=True):
             assert [c.path for c in la] == [c.path for c in lb]
-            assert [c.probability for c in la] == pytest.approx([c.probability for c in lb], abs=1e-5)
+            assert [c.probability for c in la] == pytest.approx(
+                [c.probability for c in lb], abs=1e-5
+            )
 
 
 def test_the_setting_turns_freezing_off(trained_bundle, photos, monkeypatch):

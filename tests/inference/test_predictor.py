@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import LEAF_COLOURS, write_photo
 from PIL import Image
 from safetensors.torch import load_file
 
 from catalog_ai.backbones import create_backbone
-from catalog_ai.model.bundle import ModelBundle
 from catalog_ai.inference.predictor import Predictor
+from catalog_ai.model.bundle import ModelBundle
 from catalog_ai.model.network import HierarchicalClassifier
-from helpers import LEAF_COLOURS, write_photo
 
 
 @pytest.fixture(scope="module")

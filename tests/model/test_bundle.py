@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import LEAF_COLOURS, LEAF_PATHS, one_torch_thread, random_bundle, write_photo  # noqa: F401
 from safetensors.torch import load_file
 
 from catalog_ai.backbones import get_backbone
+from catalog_ai.inference.predictor import Predictor
 from catalog_ai.model.bundle import (
     FORMAT,
     FORMAT_VERSION,
@@ -21,9 +23,7 @@ from catalog_ai.model.bundle import (
     read_manifest,
 )
 from catalog_ai.model.decision import Thresholds
-from catalog_ai.inference.predictor import Predictor
 from catalog_ai.taxonomy import Taxonomy
-from helpers import LEAF_COLOURS, LEAF_PATHS, one_torch_thread, random_bundle, write_photo  # noqa: F401
 
 THRESHOLDS = Thresholds(
     decision=0.6,
@@ -121,7 +121,7 @@ def test_tampered_taxonomy_is_refused(bundle):
 
 def test_missing_weights_are_refused(bundle):
     bundle.weights_path.unlink()
-    with pytest.raises(BundleError, match="no model.safetensors"):
+    with pytest.raises(BundleError, match=r"no model.safetensors"):
         ModelBundle.load(bundle.path)
     with pytest.raises(BundleError):
         Predictor.load(bundle.path)
@@ -148,7 +148,7 @@ def test_not_a_bundle_and_damaged_manifests(tmp_path, bundle):
 
 def test_weights_of_another_tree_are_a_bundle_error(tmp_path, bundle):
     # model.safetensors copied from a bundle with 5 leaves into one whose tree has 4.
-    other = random_bundle(tmp_path / "other", paths=LEAF_PATHS + ["Dairy"])
+    other = random_bundle(tmp_path / "other", paths=[*LEAF_PATHS, "Dairy"])
     bundle.weights_path.write_bytes(other.weights_path.read_bytes())
     with pytest.raises(BundleError, match="do not fit"):
         Predictor.load(bundle.path)

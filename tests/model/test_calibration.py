@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from catalog_ai.model.calibration import (
     expected_calibration_error,
@@ -12,7 +13,6 @@ from catalog_ai.model.calibration import (
     reliability_bins,
     threshold_for_precision,
 )
-from helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def _sample(n: int, n_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,3 +99,28 @@ def test_threshold_for_unreachable_precision_accepts_nothing():
 def test_threshold_when_all_correct_is_the_lowest_confidence():
     conf = np.array([0.91, 0.42, 0.77])
     assert threshold_for_precision(conf, np.ones(3, dtype=bool), 0.99) == pytest.approx(0.42)
+
+
+def test_reliability_bins_put_edge_values_in_the_bin_below_as_before():
+    # The hand-written binning these bins replaced (np.digitize, right=True), written out here:
+    # scikit-learn's calibration_curve must reproduce it, confidences on the edges included.
+    rng = np.random.default_rng(3)
+    conf = np.concatenate([rng.uniform(0, 1, 500), np.linspace(0, 1, 11), [1.0, 0.0, 0.5]])
+    correct = rng.uniform(0, 1, conf.size) < conf
+    edges = np.linspace(0.0, 1.0, 11)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, 9)
+    expected = [
+        (
+            float(edges[b]),
+            int((which == b).sum()),
+            conf[which == b].mean(),
+            correct[which == b].mean(),
+        )
+        for b in range(10)
+        if (which == b).any()
+    ]
+    got = reliability_bins(conf, correct, n_bins=10)
+    assert [(b["low"], b["count"]) for b in got] == [(low, n) for low, n, _, _ in expected]
+    assert [b["confidence"] for b in got] == pytest.approx([c for _, _, c, _ in expected])
+    assert [b["accuracy"] for b in got] == pytest.approx([a for _, _, _, a in expected])
+    assert reliability_bins(np.array([]), np.array([], dtype=bool)) == []

@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from catalog_ai.model.fusion import fit_fusion, fuse, open_set_threshold
-from catalog_ai.model.prototypes import FusionParams
+from catalog_ai.model.fusion import FusionParams, fit_fusion, fuse, open_set_threshold
 
 
 def test_fuse_is_one_softmax_over_head_logits_and_prototype_logits():
@@ -22,7 +21,9 @@ def test_fuse_is_one_softmax_over_head_logits_and_prototype_logits():
 
 def test_without_prototype_only_categories_it_is_the_head_alone():
     head = torch.randn(4, 3, dtype=torch.float64)
-    assert torch.allclose(fuse(head, torch.zeros(4, 0, dtype=torch.float64), FusionParams()), head.softmax(1))
+    assert torch.allclose(
+        fuse(head, torch.zeros(4, 0, dtype=torch.float64), FusionParams()), head.softmax(1)
+    )
 
 
 def test_nearest_gate_keeps_a_new_category_out_unless_it_is_nearer_than_every_trained_one():
@@ -31,7 +32,9 @@ def test_nearest_gate_keeps_a_new_category_out_unless_it_is_nearer_than_every_tr
     trained_best = torch.tensor([0.9, 0.7], dtype=torch.float64)  # photo 0: a trained one is nearer
     params = FusionParams(scale=20.0, bias=0.0)
     probs = fuse(head, cos, params, trained_best)
-    assert probs[0, 2] == 0.0 and torch.allclose(probs[0, :2], torch.tensor([0.5, 0.5], dtype=torch.float64))
+    assert probs[0, 2] == 0.0 and torch.allclose(
+        probs[0, :2], torch.tensor([0.5, 0.5], dtype=torch.float64)
+    )
     assert probs[1, 2] > 0.99
     # Switched off, the same photo 0 goes to the new category.
     ungated = fuse(head, cos, FusionParams(scale=20.0, bias=0.0, nearest_gate=False), trained_best)
@@ -46,7 +49,9 @@ def test_gate_setting_survives_the_bundle_round_trip_and_old_bundles_get_it():
 def _clusters(rng, n_classes: int, per_class: int, dim: int = 16, spread: float = 0.35):
     centres = rng.normal(size=(n_classes, dim))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    x = np.repeat(centres, per_class, 0) + spread * rng.normal(size=(n_classes * per_class, dim)) / np.sqrt(dim)
+    x = np.repeat(centres, per_class, 0) + spread * rng.normal(
+        size=(n_classes * per_class, dim)
+    ) / np.sqrt(dim)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x, np.repeat(np.arange(n_classes), per_class)
 
@@ -60,7 +65,9 @@ def test_fit_fusion_lets_prototypes_win_their_own_photos_and_leaves_the_others_t
     # A decent head: logits from the true centres, some noise.
     centres = np.stack([train_x[train_y == c].mean(0) for c in range(6)])
     logits = torch.from_numpy(8 * held_x @ centres.T + rng.normal(0, 0.5, (len(held_x), 6)))
-    params = fit_fusion(logits, held_x, held_y, {c: train_x[train_y == c] for c in range(6)}, source="test")
+    params = fit_fusion(
+        logits, held_x, held_y, {c: train_x[train_y == c] for c in range(6)}, source="test"
+    )
     assert params.scale > 0 and "120 photos" in params.fitted_on
 
     # Category 0 becomes prototype-only: its photos should go to the prototype,
@@ -76,7 +83,12 @@ def test_fit_fusion_lets_prototypes_win_their_own_photos_and_leaves_the_others_t
 
 
 def test_fit_fusion_with_too_little_data_says_so():
-    params = fit_fusion(torch.zeros(1, 3, dtype=torch.float64), np.zeros((1, 4)), np.array([0]), {0: np.ones((1, 4))})
+    params = fit_fusion(
+        torch.zeros(1, 3, dtype=torch.float64),
+        np.zeros((1, 4)),
+        np.array([0]),
+        {0: np.ones((1, 4))},
+    )
     assert "too little data" in params.fitted_on
 
 

@@ -18,10 +18,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from catalog_ai.model.hierarchy import TreeIndex, marginal_nll
 from catalog_ai.taxonomy import Taxonomy
-from helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 TREE = Taxonomy.from_paths(
     ["Fruit > Apple > Green", "Fruit > Apple > Red", "Fruit > Banana", "Veg > Carrot"]

@@ -75,7 +75,11 @@ def test_extreme_aspect_ratios_are_refused_fast_and_small(tmp_path, name, make, 
     env.pop("CATALOG_AI_MAX_ASPECT_RATIO", None)
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, str(path)],
-        check=False, capture_output=True, text=True, timeout=120, env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -89,10 +89,10 @@ def test_a_memory_error_in_preprocessing_fails_only_that_photo(catalog, model, m
 
     real = predictor_module.square
 
-    def square(img, size, interpolation="bicubic", *, source=None):
+    def square(img, size, interpolation="bicubic", *, crop_pct=1.0, source=None):
         if img.getextrema() == ((0, 0), (0, 0), (0, 0)):
             raise MemoryError
-        return real(img, size, interpolation, source=source)
+        return real(img, size, interpolation, crop_pct=crop_pct, source=source)
 
     monkeypatch.setattr(predictor_module, "square", square)
     classify_chunk([*good, hostile])

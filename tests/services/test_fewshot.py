@@ -28,10 +28,10 @@ from catalog_ai.db import (
 )
 from catalog_ai.inference.predictor import Predictor
 from catalog_ai.model.bundle import BundleError
+from catalog_ai.model.fusion import FusionParams
 from catalog_ai.model.prototypes import (
     ARRAYS,
     META,
-    FusionParams,
     PrototypeError,
     PrototypeMemory,
     normalise_embeddings,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import LEAF_COLOURS, LEAF_PATHS, make_tree, write_photo
 
 from catalog_ai.photos import decode as images
 from catalog_ai.taxonomy import Taxonomy
@@ -18,7 +19,6 @@ from catalog_ai.training.data import (
     examples_from_folder,
     stratified_split,
 )
-from helpers import LEAF_COLOURS, LEAF_PATHS, make_tree, write_photo
 
 TREE = Taxonomy.from_paths(LEAF_PATHS)
 

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import LEAF_PATHS, make_tree, tiny_config
 from safetensors.torch import load_file
 
-from catalog_ai.model.bundle import ModelBundle
 from catalog_ai.errors import BackboneError
 from catalog_ai.inference.predictor import Predictor
+from catalog_ai.model.bundle import ModelBundle
 from catalog_ai.training.data import Example, TrainingDataError, stratified_split
 from catalog_ai.training.fit import PRECISION_TARGETS, TrainConfig, fit
 from catalog_ai.training.sources import load_folder_examples
-from helpers import LEAF_PATHS, make_tree, tiny_config
 
 
 def test_fit_writes_a_bundle_that_loads(trained_bundle):
@@ -159,8 +159,12 @@ def test_bad_settings_are_refused_before_training(tmp_path, catalog_home, overri
 
 def test_independent_validation_photos_switch_auto_accept_on(tmp_path, catalog_home):
     taxonomy, examples, _ = load_folder_examples(make_tree(tmp_path / "data", per_class=6))
-    _, held, _ = load_folder_examples(make_tree(tmp_path / "val", per_class=3, seed=7), taxonomy=taxonomy)
-    result = fit(tiny_config(), taxonomy=taxonomy, examples=examples, out_dir=tmp_path / "out", held_out=held)
+    _, held, _ = load_folder_examples(
+        make_tree(tmp_path / "val", per_class=3, seed=7), taxonomy=taxonomy
+    )
+    result = fit(
+        tiny_config(), taxonomy=taxonomy, examples=examples, out_dir=tmp_path / "out", held_out=held
+    )
     thresholds = result.bundle.thresholds
     assert "validation photos" in thresholds.calibrated_on
     if thresholds.auto_accept_by_precision["0.98"] <= 1.0:
@@ -172,8 +176,12 @@ def test_independent_validation_photos_switch_auto_accept_on(tmp_path, catalog_h
 
 def test_holdout_can_be_trusted_explicitly(tmp_path, catalog_home):
     taxonomy, examples, _ = load_folder_examples(make_tree(tmp_path / "data", per_class=8))
-    result = fit(tiny_config(auto_accept_from_holdout=True), taxonomy=taxonomy, examples=examples,
-                 out_dir=tmp_path / "out")
+    result = fit(
+        tiny_config(auto_accept_from_holdout=True),
+        taxonomy=taxonomy,
+        examples=examples,
+        out_dir=tmp_path / "out",
+    )
     t = result.bundle.thresholds
     assert t.auto_accept == t.auto_accept_by_precision["0.98"]
 
@@ -184,8 +192,9 @@ def test_each_mode_has_its_own_default_backbone():
     assert TrainConfig.preset("linear_probe").backbone == "efficientnet_lite0"
 
 
-def test_calibration_and_prototypes_embed_with_the_frozen_serving_network(trained_bundle, tmp_path, catalog_home,
-                                                                          monkeypatch):
+def test_calibration_and_prototypes_embed_with_the_frozen_serving_network(
+    trained_bundle, tmp_path, catalog_home, monkeypatch
+):
     """On the CPU the photos are embedded after training by the frozen graph the workers serve;
     with CATALOG_AI_FREEZE_NETWORK=0 by the eager network. Same weights, same numbers within
     the freezing tolerance."""
@@ -197,15 +206,21 @@ def test_calibration_and_prototypes_embed_with_the_frozen_serving_network(traine
 
     made = []
     real = frozen.freeze_backbone
-    monkeypatch.setattr(frozen, "freeze_backbone", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    monkeypatch.setattr(
+        frozen, "freeze_backbone", lambda *a, **k: made.append(real(*a, **k)) or made[-1]
+    )
     taxonomy, examples, _ = load_folder_examples(trained_bundle.data)
     fit(trained_bundle.config, taxonomy=taxonomy, examples=examples, out_dir=tmp_path / "frozen")
-    assert len(made) == 1 and isinstance(made[0], torch.jit.ScriptModule)  # traced once, used for both sets
+    assert len(made) == 1 and isinstance(
+        made[0], torch.jit.ScriptModule
+    )  # traced once, used for both sets
 
     monkeypatch.setenv("CATALOG_AI_FREEZE_NETWORK", "0")
     reset_settings()
     try:
-        eager = fit(trained_bundle.config, taxonomy=taxonomy, examples=examples, out_dir=tmp_path / "eager")
+        eager = fit(
+            trained_bundle.config, taxonomy=taxonomy, examples=examples, out_dir=tmp_path / "eager"
+        )
     finally:
         monkeypatch.delenv("CATALOG_AI_FREEZE_NETWORK")
         reset_settings()
@@ -215,4 +230,6 @@ def test_calibration_and_prototypes_embed_with_the_frozen_serving_network(traine
     assert all(torch.equal(a[k], b[k]) for k in a)
     pa, pb = PrototypeMemory.load(tmp_path / "frozen"), PrototypeMemory.load(tmp_path / "eager")
     assert np.allclose(pa.prototypes(), pb.prototypes(), atol=1e-3)
-    assert eager.bundle.temperature == pytest.approx(trained_bundle.result.bundle.temperature, rel=1e-3)
+    assert eager.bundle.temperature == pytest.approx(
+        trained_bundle.result.bundle.temperature, rel=1e-3
+    )

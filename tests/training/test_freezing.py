@@ -10,13 +10,13 @@ from types import SimpleNamespace
 
 import lightning as L
 import torch
+from helpers import LEAF_PATHS
 from torch.utils.data import DataLoader, TensorDataset
 
 from catalog_ai.model.network import layer_groups
 from catalog_ai.taxonomy import Taxonomy
 from catalog_ai.training.freezing import FreezeSchedule
 from catalog_ai.training.module import HierarchicalClassifierModule
-from helpers import LEAF_PATHS
 
 TREE = Taxonomy.from_paths(LEAF_PATHS)
 BATCHNORMS = ("1", "4", "7")  # backbone child names of the three BatchNorm layers

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import write_photo
 from sqlalchemy import select, update
 
 from catalog_ai.db import LabelSource, Product, ProductImage, dispose_engines, migrate, unit_of_work
@@ -15,11 +16,12 @@ from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import Taxonomy
 from catalog_ai.training.data import Example, TrainingDataError
 from catalog_ai.training.sources import examples_from_catalog, split_rare_categories
-from helpers import write_photo
 
 
 def _examples(counts: dict[str, int]) -> list[Example]:
-    return [Example(Path(f"{label}-{i}.png"), label) for label, n in counts.items() for i in range(n)]
+    return [
+        Example(Path(f"{label}-{i}.png"), label) for label, n in counts.items() for i in range(n)
+    ]
 
 
 def _labels(examples) -> dict[str, int]:
@@ -30,13 +32,19 @@ def _labels(examples) -> dict[str, int]:
 
 
 def test_rare_leaves_go_to_prototypes_frequent_ones_and_inner_labels_stay():
-    head, rare = split_rare_categories(_examples({
-        "Fruit > Apple": 2,  # an inner label (photos labelled only down to Apple): trains the head
-        "Fruit > Apple > Green": 9,
-        "Fruit > Apple > Pink": 3,  # rare leaf
-        "Fruit > Banana": 5,  # exactly the minimum: stays
-        "Veg > Kale": 1,  # rare leaf under a branch with no other label
-    }), 5)
+    head, rare = split_rare_categories(
+        _examples(
+            {
+                # An inner label (photos labelled only down to Apple): trains the head.
+                "Fruit > Apple": 2,
+                "Fruit > Apple > Green": 9,
+                "Fruit > Apple > Pink": 3,  # rare leaf
+                "Fruit > Banana": 5,  # exactly the minimum: stays
+                "Veg > Kale": 1,  # rare leaf under a branch with no other label
+            }
+        ),
+        5,
+    )
     assert _labels(head) == {"Fruit > Apple": 2, "Fruit > Apple > Green": 9, "Fruit > Banana": 5}
     assert _labels(rare) == {"Fruit > Apple > Pink": 3, "Veg > Kale": 1}
 
@@ -58,8 +66,13 @@ def test_min_photos_of_one_keeps_everything_in_the_head():
 # --- the catalog as a source: only labels people gave, unless asked ----------------------------
 
 SOURCES = {  # photo index -> who labelled it
-    0: LabelSource.IMPORT, 1: LabelSource.IMPORT, 2: LabelSource.REVIEW, 3: LabelSource.FEWSHOT,
-    4: LabelSource.MODEL, 5: LabelSource.MODEL, 6: LabelSource.MODEL,
+    0: LabelSource.IMPORT,
+    1: LabelSource.IMPORT,
+    2: LabelSource.REVIEW,
+    3: LabelSource.FEWSHOT,
+    4: LabelSource.MODEL,
+    5: LabelSource.MODEL,
+    6: LabelSource.MODEL,
 }
 
 
@@ -115,6 +128,9 @@ def test_from_catalog_takes_model_labels_only_when_asked(mixed_catalog):
 def test_a_catalog_labelled_only_by_a_model_names_the_flag(mixed_catalog):
     with unit_of_work() as session:
         session.execute(update(Product).values(label_source=LabelSource.MODEL))
-    with pytest.raises(TrainingDataError, match=r"no accepted products labelled by people \(7 "
-                       r"photos auto-accepted from a model are left out: add --include-model-"):
+    with pytest.raises(
+        TrainingDataError,
+        match=r"no accepted products labelled by people \(7 "
+        r"photos auto-accepted from a model are left out: add --include-model-",
+    ):
         examples_from_catalog()

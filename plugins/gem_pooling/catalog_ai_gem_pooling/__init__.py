@@ -38,7 +38,7 @@ def build(pretrained: bool) -> nn.Module:
     # Imported here, not at module level, so that listing backbones does not import torch.
     import torch
 
-    from catalog_ai_gem_pooling._model import EfficientNetLite0GeM
+    from ._model import EfficientNetLite0GeM
 
     model = EfficientNetLite0GeM()
     if pretrained:

@@ -38,4 +38,5 @@ class EfficientNetLite0GeM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features: torch.Tensor = self.trunk.forward_features(x)  # type: ignore[operator]
-        return self.pool(features)
+        pooled: torch.Tensor = self.pool(features)
+        return pooled

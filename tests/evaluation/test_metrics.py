@@ -1,99 +1,19 @@
-"""Tests for catalog_ai.evaluation against numbers computed by hand in the comments.
-
-The tree (rows in brackets; leaves marked *):
-
-    A [0]            B* [5]       C [6]
-    ├─ A1* [1]                    ├─ C1* [7]
-    └─ A2 [2]                     └─ C2* [8]
-       ├─ A2x* [3]
-       └─ A2y* [4]
-
-Leaf columns, in row order: A1, A2x, A2y, B, C1, C2.
-"""
+"""Tests for catalog_ai.evaluation.metrics against numbers computed by hand in the comments
+(the tree and the photos are drawn in :mod:`.cases`)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from catalog_ai.errors import CatalogAIError, EvaluationError
-from catalog_ai.evaluation import (
-    REPORT_FILES,
-    EvaluationResult,
-    coverage_precision_curve,
-    evaluate_arrays,
-    write_report,
-)
+from catalog_ai.evaluation import EvaluationResult, coverage_precision_curve, evaluate_arrays
 from catalog_ai.model.decision import Decider, Thresholds
 from catalog_ai.taxonomy import Taxonomy
 
-PATHS = ["A > A1", "A > A2 > A2x", "A > A2 > A2y", "B", "C > C1", "C > C2"]
-LEAVES = ["A > A1", "A > A2 > A2x", "A > A2 > A2y", "B", "C > C1", "C > C2"]
-
-# (true category, leaf probabilities [A1, A2x, A2y, B, C1, C2])
-PHOTOS = [
-    ("A > A2 > A2x", [0.05, 0.70, 0.10, 0.05, 0.05, 0.05]),  # p0
-    ("A > A2 > A2y", [0.10, 0.35, 0.30, 0.05, 0.10, 0.10]),  # p1
-    ("B",            [0.10, 0.10, 0.08, 0.42, 0.20, 0.10]),  # p2: depth-1 leaf
-    ("C > C1",       [0.05, 0.05, 0.04, 0.05, 0.30, 0.51]),  # p3
-    ("A > A2",       [0.10, 0.40, 0.31, 0.09, 0.05, 0.05]),  # p4: inner-node label
-    ("C > C2",       [0.62, 0.06, 0.07, 0.12, 0.08, 0.05]),  # p5
-    ("A > A1",       [0.90, 0.02, 0.02, 0.02, 0.02, 0.02]),  # p6
-    ("C > C1",       [0.02, 0.02, 0.02, 0.12, 0.10, 0.72]),  # p7
-]
-# Node probabilities (sums of leaves), used below:
-#        A     B     C     A1    A2    A2x   A2y   C1    C2
-# p0   .85   .05   .10   .05   .80   .70   .10   .05   .05
-# p1   .75   .05   .20   .10   .65   .35   .30   .10   .10
-# p2   .28   .42   .30   .10   .18   .10   .08   .20   .10
-# p3   .14   .05   .81   .05   .09   .05   .04   .30   .51
-# p4   .81   .09   .10   .10   .71   .40   .31   .05   .05
-# p5   .75   .12   .13   .62   .13   .06   .07   .08   .05
-# p6   .94   .02   .04   .90   .04   .02   .02   .02   .02
-# p7   .06   .12   .82   .02   .04   .02   .02   .10   .72
-
-THRESHOLDS = Thresholds(decision=0.5, auto_accept=0.8,
-                        auto_accept_by_precision={"0.95": 0.6, "0.98": 0.85, "0.99": 0.95})
-
-
-def node_probs_of(taxonomy: Taxonomy, leaf_probs: list[list[float]]) -> np.ndarray:
-    """Each node's probability is the sum of its leaves' (plain Python, independent of the code)."""
-    out = []
-    for probs in leaf_probs:
-        by_leaf = dict(zip(LEAVES, probs))
-        row = []
-        for node in taxonomy:
-            prefix = node.text
-            row.append(sum(p for leaf, p in by_leaf.items()
-                           if leaf == prefix or leaf.startswith(prefix + " > ")))
-        out.append(row)
-    return np.array(out)
-
-
-@pytest.fixture(scope="module")
-def taxonomy() -> Taxonomy:
-    tax = Taxonomy.from_paths(PATHS)
-    assert [n.text for n in tax] == ["A", "A > A1", "A > A2", "A > A2 > A2x", "A > A2 > A2y", "B",
-                                     "C", "C > C1", "C > C2"]
-    return tax
-
-
-@pytest.fixture(scope="module")
-def arrays(taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:
-    probs = node_probs_of(taxonomy, [p for _, p in PHOTOS])
-    truth = np.array([taxonomy.row(label) for label, _ in PHOTOS])
-    return probs, truth
-
-
-@pytest.fixture(scope="module")
-def result(taxonomy: Taxonomy, arrays) -> EvaluationResult:
-    probs, truth = arrays
-    return evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, model_version="v-test",
-                           top_k=2)
+from .cases import THRESHOLDS, node_probs_of
 
 
 def test_counts_and_leaf_accuracy(result: EvaluationResult) -> None:
@@ -132,8 +52,9 @@ def test_top_k_ties_follow_leaf_order(taxonomy: Taxonomy) -> None:
     # True leaf C2 (.1) ties with A2x, A2y, B, C1 (.1 each), behind A1 (.5). A stable sort puts
     # the four earlier leaves first, so C2 ranks 5th (index 5): outside the top 5, inside top 6.
     probs = node_probs_of(taxonomy, [[0.5, 0.1, 0.1, 0.1, 0.1, 0.1]])
-    m = evaluate_arrays(probs, [taxonomy.row("C > C2")], taxonomy, thresholds=THRESHOLDS,
-                        top_k=6).metrics
+    m = evaluate_arrays(
+        probs, [taxonomy.row("C > C2")], taxonomy, thresholds=THRESHOLDS, top_k=6
+    ).metrics
     assert m["top5_accuracy"] == 0.0
     assert m["top6_accuracy"] == 1.0
 
@@ -202,8 +123,9 @@ def test_coverage_at_fixed_thresholds(result: EvaluationResult) -> None:
     # Oracle (chosen on these photos): from the top, .90 y (1/1), .72 n (1/2)... only the first
     # photo keeps precision >= .95, so every target gets threshold .90 and coverage 1/7.
     assert m["oracle_thresholds"] == pytest.approx({"0.95": 0.9, "0.98": 0.9, "0.99": 0.9})
-    assert m["oracle_coverage_at_precision"] == pytest.approx({k: 1 / 7 for k in
-                                                               ("0.95", "0.98", "0.99")})
+    assert m["oracle_coverage_at_precision"] == pytest.approx(
+        {k: 1 / 7 for k in ("0.95", "0.98", "0.99")}
+    )
 
 
 def test_missing_threshold_is_null(taxonomy: Taxonomy, arrays) -> None:
@@ -251,22 +173,24 @@ def test_builtin_walk_matches_decider(taxonomy: Taxonomy) -> None:
         leaf_of = [taxonomy.row(taxonomy.by_path(d.leaf_path).id) for d in decisions]
         assert ours.pred_leaf_rows.tolist() == leaf_of
         assert ours.metrics["decision"]["auto_accepted"] == pytest.approx(
-            np.mean([d.auto_accept for d in decisions]))
+            np.mean([d.auto_accept for d in decisions])
+        )
 
 
 def test_chunked_scan_matches_single_chunk(taxonomy: Taxonomy, arrays, monkeypatch) -> None:
-    import catalog_ai.evaluation as evaluation
+    from catalog_ai.evaluation import _scan
 
     probs, truth = arrays
     whole = evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS).metrics
-    monkeypatch.setattr(evaluation, "_CHUNK_ELEMENTS", 2 * len(taxonomy))  # 2 photos per chunk
+    monkeypatch.setattr(_scan, "CHUNK_ELEMENTS", 2 * len(taxonomy))  # 2 photos per chunk
     assert evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS).metrics == whole
 
 
 def test_coverage_precision_curve() -> None:
     # Sorted: .9 y, .8 n, .8 y (tie: accepted together), .3 n.
-    t, cov, prec = coverage_precision_curve(np.array([0.8, 0.3, 0.9, 0.8]),
-                                            np.array([False, False, True, True]))
+    t, cov, prec = coverage_precision_curve(
+        np.array([0.8, 0.3, 0.9, 0.8]), np.array([False, False, True, True])
+    )
     assert t.tolist() == [0.9, 0.8, 0.3]
     assert cov.tolist() == [0.25, 0.75, 1.0]
     assert prec == pytest.approx([1.0, 2 / 3, 0.5])
@@ -295,70 +219,12 @@ def test_bad_options_raise_clear_errors(taxonomy: Taxonomy, arrays) -> None:
     with pytest.raises(EvaluationError, match="image paths for 8 photos"):
         evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, image_paths=["x.jpg"])
     with pytest.raises(EvaluationError, match="'high' is not a precision"):
-        evaluate_arrays(probs, truth, taxonomy,
-                        thresholds=Thresholds(auto_accept_by_precision={"high": 0.9}))
+        evaluate_arrays(
+            probs, truth, taxonomy, thresholds=Thresholds(auto_accept_by_precision={"high": 0.9})
+        )
     with pytest.raises(EvaluationError, match="top_k"):
         evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, top_k=0)
     assert issubclass(EvaluationError, CatalogAIError)
-
-
-def _check_png(path: Path) -> tuple[int, int]:
-    assert path.stat().st_size > 0
-    with Image.open(path) as image:
-        assert image.format == "PNG"
-        size = image.size
-    with Image.open(path) as image:
-        image.verify()
-    return size
-
-
-@pytest.fixture(scope="module")
-def plain_report(result: EvaluationResult, taxonomy: Taxonomy,
-                 tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    return write_report(result, tmp_path_factory.mktemp("report"), taxonomy=taxonomy)
-
-
-def test_write_report_without_thumbnails(result: EvaluationResult,
-                                         plain_report: list[Path]) -> None:
-    assert [p.name for p in plain_report] == list(REPORT_FILES)
-    assert json.loads(plain_report[0].read_text(encoding="utf-8")) == json.loads(
-        json.dumps(result.metrics))
-    for png in plain_report[1:]:
-        width, height = _check_png(png)
-        assert width > 200 and height > 100
-
-
-def test_write_report_with_thumbnails_and_a_missing_photo(result: EvaluationResult,
-                                                          taxonomy: Taxonomy,
-                                                          plain_report: list[Path],
-                                                          tmp_path: Path) -> None:
-    photos = []
-    for i in range(8):
-        path = tmp_path / f"photo{i}.png"
-        Image.new("RGB", (40 + i, 30), (30 * i, 100, 200)).save(path)
-        photos.append(path)
-    photos[3].unlink()  # p3 (C1 predicted as C2) is one of the thumbnails to draw
-    photos[5].write_bytes(b"not an image")  # p5 (C2 predicted as A1) too, unreadable
-    written = write_report(result, tmp_path / "report", taxonomy=taxonomy, image_paths=photos)
-    assert [p.name for p in written] == list(REPORT_FILES)
-    for png in written[1:]:
-        _check_png(png)
-    # A grid of thumbnails (one row per pair), not the bar chart drawn without photos.
-    assert _check_png(written[-1]) != _check_png(plain_report[-1])
-
-
-def test_write_report_with_nothing_confused(taxonomy: Taxonomy, tmp_path: Path) -> None:
-    probs = node_probs_of(taxonomy, [[0.9, 0.02, 0.02, 0.02, 0.02, 0.02]])
-    res = evaluate_arrays(probs, [taxonomy.row("A")], taxonomy, thresholds=THRESHOLDS,
-                          image_paths=[tmp_path / "nowhere.jpg"])
-    assert res.metrics["leaf_accuracy"] is None and res.metrics["ece"] is None
-    for png in write_report(res, tmp_path, taxonomy=taxonomy)[1:]:
-        _check_png(png)
-
-
-def test_write_report_rejects_another_taxonomy(result: EvaluationResult, tmp_path: Path) -> None:
-    with pytest.raises(EvaluationError, match="not the one the result was computed with"):
-        write_report(result, tmp_path, taxonomy=Taxonomy.from_paths(["X > Y"]))
 
 
 def test_photos_flagged_as_possibly_new_never_count_as_covered(taxonomy: Taxonomy, arrays) -> None:
@@ -374,14 +240,20 @@ def test_photos_flagged_as_possibly_new_never_count_as_covered(taxonomy: Taxonom
     assert m["precision_at_threshold"]["0.98"] is None
     # Oracle without the flagged photos: .70 y (1/1), .62 n (1/2): threshold .70, coverage 1/7.
     assert m["oracle_thresholds"] == pytest.approx({"0.95": 0.7, "0.98": 0.7, "0.99": 0.7})
-    assert m["oracle_coverage_at_precision"] == pytest.approx({k: 1 / 7 for k in ("0.95", "0.98", "0.99")})
+    assert m["oracle_coverage_at_precision"] == pytest.approx(
+        {k: 1 / 7 for k in ("0.95", "0.98", "0.99")}
+    )
     # Unflagged decisions give the figures of the built-in walk.
     plain = [decider.decide(p) for p in probs]
     same = evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, decisions=plain).metrics
-    assert same["coverage_at_precision"] == pytest.approx({"0.95": 4 / 7, "0.98": 1 / 7, "0.99": 0.0})
+    assert same["coverage_at_precision"] == pytest.approx(
+        {"0.95": 4 / 7, "0.98": 1 / 7, "0.99": 0.0}
+    )
     # The same flags given directly (callers without decisions), and a wrong length refused.
     flags = np.array([i not in flagged for i in range(len(probs))])
-    direct = evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, acceptable=flags).metrics
+    direct = evaluate_arrays(
+        probs, truth, taxonomy, thresholds=THRESHOLDS, acceptable=flags
+    ).metrics
     assert direct["coverage_at_precision"] == m["coverage_at_precision"]
     with pytest.raises(EvaluationError, match="one flag per photo"):
         evaluate_arrays(probs, truth, taxonomy, thresholds=THRESHOLDS, acceptable=flags[:3])
