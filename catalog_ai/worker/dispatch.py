@@ -149,7 +149,7 @@ class InProcessDispatcher:
                     bar.set_postfix_str(
                         f"{self.products_done} products, {self.photos_done} photos", refresh=False
                     )
-                    bar.refresh()
+                    bar.update(0)  # redraws only after the bar's mininterval (5 s in a log file)
             if progress and hasattr(bar, "total"):
                 bar.total = bar.n = self.finished - done_before
                 bar.refresh()
