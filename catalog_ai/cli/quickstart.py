@@ -21,10 +21,6 @@ from pathlib import Path
 import click
 
 from catalog_ai.cli._root import cli
-from catalog_ai.datasets.fetch import fetch_grocery_store, find_local_grocery_store
-from catalog_ai.db import migrate, unit_of_work
-from catalog_ai.jobs.folder_import import import_folder
-from catalog_ai.settings import get_settings
 
 __all__ = ["QUICK_MODEL_NAME", "run_quickstart"]
 
@@ -36,10 +32,15 @@ def _step(text: str) -> None:
 
 
 def run_quickstart(*, data: Path | None = None, backbone: str = "efficientnet_lite0") -> dict:
+    # Imported here, as every command does, so that `catalog-ai --help` stays fast.
+    from catalog_ai.datasets.fetch import fetch_grocery_store, find_local_grocery_store
+    from catalog_ai.db import migrate, unit_of_work
+    from catalog_ai.jobs.folder_import import import_folder
     from catalog_ai.jobs.ingest import ingest_paths
     from catalog_ai.model.bundle import BundleError, ModelBundle
     from catalog_ai.services.health import status_counts
     from catalog_ai.services.models import activate_model, register_model
+    from catalog_ai.settings import get_settings
     from catalog_ai.worker.dispatch import default_dispatcher, drain
 
     started = time.monotonic()

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from PIL import Image
-from timm.data import create_transform
 
 from catalog_ai.errors import ImageError
 from catalog_ai.photos.decode import check_aspect_ratio
@@ -74,6 +73,10 @@ def data_config(
 @lru_cache(maxsize=32)
 def _geometry(size: int, crop_pct: float, interpolation: str) -> Callable[[Image.Image], Any]:
     """timm's evaluation transform without normalisation: a ``(3, size, size)`` uint8 tensor."""
+    # Imported on first use: importing timm costs ~200 MB and seconds, and a worker serving a
+    # frozen network needs nothing else from it.
+    from timm.data import create_transform
+
     return create_transform(  # type: ignore[no-any-return]  # timm is untyped
         input_size=size,
         is_training=False,

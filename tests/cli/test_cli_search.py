@@ -104,3 +104,14 @@ def test_cli_bad_query_photo_and_missing_index(embedded_catalog, tmp_path):
         "error:" in result.output and str(bad) in result.output and "Traceback" not in result.output
     )
     assert _run("search", "--model", bundle).exit_code == 2  # nothing to search for
+
+
+def test_descriptor_choices_are_the_index_descriptor_kinds():
+    # The CLI spells the kinds out (importing the index would slow every command's start-up).
+    from typing import get_args
+
+    from catalog_ai.cli.search import index_build
+    from catalog_ai.index.descriptors import DescriptorKind
+
+    option = next(p for p in index_build.params if p.name == "descriptor")
+    assert sorted(option.type.choices) == sorted(get_args(DescriptorKind))
