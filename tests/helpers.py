@@ -246,3 +246,30 @@ def image_row(key: str, *, fmt: str = "PNG", side: int = 4, size_bytes: int = 10
         size_bytes=size_bytes,
         format=fmt,
     )
+
+
+# The public JSON contracts, written out once for the tests that pin them (a field renamed in
+# the code must fail here, not follow silently).
+DECISION_KEYS = frozenset(
+    {
+        "path",
+        "depth",
+        "confidence",
+        "leaf_path",
+        "leaf_confidence",
+        "levels",
+        "source",
+        "model_version",
+        "auto_accept",
+        "open_set",
+    }
+)
+METRIC_KEYS = (
+    "leaf_accuracy",
+    "depth_accuracy",
+    "top5_accuracy",
+    "hierarchical_f1",
+    "ece",
+    "coverage_at_precision",
+    "n_images",
+)

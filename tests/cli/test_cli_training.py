@@ -12,20 +12,8 @@ from click.testing import CliRunner
 
 from catalog_ai.cli import cli
 from catalog_ai.evaluation import REPORT_FILES
-from helpers import LEAF_PATHS, isolated_home, make_tree, one_torch_thread, torch_single_thread, write_photo  # noqa: F401
+from helpers import DECISION_KEYS, LEAF_PATHS, METRIC_KEYS, isolated_home, make_tree, one_torch_thread, torch_single_thread, write_photo  # noqa: F401
 
-DECISION_KEYS = {
-    "path",
-    "depth",
-    "confidence",
-    "leaf_path",
-    "leaf_confidence",
-    "levels",
-    "source",
-    "model_version",
-    "auto_accept",
-    "open_set",
-}
 
 
 def invoke(*args: str):
@@ -110,15 +98,7 @@ def test_evaluate_json_and_report(trained, catalog_home, tmp_path):
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
-    for key in (
-        "leaf_accuracy",
-        "depth_accuracy",
-        "top5_accuracy",
-        "hierarchical_f1",
-        "ece",
-        "coverage_at_precision",
-        "n_images",
-    ):
+    for key in METRIC_KEYS:
         assert key in metrics, key
     assert metrics["n_images"] == 12
     assert set(metrics["coverage_at_precision"]) == {"0.95", "0.98", "0.99"}

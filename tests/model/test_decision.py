@@ -17,6 +17,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import DECISION_KEYS
 
 from catalog_ai.model.decision import Candidate, Decider, Decision, Thresholds
 from catalog_ai.taxonomy import Taxonomy
@@ -138,18 +139,7 @@ def test_decision_round_trips_through_json(decider):
         node_probs(Green=0.35, Red=0.30, Banana=0.2, Carrot=0.1, Dairy=0.05), open_set=True
     )
     data = json.loads(json.dumps(d.to_dict()))
-    assert set(data) == {
-        "path",
-        "depth",
-        "confidence",
-        "leaf_path",
-        "leaf_confidence",
-        "levels",
-        "source",
-        "model_version",
-        "auto_accept",
-        "open_set",
-    }
+    assert set(data) == DECISION_KEYS
     back = Decision.from_dict(data)
     assert back.to_dict() == d.to_dict()
     assert (back.path, back.depth, back.leaf_path, back.source, back.model_version) == (

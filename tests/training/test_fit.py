@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import LEAF_PATHS, make_tree, tiny_config
+from helpers import METRIC_KEYS, LEAF_PATHS, make_tree, tiny_config
 from safetensors.torch import load_file
 
 from catalog_ai.errors import BackboneError
@@ -36,13 +36,7 @@ def test_fit_writes_a_bundle_that_loads(trained_bundle):
 def test_held_out_metrics_are_in_the_manifest(trained_bundle):
     held = ModelBundle.load(trained_bundle.path).metrics["held_out"]
     for key in (
-        "leaf_accuracy",
-        "depth_accuracy",
-        "top5_accuracy",
-        "hierarchical_f1",
-        "ece",
-        "coverage_at_precision",
-        "n_images",
+        *METRIC_KEYS,
         "temperature",
     ):
         assert key in held, key
