@@ -7,8 +7,12 @@ from catalog_ai.db.base import NAMING_CONVENTION, Base
 from catalog_ai.db.insert import conflict_insert
 from catalog_ai.db.models import (
     HUMAN_SOURCES,
+    ApiKey,
+    ApiScope,
     Category,
+    DeliveryStatus,
     Embedding,
+    IdempotencyKey,
     LabelSource,
     ModelVersion,
     Product,
@@ -20,6 +24,10 @@ from catalog_ai.db.models import (
     Suggestion,
     SuggestionSource,
     TaxonomyVersion,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
 )
 from catalog_ai.db.session import (
     dispose_engines,
@@ -32,9 +40,13 @@ from catalog_ai.db.types import UTCDateTime, utc_now
 __all__ = [
     "HUMAN_SOURCES",
     "NAMING_CONVENTION",
+    "ApiKey",
+    "ApiScope",
     "Base",
     "Category",
+    "DeliveryStatus",
     "Embedding",
+    "IdempotencyKey",
     "LabelSource",
     "ModelVersion",
     "Product",
@@ -47,6 +59,10 @@ __all__ = [
     "SuggestionSource",
     "TaxonomyVersion",
     "UTCDateTime",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEvent",
     "conflict_insert",
     "dispose_engines",
     "get_engine",

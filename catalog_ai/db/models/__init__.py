@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from catalog_ai.db.models.api_key import ApiKey, ApiScope, IdempotencyKey
 from catalog_ai.db.models.category import Category
 from catalog_ai.db.models.embedding import Embedding
 from catalog_ai.db.models.model_version import ModelVersion
@@ -12,11 +13,22 @@ from catalog_ai.db.models.review import Review, ReviewAction
 from catalog_ai.db.models.sign_in_throttle import SignInThrottle
 from catalog_ai.db.models.suggestion import Suggestion, SuggestionSource
 from catalog_ai.db.models.taxonomy_version import TaxonomyVersion
+from catalog_ai.db.models.webhook import (
+    DeliveryStatus,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+)
 
 __all__ = [
     "HUMAN_SOURCES",
+    "ApiKey",
+    "ApiScope",
     "Category",
+    "DeliveryStatus",
     "Embedding",
+    "IdempotencyKey",
     "LabelSource",
     "ModelVersion",
     "Product",
@@ -29,4 +41,8 @@ __all__ = [
     "Suggestion",
     "SuggestionSource",
     "TaxonomyVersion",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEvent",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Float, ForeignKey, Index, String, Text, and_, func
 from sqlalchemy.ext.hybrid import hybrid_property
@@ -95,6 +95,10 @@ class Product(Base):
     # sha256 of a file refused at ingest (it has no photo row): ingesting the same bad bytes
     # again reports this product instead of adding another failed one.
     rejected_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # What a shop feed says beside the photos (vendor, type, tags, handle): kept, not used by
+    # the model.
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     category: Mapped[Category | None] = relationship()
     images: Mapped[list[ProductImage]] = relationship(

@@ -33,6 +33,9 @@ class ProductImage(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     format: Mapped[str] = mapped_column(String(16))  # PIL format name, e.g. "JPEG"
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The photo's place among its product's photos (a shop's "Image Position"); 0 = first.
+    position: Mapped[int] = mapped_column(default=0, server_default="0")
+    source_url: Mapped[str | None] = mapped_column(String(2048))  # where a feed fetched it from
 
     product: Mapped[Product] = relationship(back_populates="images")
     embeddings: Mapped[list[Embedding]] = relationship(
