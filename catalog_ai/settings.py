@@ -162,6 +162,8 @@ class Settings(BaseSettings):
     users_file: Path | None = None
     auth_header: str | None = None
     read_only_viewing: bool = False
+    # The HTTP API (catalog-ai api): requests per minute per key (a key's own limit wins).
+    api_rate_limit: PositiveInt = 600
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -7,6 +7,7 @@ one root group when imported.
 """
 
 from catalog_ai.cli import (  # noqa: F401  (importing a module registers its commands)
+    api,
     backbones,
     catalog,
     dashboard,

@@ -1,0 +1,177 @@
+"""The FastAPI application: its routers, its error handlers and its OpenAPI document.
+
+:func:`create_app` builds it; ``catalog-ai api`` serves it with uvicorn (``catalog_ai.api.app:app``
+is the same, built at import). Every router module under :mod:`catalog_ai.api.routers` that has a
+``router`` is included (:func:`catalog_ai.api.routers.all_routers`).
+
+Every error leaves as ``application/problem+json`` (:mod:`catalog_ai.api.problems`): a
+:class:`~catalog_ai.api.problems.Problem` a route raised, a
+:class:`~catalog_ai.errors.CatalogAIError` it let out (mapped by its class), FastAPI's request
+validation (422, every invalid field listed), Starlette's HTTP errors (404 for an unknown path,
+405, ...), and anything unexpected: a 500 whose detail names no internals, with the traceback in
+the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import catalog_ai
+from catalog_ai.api.deps import route_scope
+from catalog_ai.api.metrics import MetricsMiddleware
+from catalog_ai.api.problems import MEDIA_TYPE, Problem, ProblemBody, from_error
+from catalog_ai.api.routers import all_routers, api_routes
+from catalog_ai.errors import CatalogAIError
+
+__all__ = ["app", "create_app"]
+
+log = logging.getLogger(__name__)
+
+_DESCRIPTION = """\
+Sort product photos into your store's category tree over HTTP.
+
+Every route but `GET /v1/health` and `/metrics` needs an API key
+(`catalog-ai api-keys create NAME --scope read|write|review|admin`), sent as
+`Authorization: Bearer <token>`. Scopes are ordered read < write < review < admin; each includes
+the ones before it. Errors are `application/problem+json` (RFC 9457) with `field` (the field at
+fault) and `fix`.
+"""
+
+_SLUGS = {
+    400: "bad-request",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    413: "request-too-large",
+    415: "unsupported-media-type",
+}
+
+
+def _respond(request: Request, problem: Problem) -> JSONResponse:
+    return JSONResponse(
+        problem.body(request.url.path),
+        status_code=problem.status,
+        headers=problem.headers,
+        media_type=MEDIA_TYPE,
+    )
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return _respond(request, exc)
+
+
+async def _on_catalog_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CatalogAIError)
+    return _respond(request, from_error(exc))
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    # ("body", "title") -> "title"; ("query", "limit") -> "limit"; ("header", "x") -> "x"
+    parts = [str(p) for p in loc[1:]] if len(loc) > 1 else [str(p) for p in loc]
+    return ".".join(parts)
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": _field(e.get("loc", ())), "in": str(e.get("loc", ("",))[0]), "msg": e["msg"]}
+        for e in exc.errors()
+    ]
+    first = errors[0] if errors else {"field": None, "msg": "invalid request"}
+    problem = Problem(
+        422,
+        "validation-error",
+        f"{first['field'] or 'the request'}: {first['msg']}"
+        + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+        field=first["field"] or None,
+        fix="correct the fields listed in errors; see /docs for what each accepts",
+        errors=errors,
+    )
+    return _respond(request, problem)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    fix = None
+    if status == 404:
+        detail, fix = f"no route {request.url.path!r}", "see /docs for the routes"
+    elif status == 405:
+        fix = "see /docs for the methods this route accepts"
+    problem = Problem(
+        status,
+        _SLUGS.get(status, f"http-{status}"),
+        detail,
+        fix=fix,
+        headers=dict(exc.headers or {}),
+    )
+    return _respond(request, problem)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    problem = Problem(
+        500,
+        "internal-error",
+        "the server failed on this request (the traceback is in its log)",
+        fix="try again; if it persists, report the request and the time to the operator",
+    )
+    return _respond(request, problem)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the problem schema and each route's ``x-required-scope``."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault("ProblemBody", ProblemBody.model_json_schema())
+    for route in api_routes():
+        if not route.include_in_schema:
+            continue
+        scope = route_scope(route)
+        for method in route.methods or ():
+            operation = schema["paths"].get(route.path_format, {}).get(method.lower())
+            if operation is not None and scope is not None:
+                operation["x-required-scope"] = scope.value
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app() -> FastAPI:
+    """The API application (one per process; it reads the process's settings when used)."""
+    app = FastAPI(
+        title="catalog_ai",
+        version=catalog_ai.__version__,
+        description=_DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    for router in all_routers():
+        app.include_router(router)
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(CatalogAIError, _on_catalog_error)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)
+    app.add_middleware(MetricsMiddleware)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+app = create_app()
