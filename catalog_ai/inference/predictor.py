@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +13,14 @@ from PIL import Image
 
 from catalog_ai.backbones import create_backbone, get_backbone
 from catalog_ai.errors import BackboneError, ImageError
+from catalog_ai.inference.analysis import Analysis, Prediction
 from catalog_ai.inference.frozen import freeze_backbone
 from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.model.decision import Decider, Decision
 from catalog_ai.model.fusion import fuse
 from catalog_ai.model.hierarchy import TreeIndex
 from catalog_ai.model.network import HierarchicalClassifier
+from catalog_ai.model.photo_fusion import PhotoFusion
 from catalog_ai.model.preprocess import center_crop, eval_square_size, normalise, square
 from catalog_ai.model.prototypes import PrototypeMemory
 from catalog_ai.photos import decode as images
@@ -28,25 +29,6 @@ from catalog_ai.settings import get_settings
 __all__ = ["Analysis", "Prediction", "Predictor"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Analysis:
-    embeddings: np.ndarray  # (B, D) raw backbone embeddings
-    node_probs: np.ndarray  # (B, n_nodes) calibrated, head and prototypes fused
-    from_prototype: np.ndarray  # (B,) bool: the most probable category is prototype-only
-    open_set: np.ndarray  # (B,) bool: far from every known category
-
-
-@dataclass
-class Prediction:
-    """One photo's outputs: its embedding, node probabilities and decision (or the error)."""
-
-    source: str
-    decision: Decision | None = None
-    embedding: np.ndarray | None = None
-    node_probs: np.ndarray | None = None
-    error: str | None = None
 
 
 class Predictor:
@@ -58,6 +40,8 @@ class Predictor:
     # The revision of the model version's prototype memory this predictor serves (set by the
     # worker's model cache; see catalog_ai.services.versions), recorded on every suggestion.
     memory_revision: int | None = None
+    # How a product's photos are fused into one decision (catalog_ai.model.photo_fusion).
+    photo_fusion: PhotoFusion = PhotoFusion()
 
     def __init__(
         self,
@@ -239,6 +223,18 @@ class Predictor:
         """Prepared squares → embeddings, fused calibrated node probabilities, and per photo
         whether its most probable category is prototype-only and whether it is open-set."""
         emb, leaf_logits = self.embed_logits(squares)
+        return self.analyse_embeddings(emb, leaf_logits)
+
+    @torch.inference_mode()
+    def analyse_embeddings(
+        self, emb: torch.Tensor | np.ndarray, leaf_logits: torch.Tensor | None = None
+    ) -> Analysis:
+        """:meth:`analyse` from backbone embeddings (the head runs on them unless its raw
+        ``leaf_logits`` are given): for embeddings computed once and scored many times."""
+        if isinstance(emb, np.ndarray):
+            emb = torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32)).to(self.device)
+        if leaf_logits is None:
+            leaf_logits = self.network.head(emb)
         head = leaf_logits.double() / self.bundle.temperature
         emb_np = emb.float().cpu().numpy()
         n = len(emb_np)
@@ -254,7 +250,7 @@ class Predictor:
             probs = head.softmax(dim=1)
         from_prototype = (probs.argmax(dim=1) >= self.n_head_classes).cpu().numpy()
         node_probs = self.tree.node_probs(probs).cpu().numpy()
-        return Analysis(emb_np, node_probs, from_prototype, open_set)
+        return Analysis(emb_np, node_probs, from_prototype, open_set, probs.cpu().numpy())
 
     def analyse_each(self, squares: Sequence[np.ndarray]) -> list[tuple[Analysis, int] | str]:
         """:meth:`analyse` in one batch, isolating failures: per square, ``(analysis, row)`` or
@@ -295,6 +291,31 @@ class Predictor:
             analysis.node_probs[i],
             source="prototype" if analysis.from_prototype[i] else "head",
             open_set=bool(analysis.open_set[i]),
+        )
+
+    def decide_product(self, analysis: Analysis, rows: Sequence[int]) -> Decision:
+        """One decision for a product from the photos ``rows`` of ``analysis``: their calibrated
+        class distributions fused by :attr:`photo_fusion`, then the usual walk down the tree.
+
+        One photo is decided exactly as :meth:`decide` does. The product counts as "possibly a
+        new category" when at least half of its photos are far from every known category (one
+        odd photo, a label or a barcode, does not flag a product the others recognise), and as
+        prototype-sourced when its fused most probable category is prototype-only."""
+        rows = list(rows)
+        if not rows:
+            raise ValueError("decide_product needs at least one photo row")
+        if len(rows) == 1 or analysis.class_probs is None:
+            return self.decide(analysis, rows[0])
+        chosen = self.photo_fusion.chosen_photo(analysis.class_probs[rows])
+        if chosen is not None:
+            return self.decide(analysis, rows[chosen])
+        fused = self.photo_fusion.fuse(analysis.class_probs[rows])
+        node_probs = self.tree.node_probs(torch.from_numpy(fused[None]).to(self.device))
+        far = int(np.count_nonzero(analysis.open_set[rows]))
+        return self.decider.decide(
+            node_probs[0].cpu().numpy(),
+            source="prototype" if int(np.argmax(fused)) >= self.n_head_classes else "head",
+            open_set=2 * far >= len(rows),
         )
 
     def predict(

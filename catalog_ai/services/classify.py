@@ -5,7 +5,7 @@ network runs::
 
     with unit_of_work() as s:                   # -> processing
         work = claim(s, ids, model_version_id=mv.id)
-    outcomes = run_model(predictor, work, media=media)  # no session open
+    outcomes = run_model(predictor, work, media=media)  # no session open (classify_run)
     with unit_of_work() as s:                   # -> suggested / accepted / failed
         record(s, outcomes, model_version_id=mv.id)
 
@@ -36,19 +36,23 @@ from catalog_ai.db import (
     Suggestion,
     conflict_insert,
 )
-from catalog_ai.errors import CatalogAIError, ImageError
-from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.classifiable import (
     MODEL_LABELLED,
     WAITING,
     classifiable,
     still_classifiable,
 )
+from catalog_ai.services.classify_run import (
+    Outcome,
+    TransientStorageError,
+    Work,
+    WorkPhoto,
+    run_model,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from catalog_ai.inference.predictor import Predictor
     from catalog_ai.model.decision import Decision
 
 __all__ = [
@@ -56,37 +60,13 @@ __all__ = [
     "RecordSummary",
     "TransientStorageError",
     "Work",
+    "WorkPhoto",
     "claim",
     "fail_unfinished",
     "record",
     "run_model",
     "unfinished_before",
 ]
-
-
-class TransientStorageError(CatalogAIError):
-    """The media store could not be read for a reason that may pass (I/O error, stale NFS
-    handle, too many open files): the task retries. A missing file is not transient."""
-
-
-@dataclass(frozen=True)
-class Work:
-    """One claimed product: the photo the model will see."""
-
-    product_id: int
-    image_id: int
-    stored_path: str  # relative to the media store
-
-
-@dataclass
-class Outcome:
-    """The model's result for one product: a decision and embedding, or why there is none."""
-
-    product_id: int
-    image_id: int | None
-    decision: Decision | None = None
-    embedding: np.ndarray | None = None
-    error: str | None = None
 
 
 @dataclass
@@ -104,7 +84,8 @@ class RecordSummary:
 def claim(
     session: Session, product_ids: Sequence[int], *, model_version_id: int, max_attempts: int = 5
 ) -> list[Work]:
-    """Mark the products of ``product_ids`` that still need this model ``processing``.
+    """Mark the products of ``product_ids`` that still need this model ``processing``; each
+    :class:`Work` holds every photo of its product, ordered by position, then id.
 
     Skips products that have a suggestion of this version already, are finished, or are being
     claimed by another worker this instant (PostgreSQL ``SKIP LOCKED``). A product without a photo,
@@ -137,9 +118,9 @@ def claim(
         else:
             product.status = ProductStatus.PROCESSING
             product.attempts += 1
-            # Product.images is ordered by id: [0] is the first photo (db.queries.first_photo_ids).
-            image = product.images[0]
-            work.append(Work(product.id, image.id, image.stored_path))
+            # Every photo, in the order the shop shows them: the decision fuses them all.
+            photos = sorted(product.images, key=lambda image: (image.position, image.id))
+            work.append(Work(product.id, tuple(WorkPhoto(i.id, i.stored_path) for i in photos)))
     session.flush()
     return work
 
@@ -159,50 +140,6 @@ def unfinished_before(session: Session, product_ids: Sequence[int]) -> set[int]:
             )
         )
     )
-
-
-def run_model(predictor: Predictor, work: Sequence[Work], *, media: MediaStore) -> list[Outcome]:
-    """Read every photo, then decode, embed and decide in the predictor's batches (whatever
-    decision logic the Predictor has, the worker gets). Needs no database session.
-
-    A photo that cannot be read, decoded, prepared or run through the network gives an Outcome
-    with ``error`` and its chunk-mates go on (see :meth:`Predictor.predict`); a media read that
-    may succeed later raises :class:`TransientStorageError` (the task retries the whole chunk).
-    """
-    outcomes = [Outcome(w.product_id, w.image_id) for w in work]
-    readable: list[tuple[Outcome, bytes, str]] = []
-    for w, outcome in zip(work, outcomes, strict=True):
-        try:
-            readable.append((outcome, _read_photo(media, w.stored_path), w.stored_path))
-        except ImageError as exc:
-            outcome.error = exc.reason
-    if readable:
-        predictions = predictor.predict(
-            [data for _, data, _ in readable], names=[name for *_, name in readable]
-        )
-        for (outcome, _, _), prediction in zip(readable, predictions, strict=True):
-            outcome.decision = prediction.decision
-            outcome.embedding = prediction.embedding
-            outcome.error = prediction.error
-    return outcomes
-
-
-def _read_photo(media: MediaStore, stored_path: str) -> bytes:
-    try:
-        return media.read(stored_path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise ImageError(
-            f"the photo file {stored_path} is missing from the media store; restore it from a "
-            "backup or ingest the photo again"
-        ) from None
-    except IsADirectoryError:
-        raise ImageError(f"{stored_path} in the media store is a folder, not a photo") from None
-    except OSError as exc:
-        raise TransientStorageError(
-            f"cannot read {stored_path} from the media store at {media.root}: {exc.strerror or exc}"
-        ) from exc
-    except CatalogAIError as exc:  # a stored path that leaves the media store
-        raise ImageError(str(exc)) from None
 
 
 def record(
@@ -271,10 +208,12 @@ def record(
             .returning(Suggestion.__table__.c.product_id)
         )
         inserted = set(session.scalars(stmt))
+        # One embedding per photo the decision used (search and near-duplicates work per photo).
         vectors = [
-            Embedding.row(o.embedding, image_id=o.image_id, model_version_id=model_version_id)
+            Embedding.row(vector, image_id=image_id, model_version_id=model_version_id)
             for o in decided
-            if o.product_id in inserted and o.embedding is not None
+            if o.product_id in inserted
+            for image_id, vector in o.vectors().items()
         ]
         if vectors:
             session.execute(
