@@ -1,7 +1,8 @@
 """Taxonomy files: path lines, the Google product taxonomy, CSV, and :func:`load_taxonomy`.
 
 Sources: path lines (``A > B > C``), the Google product taxonomy (``ID - A > B``), CSV
-(``id,path`` or ``id,parent_id,name``) and a folder tree whose directories are the categories
+(``id,path`` or ``id,parent_id,name``), the Shopify Standard Product Taxonomy (its text and JSON,
+:mod:`catalog_ai.taxonomy.shopify`) and a folder tree whose directories are the categories
 (:mod:`catalog_ai.taxonomy.folders`).
 """
 
@@ -24,11 +25,16 @@ from catalog_ai.taxonomy.names import (
     clean_name,
     parse_path,
 )
+from catalog_ai.taxonomy.shopify import (
+    looks_like_shopify_json,
+    looks_like_shopify_text,
+    parse_shopify,
+)
 from catalog_ai.taxonomy.tree import Taxonomy, build_taxonomy, suggest
 
 __all__ = ["FORMATS", "load_taxonomy", "parse_csv", "parse_google", "parse_path_lines"]
 
-FORMATS = ("auto", "paths", "google", "csv", "folder")
+FORMATS = ("auto", "paths", "google", "csv", "shopify", "folder")
 
 _GOOGLE_LINE = re.compile(r"^(\d+)\s*-\s*(.*)$")
 _GOOGLE_SNIFF = re.compile(r"^\d+ - ")
@@ -230,7 +236,8 @@ def _read_text(path: Path) -> str:
 
 def load_taxonomy(path: str | os.PathLike[str], format: str = "auto") -> Taxonomy:
     """Read a taxonomy file or folder. ``auto``: a directory is a folder tree, ``*.csv`` is CSV,
-    otherwise a first data line like ``123 - Name`` means Google format, else path lines."""
+    a JSON object or a first data line ``gid://shopify/TaxonomyCategory/...`` is Shopify's, a
+    first data line like ``123 - Name`` means Google format, else path lines."""
     if format not in FORMATS:
         raise TaxonomyError(f"unknown taxonomy format {format!r}; use one of {', '.join(FORMATS)}")
     path = Path(path)
@@ -246,10 +253,17 @@ def load_taxonomy(path: str | os.PathLike[str], format: str = "auto") -> Taxonom
     if format == "auto":
         if path.suffix.lower() == ".csv":
             format = "csv"
+        elif looks_like_shopify_json(text) or looks_like_shopify_text(text):
+            format = "shopify"
         else:
             first = next(
                 (line for _, line in _lines(text) if line and not line.startswith("#")), ""
             )
             format = "google" if _GOOGLE_SNIFF.match(first) else "paths"
-    parser = {"paths": parse_path_lines, "google": parse_google, "csv": parse_csv}[format]
+    parser = {
+        "paths": parse_path_lines,
+        "google": parse_google,
+        "csv": parse_csv,
+        "shopify": parse_shopify,
+    }[format]
     return parser(text, source=str(path))
