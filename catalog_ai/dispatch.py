@@ -8,8 +8,8 @@ import the worker or Celery, and nothing runs the network inside a commit hook.
 
 Work is handed over only after the commit (:func:`after_commit`): a message sent earlier could
 reach a worker before the rows it names are visible, and one sent before a rollback would name
-rows that never existed. A new kind of background work (delivering an event to a webhook, say)
-is a new method here, implemented by both dispatchers.
+rows that never existed. Each kind of background work is a method here, implemented by both
+dispatchers: classification, re-classification, catalogue embedding, webhook deliveries.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ class Dispatcher(Protocol):
     def embed_catalogue(self, version: str) -> None:
         """Embed every catalogue photo with model ``version`` (search, near-duplicates)."""
 
+    def deliver(self, delivery_ids: Sequence[int]) -> None:
+        """Send these webhook deliveries (each signed, retried with back-off until delivered or
+        given up; see :mod:`catalog_ai.services.webhook_delivery`)."""
+
 
 class _AfterCommit:
     """A :class:`Dispatcher` that hands each call to ``target`` once ``session`` commits."""
@@ -59,6 +63,11 @@ class _AfterCommit:
 
     def embed_catalogue(self, version: str) -> None:
         on_commit(self._session, lambda: self._target.embed_catalogue(version))
+
+    def deliver(self, delivery_ids: Sequence[int]) -> None:
+        ids = list(delivery_ids)
+        if ids:
+            on_commit(self._session, lambda: self._target.deliver(ids))
 
 
 def after_commit(session: Session, dispatcher: Dispatcher) -> Dispatcher:

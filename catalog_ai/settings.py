@@ -162,6 +162,12 @@ class Settings(BaseSettings):
     users_file: Path | None = None
     auth_header: str | None = None
     read_only_viewing: bool = False
+    # Webhooks (catalog_ai.services.webhooks): per-operation HTTP timeout, the first retry delay
+    # (doubling up to the maximum), and how long a delivery is retried before it is failed.
+    webhook_timeout: PositiveInt = 10
+    webhook_backoff_ms: PositiveInt = 10_000
+    webhook_backoff_max: PositiveInt = 3_600
+    webhook_retry_for: PositiveInt = 86_400
     # The HTTP API (catalog-ai api): requests per minute per key (a key's own limit wins).
     api_rate_limit: PositiveInt = 600
 

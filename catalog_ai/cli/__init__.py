@@ -22,6 +22,7 @@ from catalog_ai.cli import (  # noqa: F401  (importing a module registers its co
     taxonomy,
     training,
     users,
+    webhooks,
     worker,
 )
 from catalog_ai.cli._root import cli, main

@@ -20,6 +20,7 @@ from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.services.catalog_import import sync_taxonomy
 from catalog_ai.services.classifiable import classifiable
+from catalog_ai.services.webhook_payloads import emit_model_activated
 
 __all__ = [
     "ModelProgress",
@@ -106,7 +107,8 @@ def activate_model(
     Both are enqueued even when ``version`` was active already: both are idempotent (only what
     this version has not done yet is done), so activating again re-runs what a lost message or a
     stopped process left unfinished. ``dispatcher=None`` only flips the flag (tests, benchmarks
-    that enqueue their own work).
+    that enqueue their own work; the ``model.activated`` webhook event is then sent by the
+    sweep).
     """
     row = model_version_by_name(session, version)
     from catalog_ai.inference.check import check_bundle
@@ -120,6 +122,8 @@ def activate_model(
         row.is_active = True
         row.activated_at = utc_now()
         session.flush()
+        # Only when it becomes active: activating the active version again is no new event.
+        emit_model_activated(session, row, dispatcher=dispatcher)
     if dispatcher is not None:
         later = after_commit(session, dispatcher)
         later.reclassify(row.version)

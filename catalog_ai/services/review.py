@@ -6,12 +6,15 @@ is changed only while it is still waiting (``suggested``): two reviewers acting 
 cannot both win; the second gets a :class:`ReviewConflict`. An accepted or corrected product is
 labelled ``LabelSource.REVIEW``, and its photo becomes an example of its category in a new
 revision of the active model's prototype memory at once (see :mod:`catalog_ai.services.versions`).
+Each verdict that gives a category emits ``product.accepted`` to subscribed webhooks in the same
+transaction; ``dispatcher`` (optional everywhere: None leaves the sending to the sweep) sends it
+after the commit. A rejection emits nothing: it is not one of the webhook event types.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, Select, func, select, update
 from sqlalchemy.orm import Session
@@ -32,8 +35,12 @@ from catalog_ai.errors import CatalogAIError, TaxonomyError
 from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.catalog_import import sync_taxonomy
 from catalog_ai.services.versions import record_review_revision
+from catalog_ai.services.webhook_payloads import emit_reviewed
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import SEPARATOR, Taxonomy, parse_path
+
+if TYPE_CHECKING:
+    from catalog_ai.dispatch import Dispatcher
 
 __all__ = [
     "QueueFilter",
@@ -198,6 +205,7 @@ def _record(
     action: ReviewAction,
     category: Category | None,
     note: str | None,
+    dispatcher: Dispatcher | None = None,
 ) -> Review:
     review = Review(
         product_id=product_id,
@@ -213,6 +221,7 @@ def _record(
         # The correction teaches the active model from the next photo on (a new revision of
         # its prototype memory, in this same transaction: a rolled-back verdict teaches nothing).
         record_review_revision(session, review)
+        emit_reviewed(session, review, dispatcher=dispatcher)
     return review
 
 
@@ -223,6 +232,7 @@ def accept(
     reviewer: str,
     depth: int | None = None,
     note: str | None = None,
+    dispatcher: Dispatcher | None = None,
 ) -> Review:
     """Accept the suggested path, or only its first ``depth`` levels (``accept_partial``)."""
     reviewer = _require_reviewer(reviewer)
@@ -238,22 +248,36 @@ def accept(
     category = _category(session, SEPARATOR.join(parts[: depth or len(parts)]))
     _claim(session, product_id, ProductStatus.ACCEPTED, category.id)
     action = ReviewAction.ACCEPT_PARTIAL if partial else ReviewAction.ACCEPT
-    return _record(session, product_id, suggestion, reviewer, action, category, note)
+    return _record(session, product_id, suggestion, reviewer, action, category, note, dispatcher)
 
 
 def correct(
-    session: Session, product_id: int, *, reviewer: str, category_path: str, note: str | None = None
+    session: Session,
+    product_id: int,
+    *,
+    reviewer: str,
+    category_path: str,
+    note: str | None = None,
+    dispatcher: Dispatcher | None = None,
 ) -> Review:
     """Put the product in another existing category."""
     reviewer = _require_reviewer(reviewer)
     suggestion = _latest_suggestion(session, product_id)
     category = _category(session, category_path)
     _claim(session, product_id, ProductStatus.ACCEPTED, category.id)
-    return _record(session, product_id, suggestion, reviewer, ReviewAction.CORRECT, category, note)
+    return _record(
+        session, product_id, suggestion, reviewer, ReviewAction.CORRECT, category, note, dispatcher
+    )
 
 
 def assign_new_category(
-    session: Session, product_id: int, *, reviewer: str, new_path: str, note: str | None = None
+    session: Session,
+    product_id: int,
+    *,
+    reviewer: str,
+    new_path: str,
+    note: str | None = None,
+    dispatcher: Dispatcher | None = None,
 ) -> Review:
     """ "Needs a new category": create it (missing ancestors too) and make the photo its first
     example."""
@@ -275,7 +299,14 @@ def assign_new_category(
     category = _category(session, text)
     _claim(session, product_id, ProductStatus.ACCEPTED, category.id)
     return _record(
-        session, product_id, suggestion, reviewer, ReviewAction.NEW_CATEGORY, category, note
+        session,
+        product_id,
+        suggestion,
+        reviewer,
+        ReviewAction.NEW_CATEGORY,
+        category,
+        note,
+        dispatcher,
     )
 
 
@@ -311,6 +342,7 @@ def bulk_accept(
     min_confidence: float,
     flt: QueueFilter = QueueFilter(),
     limit: int = 10_000,
+    dispatcher: Dispatcher | None = None,
 ) -> int:
     """Accept every waiting suggestion at or above ``min_confidence``; returns how many."""
     reviewer = _require_reviewer(reviewer)
@@ -330,6 +362,7 @@ def bulk_accept(
                     product.id,
                     reviewer=reviewer,
                     note=f"bulk accept at >= {min_confidence:.2f}",
+                    dispatcher=dispatcher,
                 )
             done += 1
         except ReviewConflict:

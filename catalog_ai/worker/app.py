@@ -18,8 +18,9 @@ Reliability settings, and why:
 - ``task_ignore_result``: the database is the truth; nobody waits on task results.
 - A beat schedule runs ``sweep_stale`` every ``CATALOG_AI_SWEEP_INTERVAL`` seconds
   (``catalog-ai worker --beat``): products whose message was lost are enqueued again. The beat
-  runs as a child process of the worker; :func:`_bind_beat_to_worker` makes it end with its
-  worker, even when the worker is killed with SIGKILL and has no chance to stop it.
+  runs as a child process of the worker (it also sweeps the webhook deliveries that are due);
+  :func:`_bind_beat_to_worker` makes it end with its worker, even when the worker is killed
+  with SIGKILL and has no chance to stop it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "BEAT_PARENT_ENV",
     "QUEUE",
     "SWEEP_TASK",
+    "WEBHOOK_SWEEP_TASK",
     "app",
     "celery_config",
     "configure",
@@ -51,6 +53,7 @@ __all__ = [
 QUEUE = "catalog_ai"
 SWEEP_TASK = "catalog_ai.sweep_stale"
 INDEX_TASK = "catalog_ai.refresh_index"
+WEBHOOK_SWEEP_TASK = "catalog_ai.sweep_webhooks"
 #: Set by ``catalog-ai worker`` to its own pid: the process its beat child must not outlive.
 BEAT_PARENT_ENV = "CATALOG_AI_BEAT_PARENT_PID"
 _PR_SET_PDEATHSIG = 1
@@ -94,6 +97,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "beat_schedule": {
             "sweep-stale": {"task": SWEEP_TASK, "schedule": float(settings.sweep_interval)},
             "refresh-index": {"task": INDEX_TASK, "schedule": float(settings.index_interval)},
+            # Webhook deliveries whose message was lost, or whose next try is too far off for
+            # a countdown (see worker.tasks.deliver_webhook).
+            "sweep-webhooks": {
+                "task": WEBHOOK_SWEEP_TASK,
+                "schedule": float(settings.sweep_interval),
+            },
         },
         "timezone": "UTC",
         "enable_utc": True,

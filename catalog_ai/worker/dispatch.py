@@ -8,12 +8,17 @@
   upload, a command) returns at once; a command that wants the result calls :meth:`drain`. A job
   that fails is logged, and its products still waiting are marked ``failed`` with the reason
   (``catalog-ai retry --failed`` puts them back), so nothing waits forever without a word.
+  Webhook deliveries run on a second thread of their own (a slow receiver never holds up
+  classification); a failed try is tried again by a timer while the process lives, and
+  :meth:`InProcessDispatcher.start_sweeping` (long-lived processes: the API, the dashboard)
+  sends what an earlier process left due.
 
 This module imports no Celery unless a broker is configured.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import queue
 import threading
@@ -59,6 +64,13 @@ class InProcessDispatcher:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
+        # Webhook deliveries: their own queue and thread, and the retries waiting for their time.
+        self._hooks: queue.Queue[_Job] = queue.Queue(maxsize=max_queued)
+        self._hooks_thread: threading.Thread | None = None
+        self._retries: list[tuple[float, int, str]] = []  # (monotonic due, delivery id, db url)
+        self._retry_wake = threading.Condition(threading.Lock())
+        self._retry_thread: threading.Thread | None = None
+        self._sweeper: threading.Event | None = None
         self._unfinished = 0
         self.submitted = 0
         self.finished = 0
@@ -115,6 +127,87 @@ class InProcessDispatcher:
             )
         )
 
+    def deliver(self, delivery_ids: Sequence[int]) -> None:
+        # The catalogue is fixed now: a retry that fires later goes to the same database.
+        url = get_settings().database_url
+        for delivery_id in delivery_ids:
+            self._submit_delivery(delivery_id, url)
+
+    # Webhook deliveries -----------------------------------------------------------------------
+
+    def _submit_delivery(self, delivery_id: int, url: str) -> None:
+        self._submit(
+            _Job(f"webhook delivery {delivery_id}", lambda: self._deliver_one(delivery_id, url)),
+            lane=self._hooks,
+        )
+
+    def _deliver_one(self, delivery_id: int, url: str) -> None:
+        from catalog_ai.worker import webhooks
+
+        outcome = webhooks.deliver(delivery_id, url=url)
+        if outcome is not None and outcome.retry_in is not None:
+            self._retry_later(delivery_id, url, outcome.retry_in)
+
+    def _retry_later(self, delivery_id: int, url: str, delay_s: float) -> None:
+        with self._retry_wake:
+            # A hair after next_attempt_at, so the try finds the delivery due.
+            heapq.heappush(self._retries, (time.monotonic() + delay_s + 0.01, delivery_id, url))
+            self._retry_wake.notify()
+            if self._retry_thread is None or not self._retry_thread.is_alive():
+                self._retry_thread = threading.Thread(
+                    target=self._retry_loop, name=f"{self._name}-retries", daemon=True
+                )
+                self._retry_thread.start()
+
+    def _retry_loop(self) -> None:
+        while True:
+            with self._retry_wake:
+                while not self._retries or self._retries[0][0] > time.monotonic():
+                    left = self._retries[0][0] - time.monotonic() if self._retries else None
+                    self._retry_wake.wait(left)
+                _, delivery_id, url = heapq.heappop(self._retries)
+            self._submit_delivery(delivery_id, url)
+
+    def retries_waiting(self) -> int:
+        """Failed webhook tries waiting for their next time in this process."""
+        with self._retry_wake:
+            return len(self._retries)
+
+    def cancel_retries(self) -> int:
+        """Forget the waiting retries (they stay due in the database for a sweep); how many."""
+        with self._retry_wake:
+            n = len(self._retries)
+            self._retries.clear()
+            return n
+
+    def start_sweeping(self, interval_s: float | None = None) -> None:
+        """Every ``interval_s`` (``CATALOG_AI_SWEEP_INTERVAL``) seconds, send the webhook
+        deliveries that are due in the configured catalogue: what an earlier process left (it
+        ended before a retry), or a hint that was lost. For long-lived processes; idempotent."""
+        if self._sweeper is not None:
+            return
+        every = float(interval_s or get_settings().sweep_interval)
+        url = get_settings().database_url
+        self._sweeper = stop = threading.Event()
+
+        def sweep() -> None:
+            from catalog_ai.worker import webhooks
+
+            while not stop.is_set():
+                try:
+                    for delivery_id in webhooks.due(url=url):
+                        self._submit_delivery(delivery_id, url)
+                except Exception:
+                    log.exception("webhook sweep failed; trying again in %.0f s", every)
+                stop.wait(every)
+
+        threading.Thread(target=sweep, name=f"{self._name}-sweep", daemon=True).start()
+
+    def stop_sweeping(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.set()
+            self._sweeper = None
+
     # Waiting ----------------------------------------------------------------------------------
 
     def pending(self) -> int:
@@ -157,26 +250,34 @@ class InProcessDispatcher:
 
     # The runner -------------------------------------------------------------------------------
 
-    def _submit(self, job: _Job) -> None:
+    def _submit(self, job: _Job, *, lane: queue.Queue[_Job] | None = None) -> None:
+        lane = self._queue if lane is None else lane
         with self._lock:
             try:
-                self._queue.put_nowait(job)
+                lane.put_nowait(job)
             except queue.Full:
                 log.warning(
                     "in-process queue full (%d jobs): %s is left for a sweep (catalog-ai sweep)",
-                    self._queue.maxsize,
+                    lane.maxsize,
                     job.what,
                 )
                 return
             self._unfinished += 1
             self.submitted += 1
-            if self._thread is None or not self._thread.is_alive():
+            if lane is self._hooks:
+                if self._hooks_thread is None or not self._hooks_thread.is_alive():
+                    self._hooks_thread = threading.Thread(
+                        target=self._loop, args=(lane,), name=f"{self._name}-webhooks", daemon=True
+                    )
+                    self._hooks_thread.start()
+            elif self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 self._thread.start()
 
-    def _loop(self) -> None:
+    def _loop(self, lane: queue.Queue[_Job] | None = None) -> None:
+        lane = self._queue if lane is None else lane
         while True:
-            job = self._queue.get()
+            job = lane.get()
             try:
                 self._run(job)
             finally:

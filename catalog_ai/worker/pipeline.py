@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from catalog_ai.db import ModelVersion, unit_of_work
+from catalog_ai.db import ModelVersion, Product, ProductStatus, unit_of_work
 from catalog_ai.db.queries import find_model_version
 from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.model.bundle import BundleError
@@ -24,6 +24,7 @@ from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.classify import claim, record, run_model, unfinished_before
 from catalog_ai.services.near_duplicates import flag_near_duplicates
 from catalog_ai.services.requeue import mark_for_reclassification
+from catalog_ai.services.webhook_payloads import emit_classified
 from catalog_ai.settings import get_settings
 from catalog_ai.worker import model_cache
 
@@ -66,10 +67,17 @@ class ChunkSummary:
         }
 
 
-def classify_chunk(product_ids: Sequence[int], *, media: MediaStore | None = None) -> ChunkSummary:
+def classify_chunk(
+    product_ids: Sequence[int],
+    *,
+    media: MediaStore | None = None,
+    dispatcher: Dispatcher | None = None,
+) -> ChunkSummary:
     """Classify ``product_ids`` with the active model, ``CATALOG_AI_CLASSIFY_CHUNK`` at a time.
 
     With no active model the products stay ``pending`` (activating a model enqueues them).
+    Webhook events of each recorded group go to ``dispatcher`` after its commit (None: the
+    sweep sends them).
 
     Products whose earlier claim never finished (their worker died on the chunk, e.g. killed
     for memory by one hostile photo) are classified one at a time, each claimed and recorded
@@ -109,7 +117,7 @@ def classify_chunk(product_ids: Sequence[int], *, media: MediaStore | None = Non
         groups = [[i for i in chunk if i not in suspects]] + [[i] for i in chunk if i in suspects]
         for group in groups:
             if group:
-                _classify_group(group, model, predictor, media, settings, summary)
+                _classify_group(group, model, predictor, media, settings, summary, dispatcher)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -205,17 +213,50 @@ def refresh_index(version: str | None = None) -> int:
 
 
 def _classify_group(
-    chunk: list[int], model, predictor, media: MediaStore, settings, summary: ChunkSummary
+    chunk: list[int],
+    model,
+    predictor,
+    media: MediaStore,
+    settings,
+    summary: ChunkSummary,
+    dispatcher: Dispatcher | None = None,
 ) -> None:
-    """Claim, run and record ``chunk`` (one batched forward pass), adding to ``summary``."""
+    """Claim, run and record ``chunk`` (one batched forward pass), adding to ``summary``. The
+    webhook events (suggestion.created, product.accepted, product.failed) are written in the
+    transaction that records what they report."""
     with unit_of_work() as session:
         work = claim(session, chunk, model_version_id=model.id, max_attempts=settings.max_attempts)
+        # The products the claim itself failed (no photo, too many unfinished claims): loaded
+        # by the claim, so in this session, and not handed to the model.
+        taken = {w.product_id for w in work}
+        claim_failed = [
+            p.id
+            for p in session.identity_map.values()
+            if isinstance(p, Product) and p.status == ProductStatus.FAILED and p.id not in taken
+        ]
+        if claim_failed:
+            emit_classified(
+                session,
+                suggested=(),
+                accepted=(),
+                failed=claim_failed,
+                model_version_id=model.id,
+                dispatcher=dispatcher,
+            )
     model_started = time.perf_counter()
     outcomes = run_model(predictor, work, media=media) if work else []
     summary.model_seconds += time.perf_counter() - model_started
     with unit_of_work() as session:
         done = record(
             session, outcomes, model_version_id=model.id, memory_revision=predictor.memory_revision
+        )
+        emit_classified(
+            session,
+            suggested=done.suggested,
+            accepted=done.accepted,
+            failed=done.failed,
+            model_version_id=model.id,
+            dispatcher=dispatcher,
         )
     summary.near_duplicates += _flag_committed(done.new_embeddings, model.id)
     summary.claimed += len(work)

@@ -25,18 +25,20 @@ from catalog_ai.db import unit_of_work
 from catalog_ai.services.classify import TransientStorageError
 from catalog_ai.services.requeue import requeue_stale
 from catalog_ai.settings import get_settings
-from catalog_ai.worker import pipeline
-from catalog_ai.worker.app import INDEX_TASK, SWEEP_TASK, app, configure
+from catalog_ai.worker import pipeline, webhooks
+from catalog_ai.worker.app import INDEX_TASK, SWEEP_TASK, WEBHOOK_SWEEP_TASK, app, configure
 
 __all__ = [
     "MAX_RETRIES",
     "CeleryDispatcher",
     "classify_products",
+    "deliver_webhook",
     "embed_catalog",
     "embed_images",
     "reclassify_all",
     "refresh_index",
     "sweep_stale",
+    "sweep_webhooks",
 ]
 
 log = get_task_logger(__name__)
@@ -60,7 +62,7 @@ def _dispatcher() -> CeleryDispatcher:
 @app.task(name="catalog_ai.classify_products", **_RETRY)
 def classify_products(product_ids: list[int]) -> dict:
     """Classify these products with the active model (one batched forward pass per chunk)."""
-    summary = pipeline.classify_chunk(product_ids)
+    summary = pipeline.classify_chunk(product_ids, dispatcher=_dispatcher())
     if summary.model_version is not None:
         log.info("classified %s", summary.to_dict())
     return summary.to_dict()
@@ -109,6 +111,46 @@ def refresh_index(model_version: str | None = None) -> int:
     return pipeline.refresh_index(model_version)
 
 
+@app.task(name="catalog_ai.deliver_webhook", **_RETRY)
+def deliver_webhook(delivery_id: int) -> str | None:
+    """One try of a webhook delivery (nothing if it is not due: delivered, failed, not yet, or
+    another worker has it, so a duplicate message is harmless).
+
+    A failed try schedules the next one itself, with a countdown, when it is due within half
+    the visibility timeout; a later one is left to the beat's webhook sweep. Redis hands an
+    unacknowledged message to another worker after the visibility timeout, so a countdown of
+    an hour would be delivered many times over; the sweep, every CATALOG_AI_SWEEP_INTERVAL
+    seconds, is late by at most that interval on a wait of minutes or hours.
+    """
+    outcome = webhooks.deliver(delivery_id)
+    if outcome is None:
+        return None
+    wait = outcome.retry_in
+    # Eager (no broker): a countdown would not wait, so the sweep alone retries.
+    if wait is not None and wait <= get_settings().visibility_timeout / 2 and not _eager():
+        configure()
+        try:
+            # A hair after next_attempt_at, so the try finds the delivery due.
+            deliver_webhook.apply_async((delivery_id,), countdown=wait + 0.05)
+        except (BrokerError, OSError) as exc:
+            log.warning(
+                "cannot schedule the next try of delivery %d (%s); the sweep will", delivery_id, exc
+            )
+    return outcome.status.value
+
+
+def _eager() -> bool:
+    return bool(app.conf.task_always_eager)
+
+
+@app.task(name=WEBHOOK_SWEEP_TASK, **_RETRY)
+def sweep_webhooks() -> int:
+    """Enqueue every webhook delivery that is due (a lost message, a far-off retry)."""
+    ids = webhooks.due()
+    _dispatcher().deliver(ids)
+    return len(ids)
+
+
 # --- the dispatcher that sends them ---------------------------------------------------------------
 
 
@@ -133,6 +175,10 @@ class CeleryDispatcher:
 
     def embed_images(self, version: str, image_ids: Sequence[int]) -> None:
         _send(embed_images, version, list(image_ids), what=f"{len(image_ids)} photos to embed")
+
+    def deliver(self, delivery_ids: Sequence[int]) -> None:
+        for delivery_id in delivery_ids:
+            _send(deliver_webhook, delivery_id, what=f"webhook delivery {delivery_id}")
 
 
 def _send(task: Task, *arguments: Any, what: str) -> None:

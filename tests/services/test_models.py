@@ -163,6 +163,9 @@ class _Recorder:
     def embed_catalogue(self, version: str) -> None:
         self._note("embed_catalogue", version)
 
+    def deliver(self, delivery_ids) -> None:
+        self._note("deliver", list(delivery_ids))
+
 
 def test_activation_enqueues_reclassification_and_embedding_after_the_commit(catalog_db, bundles):
     _import_tree()
