@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     max_image_bytes: PositiveInt = 50 * 1024 * 1024
     max_image_pixels: PositiveInt = 80_000_000
     max_aspect_ratio: PositiveInt = 20
+    # Seconds one photo download of a shop feed may take in all (catalog import-shopify-csv).
+    fetch_timeout: PositiveInt = 20
     classify_chunk: PositiveInt = 16
     visibility_timeout: PositiveInt = 300
     stale_after: PositiveInt = 600

@@ -66,3 +66,43 @@ def catalog_stats() -> None:
     with unit_of_work() as session:
         counts = catalog_counts(session)
     echo_json(counts)
+
+
+@catalog.command("import-shopify-csv")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+def catalog_import_shopify_csv(file: Path, as_json: bool) -> None:
+    """Import a Shopify product export (Products > Export in the Shopify admin).
+
+    One product per Handle, with every Image Src of its rows as its photos (local paths are
+    relative to FILE's folder; http(s) photos are downloaded unless CATALOG_AI_OFFLINE is set,
+    up to CATALOG_AI_MAX_IMAGE_BYTES and CATALOG_AI_FETCH_TIMEOUT). A filled Product Category
+    (Shopify's full path, or a category GID) is a person's label: the product is accepted in
+    it, so import the Shopify taxonomy first (catalog-ai taxonomy import categories.txt).
+    Products without one are classified. The handle is the product's external id: running the
+    same export again adds nothing. A bad row or photo fails alone, with its reason.
+
+    \b
+    Exit status:
+      0  every product was imported or already in the catalog (photos may have failed: listed)
+      1  some products failed; the rest were imported
+      2  usage error (not a Shopify export, no database)
+    """
+    from catalog_ai.cli._root import dispatching
+    from catalog_ai.jobs.shopify_import import import_shopify_csv
+
+    ensure_db()
+    with dispatching(progress=not as_json) as dispatcher:
+        summary = import_shopify_csv(file, dispatcher=dispatcher, progress=not as_json)
+    if as_json:
+        echo_json(summary.to_dict())
+    else:
+        for line in summary.problems():
+            click.secho(f"  failed: {line}", fg="red", err=True)
+        click.echo(
+            f"{len(summary.outcomes)} products in {summary.rows} rows: "
+            f"{len(summary.created)} created ({summary.labelled} with their Product Category), "
+            f"{len(summary.existing)} already in the catalog, {len(summary.failed)} failed"
+        )
+    if summary.failed:
+        click.get_current_context().exit(1)
