@@ -19,10 +19,16 @@ def taxonomy() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "paths", "google", "csv", "folder"]),
+    # Written out, not catalog_ai.taxonomy.FORMATS: importing the taxonomy at CLI start-up costs
+    # a second (tests/cli/test_cli_taxonomy.py checks the two lists agree).
+    type=click.Choice(["auto", "paths", "google", "csv", "shopify", "folder"]),
     default="auto",
     show_default=True,
-    help="paths: 'A > B > C' lines; google: 'ID - A > B' lines; csv: id,path or id,parent_id,name",
+    help=(
+        "paths: 'A > B > C' lines; google: 'ID - A > B' lines; csv: id,path or "
+        "id,parent_id,name; shopify: the Shopify Standard Product Taxonomy "
+        "(categories.txt or categories.json)"
+    ),
 )
 def taxonomy_import(file: Path, fmt: str) -> None:
     """Add the categories of FILE (or folder tree) to the catalog."""

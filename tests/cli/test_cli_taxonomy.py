@@ -58,3 +58,11 @@ def test_show_escapes_names_stored_before_the_contract(run, tmp_path: Path) -> N
     tree.write_text("Fruit > Pear\n", encoding="utf-8")
     result = run("taxonomy", "import", str(tree))
     assert result.exit_code == 0 and "1 added" in result.output
+
+
+def test_the_import_command_offers_every_taxonomy_format() -> None:
+    from catalog_ai.cli.taxonomy import taxonomy_import
+    from catalog_ai.taxonomy import FORMATS
+
+    (fmt,) = [p for p in taxonomy_import.params if p.name == "fmt"]
+    assert tuple(fmt.type.choices) == FORMATS
