@@ -13,6 +13,7 @@ from catalog_ai.cli import (  # noqa: F401  (importing a module registers its co
     dashboard,
     dataset,
     db,
+    export,
     fewshot,
     ingest,
     models,

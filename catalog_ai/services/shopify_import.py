@@ -61,7 +61,7 @@ __all__ = [
     "read_shopify_csv",
 ]
 
-REQUIRED = ("Handle", "Image Src")
+REQUIRED = ("Handle",)
 
 
 class ShopifyImportError(CatalogAIError):

@@ -216,7 +216,7 @@ def test_url_photos_are_fetched_online_within_the_limits(
 def test_not_a_shopify_export_is_refused_with_the_fix(tmp_path: Path) -> None:
     path = tmp_path / "other.csv"
     path.write_text("id,name\n1,x\n", encoding="utf-8")
-    with pytest.raises(ShopifyImportError, match=r"no 'Handle' and no 'Image Src' column"):
+    with pytest.raises(ShopifyImportError, match=r"no 'Handle' column; expected a Shopify"):
         read_shopify_csv(path)
 
 
