@@ -78,7 +78,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 now = time.perf_counter()
                 ok = verify_signature(secret_holder["secret"], dict(self.headers), body)
