@@ -3,12 +3,17 @@
 catalogue's photos, and their header probed by the same safe loader as ingest
 (:mod:`catalog_ai.photos.decode`). A bad photo fails alone, with its reason and a ``problem``
 an entry point can map to a status: ``too_large`` (over ``CATALOG_AI_MAX_IMAGE_BYTES``),
-``not_a_photo`` (anything else the loader refuses: the format, the pixel or aspect-ratio limits,
-a damaged header) and ``duplicate`` (the bytes are already another product's photo).
+``too_large`` also for a photo over ``CATALOG_AI_MAX_IMAGE_PIXELS`` or too large to decode, as
+the API's other photo routes say), ``not_a_photo`` (anything else the loader refuses: the format,
+the aspect ratio, a damaged header) and ``duplicate`` (the bytes are already another product's).
+
+An entry point that refuses to read an upload past the byte limit (the HTTP API reads each in
+pieces) hands it over as :class:`Unread`, so that it fails alone like the others.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from catalog_ai.db import ProductImage
 from catalog_ai.errors import ImageError
 from catalog_ai.photos import decode as images
 from catalog_ai.photos.decode import ImageInfo
+from catalog_ai.photos.messages import too_many_bytes
 from catalog_ai.photos.store import content_hash
 from catalog_ai.services.ingest import Upload
 
@@ -28,11 +34,24 @@ __all__ = [
     "TOO_LARGE",
     "CheckedPhoto",
     "PhotoOutcome",
+    "Unread",
     "check_photos",
     "product_with_photo",
 ]
 
 TOO_LARGE, NOT_A_PHOTO, DUPLICATE = "too_large", "not_a_photo", "duplicate"
+
+# The loader's refusals of a photo too large in pixels: they name the setting that would let it
+# in, or say it is too large to decode (kept in step with the API's photo_problem).
+_PIXEL_LIMITS = ("CATALOG_AI_MAX_IMAGE_PIXELS", "too large to decode")
+
+
+@dataclass(frozen=True)
+class Unread:
+    """An upload not read because it is over the byte limit: only its name and size."""
+
+    name: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -71,17 +90,21 @@ class CheckedPhoto:
 
 def check_photos(
     session: Session,
-    uploads: list[Upload],
-    urls: list[str | None],
+    uploads: Sequence[Upload | Unread],
+    urls: Sequence[str | None],
     max_bytes: int,
     max_pixels: int | None,
 ) -> list[CheckedPhoto]:
+    """Each upload checked, in order; nothing is stored or written."""
     seen: set[str] = set()
     checked = []
     for upload, url in zip(uploads, urls, strict=True):
-        name = upload[0] if isinstance(upload, tuple) else str(upload)
+        name = _name(upload)
         item = CheckedPhoto(name=name, source_url=url)
         checked.append(item)
+        if isinstance(upload, Unread):
+            item.error, item.problem = too_many_bytes(upload.size, max_bytes), TOO_LARGE
+            continue
         try:
             if isinstance(upload, tuple):
                 # An upload already reached us: its size is known, whatever the limit.
@@ -106,10 +129,17 @@ def check_photos(
         try:
             item.info = images.probe_header(data, source=name, max_pixels=max_pixels)
         except ImageError as exc:
-            item.error, item.problem = exc.reason, NOT_A_PHOTO
+            too_large = any(marker in exc.reason for marker in _PIXEL_LIMITS)
+            item.error, item.problem = exc.reason, TOO_LARGE if too_large else NOT_A_PHOTO
             continue
         item.data = data
     return checked
+
+
+def _name(upload: Upload | Unread) -> str:
+    if isinstance(upload, Unread):
+        return upload.name
+    return upload[0] if isinstance(upload, tuple) else str(upload)
 
 
 def _read_problem(upload: Upload, max_bytes: int) -> str:

@@ -48,6 +48,7 @@ from catalog_ai.services.product_photos import (
     DUPLICATE,
     CheckedPhoto,
     PhotoOutcome,
+    Unread,
     check_photos,
     product_with_photo,
 )
@@ -58,12 +59,19 @@ __all__ = [
     "PhotosRefused",
     "ProductCreated",
     "ProductError",
+    "Unread",
     "create_product",
+    "product_answer",
 ]
 
 
 class ProductError(CatalogAIError):
-    """The request itself cannot work (no photo, an unknown category, a bad external id)."""
+    """The request itself cannot work (no photo, an unknown category, a bad external id);
+    ``field`` names the argument at fault, when one is."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass
@@ -85,7 +93,7 @@ class PhotosRefused(CatalogAIError):
 
 def create_product(
     session: Session,
-    photos: Sequence[Upload],
+    photos: Sequence[Upload | Unread],
     *,
     media: MediaStore,
     dispatcher: Dispatcher | None,
@@ -120,11 +128,11 @@ def create_product(
         return _existing(session, existing, checked)
     usable = [c for c in checked if c.usable]
     if not usable:
-        if not keep_failed:
-            raise PhotosRefused([c.outcome(existing) for c in checked])
         dup = next((c.duplicate_of for c in checked if c.duplicate_of is not None), None)
         if existing is None and external_id is None and dup is not None:
             return _existing(session, dup, checked)
+        if not keep_failed:
+            raise PhotosRefused([c.outcome(existing) for c in checked])
         return _failed(session, checked, values, external_id, existing)
     labelled = category_id is not None and label_source is not None
     status = ProductStatus.ACCEPTED if labelled else ProductStatus.PENDING
@@ -141,6 +149,8 @@ def create_product(
         if external_id is None:
             session.execute(delete(Product).where(Product.id == pid))
             return _existing(session, _first_duplicate(checked), checked)
+        if not keep_failed:
+            raise PhotosRefused([c.outcome(None) for c in checked])
         _set(session, pid, category_id=None, label_source=None)
         return _failed(session, checked, values, external_id, pid)
     if dispatcher is not None and not labelled:
@@ -148,21 +158,41 @@ def create_product(
     return ProductCreated(pid, existing is None, [c.outcome(pid) for c in checked], status.value)
 
 
+def product_answer(
+    session: Session,
+    product_id: int,
+    photos: Sequence[Upload | Unread],
+    *,
+    max_bytes: int | None = None,
+    max_pixels: int | None = None,
+) -> ProductCreated:
+    """The answer :func:`create_product` gives for ``photos`` sent again for the product they
+    made (``created=False``): each photo named as its own, another product's, or refused. For a
+    replayed request (an ``Idempotency-Key`` seen before); stores nothing."""
+    limit = max_bytes if max_bytes is not None else get_settings().max_image_bytes
+    uploads = list(photos)
+    checked = check_photos(session, uploads, [None] * len(uploads), limit, max_pixels)
+    return _existing(session, product_id, checked)
+
+
 # --- checks ------------------------------------------------------------------------------------
 
 
 def _check_request(
     session: Session,
-    uploads: list[Upload],
+    uploads: list[Upload | Unread],
     external_id: str | None,
     category_id: int | None,
     label_source: LabelSource | None,
     source_urls: Sequence[str | None] | None,
 ) -> list[str | None]:
     if not uploads:
-        raise ProductError("a product needs at least one photo; add one")
+        raise ProductError("a product needs at least one photo; add one", field="photos")
     if external_id is not None and not 1 <= len(external_id.strip()) <= 255:
-        raise ProductError("an external id has 1 to 255 characters; send the shop's product id")
+        raise ProductError(
+            "an external id has 1 to 255 characters; send the shop's product id",
+            field="external_id",
+        )
     if (category_id is None) != (label_source is None):
         raise ProductError("a label needs both a category and who gave it (label_source)")
     if label_source is not None and not label_source.is_human:

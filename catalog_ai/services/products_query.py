@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,9 +49,11 @@ __all__ = [
     "ProductSummary",
     "decode_cursor",
     "encode_cursor",
+    "first_image_ids",
     "list_products",
     "product_detail",
     "product_photo",
+    "require_product",
 ]
 
 MAX_PAGE = 200  # the largest page a client may ask for
@@ -153,9 +156,9 @@ class ProductPage:
 
 def product_detail(session: Session, product_id: int) -> ProductDetail:
     """Everything about one product; :class:`ProductNotFound` for an unknown id."""
+    require_product(session, product_id)
     product = session.get(Product, product_id)
-    if product is None:
-        raise ProductNotFound(f"product {product_id} does not exist; list them at /v1/products")
+    assert product is not None
     photos = session.scalars(
         select(ProductImage)
         .where(ProductImage.product_id == product_id)
@@ -174,20 +177,7 @@ def product_detail(session: Session, product_id: int) -> ProductDetail:
         status_changed_at=product.status_changed_at,
         duplicate_of=product.duplicate_of_id,
         duplicate_score=product.duplicate_score,
-        photos=[
-            PhotoRecord(
-                image_id=p.id,
-                position=p.position,
-                width=p.width,
-                height=p.height,
-                size_bytes=p.size_bytes,
-                format=p.format,
-                content_hash=p.content_hash,
-                stored_path=p.stored_path,
-                source_url=p.source_url,
-            )
-            for p in photos
-        ],
+        photos=[_photo_record(p) for p in photos],
         decision=_decision(session, product_id),
         label=_label(session, product),
         history=product_history(session, product_id),
@@ -207,17 +197,30 @@ def product_photo(session: Session, product_id: int, image_id: int) -> PhotoReco
             f"product {product_id} has no photo {image_id}; its photos are listed at "
             f"/v1/products/{product_id}"
         )
+    return _photo_record(p)
+
+
+def _photo_record(p: ProductImage) -> PhotoRecord:
     return PhotoRecord(
-        p.id,
-        p.position,
-        p.width,
-        p.height,
-        p.size_bytes,
-        p.format,
-        p.content_hash,
-        p.stored_path,
-        p.source_url,
-    )
+        p.id, p.position, p.width, p.height, p.size_bytes, p.format, p.content_hash,
+        p.stored_path, p.source_url,
+    )  # fmt: skip
+
+
+def require_product(session: Session, product_id: int) -> None:
+    """:class:`ProductNotFound` unless product ``product_id`` exists."""
+    if session.get(Product, product_id) is None:
+        raise ProductNotFound(f"product {product_id} does not exist; list them at /v1/products")
+
+
+def first_image_ids(session: Session, product_ids: Sequence[int]) -> dict[int, int]:
+    """Each product's first photo (by position, then id); products without one left out."""
+    rows = session.execute(
+        select(ProductImage.product_id, ProductImage.id)
+        .where(ProductImage.product_id.in_(list(product_ids)))
+        .order_by(ProductImage.product_id, ProductImage.position.desc(), ProductImage.id.desc())
+    ).all()
+    return {pid: image_id for pid, image_id in rows}  # the last row of each product wins
 
 
 def _decision(session: Session, product_id: int) -> Decision | None:

@@ -88,7 +88,8 @@ def test_a_bad_photo_fails_alone_and_the_product_keeps_the_good_ones(catalog, tm
             session, files, media=catalog, dispatcher=None, max_bytes=len(big[1]) - 1
         )
     problems = [p.problem for p in result.photos]
-    assert problems == [None, "not_a_photo", "too_large", "not_a_photo", None]
+    # Over the byte limit, and over the pixel limit (a bomb, refused from its header): too large.
+    assert problems == [None, "not_a_photo", "too_large", "too_large", None]
     assert "not an image file" in result.photos[1].error
     assert "above the" in result.photos[2].error and "limit" in result.photos[2].error
     with unit_of_work() as session:
@@ -136,7 +137,7 @@ def test_refusing_instead_of_recording_stores_nothing(catalog, tmp_path):
             external_id="SKU-2",
             keep_failed=False,
         )
-    assert [p.problem for p in caught.value.photos] == ["not_a_photo", "not_a_photo"]
+    assert [p.problem for p in caught.value.photos] == ["too_large", "not_a_photo"]
     assert "bomb.png" in str(caught.value) and _count(Product) == 0
 
 

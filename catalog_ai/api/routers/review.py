@@ -1,0 +1,156 @@
+"""The review queue and verdicts over HTTP (the queue is a read, scope ``read``;
+a verdict needs ``review``), through
+:mod:`catalog_ai.services.review`, the same service the dashboard's review page uses.
+
+``GET /v1/review-queue``: products waiting for a person, least confident first, with the
+dashboard's filters (branch, model version, source). The queue is a work list that shrinks as
+people review it, so it is read from the top again (``limit``, and ``offset`` to look further
+down), not paged by a cursor. ``POST /v1/products/{id}/review``: accept (to a depth), move to
+another category, a new category, or reject; the reviewer recorded is the API key's owner. A
+product someone else decided meanwhile is a ``409``: reload the queue.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from catalog_ai.api.deps import ReadKey, ReviewKey, SessionDep
+from catalog_ai.api.problems import Problem, keyed_responses
+from catalog_ai.api.schemas.products import photo_url, product_url
+from catalog_ai.api.schemas.review import QueueItemOut, QueueOut, ReviewIn, ReviewOut
+from catalog_ai.db import Review
+from catalog_ai.services.products_query import first_image_ids, require_product
+from catalog_ai.services.review import (
+    QueueFilter,
+    accept,
+    assign_new_category,
+    correct,
+    queue_count,
+    reject,
+    review_queue,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["review"])
+
+_SOURCES = ("head", "prototype", "abstain", "open_set")
+
+
+@router.get(
+    "/v1/review-queue",
+    response_model=QueueOut,
+    summary="Products waiting for review, least confident first",
+    responses=keyed_responses(422),
+)
+def queue(
+    session: SessionDep,
+    key: ReadKey,
+    branch: Annotated[
+        str | None, Query(max_length=4096, description="only suggestions in this branch")
+    ] = None,
+    model_version: Annotated[str | None, Query(max_length=255)] = None,
+    source: Annotated[
+        str | None, Query(max_length=32, description="head | prototype | abstain | open_set")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+) -> QueueOut:
+    if source is not None and source not in _SOURCES:
+        raise Problem(
+            422,
+            "invalid-query",
+            f"source {source!r} is not one of {', '.join(_SOURCES)}; pick one",
+            field="source",
+        )
+    flt = QueueFilter(
+        branch=branch.strip() if branch else None, model_version=model_version, source=source
+    )
+    items = review_queue(session, flt=flt, limit=limit, offset=offset)
+    photos = first_image_ids(session, [item.product_id for item in items])
+    return QueueOut(
+        total=queue_count(session, flt=flt),
+        items=[
+            QueueItemOut(
+                product_id=item.product_id,
+                url=product_url(item.product_id),
+                title=item.title,
+                photo_url=(
+                    photo_url(item.product_id, photos[item.product_id])
+                    if item.product_id in photos
+                    else None
+                ),
+                suggestion_id=item.suggestion_id,
+                model_version=item.model_version,
+                path=item.path,
+                confidence=item.confidence,
+                levels=item.levels,
+                source=item.source,
+                open_set=item.open_set,
+            )
+            for item in items
+        ],
+    )
+
+
+@router.post(
+    "/v1/products/{product_id}/review",
+    response_model=ReviewOut,
+    summary="Accept (to a depth), move, put in a new category, or reject a product",
+    responses=keyed_responses(404, 409, 422),
+)
+def review(
+    product_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    verdict: ReviewIn,
+    session: SessionDep,
+    key: ReviewKey,
+) -> ReviewOut:
+    require_product(session, product_id)
+    reviewer, note = key.owner, verdict.note
+    if verdict.action == "accept":
+        done = accept(session, product_id, reviewer=reviewer, depth=verdict.depth, note=note)
+    elif verdict.depth is not None:
+        raise Problem(
+            422,
+            "invalid-review",
+            f"depth goes with accept, not {verdict.action}; leave it out",
+            field="depth",
+        )
+    elif verdict.action == "reject":
+        done = reject(session, product_id, reviewer=reviewer, note=note)
+    elif verdict.category_path is None:
+        raise Problem(
+            422,
+            "invalid-review",
+            f"{verdict.action} needs category_path; send the category, e.g. 'Fruit > Apple'",
+            field="category_path",
+        )
+    elif verdict.action == "move":
+        done = correct(
+            session,
+            product_id,
+            reviewer=reviewer,
+            category_path=verdict.category_path.strip(),
+            note=note,
+        )
+    else:
+        done = assign_new_category(
+            session, product_id, reviewer=reviewer, new_path=verdict.category_path, note=note
+        )
+    return _review_out(done)
+
+
+def _review_out(done: Review) -> ReviewOut:
+    category = done.category
+    return ReviewOut(
+        review_id=done.id,
+        product_id=done.product_id,
+        url=product_url(done.product_id),
+        action=done.action.value,
+        category_path=category.path if category is not None else None,
+        reviewer=done.reviewer,
+        status="rejected" if category is None else "accepted",
+        created_at=done.created_at,
+    )
