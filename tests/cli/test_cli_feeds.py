@@ -108,3 +108,12 @@ def test_export_to_stdout_of_an_empty_catalog(catalog_home: Path) -> None:
         ["id", "title", "google_product_category", "product_type"]
     ]
     assert "0 products written" in result.stderr
+
+
+def test_the_commands_choices_are_the_services() -> None:
+    from catalog_ai.cli import export as command
+    from catalog_ai.db import ProductStatus
+    from catalog_ai.services.export import EXPORT_FORMATS
+
+    assert [s.value for s in ProductStatus] == command.STATUSES
+    assert tuple(command._FORMATS) == EXPORT_FORMATS
