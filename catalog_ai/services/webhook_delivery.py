@@ -162,6 +162,7 @@ class SendResult:
     response_body: str | None = None
     error: str | None = None
     retry_after_s: float | None = None  # a 429's or 503's Retry-After
+    started_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -254,7 +255,7 @@ def send(
         TIMESTAMP_HEADER: str(timestamp),
         SIGNATURE_HEADER: signature_header(out.secret, out.body, timestamp),
     }
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), utc_now()
     own = client is None
     http = client or httpx.Client(timeout=timeout_s, follow_redirects=False)
     try:
@@ -270,15 +271,21 @@ def send(
                 duration_ms=(time.perf_counter() - started) * 1000,
                 response_body=data[:_READ_BYTES].decode("utf-8", "replace")[:_KEPT_CHARS],
                 retry_after_s=_retry_after(response.headers.get("retry-after")),
+                started_at=started_at,
             )
     except httpx.TimeoutException as exc:
         error = f"no answer within {timeout_s:g} s ({type(exc).__name__})"
     except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
         error = f"{type(exc).__name__}: {exc}".strip()
+    except Exception as exc:
+        # Whatever else went wrong (a URL httpx cannot encode, ...) must still be recorded as a
+        # failed try: a try that is never recorded would be claimed again for ever.
+        error = f"could not send: {type(exc).__name__}: {exc}".strip()
     finally:
         if own:
             http.close()
-    return SendResult(None, (time.perf_counter() - started) * 1000, error=error[:_KEPT_CHARS])
+    took_ms = (time.perf_counter() - started) * 1000
+    return SendResult(None, took_ms, error=error[:_KEPT_CHARS], started_at=started_at)
 
 
 def _refusal(out: Outgoing, result: SendResult) -> str:
@@ -303,7 +310,7 @@ def record_attempt(
     session.add(
         WebhookAttempt(
             delivery_id=out.delivery_id,
-            attempted_at=now,
+            attempted_at=result.started_at or now,
             duration_ms=round(result.duration_ms, 3),
             status_code=result.status_code,
             response_body=result.response_body,

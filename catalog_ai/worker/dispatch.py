@@ -89,7 +89,8 @@ class InProcessDispatcher:
             part = tuple(ids[start : start + chunk])
 
             def run(part: tuple[int, ...] = part) -> object:
-                return pipeline.classify_chunk(part)  # looked up when it runs (tests patch it)
+                # Looked up when it runs (tests patch it); its webhook events come back here.
+                return pipeline.classify_chunk(part, dispatcher=self)
 
             self._submit(_Job(f"classify {len(part)} products", run, part))
 
