@@ -15,15 +15,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from sqlalchemy.orm import Session
 
 from catalog_ai.api.deps import ReadKey, ReviewKey, SessionDep
-from catalog_ai.api.problems import Problem, keyed_responses
+from catalog_ai.api.problems import Problem, from_error, keyed_responses
 from catalog_ai.api.schemas.products import photo_url, product_url
 from catalog_ai.api.schemas.review import QueueItemOut, QueueOut, ReviewIn, ReviewOut
 from catalog_ai.db import Review
 from catalog_ai.services.products_query import first_image_ids, require_product
 from catalog_ai.services.review import (
     QueueFilter,
+    ReviewConflict,
+    ReviewError,
     accept,
     assign_new_category,
     correct,
@@ -108,9 +111,33 @@ def review(
     key: ReviewKey,
 ) -> ReviewOut:
     require_product(session, product_id)
-    reviewer, note = key.owner, verdict.note
+    try:
+        done = _verdict(session, product_id, verdict, key.owner)
+    except ReviewConflict:
+        raise
+    except ReviewError as exc:
+        field, fix = _AT_FAULT[verdict.action]
+        problem = from_error(
+            exc, field=field if verdict.action != "accept" or verdict.depth else None
+        )
+        problem.fix = problem.fix or fix
+        raise problem from None
+    return _review_out(done)
+
+
+# Where a refused verdict is at fault, and the fix when the service's message names none.
+_AT_FAULT = {
+    "accept": ("depth", "accept it whole, or move it to a category: action move"),
+    "move": ("category_path", "pick a category of GET /v1/categories, or use new_category"),
+    "new_category": ("category_path", "use action move to put it in the existing category"),
+    "reject": (None, "GET the product to see where it stands"),
+}
+
+
+def _verdict(session: Session, product_id: int, verdict: ReviewIn, reviewer: str) -> Review:
+    note = verdict.note
     if verdict.action == "accept":
-        done = accept(session, product_id, reviewer=reviewer, depth=verdict.depth, note=note)
+        return accept(session, product_id, reviewer=reviewer, depth=verdict.depth, note=note)
     elif verdict.depth is not None:
         raise Problem(
             422,
@@ -119,7 +146,7 @@ def review(
             field="depth",
         )
     elif verdict.action == "reject":
-        done = reject(session, product_id, reviewer=reviewer, note=note)
+        return reject(session, product_id, reviewer=reviewer, note=note)
     elif verdict.category_path is None:
         raise Problem(
             422,
@@ -128,7 +155,7 @@ def review(
             field="category_path",
         )
     elif verdict.action == "move":
-        done = correct(
+        return correct(
             session,
             product_id,
             reviewer=reviewer,
@@ -136,10 +163,9 @@ def review(
             note=note,
         )
     else:
-        done = assign_new_category(
+        return assign_new_category(
             session, product_id, reviewer=reviewer, new_path=verdict.category_path, note=note
         )
-    return _review_out(done)
 
 
 def _review_out(done: Review) -> ReviewOut:
