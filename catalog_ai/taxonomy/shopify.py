@@ -101,17 +101,7 @@ def parse_shopify_text(lines: str | Iterable[str], source: str = "<string>") -> 
         match = _LINE.match(line)
         if match is None:
             raise TaxonomyError(_bad_line(line), source=source, line=number)
-        raw = match.group(2)
-        head, sep, last = raw.rpartition(">")
-        known = parsed.get(head.strip(SPACES)) if sep else None
-        if known is not None and last.strip(SPACES):
-            path = (*known, clean_name(last, source=source, line=number))
-            problem = path_problem(path)
-            if problem is not None:
-                raise TaxonomyError(problem, source=source, line=number)
-        else:
-            path = parse_path(raw, source=source, line=number)
-        parsed[raw.strip(SPACES)] = path
+        path = _path(match.group(2), parsed, source=source, line=number)
         entries.append((match.group(1), path, number))
     if not entries:
         raise TaxonomyError(
@@ -119,6 +109,23 @@ def parse_shopify_text(lines: str | Iterable[str], source: str = "<string>") -> 
             source=source,
         )
     return build_taxonomy(entries, source=source, implicit_parents=False)
+
+
+def _path(
+    raw: str, parsed: dict[str, CategoryPath], *, source: str | None, line: int | None
+) -> CategoryPath:
+    """``parse_path(raw)``, its parent's part looked up in ``parsed`` (then ``raw`` added)."""
+    head, sep, last = raw.rpartition(">")
+    known = parsed.get(head.strip(SPACES)) if sep else None
+    if known is not None and last.strip(SPACES):
+        path = (*known, clean_name(last, source=source, line=line))
+        problem = path_problem(path)
+        if problem is not None:
+            raise TaxonomyError(problem, source=source, line=line)
+    else:
+        path = parse_path(raw, source=source, line=line)
+    parsed[raw.strip(SPACES)] = path
+    return path
 
 
 def _bad_line(line: str) -> str:
@@ -158,6 +165,7 @@ def parse_shopify_json(text: str, source: str = "<string>") -> Taxonomy:
     entries: list[tuple[str, CategoryPath, int | None]] = []
     declared: dict[str, tuple[str | None, str]] = {}  # id -> (parent_id, where)
     seen: dict[str, str] = {}  # id -> full_name, to skip a category given twice identically
+    parsed: dict[str, CategoryPath] = {}
     for v, vertical in enumerate(verticals):
         where_v = f"verticals[{v}]"
         categories = vertical.get("categories") if isinstance(vertical, Mapping) else None
@@ -167,7 +175,7 @@ def parse_shopify_json(text: str, source: str = "<string>") -> Taxonomy:
                 source=source,
             )
         for where, item in _walk(categories, f"{where_v}.categories"):
-            gid, path, parent_id = _category(item, where, source)
+            gid, path, parent_id = _category(item, where, source, parsed)
             if seen.get(gid) == SEPARATOR.join(path):
                 continue  # the same category nested again under its parent's children
             seen[gid] = SEPARATOR.join(path)
@@ -205,7 +213,9 @@ def _walk(items: list[Any], where: str) -> Iterator[tuple[str, Any]]:
             )
 
 
-def _category(item: Any, where: str, source: str) -> tuple[str, CategoryPath, str | None]:
+def _category(
+    item: Any, where: str, source: str, parsed: dict[str, CategoryPath]
+) -> tuple[str, CategoryPath, str | None]:
     if not isinstance(item, Mapping):
         raise TaxonomyError(
             f"{where} is {type(item).__name__}, not a category object; "
@@ -228,7 +238,7 @@ def _category(item: Any, where: str, source: str) -> tuple[str, CategoryPath, st
             f"{where} ({gid}) has parent_id {parent_id!r}; give a GID or null", source=source
         )
     try:
-        path = parse_path(full_name)
+        path = _path(full_name, parsed, source=None, line=None)
     except TaxonomyError as exc:
         raise TaxonomyError(f"{where} ({gid}): {exc.reason}", source=source) from None
     level = item.get("level")
