@@ -12,6 +12,7 @@ import streamlit as st
 from catalog_ai.errors import CatalogAIError
 from catalog_ai.services.browse import category_paths
 from catalog_ai.services.models import list_models
+from catalog_ai.services.product_gallery import photo_paths
 from catalog_ai.services.review import (
     QueueFilter,
     QueueItem,
@@ -94,7 +95,7 @@ def _show_similar(item: QueueItem) -> None:
 def _card(item: QueueItem, paths: list[str], viewer: Viewer) -> None:
     left, right = st.columns([2, 3])
     with left:
-        ui.show_photo(ui.media_file(item.image_path), size=380)
+        _photos(item)
     with right:
         st.subheader(ui.plain(item.title) if item.title else "(untitled)")
         st.caption(
@@ -115,6 +116,22 @@ def _card(item: QueueItem, paths: list[str], viewer: Viewer) -> None:
             st.dataframe(alts, hide_index=True, key=f"alts-{item.product_id}")
     _actions(item, paths, viewer)
     _show_similar(item)
+
+
+def _photos(item: QueueItem) -> None:
+    """Every photo of the product, in the shop's order: the first one large, the others as
+    thumbnails below it (the model decided on all of them)."""
+    stored = ui.read(lambda s: photo_paths(s, [item.product_id])).get(item.product_id)
+    stored = stored or ([item.image_path] if item.image_path else [None])
+    ui.show_photo(ui.media_file(stored[0]), size=380)
+    rest = stored[1:]
+    if not rest:
+        return
+    st.caption(f"{len(stored)} photos; the suggestion uses all of them")
+    for start in range(0, len(rest), 4):
+        for col, path in zip(st.columns(4), rest[start : start + 4], strict=False):
+            with col:
+                ui.show_photo(ui.media_file(path), size=90)
 
 
 def _actions(item: QueueItem, paths: list[str], viewer: Viewer) -> None:
