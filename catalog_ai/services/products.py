@@ -24,7 +24,8 @@ store. What this module decides:
 
 A product a person labelled (``category_id`` with a human ``label_source``, e.g. a filled
 ``Product Category`` in a Shopify export) is ``accepted`` and not classified; any other new
-product is ``pending`` and classified once the caller's transaction commits.
+product is ``pending`` and classified once the caller's transaction commits. A new ``failed``
+product is announced to the webhooks (``product.failed``) after the commit.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ from catalog_ai.services.product_photos import (
     check_photos,
     product_with_photo,
 )
+from catalog_ai.services.webhook_payloads import product_failed
+from catalog_ai.services.webhooks import emit
 from catalog_ai.settings import get_settings
 
 __all__ = [
@@ -133,7 +136,7 @@ def create_product(
             return _existing(session, dup, checked)
         if not keep_failed:
             raise PhotosRefused([c.outcome(existing) for c in checked])
-        return _failed(session, checked, values, external_id, existing)
+        return _told(session, _failed(session, checked, values, external_id, existing), dispatcher)
     labelled = category_id is not None and label_source is not None
     status = ProductStatus.ACCEPTED if labelled else ProductStatus.PENDING
     final = {"status": status, "category_id": category_id, "label_source": label_source}
@@ -152,7 +155,9 @@ def create_product(
         if not keep_failed:
             raise PhotosRefused([c.outcome(None) for c in checked])
         _set(session, pid, category_id=None, label_source=None)
-        return _failed(session, checked, values, external_id, pid)
+        failed = _failed(session, checked, values, external_id, pid)
+        failed.created = existing is None
+        return _told(session, failed, dispatcher)
     if dispatcher is not None and not labelled:
         after_commit(session, dispatcher).classify([pid])
     return ProductCreated(pid, existing is None, [c.outcome(pid) for c in checked], status.value)
@@ -352,6 +357,19 @@ def _failed(
             raise ProductError("the database refused the failed product; send it again")
         return _existing(session, found, checked)
     return ProductCreated(pid, True, [c.outcome(pid) for c in checked], "failed")
+
+
+def _told(
+    session: Session, result: ProductCreated, dispatcher: Dispatcher | None
+) -> ProductCreated:
+    """``result``, after a ``product.failed`` event for a failed product it created (a shop
+    feed's row whose photos all failed; subscribed webhooks hear of it after the commit)."""
+    if result.created and result.status == ProductStatus.FAILED.value:
+        product = session.get(Product, result.product_id)
+        if product is not None:
+            session.refresh(product)  # written by an INSERT statement: read what it wrote
+            emit(session, "product.failed", product_failed(product), dispatcher=dispatcher)
+    return result
 
 
 def _request_hash(checked: list[CheckedPhoto]) -> str | None:

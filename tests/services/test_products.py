@@ -11,10 +11,19 @@ import pytest
 from sqlalchemy import func, select
 from worker.support import bad_files, make_photos, png_bytes
 
-from catalog_ai.db import Category, LabelSource, Product, ProductImage, ProductStatus, unit_of_work
+from catalog_ai.db import (
+    Category,
+    LabelSource,
+    Product,
+    ProductImage,
+    ProductStatus,
+    WebhookEvent,
+    unit_of_work,
+)
 from catalog_ai.services.catalog_import import sync_taxonomy
 from catalog_ai.services.ingest import ingest_files
 from catalog_ai.services.products import PhotosRefused, ProductError, create_product
+from catalog_ai.services.webhooks import add_webhook
 from catalog_ai.taxonomy import Taxonomy
 
 
@@ -23,6 +32,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.classified: list[list[int]] = []
+        self.delivered: list[list[int]] = []
 
     def classify(self, product_ids) -> None:
         self.classified.append(list(product_ids))
@@ -32,6 +42,9 @@ class Recorder:
 
     def embed_catalogue(self, version: str) -> None:
         raise AssertionError("not expected")
+
+    def deliver(self, delivery_ids) -> None:
+        self.delivered.append(list(delivery_ids))
 
 
 def _count(model) -> int:
@@ -115,6 +128,28 @@ def test_no_usable_photo_makes_one_failed_product_with_the_reasons(catalog, tmp_
         again = create_product(session, files, media=catalog, dispatcher=None, title="X")
     assert (again.product_id, again.created, again.status) == (first.product_id, False, "failed")
     assert again.photos == first.photos and _count(Product) == 1
+
+
+def test_a_new_failed_product_is_announced_to_the_webhooks_after_the_commit(catalog, tmp_path):
+    junk = bad_files(tmp_path / "bad")["not_an_image"]
+    with unit_of_work() as session:
+        add_webhook(session, "https://shop.example/hooks", "product.failed")
+    recorder = Recorder()
+    with unit_of_work() as session:
+        failed = create_product(
+            session, [junk], media=catalog, dispatcher=recorder, external_id="SKU-F"
+        )
+        assert recorder.delivered == []
+    with unit_of_work() as session:
+        again = create_product(
+            session, [junk], media=catalog, dispatcher=recorder, external_id="SKU-F"
+        )
+        event = session.scalars(select(WebhookEvent)).one()  # none for the same request again
+    assert again.product_id == failed.product_id and len(recorder.delivered) == 1
+    assert event.type == "product.failed"
+    data = event.payload["data"]
+    assert (data["product_id"], data["external_id"]) == (failed.product_id, "SKU-F")
+    assert "not an image file" in data["error"]
 
 
 def test_one_refused_photo_is_the_failed_product_ingest_made_for_it(catalog, tmp_path):

@@ -17,11 +17,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from sqlalchemy.orm import Session
 
-from catalog_ai.api.deps import ReadKey, ReviewKey, SessionDep
+from catalog_ai.api.deps import DispatcherDep, ReadKey, ReviewKey, SessionDep
 from catalog_ai.api.problems import Problem, from_error, keyed_responses
 from catalog_ai.api.schemas.products import photo_url, product_url
 from catalog_ai.api.schemas.review import QueueItemOut, QueueOut, ReviewIn, ReviewOut
 from catalog_ai.db import Review
+from catalog_ai.dispatch import Dispatcher
 from catalog_ai.services.products_query import first_image_ids, require_product
 from catalog_ai.services.review import (
     QueueFilter,
@@ -109,10 +110,11 @@ def review(
     verdict: ReviewIn,
     session: SessionDep,
     key: ReviewKey,
+    dispatcher: DispatcherDep,
 ) -> ReviewOut:
     require_product(session, product_id)
     try:
-        done = _verdict(session, product_id, verdict, key.owner)
+        done = _verdict(session, product_id, verdict, key.owner, dispatcher)
     except ReviewConflict:
         raise
     except ReviewError as exc:
@@ -134,10 +136,21 @@ _AT_FAULT = {
 }
 
 
-def _verdict(session: Session, product_id: int, verdict: ReviewIn, reviewer: str) -> Review:
+def _verdict(
+    session: Session, product_id: int, verdict: ReviewIn, reviewer: str, dispatcher: Dispatcher
+) -> Review:
+    """The verdict through the review service; ``dispatcher`` sends ``product.accepted`` to the
+    webhooks once the transaction commits."""
     note = verdict.note
     if verdict.action == "accept":
-        return accept(session, product_id, reviewer=reviewer, depth=verdict.depth, note=note)
+        return accept(
+            session,
+            product_id,
+            reviewer=reviewer,
+            depth=verdict.depth,
+            note=note,
+            dispatcher=dispatcher,
+        )
     elif verdict.depth is not None:
         raise Problem(
             422,
@@ -161,10 +174,16 @@ def _verdict(session: Session, product_id: int, verdict: ReviewIn, reviewer: str
             reviewer=reviewer,
             category_path=verdict.category_path.strip(),
             note=note,
+            dispatcher=dispatcher,
         )
     else:
         return assign_new_category(
-            session, product_id, reviewer=reviewer, new_path=verdict.category_path, note=note
+            session,
+            product_id,
+            reviewer=reviewer,
+            new_path=verdict.category_path,
+            note=note,
+            dispatcher=dispatcher,
         )
 
 
