@@ -384,3 +384,23 @@ def test_concurrent_claims_on_postgresql_give_the_delivery_to_one_worker(
     for t in threads:
         t.join(60)
     assert sorted(claims) == sorted(delivery_ids)  # each exactly once
+
+
+def test_the_documented_receiver_check_accepts_our_signature_and_refuses_a_changed_body():
+    """The 5-line check in webhook_signing's docstring (the README's) run as written."""
+    import textwrap
+
+    from catalog_ai.services import webhook_signing
+
+    doc = webhook_signing.__doc__ or ""
+    code = textwrap.dedent(doc.split("in 5 lines::", 1)[1].split("\n\n", 2)[1])
+    namespace: dict = {}
+    exec(code, namespace)  # our own docstring
+    verify = namespace["verify"]
+    body, now = body_bytes({"event_id": "evt_1", "type": "product.accepted"}), int(time.time())
+    headers = {SIGNATURE_HEADER: signature_header(SECRET, body, now)}
+    assert verify(SECRET, headers, body)
+    assert not verify(SECRET, headers, body + b" ")
+    assert not verify("whsec_other", headers, body)
+    stale = {SIGNATURE_HEADER: signature_header(SECRET, body, now - 600)}
+    assert not verify(SECRET, stale, body)
