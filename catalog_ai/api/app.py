@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import catalog_ai
@@ -117,6 +118,20 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return _respond(request, problem)
 
 
+async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value the request carried (a number beyond its column, text it
+    # cannot hold): the request's fault, never the server's. Routes bound their inputs; this
+    # catches what a bound missed.
+    log.warning("the database refused a value of %s %s: %s", request.method, request.url.path, exc)
+    problem = Problem(
+        422,
+        "value-out-of-range",
+        "a value in the request is beyond what the catalog can hold (ids are at most "
+        f"{2**31 - 1}); send a smaller value",
+    )
+    return _respond(request, problem)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     problem = Problem(
@@ -168,6 +183,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(CatalogAIError, _on_catalog_error)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(DataError, _on_data_error)
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_middleware(MetricsMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -42,7 +42,7 @@ def search(
     key: ReadKey,
     photo: Annotated[UploadFile | None, File(description="find products that look like it")] = None,
     product_id: Annotated[
-        int | None, Form(ge=1, le=2**63 - 1, description="find products that look like it")
+        int | None, Form(ge=1, le=2**31 - 1, description="find products that look like it")
     ] = None,
     text: Annotated[
         str | None,
