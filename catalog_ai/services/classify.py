@@ -149,14 +149,14 @@ def record(
     model_version_id: int,
     memory_revision: int | None = None,
 ) -> RecordSummary:
-    """Store suggestions and embeddings and set each product's status.
+    """Store suggestions, an embedding per photo each decision used, and each product's status.
 
     ``accepted`` (category = the decision's path, ``label_source="model"``) when the decision may
-    be auto-accepted, else ``suggested``; ``failed`` with the reason when the photo could not be
-    decoded. Products finished meanwhile (by a redelivered twin of this task, or by a reviewer)
-    are left alone, and the unique (product, model version) key makes a second suggestion
-    impossible even when two workers race. ``memory_revision``: the revision of the version's
-    prototype memory the decisions used, stored on each suggestion (to reproduce it).
+    be auto-accepted, else ``suggested``; ``failed`` with the reasons when none of its photos
+    could be used. Products finished meanwhile (by a redelivered twin of this task, or by a
+    reviewer) are left alone, and the unique (product, model version) key makes a second
+    suggestion impossible even when two workers race. ``memory_revision``: the revision of the
+    version's prototype memory the decisions used, stored on each suggestion (to reproduce it).
     """
     summary = RecordSummary()
     if not outcomes:
@@ -208,7 +208,8 @@ def record(
             .returning(Suggestion.__table__.c.product_id)
         )
         inserted = set(session.scalars(stmt))
-        # One embedding per photo the decision used (search and near-duplicates work per photo).
+        # One embedding per photo the decision used: search works per photo, and the photos
+        # with an embedding of this version are the record of which photos the decision used.
         vectors = [
             Embedding.row(vector, image_id=image_id, model_version_id=model_version_id)
             for o in decided
