@@ -62,6 +62,17 @@ __all__ = [
 ]
 
 REQUIRED = ("Handle",)
+COLUMNS = (
+    *("Handle", "Title", "Body (HTML)", "Vendor", "Product Category", "Type", "Tags"),
+    *("Image Src", "Image Position"),
+)
+# Header names are matched without regard to case; Shopify's newer product template names some
+# columns differently (read the same way).
+_ALIASES = {c.lower(): c for c in COLUMNS} | {
+    "url handle": "Handle",
+    "description": "Body (HTML)",
+    "product image url": "Image Src",
+}
 
 
 class ShopifyImportError(CatalogAIError):
@@ -130,7 +141,7 @@ def read_shopify_csv(path: str | Path) -> ShopifyFeed:
             f"{path}: not UTF-8 text; export it again from Shopify (its exports are UTF-8)"
         ) from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [name.strip() for name in reader.fieldnames or []]
+    header = [_ALIASES.get(n.strip().lower(), n.strip()) for n in reader.fieldnames or []]
     missing = [name for name in REQUIRED if name not in header]
     if missing:
         raise ShopifyImportError(

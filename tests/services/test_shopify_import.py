@@ -224,3 +224,24 @@ def test_html_to_text() -> None:
     html = "<h2>Fit</h2><p>Relaxed&nbsp;fit<br>100% cotton</p><script>x()</script><p></p>"
     assert html_to_text(html) == "Fit\nRelaxed fit\n100% cotton"
     assert html_to_text("") == ""
+
+
+def test_header_names_are_matched_without_case_and_the_newer_names(tmp_path: Path) -> None:
+    path = tmp_path / "new_template.csv"
+    path.write_text(
+        "Title,URL handle,Description,Product category,Product image URL,Image position\n"
+        "Tee,tee,<p>Hi</p>,A > B,https://cdn.example/1.png,1\n"
+        ",tee,,,https://cdn.example/2.png,2\n",
+        encoding="utf-8",
+    )
+    [product] = read_shopify_csv(path).products
+    assert (product.handle, product.title, product.body_html, product.category) == (
+        "tee",
+        "Tee",
+        "<p>Hi</p>",
+        "A > B",
+    )
+    assert [p.src for p in product.ordered_photos()] == [
+        "https://cdn.example/1.png",
+        "https://cdn.example/2.png",
+    ]
