@@ -15,6 +15,8 @@ the log.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -167,6 +169,23 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """With the in-process runner (no broker), this long-lived process also sweeps for webhook
+    deliveries that are due: what an earlier process left when it ended before a retry. With a
+    broker the worker's beat does it."""
+    from catalog_ai.worker.dispatch import InProcessDispatcher, default_dispatcher
+
+    runner = default_dispatcher()
+    if isinstance(runner, InProcessDispatcher):
+        runner.start_sweeping()
+    try:
+        yield
+    finally:
+        if isinstance(runner, InProcessDispatcher):
+            runner.stop_sweeping()
+
+
 def create_app() -> FastAPI:
     """The API application (one per process; it reads the process's settings when used)."""
     app = FastAPI(
@@ -176,6 +195,7 @@ def create_app() -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        lifespan=_lifespan,
     )
     for router in all_routers():
         app.include_router(router)

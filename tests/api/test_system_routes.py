@@ -41,6 +41,39 @@ def test_health_is_503_when_the_broker_is_unreachable(api_server, monkeypatch):
     assert "broker" in body["problems"][0]
 
 
+def test_health_is_503_when_no_worker_answers_the_real_broker(api_server, monkeypatch):
+    from conftest import REDIS_URL, _service_or_skip
+
+    from catalog_ai.settings import reset_settings
+    from catalog_ai.worker.app import configure
+
+    _service_or_skip("Redis", REDIS_URL, 6379)
+    import redis
+
+    broker = REDIS_URL.rsplit("/", 1)[0] + "/10"  # the API tests' Redis database
+    client = redis.Redis.from_url(broker)
+    client.flushdb()
+    client.close()
+    monkeypatch.setenv("CATALOG_AI_BROKER_URL", broker)
+    reset_settings()
+    configure()
+    try:
+        response = httpx.get(f"{api_server.url}/v1/health", timeout=60)
+        metrics = httpx.get(f"{api_server.url}/metrics", timeout=60).text
+    finally:
+        monkeypatch.delenv("CATALOG_AI_BROKER_URL")
+        reset_settings()
+        configure()
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert body["broker"]["ok"] is True and body["broker"]["workers"] == []
+    assert body["queue_depth"] == body["broker"]["queued"] == 0
+    assert body["problems"] == [
+        "no worker answers a ping: uploads wait until one runs (catalog-ai worker)"
+    ]
+    assert "catalog_ai_workers 0.0" in metrics
+
+
 def test_metrics_count_requests_by_route_template_and_read_the_catalog(api_server, api_client):
     client = api_client("read")
     for _ in range(3):
