@@ -132,24 +132,30 @@ def sync_taxonomy(
     # work spent 3.5 s on a 10,000-category Shopify tree, these statements a few tenths.
     ids = {path: category.id for path, category in by_path.items()}
     kind = _source_kind(source)
-    by_depth: dict[int, list[dict[str, object]]] = {}
+    # (parent path, row) per depth; the parent's id is known once its depth is written.
+    by_depth: dict[int, list[tuple[str | None, dict[str, object]]]] = {}
     for node, external_id in new_nodes:
+        # node.path was checked above (check_node), so a plain join gives format_path's text
+        # without checking every name again (0.3 s on 10,000 categories).
+        parent_path = SEPARATOR.join(node.path[:-1]) if node.depth > 1 else None
         by_depth.setdefault(node.depth, []).append(
-            {
-                "path": node.text,
-                "name": node.name,
-                "parent_path": format_path(node.path[:-1]) if node.depth > 1 else None,
-                "depth": node.depth,
-                "external_id": external_id,
-                "source": kind,
-                "taxonomy_version": version.id,
-            }
+            (
+                parent_path,
+                {
+                    "path": node.text,
+                    "name": node.name,
+                    "depth": node.depth,
+                    "external_id": external_id,
+                    "source": kind,
+                    "taxonomy_version": version.id,
+                },
+            )
         )
     for depth in sorted(by_depth):
-        rows = by_depth[depth]
-        for row in rows:
-            parent_path = row.pop("parent_path")
-            row["parent_id"] = ids[parent_path] if parent_path is not None else None
+        rows = [
+            {**row, "parent_id": None if parent is None else ids[parent]}
+            for parent, row in by_depth[depth]
+        ]
         session.execute(insert(Category), rows)
         ids.update(
             session.execute(
