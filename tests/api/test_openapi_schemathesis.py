@@ -20,6 +20,9 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ignored_auth,
+    missing_required_header,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -85,6 +88,9 @@ def test_the_api_conforms_to_its_schema(case, live):
             not_a_server_error,
             status_code_conformance,
             content_type_conformance,
+            ignored_auth,
+            missing_required_header,
+            negative_data_rejection,
             response_headers_conformance,
             response_schema_conformance,
         ],
