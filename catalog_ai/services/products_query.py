@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from catalog_ai.db import (
@@ -32,7 +32,7 @@ from catalog_ai.db import (
     Suggestion,
     SuggestionSource,
 )
-from catalog_ai.db.queries import first_photo_ids, in_branch, latest_suggestion_ids
+from catalog_ai.db.queries import in_branch
 from catalog_ai.errors import CatalogAIError
 from catalog_ai.services.history import ProductHistory, product_history
 from catalog_ai.taxonomy import SEPARATOR
@@ -301,10 +301,10 @@ def list_products(
 ) -> ProductPage:
     """A page of products in id order after the cursor ``after`` (see the module docstring).
 
-    ``branch``: the final category, or while there is none the newest suggestion, is this path
-    or below it. ``source``: a suggestion source (head, prototype, abstain, open_set) of the
-    newest suggestion, or a label source (import, review, fewshot, model). ``model_version``:
-    of the newest suggestion.
+    ``branch``: the final category, or while nobody labelled it the newest suggestion, is this
+    path or below it (a rejected product is in no branch). ``source``: a suggestion source
+    (head, prototype, abstain, open_set) of the newest suggestion, or a label source (import,
+    review, fewshot, model). ``model_version``: of the newest suggestion.
     """
     if not 1 <= limit <= MAX_PAGE:
         raise ProductQueryError(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
@@ -318,21 +318,34 @@ def list_products(
 
 
 def _list_query() -> Select[Any]:
-    latest = latest_suggestion_ids().subquery()
-    first = first_photo_ids()
+    # Per product of the page, its newest suggestion and first photo, found through the
+    # product_id indexes (correlated subqueries): a GROUP BY over the whole suggestions table
+    # made a late page cost 313 ms at 200,000 products against 20 ms for the first.
+    newest = (
+        select(func.max(Suggestion.id))
+        .where(Suggestion.product_id == Product.id)
+        .correlate(Product)
+        .scalar_subquery()
+    )
+    first = (
+        select(ProductImage.id)
+        .where(ProductImage.product_id == Product.id)
+        .order_by(ProductImage.position, ProductImage.id)
+        .limit(1)
+        .correlate(Product)
+        .scalar_subquery()
+    )
     return (
         select(
             Product,
             Category.path.label("category_path"),
             Suggestion,
             ModelVersion.version.label("model_version"),
-            first.c.image_id,
+            first.label("image_id"),
         )
         .outerjoin(Category, Category.id == Product.category_id)
-        .outerjoin(latest, latest.c.product_id == Product.id)
-        .outerjoin(Suggestion, Suggestion.id == latest.c.sid)
+        .outerjoin(Suggestion, Suggestion.id == newest)
         .outerjoin(ModelVersion, ModelVersion.id == Suggestion.model_version_id)
-        .outerjoin(first, first.c.product_id == Product.id)
     )
 
 
@@ -349,7 +362,9 @@ def _filtered(
             raise ProductQueryError(f"status {status!r} is not one of {known}")
         q = q.where(Product.status == status)
     if branch:
-        where = func.coalesce(Category.path, Suggestion.path)
+        # A product nobody labelled is where its suggestion puts it; a rejected one nowhere.
+        suggested = case((Product.label_source.is_(None), Suggestion.path))
+        where = func.coalesce(Category.path, suggested)
         q = q.where(in_branch(where, branch.strip(), separator=SEPARATOR))
     if source == "open_set":
         q = q.where(Suggestion.open_set.is_(True))

@@ -129,6 +129,7 @@ def test_filters_by_status_branch_source_and_model_version(shop):
         "too-deep",
     ]
     assert _all(branch="Veg") == ["imp-carrot", "waiting"]
+    assert "junk" not in _all(branch="Fruit")  # rejected: in no branch, whatever was suggested
     assert _all(branch="Fruit > Apple > Gre") == []  # a path, not a prefix of a name
     assert _all(source="import") == imported
     assert _all(source="review") == reviewed
