@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PhotoFetchError", "fetch_photos"]
 
-_CHUNK = 64 * 1024
-
 
 class PhotoFetchError(CatalogAIError):
     """One photo of a feed cannot be had (offline, unreachable, too large, too slow)."""
@@ -93,7 +91,9 @@ def _download(client: httpx.Client, url: str, max_bytes: int, timeout_s: float) 
             if declared.isdigit() and int(declared) > max_bytes:
                 raise PhotoFetchError(_too_large(int(declared), max_bytes))
             data = bytearray()
-            for chunk in response.iter_bytes(_CHUNK):
+            # As the network gives it (no chunk size: one would wait for a full chunk, and a
+            # photo dripping in would never reach the deadline check).
+            for chunk in response.iter_bytes():
                 data += chunk
                 if len(data) > max_bytes:
                     raise PhotoFetchError(_too_large(None, max_bytes))

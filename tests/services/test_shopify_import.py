@@ -245,3 +245,47 @@ def test_header_names_are_matched_without_case_and_the_newer_names(tmp_path: Pat
         "https://cdn.example/1.png",
         "https://cdn.example/2.png",
     ]
+
+
+def test_a_photo_that_drips_in_is_stopped_at_the_time_limit(tmp_path: Path) -> None:
+    """Each packet comes well within the per-read timeout; the whole download does not."""
+    import http.server
+    import threading
+    import time
+
+    import httpx
+
+    from catalog_ai.services.feed_photos import fetch_photos
+    from catalog_ai.services.shopify_import import FeedPhoto, FeedProduct
+
+    class Drip(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            for _ in range(100):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.05)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/slow.png"
+    product = FeedProduct("slow", 2, photos=[FeedPhoto(url, 1, 2)])
+    try:
+        with httpx.Client(timeout=1.0) as client:
+            start = time.monotonic()
+            uploads, _, failures = fetch_photos(
+                product, base_dir=tmp_path, client=client, max_bytes=10_000, timeout_s=0.5
+            )
+            elapsed = time.monotonic() - start
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert uploads == []
+    [(src, why)] = failures
+    assert src == url and why.startswith("no complete answer within 0.5 s (CATALOG_AI_FETCH_")
+    assert elapsed < 2.5  # not the 5 s the whole body would take
