@@ -140,6 +140,8 @@ def test_categories_are_the_tree_in_order_with_counts(api_server, api_client, ac
     assert body["total"] == len(paths) == 7
     apple = next(c for c in body["categories"] if c["path"] == "Fruit > Apple")
     assert (apple["depth"], apple["parent_path"], apple["products"]) == (2, "Fruit", 0)
+    assert len({c["id"] for c in body["categories"]}) == 7
+    assert {c["external_id"] for c in body["categories"]} == {None}  # the model's tree has none
     branch = api_client("read").get("/v1/categories", params={"branch": "Fruit > Apple"}).json()
     assert [c["path"] for c in branch["categories"]] == paths[1:4]
     top = api_client("read").get("/v1/categories", params={"max_depth": 1}).json()

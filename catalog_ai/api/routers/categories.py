@@ -9,12 +9,33 @@ from fastapi import APIRouter, Query
 from catalog_ai.api.deps import ReadKey, SessionDep
 from catalog_ai.api.problems import Problem, keyed_responses
 from catalog_ai.api.schemas.categories import CategoryOut, CategoryTreeOut
-from catalog_ai.services.browse import branch_stats
+from catalog_ai.services.category_tree import CategoryNode, category_tree
 from catalog_ai.taxonomy import SEPARATOR
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/categories", tags=["categories"])
+
+
+def _out(node: CategoryNode) -> CategoryOut:
+    b = node.stats
+    return CategoryOut(
+        id=node.id,
+        external_id=node.external_id,
+        path=b.path,
+        name=b.name,
+        depth=b.depth,
+        parent_path=b.path.rpartition(SEPARATOR)[0] or None,
+        products=b.products,
+        labelled_by_people=b.labelled_by_people,
+        classified=b.classified,
+        decided=b.decided,
+        accepted_as_suggested=b.accepted_as_suggested,
+        reviewed=b.reviewed,
+        reviewed_correct=b.reviewed_correct,
+        acceptance_rate=b.acceptance_rate,
+        accuracy=b.accuracy,
+    )
 
 
 @router.get(
@@ -34,11 +55,15 @@ def list_categories(
         int | None, Query(ge=1, le=64, description="only categories down to this depth")
     ] = None,
 ) -> CategoryTreeOut:
-    stats = branch_stats(session)
+    nodes = category_tree(session)
     if branch is not None:
         wanted = branch.strip()
-        stats = [b for b in stats if b.path == wanted or b.path.startswith(wanted + SEPARATOR)]
-        if not stats:
+        nodes = [
+            n
+            for n in nodes
+            if n.stats.path == wanted or n.stats.path.startswith(wanted + SEPARATOR)
+        ]
+        if not nodes:
             raise Problem(
                 404,
                 "category-not-found",
@@ -46,23 +71,6 @@ def list_categories(
                 field="branch",
             )
     if max_depth is not None:
-        stats = [b for b in stats if b.depth <= max_depth]
-    out = [
-        CategoryOut(
-            path=b.path,
-            name=b.name,
-            depth=b.depth,
-            parent_path=b.path.rpartition(SEPARATOR)[0] or None,
-            products=b.products,
-            labelled_by_people=b.labelled_by_people,
-            classified=b.classified,
-            decided=b.decided,
-            accepted_as_suggested=b.accepted_as_suggested,
-            reviewed=b.reviewed,
-            reviewed_correct=b.reviewed_correct,
-            acceptance_rate=b.acceptance_rate,
-            accuracy=b.accuracy,
-        )
-        for b in stats
-    ]
+        nodes = [n for n in nodes if n.stats.depth <= max_depth]
+    out = [_out(n) for n in nodes]
     return CategoryTreeOut(categories=out, total=len(out))

@@ -10,6 +10,10 @@ __all__ = ["CategoryOut", "CategoryTreeOut"]
 class CategoryOut(BaseModel):
     """One category and the figures of its branch (it and everything below it)."""
 
+    id: int
+    external_id: str | None = Field(
+        description="the tree's own id: a Google product category id, a Shopify GID, a CSV id"
+    )
     path: str = Field(examples=["Fruit > Apple > Granny-Smith"])
     name: str
     depth: int = Field(ge=1)
