@@ -111,5 +111,8 @@ def _download(client: httpx.Client, url: str, max_bytes: int, timeout_s: float) 
 
 
 def _too_large(size: int | None, max_bytes: int) -> str:
-    what = f"{size} bytes" if size is not None else f"over {max_bytes} bytes"
-    return f"photo is {what}, over CATALOG_AI_MAX_IMAGE_BYTES={max_bytes}; use a smaller photo"
+    what = f"{size} bytes, over" if size is not None else "larger than"
+    return (
+        f"photo is {what} CATALOG_AI_MAX_IMAGE_BYTES={max_bytes}; use a smaller photo or "
+        "raise the limit"
+    )

@@ -289,3 +289,50 @@ def test_a_photo_that_drips_in_is_stopped_at_the_time_limit(tmp_path: Path) -> N
     [(src, why)] = failures
     assert src == url and why.startswith("no complete answer within 0.5 s (CATALOG_AI_FETCH_")
     assert elapsed < 2.5  # not the 5 s the whole body would take
+
+
+def test_a_photo_without_a_length_is_stopped_at_the_byte_limit(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    import httpx
+
+    from catalog_ai.services.feed_photos import fetch_photos
+    from catalog_ai.services.shopify_import import FeedPhoto, FeedProduct
+
+    sent: list[int] = []
+
+    class Endless(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()  # no Content-Length: the body ends when the server closes
+            try:
+                for _ in range(1000):
+                    self.wfile.write(b"\0" * 4096)
+                    sent.append(4096)
+            except OSError:
+                pass  # the client stopped reading: what the limit is for
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/big.png"
+    product = FeedProduct("big", 2, photos=[FeedPhoto(url, 1, 2)])
+    try:
+        with httpx.Client(timeout=5.0) as client:
+            uploads, _, failures = fetch_photos(
+                product, base_dir=tmp_path, client=client, max_bytes=50_000, timeout_s=5
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert uploads == []
+    assert failures == [
+        (
+            url,
+            "photo is over 50000 bytes, over CATALOG_AI_MAX_IMAGE_BYTES=50000; use a smaller photo",
+        )
+    ]
+    assert sum(sent) < 4096 * 1000  # it stopped reading long before the end
