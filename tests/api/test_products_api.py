@@ -183,6 +183,12 @@ def test_no_photos_and_unknown_products_are_problems(api_server, api_client):
     other = writer.post("/v1/products", files=_files(("b.png", _png(11)))).json()
     stranger = f"/v1/products/{pid}/photos/{other['photos'][0]['image_id']}"
     assert reader.get(stranger).status_code == 404
+    # A photo whose file left the media store: a problem naming the fix, not a 500.
+    photo = reader.get(f"/v1/products/{pid}").json()["photos"][0]
+    for path in api_server.media_dir.rglob(f"{photo['content_hash']}.*"):
+        path.unlink()
+    gone = reader.get(photo["url"])
+    assert gone.status_code == 404 and gone.json()["type"].endswith("/photo-file-missing")
 
 
 def test_pages_follow_next_with_the_filters_kept(api_server, api_client):

@@ -134,6 +134,14 @@ def test_verdicts_that_cannot_work_are_problems(waiting, api_client, verdict, st
         assert s.get(Product, waiting["green"]).status == ProductStatus.SUGGESTED
 
 
+def test_a_product_the_model_abstained_on_needs_a_category_not_an_accept(waiting, api_client):
+    r = api_client("review").post(
+        f"/v1/products/{waiting['unsure']}/review", json={"action": "accept"}
+    )
+    assert r.status_code == 422 and "abstained" in r.json()["detail"]
+    assert r.json()["type"].endswith("/review-refused") and r.json()["fix"]
+
+
 def test_unknown_products_and_scopes(waiting, api_client):
     reviewer = api_client("review")
     missing = reviewer.post("/v1/products/999999/review", json={"action": "reject"})

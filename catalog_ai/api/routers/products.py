@@ -89,7 +89,19 @@ ProductId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the product's i
     status_code=202,
     response_model=ProductAcceptedOut,
     summary="Create a product from one or more photos (classified in the background)",
-    responses=keyed_responses(409, 413, 415, 422),
+    responses={
+        202: {
+            "description": "the product (new, or the one this request made or names already)",
+            "headers": {
+                "Location": {"description": "the product's URL", "schema": {"type": "string"}},
+                "Idempotent-Replayed": {
+                    "description": "'true' when an Idempotency-Key seen before was answered again",
+                    "schema": {"type": "string"},
+                },
+            },
+        },
+        **keyed_responses(409, 413, 415, 422),
+    },
 )
 def create(
     response: Response,
