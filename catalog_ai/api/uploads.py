@@ -9,6 +9,7 @@ become ``413`` (over the pixel limit) or ``415`` (not a photo) through
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from fastapi import UploadFile
@@ -21,9 +22,15 @@ if TYPE_CHECKING:
     from catalog_ai.inference.predictor import Predictor
     from catalog_ai.worker.model_cache import ActiveModel
 
-__all__ = ["active_predictor", "read_photo"]
+__all__ = ["MODEL_LOCK", "active_predictor", "read_photo"]
 
 _CHUNK = 1 << 20
+
+#: Held while a request runs the model (finding the active one included): one forward pass at a
+#: time per API process. torch already spreads one pass over every core, so parallel passes
+#: would only fight over them; and the model cache may swap the prototype memory of the shared
+#: Predictor when a review was recorded, which must not happen under a running pass.
+MODEL_LOCK = threading.Lock()
 
 
 def read_photo(upload: UploadFile, *, field: str = "photo", max_bytes: int | None = None) -> bytes:
@@ -53,7 +60,7 @@ def read_photo(upload: UploadFile, *, field: str = "photo", max_bytes: int | Non
 
 def active_predictor() -> tuple[ActiveModel, Predictor]:
     """The active model and its Predictor (loaded once per process); ``409`` when none is
-    active."""
+    active. Call it, and use the Predictor, holding :data:`MODEL_LOCK`."""
     from catalog_ai.worker import model_cache
 
     loaded = model_cache.current()

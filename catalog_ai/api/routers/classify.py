@@ -17,7 +17,7 @@ from catalog_ai.api.metrics import CLASSIFY_SECONDS
 from catalog_ai.api.problems import Problem, keyed_responses, photo_problem
 from catalog_ai.api.schemas.classify import ClassifyOut
 from catalog_ai.api.schemas.common import DecisionOut
-from catalog_ai.api.uploads import active_predictor, read_photo
+from catalog_ai.api.uploads import MODEL_LOCK, active_predictor, read_photo
 from catalog_ai.errors import ImageError
 
 __all__ = ["router"]
@@ -36,23 +36,25 @@ def classify(
     photo: Annotated[UploadFile, File(description="a JPEG, PNG, WebP, ... product photo")],
 ) -> ClassifyOut:
     data = read_photo(photo)
-    model, predictor = active_predictor()
-    start = time.perf_counter()
-    try:
-        square = predictor.prepare(data, name=photo.filename or "photo")
-    except ImageError as exc:
-        raise photo_problem(exc) from None
-    result = predictor.analyse_each([square])[0]
-    if isinstance(result, str):
-        raise Problem(
-            503,
-            "model-failed",
-            f"model {model.version} failed on this photo ({result}); try again, or report it",
-        )
-    analysis, row = result
-    decision = predictor.decide(analysis, row)
+    with MODEL_LOCK:
+        model, predictor = active_predictor()
+        start = time.perf_counter()
+        try:
+            square = predictor.prepare(data, name=photo.filename or "photo")
+        except ImageError as exc:
+            raise photo_problem(exc) from None
+        result = predictor.analyse_each([square])[0]
+        if isinstance(result, str):
+            raise Problem(
+                503,
+                "model-failed",
+                f"model {model.version} failed on this photo ({result}); try again, or report it",
+            )
+        analysis, row = result
+        decision = predictor.decide(analysis, row)
+        revision = predictor.memory_revision
     CLASSIFY_SECONDS.observe(time.perf_counter() - start)
     return ClassifyOut(
         decision=DecisionOut.model_validate(decision.to_dict()),
-        memory_revision=predictor.memory_revision,
+        memory_revision=revision,
     )

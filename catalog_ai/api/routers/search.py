@@ -16,7 +16,7 @@ from catalog_ai.api.deps import ReadKey, SessionDep
 from catalog_ai.api.problems import Problem, from_error, keyed_responses, photo_problem
 from catalog_ai.api.schemas.common import HitOut
 from catalog_ai.api.schemas.search import SearchOut
-from catalog_ai.api.uploads import active_predictor, read_photo
+from catalog_ai.api.uploads import MODEL_LOCK, active_predictor, read_photo
 from catalog_ai.errors import ImageError
 from catalog_ai.index import SearchError
 from catalog_ai.services.similar import similar_products
@@ -76,12 +76,13 @@ def search(
             raise from_error(exc, field="text") from None
     if photo is not None:
         data = read_photo(photo)
-        model, predictor = active_predictor()
-        try:
-            square = predictor.prepare(data, name=photo.filename or "photo")
-        except ImageError as exc:
-            raise photo_problem(exc) from None
-        vector = predictor.forward([square])[0][0]
+        with MODEL_LOCK:
+            model, predictor = active_predictor()
+            try:
+                square = predictor.prepare(data, name=photo.filename or "photo")
+            except ImageError as exc:
+                raise photo_problem(exc) from None
+            vector = predictor.forward([square])[0][0]
         try:
             hits = similar_products(
                 session, model_version=model.version, query_vector=vector, k=limit, text=words
