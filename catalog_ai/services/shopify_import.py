@@ -311,7 +311,7 @@ def import_product(
         return outcome
     outcome.product_id, outcome.created, outcome.status = made.product_id, made.created, made.status
     outcome.photo_errors += [(p.name, p.error) for p in made.photos if p.error and made.created]
-    if made.status == "failed" and made.created:
+    if made.status == "failed":  # new, or failed before and its photos still do not work
         outcome.error = "no usable photo: " + "; ".join(
             f"{p.name}: {p.error}" for p in made.photos if p.error
         )

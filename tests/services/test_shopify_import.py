@@ -129,6 +129,18 @@ def test_a_bad_photo_fails_alone(catalog, tmp_path: Path) -> None:
     assert failed.handle == "broken" and "not-a-photo.png" in (failed.error or "")
     assert [o.handle for o in summary.created] == ["fine"]
     assert _products()["broken"].status == ProductStatus.FAILED
+    # Run again as it is: still failed, and said so; with the photo fixed, the product is retried.
+    again = import_shopify_csv(export, dispatcher=Recorder())
+    assert [o.handle for o in again.failed] == ["broken"] and [
+        o.handle for o in again.existing
+    ] == ["fine"]
+    photo(tmp_path / "bad/not-a-photo.png", 21)
+    recorder = Recorder()
+    fixed = import_shopify_csv(export, dispatcher=recorder)
+    assert not fixed.failed
+    broken = _products()["broken"]
+    assert broken.status == ProductStatus.PENDING and len(broken.images) == 1
+    assert recorder.classified == [broken.id]
 
 
 def test_an_unknown_category_fails_that_product_with_the_fix(catalog, tmp_path: Path) -> None:
