@@ -161,3 +161,36 @@ def test_search_refuses_nothing_and_both_and_searches_words(api_server, api_clie
     unindexed = client.post("/v1/search", files={"photo": ("p.png", photo)})
     assert unindexed.status_code == 422, unindexed.text
     assert unindexed.json()["field"] == "photo"
+
+
+def test_search_finds_the_product_a_photo_or_a_product_looks_like(
+    api_server, api_client, active_model
+):
+    from catalog_ai.photos.store import MediaStore
+    from catalog_ai.services.ingest import ingest_files
+    from catalog_ai.services.search_index import build_index
+    from catalog_ai.worker.dispatch import InProcessDispatcher
+
+    runner = InProcessDispatcher(name="search-test")
+    photos = active_model.photos[:6]
+    with unit_of_work() as session:
+        created = ingest_files(
+            session, photos, media=MediaStore(api_server.media_dir), dispatcher=runner
+        )
+    assert runner.drain(timeout=120) and not runner.errors
+    with unit_of_work() as session:
+        build_index(session, None)  # the embeddings classification recorded, of the active model
+    client = api_client("read")
+    query = photos[2]
+    by_photo = client.post("/v1/search", files={"photo": (query.name, query.read_bytes())})
+    assert by_photo.status_code == 200, by_photo.text
+    body = by_photo.json()
+    assert (body["mode"], body["model_version"]) == ("photo", active_model.version)
+    own = created.created[2]
+    assert body["hits"][0]["product_id"] == own  # the photo itself is in the catalog
+    by_product = client.post("/v1/search", data={"product_id": str(own), "limit": "3"})
+    assert by_product.status_code == 200, by_product.text
+    hits = by_product.json()["hits"]
+    assert 1 <= len(hits) <= 3 and own not in {h["product_id"] for h in hits}
+    missing = client.post("/v1/search", data={"product_id": "999999"})
+    assert missing.status_code == 422 and missing.json()["field"] == "product_id"
