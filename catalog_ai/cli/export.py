@@ -50,16 +50,20 @@ def export_cmd(fmt: str, output: Path | None, statuses: tuple[str, ...], only_fi
     from catalog_ai.services.export import export
 
     ensure_db()
-    target = output.with_name(output.name + ".part") if output is not None else None
     with unit_of_work() as session:
-        if target is None:
+        if output is None:
             result = export(session, fmt, sys.stdout, statuses=statuses, only_final=only_final)
         else:
             # Written beside the file and renamed at the end: a stopped export leaves the old
             # file, never half a new one that a shop would import.
-            with target.open("w", encoding="utf-8", newline="") as out:
-                result = export(session, fmt, out, statuses=statuses, only_final=only_final)
-            target.replace(output)  # type: ignore[arg-type]
+            target = output.with_name(output.name + ".part")
+            try:
+                with target.open("w", encoding="utf-8", newline="") as out:
+                    result = export(session, fmt, out, statuses=statuses, only_final=only_final)
+            except BaseException:
+                target.unlink(missing_ok=True)
+                raise
+            target.replace(output)
     where = f" to {output}" if output is not None else ""
     skipped = ", ".join(f"{n} skipped: {why}" for why, n in result.skipped.items())
     click.echo(

@@ -117,3 +117,19 @@ def test_the_commands_choices_are_the_services() -> None:
 
     assert [s.value for s in ProductStatus] == command.STATUSES
     assert tuple(command._FORMATS) == EXPORT_FORMATS
+
+
+def test_a_failed_export_leaves_the_old_file(catalog_home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "feed.tsv"
+    out.write_text("the old feed\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        cli, ["export", "--format", "csv", "--status", "pending", "--output", str(tmp_path)]
+    )
+    assert result.exit_code == 2  # a folder is not a file: refused before anything is written
+    from unittest import mock
+
+    with mock.patch("catalog_ai.services.export.iter_rows", side_effect=RuntimeError("boom")):
+        result = CliRunner().invoke(cli, ["export", "--format", "csv", "--output", str(out)])
+    assert result.exit_code != 0
+    assert out.read_text(encoding="utf-8") == "the old feed\n"
+    assert not (tmp_path / "feed.tsv.part").exists()
