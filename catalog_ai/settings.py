@@ -172,6 +172,8 @@ class Settings(BaseSettings):
     webhook_retry_for: PositiveInt = 86_400
     # The HTTP API (catalog-ai api): requests per minute per key (a key's own limit wins).
     api_rate_limit: PositiveInt = 600
+    # Browser origins (https://admin.shop.example) allowed to call the API; none: no CORS.
+    api_cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -210,6 +212,20 @@ class Settings(BaseSettings):
                 "hexadecimal characters sha256sum prints"
             )
         return value.lower() if value else value
+
+    @field_validator("api_cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+        for origin in origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ConfigError(
+                    f"CATALOG_AI_API_CORS_ORIGINS: {origin!r} is not an origin; use scheme and "
+                    "host, e.g. https://admin.shop.example,http://localhost:3000"
+                )
+        return origins
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
@@ -32,6 +33,7 @@ from catalog_ai.api.metrics import MetricsMiddleware
 from catalog_ai.api.problems import MEDIA_TYPE, Problem, ProblemBody, from_error
 from catalog_ai.api.routers import all_routers, api_routes
 from catalog_ai.errors import CatalogAIError
+from catalog_ai.settings import get_settings
 
 __all__ = ["app", "create_app"]
 
@@ -187,7 +189,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    """The API application (one per process; it reads the process's settings when used)."""
+    """The API application (one per process). It reads the settings when it answers, except
+    ``CATALOG_AI_API_CORS_ORIGINS``, read here."""
     app = FastAPI(
         title="catalog_ai",
         version=catalog_ai.__version__,
@@ -206,6 +209,22 @@ def create_app() -> FastAPI:
     app.add_exception_handler(DataError, _on_data_error)
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_middleware(MetricsMiddleware)
+    origins = get_settings().api_cors_origins
+    if origins:  # a shop's admin pages calling the API from the browser (still with a key)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=[
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "Retry-After",
+                "Location",
+            ],
+            max_age=600,
+        )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
