@@ -1,4 +1,4 @@
-"""A product's photos checked one by one before any row is written (for
+"""A product's photos checked one by one before any row is written, and read back (for
 :mod:`catalog_ai.services.products`): read within the byte limit, hashed, looked up among the
 catalogue's photos, and their header probed by the same safe loader as ingest
 (:mod:`catalog_ai.photos.decode`). A bad photo fails alone, with its reason and a ``problem``
@@ -34,8 +34,11 @@ __all__ = [
     "TOO_LARGE",
     "CheckedPhoto",
     "PhotoOutcome",
+    "PhotoRecord",
     "Unread",
     "check_photos",
+    "first_image_ids",
+    "photo_record",
     "product_with_photo",
 ]
 
@@ -158,3 +161,36 @@ def product_with_photo(session: Session, digest: str) -> int | None:
     return session.scalar(
         select(ProductImage.product_id).where(ProductImage.content_hash == digest).limit(1)
     )
+
+
+# --- reading back ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhotoRecord:
+    image_id: int
+    position: int
+    width: int
+    height: int
+    size_bytes: int
+    format: str
+    content_hash: str
+    stored_path: str  # relative to the media store
+    source_url: str | None
+
+
+def photo_record(p: ProductImage) -> PhotoRecord:
+    return PhotoRecord(
+        p.id, p.position, p.width, p.height, p.size_bytes, p.format, p.content_hash,
+        p.stored_path, p.source_url,
+    )  # fmt: skip
+
+
+def first_image_ids(session: Session, product_ids: Sequence[int]) -> dict[int, int]:
+    """Each product's first photo (by position, then id); products without one left out."""
+    rows = session.execute(
+        select(ProductImage.product_id, ProductImage.id)
+        .where(ProductImage.product_id.in_(list(product_ids)))
+        .order_by(ProductImage.product_id, ProductImage.position.desc(), ProductImage.id.desc())
+    ).all()
+    return {pid: image_id for pid, image_id in rows}  # the last row of each product wins

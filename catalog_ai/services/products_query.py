@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,13 +34,13 @@ from catalog_ai.db import (
 from catalog_ai.db.queries import in_branch
 from catalog_ai.errors import CatalogAIError
 from catalog_ai.services.history import ProductHistory, product_history
+from catalog_ai.services.product_photos import PhotoRecord, photo_record
 from catalog_ai.taxonomy import SEPARATOR
 
 __all__ = [
     "MAX_PAGE",
     "Decision",
     "FinalLabel",
-    "PhotoRecord",
     "ProductDetail",
     "ProductNotFound",
     "ProductPage",
@@ -49,7 +48,6 @@ __all__ = [
     "ProductSummary",
     "decode_cursor",
     "encode_cursor",
-    "first_image_ids",
     "list_products",
     "product_detail",
     "product_photo",
@@ -66,20 +64,7 @@ class ProductQueryError(CatalogAIError):
 
 
 class ProductNotFound(ProductQueryError):
-    """No product has this id."""
-
-
-@dataclass(frozen=True)
-class PhotoRecord:
-    image_id: int
-    position: int
-    width: int
-    height: int
-    size_bytes: int
-    format: str
-    content_hash: str
-    stored_path: str  # relative to the media store
-    source_url: str | None
+    """No product has this id (or no such photo of it)."""
 
 
 @dataclass(frozen=True)
@@ -156,9 +141,9 @@ class ProductPage:
 
 def product_detail(session: Session, product_id: int) -> ProductDetail:
     """Everything about one product; :class:`ProductNotFound` for an unknown id."""
-    require_product(session, product_id)
     product = session.get(Product, product_id)
-    assert product is not None
+    if product is None:
+        raise _not_found(product_id)
     photos = session.scalars(
         select(ProductImage)
         .where(ProductImage.product_id == product_id)
@@ -177,7 +162,7 @@ def product_detail(session: Session, product_id: int) -> ProductDetail:
         status_changed_at=product.status_changed_at,
         duplicate_of=product.duplicate_of_id,
         duplicate_score=product.duplicate_score,
-        photos=[_photo_record(p) for p in photos],
+        photos=[photo_record(p) for p in photos],
         decision=_decision(session, product_id),
         label=_label(session, product),
         history=product_history(session, product_id),
@@ -197,30 +182,17 @@ def product_photo(session: Session, product_id: int, image_id: int) -> PhotoReco
             f"product {product_id} has no photo {image_id}; its photos are listed at "
             f"/v1/products/{product_id}"
         )
-    return _photo_record(p)
-
-
-def _photo_record(p: ProductImage) -> PhotoRecord:
-    return PhotoRecord(
-        p.id, p.position, p.width, p.height, p.size_bytes, p.format, p.content_hash,
-        p.stored_path, p.source_url,
-    )  # fmt: skip
+    return photo_record(p)
 
 
 def require_product(session: Session, product_id: int) -> None:
     """:class:`ProductNotFound` unless product ``product_id`` exists."""
     if session.get(Product, product_id) is None:
-        raise ProductNotFound(f"product {product_id} does not exist; list them at /v1/products")
+        raise _not_found(product_id)
 
 
-def first_image_ids(session: Session, product_ids: Sequence[int]) -> dict[int, int]:
-    """Each product's first photo (by position, then id); products without one left out."""
-    rows = session.execute(
-        select(ProductImage.product_id, ProductImage.id)
-        .where(ProductImage.product_id.in_(list(product_ids)))
-        .order_by(ProductImage.product_id, ProductImage.position.desc(), ProductImage.id.desc())
-    ).all()
-    return {pid: image_id for pid, image_id in rows}  # the last row of each product wins
+def _not_found(product_id: int) -> ProductNotFound:
+    return ProductNotFound(f"product {product_id} does not exist; list them at /v1/products")
 
 
 def _decision(session: Session, product_id: int) -> Decision | None:

@@ -23,7 +23,8 @@ from catalog_ai.api.schemas.products import photo_url, product_url
 from catalog_ai.api.schemas.review import QueueItemOut, QueueOut, ReviewIn, ReviewOut
 from catalog_ai.db import Review
 from catalog_ai.dispatch import Dispatcher
-from catalog_ai.services.products_query import first_image_ids, require_product
+from catalog_ai.services.product_photos import first_image_ids
+from catalog_ai.services.products_query import require_product
 from catalog_ai.services.review import (
     QueueFilter,
     ReviewConflict,
