@@ -24,7 +24,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import catalog_ai
@@ -136,6 +137,19 @@ async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
     return _respond(request, problem)
 
 
+async def _on_database_down(request: Request, exc: Exception) -> JSONResponse:
+    # The database did not answer (connection refused, pool exhausted, server restarting): the
+    # request may well succeed later, so say so rather than report a server fault.
+    log.warning("the database failed on %s %s: %s", request.method, request.url.path, exc)
+    problem = Problem(
+        503,
+        "database-unavailable",
+        "the catalog database does not answer; try again in a few seconds",
+        headers={"Retry-After": "5"},
+    )
+    return _respond(request, problem)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     problem = Problem(
@@ -207,6 +221,8 @@ def create_app() -> FastAPI:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(DataError, _on_data_error)
+    app.add_exception_handler(OperationalError, _on_database_down)
+    app.add_exception_handler(SQLAlchemyTimeoutError, _on_database_down)
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_middleware(MetricsMiddleware)
     origins = get_settings().api_cors_origins

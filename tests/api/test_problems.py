@@ -105,6 +105,28 @@ def test_photos_too_large_or_not_photos_are_413_and_415(
     assert "CATALOG_AI_MAX_IMAGE_BYTES" in too_big["fix"]
 
 
+def test_a_database_that_does_not_answer_is_a_503_problem_with_retry_after(tmp_path, monkeypatch):
+    from catalog_ai.api.app import create_app
+    from catalog_ai.settings import reset_settings
+
+    # Nothing listens on port 1: the key's lookup fails to connect.
+    monkeypatch.setenv("CATALOG_AI_HOME", str(tmp_path))
+    monkeypatch.setenv("CATALOG_AI_DATABASE_URL", "postgresql+psycopg://u@127.0.0.1:1/none")
+    reset_settings()
+    try:
+        response = TestClient(create_app(), raise_server_exceptions=False).get(
+            "/v1/categories", headers={"Authorization": "Bearer cai_0123456789ab_" + "A" * 43}
+        )
+    finally:
+        from catalog_ai.db import dispose_engines
+
+        dispose_engines()
+        reset_settings()
+    body = _body(response, 503)
+    assert body["type"] == TYPE_BASE + "database-unavailable"
+    assert response.headers["retry-after"] == "5"
+
+
 def test_an_unexpected_exception_is_a_logged_500_problem(caplog):
     from catalog_ai.api.app import create_app
 
