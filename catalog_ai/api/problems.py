@@ -202,8 +202,9 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def keyed_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """:func:`error_responses` of a route that needs a key (401, 403, 429; 400 for a body that
-    cannot be parsed) plus ``statuses`` (give 422 for a route that takes parameters or a body)."""
-    return error_responses(400, 401, 403, 429, *statuses)
+    cannot be parsed; 503 when the database does not answer) plus ``statuses`` (give 422 for a
+    route that takes parameters or a body)."""
+    return error_responses(400, 401, 403, 429, 503, *statuses)
 
 
 def _unique(statuses: Iterable[int]) -> list[int]:
