@@ -2,7 +2,9 @@
 OpenAPI document (the one the live server serves at ``/openapi.json``; a test checks they are
 the same): for every operation, requests built from its schema (valid and invalid ones),
 sent over HTTP with an admin key; no answer may be a 500, and every answer must conform to the
-document (its status declared, its content type and body matching the declared schema).
+document (its status declared, its content type, headers and body matching the declared
+schema). Also: a request without its key is refused (ignored_auth), invalid data is never
+accepted (negative_data_rejection), and a missing required header is noticed.
 
 Bounded (``max_examples`` per operation) so the whole run stays well under a minute; one server
 and database serve every operation. The catalog has the tiny test model active, so classify,
