@@ -75,7 +75,15 @@ _TITLES = {
 class ProblemBody(BaseModel):
     """An RFC 9457 problem details object (the schema of every error response)."""
 
-    type: str = Field(examples=[TYPE_BASE + "not-found"])
+    type: str = Field(
+        examples=[TYPE_BASE + "not-found"],
+        description=(
+            f"stable: branch on it, never on the wording. {TYPE_BASE}<slug>, for instance "
+            "missing-api-key, invalid-api-key, revoked-api-key, insufficient-scope, "
+            "rate-limited, validation-error, not-found, photo-too-large, not-a-photo, "
+            "no-active-model, database-unavailable, internal-error"
+        ),
+    )
     title: str
     status: int
     detail: str

@@ -4,6 +4,8 @@ one; the last use recorded."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from click.testing import CliRunner
@@ -56,6 +58,14 @@ def test_a_key_made_by_the_cli_works_until_it_is_revoked(api_server):
     assert token.startswith("cai_")
     listed = runner.invoke(cli, ["api-keys", "list"])
     assert "never used" in listed.stdout and token not in listed.stdout
+    (described,) = json.loads(runner.invoke(cli, ["api-keys", "list", "--json"]).stdout)
+    assert (described["name"], described["scope"], described["owner"]) == (
+        "shop",
+        "read",
+        "Shop bot",
+    )
+    assert token.startswith(f"cai_{described['prefix']}_") and token not in json.dumps(described)
+    assert described["last_used_at"] is None
 
     headers = {"Authorization": f"Bearer {token}"}
     ok = httpx.get(f"{api_server.url}/v1/categories", headers=headers)
