@@ -82,6 +82,13 @@ def classified(catalog, model, tmp_path):
     return Predictor.load(bundle.path), model_id(activate(bundle.path)), photos, bad_files(tmp_path)
 
 
+@pytest.fixture
+def classified_anywhere(any_catalog, model, tmp_path):
+    """``classified`` on the embedded SQLite catalog and on the real PostgreSQL."""
+    photos, bundle = model
+    return Predictor.load(bundle.path), model_id(activate(bundle.path)), photos, bad_files(tmp_path)
+
+
 def test_claim_gives_every_photo_ordered_by_position_then_id(catalog, classified):
     _, version_id, photos, _ = classified
     pid = add_product(catalog, photos[:4], positions=[2, 0, 1, 0])
@@ -161,12 +168,14 @@ def test_a_single_photo_product_is_decided_as_before(catalog, classified):
     assert np.allclose(outcome.embedding, alone.embedding, atol=1e-5)
 
 
-def test_the_worker_pipeline_records_one_suggestion_per_multi_photo_product(catalog, classified):
-    _, version_id, photos, broken = classified
-    three = add_product(catalog, [photos[3], broken["corrupt"], photos[4]])
-    one = add_product(catalog, [photos[5]])
-    dead = add_product(catalog, [broken["not_an_image"]])
-    summary = classify_chunk([three, one, dead], media=catalog)
+def test_the_worker_pipeline_records_one_suggestion_per_multi_photo_product(
+    any_catalog, classified_anywhere
+):
+    _, version_id, photos, broken = classified_anywhere
+    three = add_product(any_catalog, [photos[3], broken["corrupt"], photos[4]])
+    one = add_product(any_catalog, [photos[5]])
+    dead = add_product(any_catalog, [broken["not_an_image"]])
+    summary = classify_chunk([three, one, dead], media=any_catalog)
     assert summary.failed == 1 and summary.suggested + summary.accepted == 2
     assert sorted(s.product_id for s in suggestions(version_id)) == [three, one]
     suggested = next(s for s in suggestions(version_id) if s.product_id == three)
