@@ -99,7 +99,7 @@ def run_model(predictor: Predictor, work: Sequence[Work], *, media: MediaStore) 
     succeed later raises :class:`TransientStorageError` (the task retries the whole chunk).
     """
     outcomes = [Outcome(w.product_id, None, photos_total=len(w.photos)) for w in work]
-    batch: list[tuple[Outcome, list[WorkPhoto], list[bytes]]] = []
+    batch: list[tuple[Outcome, Work, list[WorkPhoto], list[bytes]]] = []
     for w, outcome in zip(work, outcomes, strict=True):
         readable, data = [], []
         for photo in w.photos:
@@ -110,24 +110,23 @@ def run_model(predictor: Predictor, work: Sequence[Work], *, media: MediaStore) 
                 continue
             readable.append(photo)
         if readable:
-            batch.append((outcome, readable, data))
+            batch.append((outcome, w, readable, data))
         else:
             outcome.error = _no_photo(w.photos, outcome.photo_errors)
     predictions = predict_products(
         predictor,
         [data for *_, data in batch],
-        names=[[p.stored_path for p in photos] for _, photos, _ in batch],
+        names=[[p.stored_path for p in photos] for _, _, photos, _ in batch],
     )
-    for (outcome, photos, _), prediction in zip(batch, predictions, strict=True):
+    for (outcome, w, photos, _), prediction in zip(batch, predictions, strict=True):
         for photo, result in zip(photos, prediction.photos, strict=True):
             if result.embedding is not None:
                 outcome.embeddings[photo.image_id] = result.embedding
             elif result.error is not None:
                 outcome.photo_errors[photo.image_id] = result.error
         if prediction.decision is None:
-            work_photos = next(w.photos for w in work if w.product_id == outcome.product_id)
             outcome.error = (
-                _no_photo(work_photos, outcome.photo_errors)
+                _no_photo(w.photos, outcome.photo_errors)
                 if not outcome.embeddings
                 else prediction.error or "the model returned no decision"
             )
