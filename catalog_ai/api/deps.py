@@ -102,7 +102,7 @@ def require(scope: ApiScope) -> Callable[..., ApiKeyInfo]:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         with unit_of_work() as session:  # committed at once: the key row is locked briefly
-            access = authenticate(session, credentials.credentials)
+            access = authenticate(session, credentials.credentials, durable=False)
         request.state.api_key = access.key
         limits = {
             "RateLimit-Limit": str(access.limit),
