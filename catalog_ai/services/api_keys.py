@@ -244,9 +244,8 @@ def authenticate(
 
     ``durable=False`` (PostgreSQL): the transaction commits without waiting for its WAL flush
     (``synchronous_commit = off``, this transaction only: 5.8 -> 3.6 ms a call, measured on a
-    loaded 2-core machine). A
-    crash may then forget the last few counts and last-use times, which no one needs exactly.
-    Only for a transaction that does nothing else.
+    loaded 2-core machine). A crash may then forget the last few counts and last-use times,
+    which no one needs exactly. Only for a transaction that does nothing else.
     """
     match = _TOKEN.fullmatch(token.strip())
     if match is None:
