@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     webhook_retry_for: PositiveInt = 86_400
     # The HTTP API (catalog-ai api): requests per minute per key (a key's own limit wins).
     api_rate_limit: PositiveInt = 600
+    # The largest request body the API reads (all photos of one POST together): a bigger one is
+    # refused with 413 before it is spooled to disk.
+    api_max_request_bytes: PositiveInt = 200 * 1024 * 1024
     # Browser origins (https://admin.shop.example) allowed to call the API; none: no CORS.
     api_cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
 

@@ -29,7 +29,9 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import catalog_ai
+from catalog_ai.api.body_limit import BodyLimit
 from catalog_ai.api.deps import route_scope
+from catalog_ai.api.docs import add_docs
 from catalog_ai.api.metrics import MetricsMiddleware
 from catalog_ai.api.problems import MEDIA_TYPE, Problem, ProblemBody, from_error
 from catalog_ai.api.routers import all_routers, api_routes
@@ -210,7 +212,7 @@ def create_app() -> FastAPI:
         version=catalog_ai.__version__,
         description=_DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served from this host by add_docs (no CDN)
         redoc_url=None,
         lifespan=_lifespan,
     )
@@ -225,6 +227,8 @@ def create_app() -> FastAPI:
     app.add_exception_handler(SQLAlchemyTimeoutError, _on_database_down)
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_middleware(MetricsMiddleware)
+    # Outside the routes and metrics: an oversized body is refused before anything reads it.
+    app.add_middleware(BodyLimit, limit=lambda: get_settings().api_max_request_bytes)
     origins = get_settings().api_cors_origins
     if origins:  # a shop's admin pages calling the API from the browser (still with a key)
         app.add_middleware(
@@ -241,6 +245,7 @@ def create_app() -> FastAPI:
             ],
             max_age=600,
         )
+    add_docs(app, title="catalog_ai")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -81,7 +81,7 @@ _MIME = {
     "AVIF": "image/avif",
 }
 
-ProductId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the product's id")]
+ProductId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the product's id")]
 
 
 @router.post(
@@ -185,7 +185,7 @@ def get_product(product_id: ProductId, session: SessionDep, key: ReadKey) -> Pro
 )
 def get_photo(
     product_id: ProductId,
-    image_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    image_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: SessionDep,
     key: ReadKey,
     media: MediaDep,

@@ -107,7 +107,7 @@ def queue(
     responses=keyed_responses(404, 409, 422),
 )
 def review(
-    product_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    product_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     verdict: ReviewIn,
     session: SessionDep,
     key: ReviewKey,
