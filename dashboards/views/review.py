@@ -27,6 +27,7 @@ from catalog_ai.services.review import (
 )
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import SEPARATOR
+from catalog_ai.worker.dispatch import default_dispatcher
 from dashboards import ui
 from dashboards.access import Viewer, current_viewer
 
@@ -149,7 +150,7 @@ def _actions(item: QueueItem, paths: list[str], viewer: Viewer) -> None:
         ui.perform(
             "Accept",
             lambda s, who: (
-                accept(s, pid, reviewer=who),
+                accept(s, pid, reviewer=who, dispatcher=default_dispatcher()),
                 f"Accepted {item.title!r} as {item.path}.",
             )[1],
         )
@@ -175,7 +176,7 @@ def _actions(item: QueueItem, paths: list[str], viewer: Viewer) -> None:
             ui.perform(
                 "Accept to depth",
                 lambda s, who: (
-                    accept(s, pid, reviewer=who, depth=depth),
+                    accept(s, pid, reviewer=who, depth=depth, dispatcher=default_dispatcher()),
                     f"Accepted {item.title!r} down to {SEPARATOR.join(parts[:depth])}.",
                 )[1],
             )
@@ -218,7 +219,9 @@ def _actions(item: QueueItem, paths: list[str], viewer: Viewer) -> None:
         ui.perform(
             "Correct",
             lambda s, who: (
-                correct(s, pid, reviewer=who, category_path=target),
+                correct(
+                    s, pid, reviewer=who, category_path=target, dispatcher=default_dispatcher()
+                ),
                 f"Moved {item.title!r} to {target}.",
             )[1],
         )
@@ -241,7 +244,9 @@ def _actions(item: QueueItem, paths: list[str], viewer: Viewer) -> None:
         ui.perform(
             "New category",
             lambda s, who: (
-                assign_new_category(s, pid, reviewer=who, new_path=new_path),
+                assign_new_category(
+                    s, pid, reviewer=who, new_path=new_path, dispatcher=default_dispatcher()
+                ),
                 f"Created {new_path.strip()} with {item.title!r} as its first example.",
             )[1],
         )
@@ -269,13 +274,18 @@ def _bulk(flt: QueueFilter, viewer: Viewer) -> None:
             type="primary",
             disabled=not viewer.can_act or n == 0,
         ):
-            ui.perform(
-                "Bulk accept",
-                lambda s, who: (
-                    f"Accepted {bulk_accept(s, reviewer=who, min_confidence=threshold, flt=flt)} "
-                    f"suggestions at or above {threshold:.2f}."
-                ),
-            )
+
+            def run(s, who) -> str:
+                n = bulk_accept(
+                    s,
+                    reviewer=who,
+                    min_confidence=threshold,
+                    flt=flt,
+                    dispatcher=default_dispatcher(),
+                )
+                return f"Accepted {n} suggestions at or above {threshold:.2f}."
+
+            ui.perform("Bulk accept", run)
 
 
 def _up_next(items: list[QueueItem]) -> None:
