@@ -7,6 +7,7 @@ applies the rules below, so every stored category meets them on every database.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -179,10 +180,23 @@ def check_name(name: object, *, source: str | None = None, line: int | None = No
     return name
 
 
+@functools.lru_cache(maxsize=65_536)
+def _canonical(name: str) -> bool:
+    """Whether ``name`` passes :func:`check_name` unchanged. Cached: a tree repeats every
+    ancestor's name in each descendant's path (a 10,000-category Shopify tree: 50,000 names,
+    10,000 distinct; 0.3 s of its import before the cache)."""
+    try:
+        return check_name(name) == name
+    except TaxonomyError:
+        return False
+
+
 def check_node(node: Node, *, source: str | None = None, line: int | None = None) -> None:
     """Raise :class:`TaxonomyError` unless the catalog can store ``node`` as it is (for trees
     built by hand with ``Taxonomy(nodes)``, which skips the parsers' checks)."""
     for name in node.path:
+        if isinstance(name, str) and _canonical(name):
+            continue
         if check_name(name, source=source, line=line) != name:
             raise TaxonomyError(
                 f"category name {_quote(name)} is not in Unicode NFC form; "
