@@ -45,10 +45,10 @@ def test_health_is_503_when_no_worker_answers_the_real_broker(api_server, redis_
     # redis_url: the session fixture of tests/conftest.py (skips, or fails under CI, without
     # Redis). Not `from conftest import ...`: with the plugins' tests collected too, "conftest"
     # may be another directory's module.
+    import redis
+
     from catalog_ai.settings import reset_settings
     from catalog_ai.worker.app import configure
-
-    import redis
 
     broker = redis_url.rsplit("/", 1)[0] + "/10"  # the API tests' Redis database
     client = redis.Redis.from_url(broker)
