@@ -13,13 +13,13 @@ them. Nothing here commits.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, or_, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 from sqlalchemy.sql.selectable import Subquery
 
-from catalog_ai.db.models import ModelVersion, ProductImage, Suggestion
+from catalog_ai.db.models import ModelVersion, Product, ProductImage, Review, Suggestion
 from catalog_ai.errors import CatalogAIError
 
 __all__ = [
@@ -120,6 +120,29 @@ def latest_suggestion_ids() -> Select[int, int]:
     columns ``product_id`` and ``sid``; filter or ``.subquery()`` it."""
     return select(Suggestion.product_id, func.max(Suggestion.id).label("sid")).group_by(
         Suggestion.product_id
+    )
+
+
+def newest_suggestion_outcomes(key: Any) -> Select[Any, Any, Any, Any, int]:
+    """Over each product's newest suggestion: ``(key, product status, label source, the action
+    of the last verdict on that suggestion or None, count)``, grouped by all four. ``key`` is a
+    column of :class:`Suggestion` (``path`` for the catalogue's branch figures, ``source`` for
+    the metrics); filter the result with ``.where``."""
+    latest = latest_suggestion_ids().subquery()
+    # The verdict on the newest suggestion, if a reviewer gave one.
+    verdict = (
+        select(Review.suggestion_id, func.max(Review.id).label("rid"))
+        .group_by(Review.suggestion_id)
+        .subquery()
+    )
+    last_review = aliased(Review)
+    return (
+        select(key, Product.status, Product.label_source, last_review.action, func.count())
+        .join(latest, latest.c.sid == Suggestion.id)
+        .join(Product, Product.id == Suggestion.product_id)
+        .outerjoin(verdict, verdict.c.suggestion_id == Suggestion.id)
+        .outerjoin(last_review, last_review.id == verdict.c.rid)
+        .group_by(key, Product.status, Product.label_source, last_review.action)
     )
 
 

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from catalog_ai.db import (
     Category,
@@ -38,7 +38,7 @@ from catalog_ai.db import (
     ReviewAction,
     Suggestion,
 )
-from catalog_ai.db.queries import first_photo_paths, in_branch, latest_suggestion_ids
+from catalog_ai.db.queries import first_photo_paths, in_branch, newest_suggestion_outcomes
 from catalog_ai.taxonomy import SEPARATOR
 
 __all__ = [
@@ -119,28 +119,8 @@ def branch_stats(session: Session) -> list[BranchStats]:
         if label_source is not None and label_source.is_human:
             add(path, "labelled_by_people", n)
 
-    latest = latest_suggestion_ids().subquery()
-    # The verdict on the newest suggestion, if a reviewer gave one.
-    verdict = (
-        select(Review.suggestion_id, func.max(Review.id).label("rid"))
-        .group_by(Review.suggestion_id)
-        .subquery()
-    )
-    last_review = aliased(Review)
     rows = session.execute(
-        select(
-            Suggestion.path,
-            Product.status,
-            Product.label_source,
-            last_review.action,
-            func.count(),
-        )
-        .join(latest, latest.c.sid == Suggestion.id)
-        .join(Product, Product.id == Suggestion.product_id)
-        .outerjoin(verdict, verdict.c.suggestion_id == Suggestion.id)
-        .outerjoin(last_review, last_review.id == verdict.c.rid)
-        .where(Suggestion.path != "")
-        .group_by(Suggestion.path, Product.status, Product.label_source, last_review.action)
+        newest_suggestion_outcomes(Suggestion.path).where(Suggestion.path != "")
     ).all()
     for path, status, label_source, action, n in rows:
         add(path, "classified", n)

@@ -10,38 +10,17 @@ category was accepted without review), ``waiting`` (in the review queue), or the
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from catalog_ai.db import LabelSource, Product, ProductStatus, Review, Suggestion
-from catalog_ai.db.queries import latest_suggestion_ids
+from catalog_ai.db import LabelSource, ProductStatus, Suggestion
+from catalog_ai.db.queries import newest_suggestion_outcomes
 
 __all__ = ["suggestion_outcomes"]
 
 
 def suggestion_outcomes(session: Session) -> dict[tuple[str, str], int]:
     """``(source, outcome) -> products`` over each product's newest suggestion."""
-    latest = latest_suggestion_ids().subquery()
-    verdict = (
-        select(Review.suggestion_id, func.max(Review.id).label("rid"))
-        .group_by(Review.suggestion_id)
-        .subquery()
-    )
-    last_review = aliased(Review)
-    rows = session.execute(
-        select(
-            Suggestion.source,
-            Product.status,
-            Product.label_source,
-            last_review.action,
-            func.count(),
-        )
-        .join(latest, latest.c.sid == Suggestion.id)
-        .join(Product, Product.id == Suggestion.product_id)
-        .outerjoin(verdict, verdict.c.suggestion_id == Suggestion.id)
-        .outerjoin(last_review, last_review.id == verdict.c.rid)
-        .group_by(Suggestion.source, Product.status, Product.label_source, last_review.action)
-    ).all()
+    rows = session.execute(newest_suggestion_outcomes(Suggestion.source)).all()
     out: dict[tuple[str, str], int] = {}
     for source, status, label_source, action, n in rows:
         if action is not None:
