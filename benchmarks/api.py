@@ -116,8 +116,8 @@ class Receiver:
                 self._cond.wait(left)
 
 
-def _prepare(bundle: Path, hook_url: str) -> tuple[str, str]:
-    """Migrate, register and activate the model, create a key and the webhook."""
+def _prepare(bundle: Path, hook_url: str, keys: int) -> tuple[list[str], str]:
+    """Migrate, register and activate the model, create ``keys`` keys and the webhook."""
     from catalog_ai.db import migrate, unit_of_work
     from catalog_ai.services.api_keys import create_key
     from catalog_ai.services.models import activate_model, register_model
@@ -127,10 +127,13 @@ def _prepare(bundle: Path, hook_url: str) -> tuple[str, str]:
     with unit_of_work() as session:
         version = register_model(session, bundle, add_categories=True).version
         activate_model(session, version, dispatcher=None)
-        token = create_key(session, "bench", scope="write", rate_limit=1_000_000).token
+        tokens = [
+            create_key(session, f"bench-{k}", scope="write", rate_limit=1_000_000).token
+            for k in range(keys)
+        ]
         secret = add_webhook(session, hook_url, ["suggestion.created"]).secret
     assert secret is not None
-    return token, secret
+    return tokens, secret
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -182,13 +185,21 @@ def _post(client, photo: Path, external_id: str) -> tuple[int, float]:
     return int(response.json()["id"]), elapsed
 
 
-def creation_level(base: str, token: str, photos: list[Path], clients: int, tag: str) -> dict:
+def creation_level(
+    base: str, tokens: list[str], photos: list[Path], clients: int, tag: str
+) -> dict:
+    """``clients`` threads, each with its own connection and, when there are enough tokens,
+    its own key."""
     import httpx
 
     local = threading.local()
+    handed = iter(range(1_000_000))
+    lock = threading.Lock()
 
     def client() -> httpx.Client:
         if not hasattr(local, "client"):
+            with lock:
+                token = tokens[next(handed) % len(tokens)]
             local.client = httpx.Client(
                 base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120
             )
@@ -220,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=48, help="products per client level")
     parser.add_argument("--clients", default="1,4,16")
     parser.add_argument("--latency", type=int, default=20, help="products timed to the webhook")
+    parser.add_argument(
+        "--key-per-client",
+        action="store_true",
+        help="every client its own API key (default: all share one, as one shop integration)",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -246,11 +262,18 @@ def main(argv: list[str] | None = None) -> int:
     _use(env)
     secret_holder: dict[str, str] = {}
     receiver = Receiver(secret_holder)
-    token, secret_holder["secret"] = _prepare(bundle, receiver.url)
+    tokens, secret_holder["secret"] = _prepare(
+        bundle, receiver.url, max(levels) if args.key_per_client else 1
+    )
+    token = tokens[0]
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     procs: list[subprocess.Popen] = []
-    figures: dict = {"machine": f"{os.cpu_count()} cores", "backbone": args.backbone}
+    figures: dict = {
+        "machine": f"{os.cpu_count()} cores",
+        "backbone": args.backbone,
+        "keys": len(tokens),
+    }
     try:
         api_log = work / "api.log"
         procs.append(_spawn(["api", "--port", str(port)], env, api_log))
@@ -258,12 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"API up at {base}; {needed} distinct photos; logs in {work}")
         # One untimed request first: the API process imports the photo decoder and opens its
         # database connections on its first upload.
-        warm = creation_level(base, token, photos[-1:], 1, "warm-up")
+        warm = creation_level(base, tokens, photos[-1:], 1, "warm-up")
         print(f"  warm-up request: {warm['p50_ms']:.0f} ms")
         creation = []
         for n, clients in enumerate(levels):
             batch = photos[n * args.requests : (n + 1) * args.requests]
-            level = creation_level(base, token, batch, clients, f"c{clients}")
+            level = creation_level(base, tokens, batch, clients, f"c{clients}")
             creation.append(level)
             print(
                 f"  {clients:>2} clients: {level['products_per_s']:6.1f} products/s, "
