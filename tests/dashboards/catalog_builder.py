@@ -46,6 +46,22 @@ def png_bytes(colour: tuple[int, int, int], seed: int, size: int = 48) -> bytes:
     return buf.getvalue()
 
 
+def add_photos(product_id: int, n: int) -> None:
+    """Give product ``product_id`` ``n`` more photos (positions 1..n), made here."""
+    from catalog_ai.db import ProductImage, unit_of_work
+    from catalog_ai.photos.store import MediaStore
+    from catalog_ai.settings import get_settings
+
+    media = MediaStore(get_settings().media_dir)
+    with unit_of_work() as s:
+        for k in range(n):
+            data = png_bytes((30 * k, 200, 90), seed=500 + k)
+            stored = media.put(data, image_format="PNG")
+            s.add(ProductImage(product_id=product_id, content_hash=stored.content_hash,
+                               stored_path=stored.relative_path, width=48, height=48,
+                               size_bytes=len(data), format="PNG", position=k + 1))
+
+
 def users_env() -> str:
     from argon2 import PasswordHasher, profiles
 

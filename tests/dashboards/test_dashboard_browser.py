@@ -106,6 +106,25 @@ def test_review_flow_in_chromium(catalog):
         copy_screenshots(shots, REPO / "docs" / "screenshots")
 
 
+def test_a_multi_photo_product_shows_every_photo_in_chromium(catalog):
+    _need_browser()
+    from browser import chromium, dashboard_server, settle, sign_in
+    from catalog_builder import add_photos
+
+    add_photos(catalog["q-none"], 2)  # the first card: 3 photos now
+    with dashboard_server(dict(os.environ)) as url, chromium() as page:
+        sign_in(page, url, "alice", "alice-secret")
+        page.get_by_role("heading", name="q-none").wait_for()
+        page.get_by_text("3 photos; the suggestion uses all of them").wait_for()
+        settle(page)
+        images = page.locator('[data-testid="stMain"] img')
+        assert images.count() == 3
+        # Each one really loaded in the browser (not a broken-image placeholder).
+        assert all(images.nth(i).evaluate("i => i.complete && i.naturalWidth > 0") for i in range(3))
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "review-card-photos.png"), full_page=True)
+
+
 def test_browser_is_there_under_ci():
     """Under CI=true a missing Chromium fails the run instead of skipping it."""
     if not _IN_CI:

@@ -2,22 +2,7 @@
 
 from __future__ import annotations
 
-from catalog_builder import png_bytes
-
-from catalog_ai.db import ProductImage, unit_of_work
-from catalog_ai.photos.store import MediaStore
-from catalog_ai.settings import get_settings
-
-
-def _add_photos(product_id: int, n: int) -> None:
-    media = MediaStore(get_settings().media_dir)
-    with unit_of_work() as s:
-        for k in range(n):
-            data = png_bytes((30 * k, 200, 90), seed=500 + k)
-            stored = media.put(data, image_format="PNG")
-            s.add(ProductImage(product_id=product_id, content_hash=stored.content_hash,
-                               stored_path=stored.relative_path, width=48, height=48,
-                               size_bytes=len(data), format="PNG", position=k + 1))
+from catalog_builder import add_photos
 
 
 def _images(at) -> int:
@@ -36,7 +21,7 @@ def test_the_card_shows_every_photo_of_a_multi_photo_product(catalog, open_app):
     alone = _images(at)
     assert alone == 1  # a one-photo product: its photo, no thumbnails
     assert not any("photos; the suggestion uses all of them" in c.value for c in at.caption)
-    _add_photos(catalog["q-none"], 2)
+    add_photos(catalog["q-none"], 2)
     at = open_app()
     assert at.subheader[0].value == "q-none"
     assert any(c.value == "3 photos; the suggestion uses all of them" for c in at.caption)
