@@ -22,6 +22,7 @@ from catalog_ai.photos import decode as images
 from catalog_ai.photos.store import MediaStore, content_hash
 from catalog_ai.services.ingest import attach_photo, insert_product
 from catalog_ai.taxonomy import SEPARATOR, Node, Taxonomy, check_node, format_path
+from catalog_ai.taxonomy.tree import fingerprint_of
 
 __all__ = [
     "ImportSummary",
@@ -165,7 +166,10 @@ def sync_taxonomy(
             ).all()
         )
     session.flush()
-    version.fingerprint = catalog_taxonomy(session).fingerprint()
+    # catalog_taxonomy(session).fingerprint(), from the paths in hand instead of reading the
+    # whole tree back (0.2 s of a 10,000-category import).
+    every_path = [*by_path, *(node.text for node, _ in new_nodes)]
+    version.fingerprint = fingerprint_of((tuple(p.split(SEPARATOR)), p) for p in every_path)
     return TaxonomySync(
         added=len(new_nodes), existing=len(taxonomy) - len(new_nodes), version=version.id
     )

@@ -29,7 +29,7 @@ from catalog_ai.taxonomy.names import (
 )
 
 # build_taxonomy and suggest serve the parsers (formats, folders); the package exports the rest.
-__all__ = ["Node", "Taxonomy", "build_taxonomy", "suggest"]
+__all__ = ["Node", "Taxonomy", "build_taxonomy", "fingerprint_of", "suggest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,13 +282,19 @@ class Taxonomy:
 
     def fingerprint(self) -> str:
         """sha256 hex of the (id, path) pairs sorted by path: equal trees, equal fingerprints."""
-        canonical = sorted((n.path, n.id) for n in self._nodes)
-        blob = json.dumps(
-            [[node_id, list(path)] for path, node_id in canonical],
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        return fingerprint_of((n.path, n.id) for n in self._nodes)
+
+
+def fingerprint_of(pairs: Iterable[tuple[CategoryPath, str]]) -> str:
+    """:meth:`Taxonomy.fingerprint` of the tree whose nodes are these ``(path, id)`` pairs,
+    without building it (a catalogue that just wrote 10,000 categories knows their paths)."""
+    canonical = sorted(pairs)
+    blob = json.dumps(
+        [[node_id, list(path)] for path, node_id in canonical],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 def suggest(word: str, candidates: list[str]) -> str:

@@ -185,3 +185,23 @@ def test_the_same_photo_twice_in_one_import_under_two_categories_is_a_conflict(
         (str(twin), "Fruit > Kiwi", "Fruit > Lime")
     ]
     assert sorted(ticked) == sorted([photo, twin])
+
+
+def test_each_taxonomy_version_records_the_fingerprint_of_the_whole_catalogue_tree(any_catalog):
+    # The version's fingerprint is computed from the paths in hand; it must be the one the
+    # stored tree gives (models compare it to their own tree's).
+    from catalog_ai.db import TaxonomyVersion
+    from catalog_ai.services.catalog_import import catalog_taxonomy
+
+    first = Taxonomy.from_paths(["Fruit > Apple > Green", "Veg > Carrot"])
+    second = Taxonomy.from_paths(["Fruit > Apple > Red", "Fruit > Pear", "Dairy"])
+    for tree in (first, second):
+        with unit_of_work() as s:
+            version = sync_taxonomy(s, tree, source="test").version
+        with unit_of_work() as s:
+            stored = s.get(TaxonomyVersion, version)
+            assert stored is not None
+            assert stored.fingerprint == catalog_taxonomy(s).fingerprint()
+    with unit_of_work() as s:
+        stored_paths = {node.text for node in catalog_taxonomy(s)}
+    assert {"Fruit > Apple > Green", "Fruit > Apple > Red", "Fruit > Pear", "Dairy"} <= stored_paths
