@@ -130,3 +130,34 @@ def test_bulk_accept_shows_count_and_expected_errors(catalog, open_app):
         assert _reviews(catalog[title])[0][:2] == ("alice", "accept")
     assert _state(catalog["q-banana"])[0] == "suggested"
     assert any("Accepted 2 suggestions" in m for m in _messages(at))
+
+
+def test_an_accept_sends_its_product_accepted_webhook_at_once(catalog, open_app):
+    # The dashboard hands the verdict's delivery to its runner after the commit; no sweep runs
+    # in a dashboard process, so without that hand-over nothing would arrive here.
+    import time
+
+    from webhook_receiver import Receiver
+
+    from catalog_ai.services.webhook_signing import verify_signature
+    from catalog_ai.services.webhooks import add_webhook
+
+    receiver = Receiver()
+    try:
+        with unit_of_work() as s:
+            secret = add_webhook(s, receiver.url, ["product.accepted"]).secret
+        assert secret is not None
+        at = open_app()
+        at.button(key=f"skip-{catalog['q-none']}").click().run()
+        at.button(key=f"accept-{catalog['q-red']}").click().run()
+        deadline = time.monotonic() + 30
+        while not receiver.accepted() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        got = receiver.accepted()
+        assert [r.event["type"] for r in got] == ["product.accepted"]
+        data = got[0].event["data"]
+        assert data["product_id"] == catalog["q-red"] and data["reviewer"] == "alice"
+        assert data["category"]["path"] == "Fruit > Apple > Red"
+        assert verify_signature(secret, got[0].headers, got[0].body)
+    finally:
+        receiver.close()
