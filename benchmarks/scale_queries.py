@@ -1,0 +1,230 @@
+"""p50/p95 of the main interactive reads and two writes on a seeded catalogue (issue 16).
+
+    .venv/bin/python benchmarks/seed_catalog.py --products 10000 --home /tmp/seed10k
+    .venv/bin/python benchmarks/scale_queries.py --home /tmp/seed10k [--runs 30] [--explain F]
+
+Reads ``<home>/seed.json`` (written by ``seed_catalog.py``) for the database URL. Each read is
+the real service function in a new session, 3 warm-up calls then ``--runs`` timed ones; the
+writes (``review.accept`` of a waiting product, ``products.create_product`` with one new
+generated 256 x 256 JPEG) each commit, so a run changes the catalogue by ``--runs`` reviews and
+products. ``--explain F`` (PostgreSQL only) writes ``EXPLAIN (ANALYZE, BUFFERS)`` of every
+statement the ``--explain-top`` slowest reads send to F.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def timed(fn: Callable[[], Any], runs: int, warmup: int = 3) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def reads(ctx: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+    from catalog_ai.db import unit_of_work
+    from catalog_ai.services import browse, health, products_query, review, text_search
+
+    def in_session(call: Callable[[Any], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            with unit_of_work() as session:
+                return call(session)
+
+        return run
+
+    branch = review.QueueFilter(branch=ctx["branch"])
+    pids = iter(ctx["product_ids"] * 1000)
+    return {
+        "review_queue (no filter)": in_session(lambda s: review.review_queue(s)),
+        "queue_count (no filter)": in_session(lambda s: review.queue_count(s)),
+        f"review_queue (branch {ctx['branch']!r})": in_session(
+            lambda s: review.review_queue(s, flt=branch)
+        ),
+        "branch_stats (tree with counts)": in_session(browse.branch_stats),
+        f"products_in_branch ({ctx['vertical']!r})": in_session(
+            lambda s: browse.products_in_branch(s, ctx["vertical"])
+        ),
+        "products_in_branch (all)": in_session(lambda s: browse.products_in_branch(s, None)),
+        "product_detail": in_session(lambda s: products_query.product_detail(s, next(pids))),
+        "status_counts": in_session(health.status_counts),
+        "pipeline_status": in_session(health.pipeline_status),
+        f"text_search ({ctx['word']!r})": in_session(
+            lambda s: text_search.text_search(s, ctx["word"])
+        ),
+        f"text_search ({ctx['phrase']!r})": in_session(
+            lambda s: text_search.text_search(s, ctx["phrase"])
+        ),
+    }
+
+
+def writes(ctx: dict[str, Any], runs: int) -> dict[str, list[float]]:
+    from PIL import Image
+    from sqlalchemy import select
+
+    from catalog_ai.db import Product, ProductStatus, unit_of_work
+    from catalog_ai.photos.store import MediaStore
+    from catalog_ai.services import products, review
+    from catalog_ai.settings import get_settings
+
+    with unit_of_work() as session:
+        waiting = list(
+            session.scalars(
+                select(Product.id)
+                .where(Product.status == ProductStatus.SUGGESTED)
+                .order_by(Product.id.desc())
+                .limit(runs + 3)
+            )
+        )
+    rng = np.random.default_rng(int(time.time()))
+    media = MediaStore(get_settings().media_dir)
+    out: dict[str, list[float]] = {"review.accept": [], "products.create_product": []}
+    for k, pid in enumerate(waiting):
+        start = time.perf_counter()
+        with unit_of_work() as session:
+            review.accept(session, pid, reviewer="bench", dispatcher=None)
+        if k >= 3:
+            out["review.accept"].append((time.perf_counter() - start) * 1000)
+    for k in range(runs + 3):
+        pixels = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="JPEG", quality=90)
+        start = time.perf_counter()
+        with unit_of_work() as session:
+            made = products.create_product(
+                session, [(f"bench-{k}.jpg", buf.getvalue())], media=media, dispatcher=None,
+                title=f"Bench product {k}",
+            )  # fmt: skip
+        if not made.created:
+            raise SystemExit(f"create_product made nothing: {made}")
+        if k >= 3:
+            out["products.create_product"].append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def context() -> dict[str, Any]:
+    """The branch, the product ids and the words the reads use, picked from the data."""
+    from sqlalchemy import func, select
+
+    from catalog_ai.db import Category, Product, Suggestion, unit_of_work
+
+    with unit_of_work() as session:
+        # The biggest second-level branch among suggestions; the biggest vertical.
+        paths = session.scalars(select(Suggestion.path).where(Suggestion.path != "")).all()
+        counts: dict[str, int] = {}
+        for p in paths:
+            parts = p.split(" > ")
+            if len(parts) >= 2:
+                key = " > ".join(parts[:2])
+                counts[key] = counts.get(key, 0) + 1
+        branch = max(counts, key=lambda k: counts[k])
+        vertical = branch.split(" > ")[0]
+        n = session.scalar(select(func.max(Product.id))) or 1
+        rng = np.random.default_rng(16)
+        ids = [int(i) for i in rng.integers(1, n + 1, 40)]
+        leaf = session.scalar(
+            select(Category.name).where(Category.depth == 4).order_by(Category.id).limit(1)
+        )
+    word = "bamboo"
+    return {"branch": branch, "vertical": vertical, "product_ids": ids, "word": word,
+            "phrase": f"{leaf} {word}".lower()}  # fmt: skip
+
+
+def explain(fn: Callable[[], Any]) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of every statement one call of ``fn`` sends."""
+    from sqlalchemy import event
+
+    from catalog_ai.db import get_engine
+
+    engine = get_engine()
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        fn()
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    lines = []
+    with engine.connect() as connection:
+        for statement, parameters in seen:
+            plan = connection.exec_driver_sql(
+                "EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters
+            ).all()
+            lines += ["-- " + statement.replace("\n", " "), *(r[0] for r in plan), ""]
+        connection.rollback()
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--home", type=Path, required=True, help="the seeded home (seed.json)")
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--explain", type=Path, help="file for the slowest reads' plans")
+    parser.add_argument("--explain-top", type=int, default=4, help="how many of the slowest")
+    parser.add_argument("--json", type=Path, help="file for the figures")
+    parser.add_argument("--no-writes", action="store_true")
+    args = parser.parse_args(argv)
+    seeded = json.loads((args.home / "seed.json").read_text(encoding="utf-8"))
+    from catalog_ai.db import dispose_engines
+    from catalog_ai.settings import reset_settings
+
+    for key in [k for k in os.environ if k.startswith("CATALOG_AI_")]:
+        del os.environ[key]
+    os.environ["CATALOG_AI_DATABASE_URL"] = seeded["database_url"]
+    os.environ["CATALOG_AI_HOME"] = seeded["home"]
+    reset_settings()
+    dispose_engines()
+    ctx = context()
+    figures: dict[str, list[float]] = {}
+    calls = reads(ctx)
+    for name, fn in calls.items():
+        figures[name] = timed(fn, args.runs)
+    if not args.no_writes:
+        figures.update(writes(ctx, args.runs))
+    print(f"{seeded['products']} products, {seeded['categories']} categories, "
+          f"{seeded['database_url'].split(':', 1)[0]}, {args.runs} runs each")  # fmt: skip
+    print(f"{'call':<58} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    table = {}
+    for name, values in figures.items():
+        row = {"p50": statistics.median(values), "p95": percentile(values, 95), "max": max(values)}
+        table[name] = row
+        print(f"{name:<58} {row['p50']:8.1f} {row['p95']:8.1f} {row['max']:8.1f}")
+    if args.json:
+        args.json.write_text(json.dumps({"seed": seeded, "figures": table}, indent=2))
+    if args.explain and seeded["database_url"].startswith("postgresql"):
+        slowest = sorted(calls, key=lambda n: -table[n]["p95"])[: args.explain_top]
+        lines = []
+        for name in slowest:
+            lines += [f"===== {name}: p95 {table[name]['p95']:.1f} ms", *explain(calls[name])]
+        args.explain.write_text("\n".join(lines), encoding="utf-8")
+        print(f"plans of {', '.join(slowest)} in {args.explain}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
