@@ -4,11 +4,11 @@
     .venv/bin/python benchmarks/scale_queries.py --home /tmp/seed10k [--runs 30] [--explain F]
 
 Reads ``<home>/seed.json`` (written by ``seed_catalog.py``) for the database URL. Each read is
-the real service function in a new session, 3 warm-up calls then ``--runs`` timed ones; the
-writes (``review.accept`` of a waiting product, ``products.create_product`` with one new
-generated 256 x 256 JPEG) each commit, so a run changes the catalogue by ``--runs`` reviews and
-products. ``--explain F`` (PostgreSQL only) writes ``EXPLAIN (ANALYZE, BUFFERS)`` of every
-statement the ``--explain-top`` slowest reads send to F.
+the real service function in a new session, 3 warm-up calls then ``--runs`` timed ones. The
+writes each commit: ``review.accept`` of a waiting product the model did not abstain on, and
+``products.create_product`` with one new generated 256 x 256 JPEG; so a run changes the
+catalogue by ``--runs`` reviews and products. ``--explain F`` (PostgreSQL only) writes
+``EXPLAIN (ANALYZE, BUFFERS)`` of every statement the ``--explain-top`` slowest reads send to F.
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ def reads(ctx: dict[str, Any]) -> dict[str, Callable[[], Any]]:
             lambda s: browse.products_in_branch(s, ctx["vertical"])
         ),
         "products_in_branch (all)": in_session(lambda s: browse.products_in_branch(s, None)),
+        "products_in_branch (smallest leaf)": in_session(
+            lambda s: browse.products_in_branch(s, ctx["small_leaf"])
+        ),
         "product_detail": in_session(lambda s: products_query.product_detail(s, next(pids))),
         "status_counts": in_session(health.status_counts),
         "pipeline_status": in_session(health.pipeline_status),
@@ -81,7 +84,7 @@ def writes(ctx: dict[str, Any], runs: int) -> dict[str, list[float]]:
     from PIL import Image
     from sqlalchemy import select
 
-    from catalog_ai.db import Product, ProductStatus, unit_of_work
+    from catalog_ai.db import Product, ProductStatus, Suggestion, unit_of_work
     from catalog_ai.photos.store import MediaStore
     from catalog_ai.services import products, review
     from catalog_ai.settings import get_settings
@@ -90,7 +93,8 @@ def writes(ctx: dict[str, Any], runs: int) -> dict[str, list[float]]:
         waiting = list(
             session.scalars(
                 select(Product.id)
-                .where(Product.status == ProductStatus.SUGGESTED)
+                .join(Suggestion, Suggestion.product_id == Product.id)
+                .where(Product.status == ProductStatus.SUGGESTED, Suggestion.path != "")
                 .order_by(Product.id.desc())
                 .limit(runs + 3)
             )
@@ -144,8 +148,19 @@ def context() -> dict[str, Any]:
         leaf = session.scalar(
             select(Category.name).where(Category.depth == 4).order_by(Category.id).limit(1)
         )
+        # The leaf with the fewest accepted products (one at least): the newest-first walk
+        # over the accepted products finds its 48 only after reading most of them.
+        small_leaf = session.scalar(
+            select(Category.path)
+            .join(Product, Product.category_id == Category.id)
+            .where(Product.status == "accepted", Category.depth == 4)
+            .group_by(Category.path)
+            .order_by(func.count(), Category.path)
+            .limit(1)
+        )
     word = "bamboo"
     return {"branch": branch, "vertical": vertical, "product_ids": ids, "word": word,
+            "small_leaf": small_leaf,
             "phrase": f"{leaf} {word}".lower()}  # fmt: skip
 
 
