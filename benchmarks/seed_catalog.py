@@ -32,8 +32,8 @@ What it writes, and what is synthetic:
 
 Bulk Core inserts, one commit per chunk of products (all their rows), ids given explicitly.
 Resumable: run it again with the same ``--database-url`` (or ``--sqlite``) and ``--home`` and
-it continues after the last committed chunk; the data of each chunk depends only on
-``--seed`` and the chunk's number.
+it continues after the last committed chunk; a chunk's rows depend only on ``--seed``,
+``--chunk`` and the chunk's number (ids continue from the tables' largest).
 """
 
 from __future__ import annotations
