@@ -177,6 +177,12 @@ class Settings(BaseSettings):
     api_max_request_bytes: PositiveInt = 200 * 1024 * 1024
     # Browser origins (https://admin.shop.example) allowed to call the API; none: no CORS.
     api_cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # The share of auto-accepted products also sent to the review queue as audits (drawn at
+    # random per product): what makes the live precision of auto-accept measurable. 0: none.
+    audit_rate: float = Field(0.03, ge=0.0, le=1.0)
+    # Opt-in: the beat retrains from the catalog (and promotes only if better) once this many
+    # reviews arrived since the active version was made; none: never.
+    retrain_after_reviews: PositiveInt | None = None
 
     def __init__(self, **values: Any) -> None:
         try:
