@@ -40,9 +40,18 @@ __all__ = [
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
+#: Indexes the migrations create that the models do not declare: PostgreSQL-only (the trigram
+#: index of migration ``0008_scale``, made only where the ``pg_trgm`` extension exists).
+DATABASE_ONLY_INDEXES = frozenset({"ix_products_title_trgm"})
+
+
+def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, _: Any) -> bool:
+    return not (type_ == "index" and reflected and name in DATABASE_ONLY_INDEXES)
+
+
 def compare_options() -> dict[str, Any]:
     """Options shared by ``migrations/env.py`` (autogenerate) and :func:`check`."""
-    return {"compare_type": True}
+    return {"compare_type": True, "include_object": _include_object}
 
 
 def _script_location() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from catalog_ai.db.models.api_key import ApiKey, ApiScope, IdempotencyKey
+from catalog_ai.db.models.audit import Audit, AuditTally, AuditVerdict, PromotionDecision
 from catalog_ai.db.models.category import Category
 from catalog_ai.db.models.embedding import Embedding
 from catalog_ai.db.models.model_version import ModelVersion
@@ -11,6 +12,12 @@ from catalog_ai.db.models.product_image import ProductImage
 from catalog_ai.db.models.prototype_revision import PrototypeRevision
 from catalog_ai.db.models.review import Review, ReviewAction
 from catalog_ai.db.models.sign_in_throttle import SignInThrottle
+from catalog_ai.db.models.summary import (
+    BranchFigure,
+    ProductStatusCount,
+    ProductStatusDelta,
+    SummaryRefresh,
+)
 from catalog_ai.db.models.suggestion import Suggestion, SuggestionSource
 from catalog_ai.db.models.taxonomy_version import TaxonomyVersion
 from catalog_ai.db.models.webhook import (
@@ -25,6 +32,10 @@ __all__ = [
     "HUMAN_SOURCES",
     "ApiKey",
     "ApiScope",
+    "Audit",
+    "AuditTally",
+    "AuditVerdict",
+    "BranchFigure",
     "Category",
     "DeliveryStatus",
     "Embedding",
@@ -34,12 +45,16 @@ __all__ = [
     "Product",
     "ProductImage",
     "ProductStatus",
+    "ProductStatusCount",
+    "ProductStatusDelta",
+    "PromotionDecision",
     "PrototypeRevision",
     "Review",
     "ReviewAction",
     "SignInThrottle",
     "Suggestion",
     "SuggestionSource",
+    "SummaryRefresh",
     "TaxonomyVersion",
     "Webhook",
     "WebhookAttempt",

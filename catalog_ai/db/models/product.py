@@ -7,7 +7,7 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Float, ForeignKey, Index, String, Text, and_, func
+from sqlalchemy import ColumnElement, Float, ForeignKey, Index, String, Text, and_, func, text
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -63,6 +63,15 @@ class Product(Base):
     __table_args__ = (
         # The stale-work sweep: "pending/processing for longer than N minutes".
         Index(None, "status", "status_changed_at"),
+        # The review queue, least confident first: only the waiting products are in it, so
+        # its first page is read from the front of this index whatever the catalogue's size.
+        Index(
+            "ix_products_review_queue",
+            "suggestion_confidence",
+            "id",
+            postgresql_where=text("status = 'suggested'"),
+            sqlite_where=text("status = 'suggested'"),
+        ),
     )
     # Fetch server-set timestamps (updated_at) at flush, so they stay readable after the session.
     # SQLAlchemy types it as an instance variable, so it cannot be annotated ClassVar.
@@ -99,6 +108,14 @@ class Product(Base):
     # What a shop feed says beside the photos (vendor, type, tags, handle): kept, not used by
     # the model.
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The product's current suggestion: the newest one (a re-classification supersedes older
+    # ones), and a copy of its confidence for the review queue's index. Kept by a database trigger
+    # on suggestion inserts (migration 0008_scale), whoever writes them; without it every queue
+    # read would find each product's newest suggestion by aggregating the suggestions table.
+    suggestion_id: Mapped[int | None] = mapped_column(
+        ForeignKey("suggestions.id", ondelete="SET NULL", use_alter=True), index=True
+    )
+    suggestion_confidence: Mapped[float | None] = mapped_column(Float)
 
     category: Mapped[Category | None] = relationship()
     images: Mapped[list[ProductImage]] = relationship(
@@ -109,9 +126,13 @@ class Product(Base):
     )
     suggestions: Mapped[list[Suggestion]] = relationship(
         back_populates="product",
+        foreign_keys="Suggestion.product_id",
         cascade="all, delete-orphan",
         passive_deletes=True,
         order_by="Suggestion.id",
+    )
+    current_suggestion: Mapped[Suggestion | None] = relationship(
+        foreign_keys=[suggestion_id], post_update=True, viewonly=True
     )
     reviews: Mapped[list[Review]] = relationship(
         back_populates="product",

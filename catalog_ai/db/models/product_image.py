@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, ForeignKey, String, func
+from sqlalchemy import BigInteger, ForeignKey, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from catalog_ai.db.base import Base
@@ -21,11 +21,13 @@ __all__ = ["ProductImage"]
 
 class ProductImage(Base):
     __tablename__ = "product_images"
+    # A product's photos in the order they were stored: "its first photo" for one product, or
+    # for the 20 rows of a queue page, is the front of this index, not an aggregate over
+    # every photo.
+    __table_args__ = (Index(None, "product_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    product_id: Mapped[int] = mapped_column(
-        ForeignKey("products.id", ondelete="CASCADE"), index=True
-    )
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the file
     stored_path: Mapped[str] = mapped_column(String(1024))  # relative to the media directory
     width: Mapped[int]
