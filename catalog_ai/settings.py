@@ -139,7 +139,10 @@ class Settings(BaseSettings):
     result_backend: str | None = Field(None, description="Celery result backend")
     # Defaults: $CATALOG_AI_HOME/media and $CATALOG_AI_HOME/models.
     media_dir: Path = Field(Path("media"), description="content-addressed photo store")
-    model_dir: Path = Field(Path("models"), description="model bundles and search indexes")
+    model_dir: Path = Field(Path("models"), description="model bundles")
+    # Default: $CATALOG_AI_HOME/cache/index. This machine's own copy of the search indexes, a
+    # cache of the database's embeddings: keep it on a local disk, not a shared volume.
+    index_cache_dir: Path = Field(Path("cache/index"), description="search index cache")
     # ``offline`` is either of the two.
     offline_flag: bool = Field(False, validation_alias="CATALOG_AI_OFFLINE", repr=False)
     hf_hub_offline: bool = Field(False, validation_alias="HF_HUB_OFFLINE", repr=False)
@@ -253,7 +256,11 @@ class Settings(BaseSettings):
         home = Path(data.get("home") or ".catalog_ai").expanduser().resolve()
         data["home"] = home
         data["database_url"] = data.get("database_url") or f"sqlite:///{home / 'catalog.db'}"
-        for key, under in (("media_dir", "media"), ("model_dir", "models")):
+        for key, under in (
+            ("media_dir", "media"),
+            ("model_dir", "models"),
+            ("index_cache_dir", "cache/index"),
+        ):
             data[key] = Path(data.get(key) or home / under).expanduser().resolve()
         data["result_backend"] = data.get("result_backend") or data.get("broker_url")
         return data
