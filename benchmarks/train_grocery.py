@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label-smoothing", type=float, default=None)
     parser.add_argument("--num-workers", type=int, default=None, help="data-loader processes (GPU runs)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weight-averaging", default=None, help="e.g. ema0.998 or swa0.5 (TrainConfig)")
+    parser.add_argument("--record-averages", nargs="*", default=[],
+                        help="more averages to keep for benchmarks/recipe_options.py, e.g. ema0.99 swa0.5")
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--skip-train", action="store_true", help="evaluate an existing bundle at --out")
     parser.add_argument("--splits", type=int, default=10, help="other random val halves to cross-fit on")
@@ -119,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = TrainConfig.preset(args.mode)
     config.seed, config.accelerator = args.seed, args.accelerator
+    config.record_averages = list(args.record_averages)
+    if args.weight_averaging is not None:
+        config.weight_averaging = args.weight_averaging
     for name in ("backbone", "epochs", "image_size", "frozen_groups", "label_smoothing", "num_workers"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))

@@ -20,6 +20,7 @@ from catalog_ai.model.calibration import PRECISION_TARGETS, calibrate
 from catalog_ai.model.decision import Thresholds
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import Taxonomy
+from catalog_ai.training.averaging import WeightAverages, parse_average
 from catalog_ai.training.data import (
     Augment,
     Example,
@@ -81,6 +82,12 @@ class TrainConfig:
     backbone_weights: str | None = None
     progress: bool = True
     limit_train_batches: int | float | None = None  # tests: a few steps only
+    # "none", or the average of the weights the bundle is written with: "ema<decay>" or
+    # "swa<start share>" (catalog_ai/training/averaging.py; measured in docs/BENCHMARKS.md).
+    weight_averaging: str = "none"
+    # Benchmarks: more averages to keep, written with the raw final weights to
+    # checkpoints/weights/<name>.safetensors for a paired comparison from one run.
+    record_averages: list[str] = field(default_factory=list)
 
     @classmethod
     def preset(cls, mode: str) -> TrainConfig:
@@ -134,6 +141,10 @@ def fit(
         )
     if not 0.0 < config.eval_crop_pct <= 1.0:
         raise TrainingDataError(f"eval_crop_pct={config.eval_crop_pct!r} must be in (0, 1]")
+    if config.weight_averaging != "none":
+        parse_average(config.weight_averaging)  # refused now, not after training
+    for text in config.record_averages:
+        parse_average(text)
     check_examples(taxonomy, examples)
     L.seed_everything(config.seed, workers=True, verbose=False)
 
@@ -199,10 +210,13 @@ def fit(
         module.to(probe.device)
         device = str(probe.device)
     else:
-        trainer = _trainer(config, out_dir)
+        averages = _averages(config)
+        trainer = _trainer(config, out_dir, [] if averages is None else [averages])
         trainer.fit(module, datamodule=data)
         if not trainer.is_global_zero:  # other ranks of a multi-GPU run stop here
             return None  # type: ignore[return-value]
+        if averages is not None and config.record_averages:
+            _save_weight_variants(averages, out_dir / "checkpoints" / "weights")
         root = trainer.strategy.root_device
         device = str(root)
         # Lightning hands the module back on the CPU; embedding the photos for calibration and
@@ -292,7 +306,24 @@ def _write_held_out_report(
     write_report(result, bundle.path / "report", taxonomy=bundle.taxonomy, image_paths=files)
 
 
-def _trainer(config: TrainConfig, out_dir: Path) -> L.Trainer:
+def _averages(config: TrainConfig) -> WeightAverages | None:
+    use = None if config.weight_averaging == "none" else config.weight_averaging
+    if use is None and not config.record_averages:
+        return None
+    return WeightAverages(config.record_averages, use=use)
+
+
+def _save_weight_variants(averages: WeightAverages, folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, state in averages.states.items():
+        save_file(
+            {k: v.contiguous() for k, v in state.items()}, str(folder / f"{name}.safetensors")
+        )
+
+
+def _trainer(config: TrainConfig, out_dir: Path, extra_callbacks: list) -> L.Trainer:
     return L.Trainer(
         max_epochs=config.epochs,
         accelerator=config.accelerator,
@@ -301,6 +332,7 @@ def _trainer(config: TrainConfig, out_dir: Path) -> L.Trainer:
         precision=cast(Any, config.precision),  # a string Lightning checks against its list
         callbacks=[
             FreezeSchedule(frozen_groups=config.frozen_groups, warmup_epochs=config.warmup_epochs),
+            *extra_callbacks,
             L.pytorch.callbacks.ModelCheckpoint(
                 dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0
             ),
