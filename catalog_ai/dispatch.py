@@ -35,8 +35,9 @@ class Dispatcher(Protocol):
     def classify(self, product_ids: Sequence[int]) -> None:
         """Classify these products with the active model."""
 
-    def reclassify(self, version: str) -> None:
-        """Give every product that no person labelled a suggestion of model ``version``."""
+    def reclassify(self, version: str, after_id: int = 0) -> None:
+        """Give every product that no person labelled a suggestion of model ``version``: the
+        products after ``after_id`` (a chunk at a time, each link enqueueing the next)."""
 
     def embed_catalogue(self, version: str) -> None:
         """Embed every catalogue photo with model ``version`` (search, near-duplicates)."""
@@ -58,8 +59,11 @@ class _AfterCommit:
         if ids:
             on_commit(self._session, lambda: self._target.classify(ids))
 
-    def reclassify(self, version: str) -> None:
-        on_commit(self._session, lambda: self._target.reclassify(version))
+    def reclassify(self, version: str, after_id: int = 0) -> None:
+        if after_id:
+            on_commit(self._session, lambda: self._target.reclassify(version, after_id))
+        else:  # the first link: dispatchers that only know reclassify(version) keep working
+            on_commit(self._session, lambda: self._target.reclassify(version))
 
     def embed_catalogue(self, version: str) -> None:
         on_commit(self._session, lambda: self._target.embed_catalogue(version))

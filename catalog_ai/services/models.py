@@ -19,7 +19,7 @@ from catalog_ai.db.queries import find_model_version, model_version_by_name
 from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.model.bundle import BundleError, ModelBundle
 from catalog_ai.services.catalog_import import sync_taxonomy
-from catalog_ai.services.classifiable import classifiable
+from catalog_ai.services.classifiable import WAITING, classifiable
 from catalog_ai.services.webhook_payloads import emit_model_activated
 
 __all__ = [
@@ -40,6 +40,13 @@ class ModelProgress:
     is_active: bool
     suggested: int  # products with a suggestion from this version
     remaining: int  # products this version should still classify (what activation enqueues)
+    # Of ``remaining``, those waiting for a worker now (pending, processing); the rest still
+    # carry an earlier model's label, for the next chunks of the re-classification to hand over.
+    queued: int = 0
+
+    @property
+    def not_yet_queued(self) -> int:
+        return self.remaining - self.queued
 
     @property
     def total(self) -> int:
@@ -171,19 +178,26 @@ def list_models(session: Session) -> list[ModelVersion]:
 
 def model_progress(session: Session, version: str) -> ModelProgress:
     """How far ``version`` got: products it suggested for, and products it should still classify
-    (:func:`catalog_ai.services.classifiable.classifiable`: what activating it enqueues)."""
+    (:func:`catalog_ai.services.classifiable.classifiable`: what activating it enqueues), of which
+    ``queued`` wait for a worker now (the chunks handed over so far and new uploads)."""
     mv = model_version_by_name(session, version)
+    # One suggestion per (product, version) (a unique key): a plain count is the product count.
     suggested = (
         session.scalar(
-            select(func.count(func.distinct(Suggestion.product_id))).where(
-                Suggestion.model_version_id == mv.id
-            )
+            select(func.count()).select_from(Suggestion).where(Suggestion.model_version_id == mv.id)
         )
         or 0
     )
-    remaining = (
-        session.scalar(select(func.count()).select_from(Product).where(classifiable(mv.id))) or 0
-    )
+    waiting = Product.status.in_(WAITING)
+    remaining, queued = session.execute(
+        select(func.count(), func.count().filter(waiting))
+        .select_from(Product)
+        .where(classifiable(mv.id))
+    ).one()
     return ModelProgress(
-        version=mv.version, is_active=bool(mv.is_active), suggested=suggested, remaining=remaining
+        version=mv.version,
+        is_active=bool(mv.is_active),
+        suggested=suggested,
+        remaining=remaining or 0,
+        queued=queued or 0,
     )

@@ -94,13 +94,13 @@ class InProcessDispatcher:
 
             self._submit(_Job(f"classify {len(part)} products", run, part))
 
-    def reclassify(self, version: str) -> None:
+    def reclassify(self, version: str, after_id: int = 0) -> None:
         from catalog_ai.worker import pipeline
 
         self._submit(
             _Job(
-                f"re-classify with {version}",
-                lambda: pipeline.reclassify(version, dispatcher=self),
+                f"re-classify with {version} after product {after_id}",
+                lambda: pipeline.reclassify(version, dispatcher=self, after_id=after_id),
             )
         )
 

@@ -21,9 +21,9 @@ from catalog_ai.db.queries import find_model_version
 from catalog_ai.dispatch import Dispatcher, after_commit
 from catalog_ai.model.bundle import BundleError
 from catalog_ai.photos.store import MediaStore
+from catalog_ai.services import reclassify as reclassify_chunks
 from catalog_ai.services.classify import claim, record, run_model, unfinished_before
 from catalog_ai.services.near_duplicates import flag_near_duplicates
-from catalog_ai.services.requeue import mark_for_reclassification
 from catalog_ai.services.webhook_payloads import emit_classified
 from catalog_ai.settings import get_settings
 from catalog_ai.worker import model_cache
@@ -146,19 +146,58 @@ def _active_version(session, version: str) -> ModelVersion | None:
     return row if row is not None and row.is_active else None
 
 
-def reclassify(version: str, *, dispatcher: Dispatcher) -> int:
-    """Mark for ``version`` every product it has not classified and no person has labelled, and
-    hand them to ``dispatcher`` after the commit. Does nothing unless ``version`` is still the
-    active one. Returns how many products were handed over."""
+def reclassify(
+    version: str,
+    *,
+    dispatcher: Dispatcher,
+    after_id: int = 0,
+    chunk: int | None = None,
+) -> int:
+    """One link of the re-classification for ``version``: mark the next ``chunk`` products
+    after ``after_id`` that it has not classified and no person has labelled
+    (:func:`catalog_ai.services.reclassify.next_chunk`; ``chunk`` None:
+    :data:`~catalog_ai.services.reclassify.RECLASSIFY_CHUNK`), commit, and hand them to
+    ``dispatcher``, then the next link. Does nothing unless ``version`` is still the active one.
+    Returns how many products this link handed over.
+
+    The next link is enqueued after the chunk's own classification messages, so it runs when the
+    workers reach the end of the chunk: the products marked ahead of the workers stay about one
+    chunk (the sweep never finds a million of them waiting, a new upload waits behind one chunk,
+    not behind the catalogue), and each link is a short transaction. A worker killed in a link
+    gets its message back and the link runs again from the same cursor. Nothing is ever
+    classified twice by one version (the rule is checked again for every chunk, the claim and
+    the unique key do the rest), but a second chain (activating the active version again while
+    one runs, or a worker killed between sending the next link and acknowledging its own) sends
+    each later chunk twice: wasted claims, not wrong results. A next link that could not be sent
+    (broker down) stops the chain; ``model_progress`` then shows products not yet queued, and
+    activating the version again resumes (what this version did is skipped).
+    """
     with unit_of_work() as session:
         row = _active_version(session, version)
         if row is None:
             log.info("model %s is not the active model (any more); nothing to re-classify", version)
             return 0
-        ids = mark_for_reclassification(session, model_version_id=row.id)
-        after_commit(session, dispatcher).classify(ids)
-    log.info("model %s: %d products enqueued for classification", version, len(ids))
-    return len(ids)
+        part = reclassify_chunks.next_chunk(
+            session,
+            model_version_id=row.id,
+            after_id=after_id,
+            size=chunk or reclassify_chunks.RECLASSIFY_CHUNK,  # looked up now: tests change it
+        )
+        later = after_commit(session, dispatcher)
+        later.classify(part.product_ids)  # before the next link: on_commit keeps the order
+        if part.next_after_id is not None:
+            later.reclassify(version, part.next_after_id)
+    log.info(
+        "model %s: re-classification after product %d: %d products enqueued (%d marked again), %s",
+        version,
+        after_id,
+        len(part.product_ids),
+        part.marked,
+        "last chunk"
+        if part.next_after_id is None
+        else f"next chunk after product {part.next_after_id}",
+    )
+    return len(part.product_ids)
 
 
 def embed_catalogue(version: str, *, send: Callable[[str, list[int]], None]) -> int:
