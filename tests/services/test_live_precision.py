@@ -84,7 +84,7 @@ def _catalog():
 
 
 def test_live_precision_of_a_version_by_hand(catalog) -> None:
-    auto, low, mid = _catalog()
+    _catalog()
     with unit_of_work() as s:
         live = live_precision(s, "m1")
     # Auto-accept: 1 of 2 audits confirmed.
