@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from catalog_ai.db.base import Base
 from catalog_ai.db.types import str_enum
 
-__all__ = ["Audit", "AuditTally", "AuditVerdict", "PromotionDecision"]
+__all__ = ["Audit", "AuditTally", "AuditVerdict", "PromotionRecord"]
 
 
 class AuditVerdict(enum.StrEnum):
@@ -81,7 +81,7 @@ class AuditTally(Base):
     audited: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
-class PromotionDecision(Base):
+class PromotionRecord(Base):
     """Why a candidate version was (or was not) made active by ``--promote-if-better``."""
 
     __tablename__ = "promotion_decisions"
