@@ -27,7 +27,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -156,6 +163,11 @@ class Settings(BaseSettings):
     stale_after: PositiveInt = 600
     sweep_interval: PositiveInt = 60
     index_interval: PositiveInt = 300
+    # The catalogue tree's figures: refreshed by the beat every figures_interval seconds;
+    # computed on every read instead while the catalogue holds at most figures_live_below
+    # products (or when the summary is missing or older than three intervals).
+    figures_interval: PositiveInt = 300
+    figures_live_below: NonNegativeInt = 50_000
     max_attempts: PositiveInt = 5
     torch_threads: PositiveInt | None = None  # None: torch's own (workers: cores / concurrency)
     freeze_network: bool = True

@@ -6,7 +6,7 @@ them. Nothing here commits.
 - :func:`in_chunks` and :data:`IN_CHUNK`: how many ids one ``IN (...)`` list may hold;
 - :func:`find_model_version` / :func:`model_version_by_name`: a registered version by name;
 - :func:`first_photo_ids` / :func:`first_photo_paths`: a product's first photo (its lowest id);
-- :func:`latest_suggestion_ids`: per product, its newest suggestion;
+- :func:`newest_suggestion_outcomes`: outcomes over each product's current suggestion;
 - :func:`in_branch`: a category path inside a branch, ``%`` and ``_`` taken literally.
 """
 
@@ -31,8 +31,8 @@ __all__ = [
     "first_photo_paths",
     "in_branch",
     "in_chunks",
-    "latest_suggestion_ids",
     "model_version_by_name",
+    "newest_suggestion_outcomes",
 ]
 
 T = TypeVar("T")
@@ -115,21 +115,15 @@ def first_photo_paths(session: Session, product_ids: Iterable[int]) -> dict[int,
 
 
 # --------------------------------------------------------------------------- suggestions
-def latest_suggestion_ids() -> Select[int, int]:
-    """Per product, its newest suggestion (a re-classification supersedes older ones), as
-    columns ``product_id`` and ``sid``; filter or ``.subquery()`` it."""
-    return select(Suggestion.product_id, func.max(Suggestion.id).label("sid")).group_by(
-        Suggestion.product_id
-    )
-
-
 def newest_suggestion_outcomes(key: Any) -> Select[Any, Any, Any, Any, int]:
-    """Over each product's newest suggestion: ``(key, product status, label source, the action
+    """Over each product's current suggestion (``products.suggestion_id``: its newest; a
+    re-classification supersedes older ones): ``(key, product status, label source, the action
     of the last verdict on that suggestion or None, count)``, grouped by all four. ``key`` is a
     column of :class:`Suggestion` (``path`` for the catalogue's branch figures, ``source`` for
-    the metrics); filter the result with ``.where``."""
-    latest = latest_suggestion_ids().subquery()
-    # The verdict on the newest suggestion, if a reviewer gave one.
+    the metrics); filter the result with ``.where``. It reads every classified product: the
+    catalogue tree reads it from a summary refreshed in the background
+    (:mod:`catalog_ai.services.branch_figures`)."""
+    # The verdict on the current suggestion, if a reviewer gave one.
     verdict = (
         select(Review.suggestion_id, func.max(Review.id).label("rid"))
         .group_by(Review.suggestion_id)
@@ -138,8 +132,7 @@ def newest_suggestion_outcomes(key: Any) -> Select[Any, Any, Any, Any, int]:
     last_review = aliased(Review)
     return (
         select(key, Product.status, Product.label_source, last_review.action, func.count())
-        .join(latest, latest.c.sid == Suggestion.id)
-        .join(Product, Product.id == Suggestion.product_id)
+        .join(Product, Product.suggestion_id == Suggestion.id)
         .outerjoin(verdict, verdict.c.suggestion_id == Suggestion.id)
         .outerjoin(last_review, last_review.id == verdict.c.rid)
         .group_by(key, Product.status, Product.label_source, last_review.action)

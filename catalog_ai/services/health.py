@@ -2,7 +2,7 @@
 products per status, the oldest waiting product, recent failures, catalog sizes.
 
 For ``catalog-ai status``, ``catalog-ai catalog stats``, the summary of one upload and the
-dashboard's health page. Products per status are counted by one query, :func:`status_counts`.
+dashboard's health page. Products per status: :func:`status_counts`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from catalog_ai.db import Category, Product, ProductImage, ProductStatus, utc_no
 from catalog_ai.db.queries import in_chunks
 from catalog_ai.services.history import ProductState, product_states
 from catalog_ai.services.models import active_model
+from catalog_ai.services.status_counts import total_status_counts
 
 __all__ = [
     "catalog_counts",
@@ -31,15 +32,14 @@ def status_counts(session: Session, product_ids: Iterable[int] | None = None) ->
     """Products per status (every status listed, zeros included), of ``product_ids`` or all.
 
     For summaries such as "accepted automatically / waiting for review / failed" of one upload.
+    The whole catalogue's counts are the exact totals the database keeps
+    (:mod:`catalog_ai.services.status_counts`), not a count over every product.
     """
+    if product_ids is None:
+        return total_status_counts(session)
     query = select(Product.status, func.count()).group_by(Product.status)
     counts: dict[ProductStatus, int] = {}
-    parts = (
-        [query]
-        if product_ids is None
-        else [query.where(Product.id.in_(chunk)) for chunk in in_chunks(product_ids)]
-    )
-    for part in parts:
+    for part in (query.where(Product.id.in_(chunk)) for chunk in in_chunks(product_ids)):
         for status, n in session.execute(part):
             counts[status] = counts.get(status, 0) + n
     return {s.value: int(counts.get(s, 0)) for s in ProductStatus}

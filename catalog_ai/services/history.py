@@ -21,7 +21,7 @@ from catalog_ai.db import (
     Review,
     Suggestion,
 )
-from catalog_ai.db.queries import in_chunks, latest_suggestion_ids
+from catalog_ai.db.queries import in_chunks
 from catalog_ai.errors import CatalogAIError
 
 __all__ = [
@@ -159,12 +159,10 @@ def product_states(session: Session, product_ids: Sequence[int]) -> list[Product
     ids = list(dict.fromkeys(product_ids))
     found: dict[int, ProductState] = {}
     for chunk in in_chunks(ids):
-        latest = latest_suggestion_ids().where(Suggestion.product_id.in_(chunk)).subquery()
         rows = session.execute(
             select(Product, Category.path, Suggestion.path, Suggestion.confidence)
             .outerjoin(Category, Category.id == Product.category_id)
-            .outerjoin(latest, latest.c.product_id == Product.id)
-            .outerjoin(Suggestion, Suggestion.id == latest.c.sid)
+            .outerjoin(Suggestion, Suggestion.id == Product.suggestion_id)
             .where(Product.id.in_(chunk))
         ).all()
         for p, category_path, suggestion_path, confidence in rows:

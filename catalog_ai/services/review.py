@@ -13,16 +13,14 @@ after the commit. A rejection emits nothing: it is not one of the webhook event 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, Select, func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from catalog_ai.db import (
     Category,
     LabelSource,
-    ModelVersion,
     Product,
     ProductImage,
     ProductStatus,
@@ -30,10 +28,19 @@ from catalog_ai.db import (
     ReviewAction,
     Suggestion,
 )
-from catalog_ai.db.queries import first_photo_ids, in_branch, latest_suggestion_ids
+from catalog_ai.db.queries import first_photo_ids
 from catalog_ai.errors import CatalogAIError, TaxonomyError
 from catalog_ai.photos.store import MediaStore
 from catalog_ai.services.catalog_import import sync_taxonomy
+from catalog_ai.services.review_queue import (
+    COUNT_CAP,
+    WHOLE_QUEUE,
+    QueueFilter,
+    QueueItem,
+    queue_count,
+    queue_query,
+    review_queue,
+)
 from catalog_ai.services.versions import record_review_revision
 from catalog_ai.services.webhook_payloads import emit_reviewed
 from catalog_ai.settings import get_settings
@@ -43,6 +50,7 @@ if TYPE_CHECKING:
     from catalog_ai.dispatch import Dispatcher
 
 __all__ = [
+    "COUNT_CAP",
     "QueueFilter",
     "QueueItem",
     "ReviewConflict",
@@ -67,78 +75,6 @@ class ReviewConflict(ReviewError):
     """Someone else already decided on this product."""
 
 
-@dataclass(frozen=True)
-class QueueFilter:
-    branch: str | None = None  # a category path: only suggestions inside this branch
-    model_version: str | None = None
-    source: str | None = None  # head | prototype | abstain | open_set
-
-
-@dataclass(frozen=True)
-class QueueItem:
-    product_id: int
-    title: str
-    image_path: str | None
-    suggestion_id: int
-    model_version: str
-    path: str
-    confidence: float
-    levels: list
-    source: str
-    open_set: bool
-
-
-def _queue_query(flt: QueueFilter) -> Select[Product, Suggestion, str, str]:
-    latest = latest_suggestion_ids().subquery()
-    first_image = first_photo_ids()
-    q = (
-        select(Product, Suggestion, ModelVersion.version, ProductImage.stored_path)
-        .join(latest, latest.c.product_id == Product.id)
-        .join(Suggestion, Suggestion.id == latest.c.sid)
-        .join(ModelVersion, ModelVersion.id == Suggestion.model_version_id)
-        .outerjoin(first_image, first_image.c.product_id == Product.id)
-        .outerjoin(ProductImage, ProductImage.id == first_image.c.image_id)
-        .where(Product.status == ProductStatus.SUGGESTED)
-    )
-    if flt.branch:
-        q = q.where(in_branch(Suggestion.path, flt.branch, separator=SEPARATOR))
-    if flt.model_version:
-        q = q.where(ModelVersion.version == flt.model_version)
-    if flt.source == "open_set":
-        q = q.where(Suggestion.open_set.is_(True))
-    elif flt.source:
-        q = q.where(Suggestion.source == flt.source)
-    return q
-
-
-def review_queue(
-    session: Session, *, flt: QueueFilter = QueueFilter(), limit: int = 20, offset: int = 0
-) -> list[QueueItem]:
-    """Products waiting for review, least confident first."""
-    rows = session.execute(
-        _queue_query(flt).order_by(Suggestion.confidence, Product.id).limit(limit).offset(offset)
-    ).all()
-    return [
-        QueueItem(
-            product_id=p.id,
-            title=p.title,
-            image_path=stored,
-            suggestion_id=s.id,
-            model_version=version,
-            path=s.path,
-            confidence=s.confidence,
-            levels=s.levels,
-            source=str(s.source),
-            open_set=bool(s.open_set),
-        )
-        for p, s, version, stored in rows
-    ]
-
-
-def queue_count(session: Session, *, flt: QueueFilter = QueueFilter()) -> int:
-    return session.scalar(select(func.count()).select_from(_queue_query(flt).subquery())) or 0
-
-
 def _require_reviewer(reviewer: str | None) -> str:
     if not reviewer or not reviewer.strip():
         raise ReviewError("sign in first: every review records who made it")
@@ -148,9 +84,8 @@ def _require_reviewer(reviewer: str | None) -> str:
 def _latest_suggestion(session: Session, product_id: int) -> Suggestion:
     suggestion = session.scalar(
         select(Suggestion)
-        .where(Suggestion.product_id == product_id)
-        .order_by(Suggestion.id.desc())
-        .limit(1)
+        .join(Product, Product.suggestion_id == Suggestion.id)
+        .where(Product.id == product_id)
     )
     if suggestion is None:
         raise ReviewError(f"product {product_id} has no suggestion to review")
@@ -319,18 +254,18 @@ def reject(session: Session, product_id: int, *, reviewer: str, note: str | None
 
 
 def bulk_preview(
-    session: Session, *, min_confidence: float, flt: QueueFilter = QueueFilter()
+    session: Session, *, min_confidence: float, flt: QueueFilter = WHOLE_QUEUE
 ) -> tuple[int, float]:
     """How many waiting items reach ``min_confidence``, and how many of them are expected to be
     wrong (the sum of ``1 - confidence``: confidences are calibrated probabilities)."""
     sub = (
-        _queue_query(flt)
-        .where(Suggestion.confidence >= min_confidence)
+        queue_query(flt)
+        .where(Product.suggestion_confidence >= min_confidence)
         .where(Suggestion.path != "")
         .subquery()
     )
     row = session.execute(
-        select(func.count(), func.coalesce(func.sum(1.0 - sub.c.confidence), 0.0))
+        select(func.count(), func.coalesce(func.sum(1.0 - sub.c.suggestion_confidence), 0.0))
     ).one()
     return int(row[0]), float(row[1])
 
@@ -340,21 +275,21 @@ def bulk_accept(
     *,
     reviewer: str,
     min_confidence: float,
-    flt: QueueFilter = QueueFilter(),
+    flt: QueueFilter = WHOLE_QUEUE,
     limit: int = 10_000,
     dispatcher: Dispatcher | None = None,
 ) -> int:
     """Accept every waiting suggestion at or above ``min_confidence``; returns how many."""
     reviewer = _require_reviewer(reviewer)
     rows = session.execute(
-        _queue_query(flt)
-        .where(Suggestion.confidence >= min_confidence)
+        queue_query(flt)
+        .where(Product.suggestion_confidence >= min_confidence)
         .where(Suggestion.path != "")
-        .order_by(Suggestion.confidence.desc())
+        .order_by(Product.suggestion_confidence.desc(), Product.id.desc())
         .limit(limit)
     ).all()
     done = 0
-    for product, _suggestion, _, _ in rows:
+    for product, _suggestion, _ in rows:
         try:
             with session.begin_nested():
                 accept(

@@ -53,6 +53,8 @@ __all__ = [
 QUEUE = "catalog_ai"
 SWEEP_TASK = "catalog_ai.sweep_stale"
 INDEX_TASK = "catalog_ai.refresh_index"
+FIGURES_TASK = "catalog_ai.refresh_figures"
+FOLD_COUNTS_TASK = "catalog_ai.fold_status_counts"
 WEBHOOK_SWEEP_TASK = "catalog_ai.sweep_webhooks"
 #: Set by ``catalog-ai worker`` to its own pid: the process its beat child must not outlive.
 BEAT_PARENT_ENV = "CATALOG_AI_BEAT_PARENT_PID"
@@ -97,6 +99,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "beat_schedule": {
             "sweep-stale": {"task": SWEEP_TASK, "schedule": float(settings.sweep_interval)},
             "refresh-index": {"task": INDEX_TASK, "schedule": float(settings.index_interval)},
+            # The summaries a large catalogue's pages read (services.branch_figures,
+            # services.status_counts).
+            "refresh-figures": {
+                "task": FIGURES_TASK,
+                "schedule": float(settings.figures_interval),
+            },
+            "fold-status-counts": {
+                "task": FOLD_COUNTS_TASK,
+                "schedule": float(settings.sweep_interval),
+            },
             # Webhook deliveries whose message was lost, or whose next try is too far off for
             # a countdown (see worker.tasks.deliver_webhook).
             "sweep-webhooks": {

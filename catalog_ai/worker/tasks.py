@@ -22,11 +22,21 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError
 
 from catalog_ai.db import unit_of_work
+from catalog_ai.services.branch_figures import refresh_branch_figures
 from catalog_ai.services.classify import TransientStorageError
 from catalog_ai.services.requeue import requeue_stale
+from catalog_ai.services.status_counts import fold_status_deltas
 from catalog_ai.settings import get_settings
 from catalog_ai.worker import pipeline, webhooks
-from catalog_ai.worker.app import INDEX_TASK, SWEEP_TASK, WEBHOOK_SWEEP_TASK, app, configure
+from catalog_ai.worker.app import (
+    FIGURES_TASK,
+    FOLD_COUNTS_TASK,
+    INDEX_TASK,
+    SWEEP_TASK,
+    WEBHOOK_SWEEP_TASK,
+    app,
+    configure,
+)
 
 __all__ = [
     "MAX_RETRIES",
@@ -35,7 +45,9 @@ __all__ = [
     "deliver_webhook",
     "embed_catalog",
     "embed_images",
+    "fold_status_counts",
     "reclassify_all",
+    "refresh_figures",
     "refresh_index",
     "sweep_stale",
     "sweep_webhooks",
@@ -86,6 +98,20 @@ def sweep_stale(older_than_s: float | None = None) -> int:
             dispatcher=_dispatcher(),
         )
     return len(ids)
+
+
+@app.task(name=FIGURES_TASK, **_RETRY)
+def refresh_figures() -> int:
+    """Recompute the catalogue tree's figures summary (periodic, beat). Returns its rows."""
+    with unit_of_work() as session:
+        return refresh_branch_figures(session).rows
+
+
+@app.task(name=FOLD_COUNTS_TASK, **_RETRY)
+def fold_status_counts() -> int:
+    """Fold the status-count deltas into their totals (periodic, beat). Returns the rows."""
+    with unit_of_work() as session:
+        return fold_status_deltas(session)
 
 
 @app.task(name="catalog_ai.embed_catalog", **_RETRY)

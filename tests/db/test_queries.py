@@ -1,6 +1,6 @@
 """The shared query rules of :mod:`catalog_ai.db.queries` and the embedding encoding, each on
-its own: IN-list chunks, a version by name, a product's first photo, the newest suggestion per
-product, the branch filter, and many stored vectors decoded at once."""
+its own: IN-list chunks, a version by name, a product's first photo, each product's current
+(newest) suggestion, the branch filter, and many stored vectors decoded at once."""
 
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ from catalog_ai.db.queries import (
     first_photo_paths,
     in_branch,
     in_chunks,
-    latest_suggestion_ids,
     model_version_by_name,
 )
 from catalog_ai.errors import CatalogAIError, DatabaseError
@@ -96,29 +95,55 @@ def test_a_products_first_photo_is_its_lowest_id(db_url: str) -> None:
     assert none.id not in paths and len(paths) == 1 + len(many)
 
 
-def test_the_newest_suggestion_per_product(db_url: str) -> None:
+def test_the_newest_suggestion_is_each_products_current_one(db_url: str) -> None:
+    # Kept by the database (migration 0008_scale's trigger), whoever inserts the rows: here the
+    # ORM, one flush per row and then several rows in one statement.
     with unit_of_work(db_url) as session:
         old, new = _model(session, "old"), _model(session, "new")
-        a, b = _product(session, "a"), _product(session, "b")
-        for product, model, path in [(a, old, "x"), (a, new, "y"), (b, old, "z")]:
+        a, b, c = _product(session, "a"), _product(session, "b"), _product(session, "c")
+        for product, model, path, confidence in [
+            (a, old, "x", 0.4),
+            (a, new, "y", 0.7),
+            (b, old, "z", 0.2),
+        ]:
             session.add(
                 Suggestion(
                     product=product,
                     model_version=model,
                     path=path,
                     levels=[],
-                    confidence=0.5,
+                    confidence=confidence,
                     source="head",
                 )
             )
-        session.flush()
-        latest = latest_suggestion_ids().subquery()
+            session.flush()
+        session.execute(
+            sa.insert(Suggestion),
+            [
+                {
+                    "product_id": c.id,
+                    "model_version_id": old.id,
+                    "path": "p",
+                    "levels": [],
+                    "confidence": 0.1,
+                    "source": "head",
+                },
+                {
+                    "product_id": c.id,
+                    "model_version_id": new.id,
+                    "path": "q",
+                    "levels": [],
+                    "confidence": 0.9,
+                    "source": "head",
+                },
+            ],
+        )
         rows = session.execute(
-            sa.select(Suggestion.product_id, Suggestion.path).join(
-                latest, latest.c.sid == Suggestion.id
-            )
+            sa.select(Product.id, Suggestion.path, Product.suggestion_confidence)
+            .join(Suggestion, Suggestion.id == Product.suggestion_id)
+            .order_by(Product.id)
         ).all()
-    assert sorted(rows) == [(a.id, "y"), (b.id, "z")]
+    assert rows == [(a.id, "y", 0.7), (b.id, "z", 0.2), (c.id, "q", 0.9)]
 
 
 def test_the_branch_filter_takes_percent_and_underscore_literally(db_url: str) -> None:
