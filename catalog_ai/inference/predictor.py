@@ -21,7 +21,13 @@ from catalog_ai.model.fusion import fuse
 from catalog_ai.model.hierarchy import TreeIndex
 from catalog_ai.model.network import HierarchicalClassifier
 from catalog_ai.model.photo_fusion import PhotoFusion
-from catalog_ai.model.preprocess import center_crop, eval_square_size, normalise, square
+from catalog_ai.model.preprocess import (
+    eval_square_size,
+    normalise,
+    square,
+    tta_square_size,
+    tta_views,
+)
 from catalog_ai.model.prototypes import PrototypeMemory
 from catalog_ai.photos import decode as images
 from catalog_ai.settings import get_settings
@@ -112,7 +118,10 @@ class Predictor:
                 "another model: re-add the few-shot categories"
             )
         self.set_prototypes(memory)
-        self.square_size = eval_square_size(bundle.image_size, bundle.eval_crop_pct)
+        # Test-time views (a bundle field: they change decisions, so they are a model version's).
+        self.tta = bundle.test_time_augmentation
+        self.input_side = tta_square_size(bundle.image_size, self.tta)
+        self.square_size = eval_square_size(self.input_side, bundle.eval_crop_pct)
         self.interpolation = bundle.preprocessing.interpolation
 
     def set_prototypes(self, memory: PrototypeMemory | None) -> None:
@@ -188,7 +197,7 @@ class Predictor:
         geometry for the bundle's size and crop (:func:`catalog_ai.model.preprocess.square`)."""
         sq = square(
             img,
-            self.bundle.image_size,
+            self.input_side,
             self.interpolation,
             crop_pct=self.bundle.eval_crop_pct,
             source=source,
@@ -197,11 +206,14 @@ class Predictor:
 
     @torch.inference_mode()
     def embed_logits(self, squares: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prepared squares → ``(embeddings (B, D), raw leaf logits (B, leaves))``, uncalibrated."""
+        """Prepared squares → ``(embeddings (B, D), raw leaf logits (B, leaves))``, uncalibrated;
+        with test-time augmentation, the mean embedding of each photo's views."""
         batch = torch.from_numpy(np.stack(squares)).to(self.device)
         pre = self.bundle.preprocessing
-        x = normalise(center_crop(batch, self.bundle.image_size), pre.mean, pre.std)
+        x = normalise(tta_views(batch, self.bundle.image_size, self.tta), pre.mean, pre.std)
         emb = self._backbone(x)(x)
+        if len(emb) != len(batch):
+            emb = emb.view(-1, len(batch), emb.shape[-1]).mean(0)
         return emb, self.network.head(emb)
 
     def _backbone(self, x: torch.Tensor) -> torch.nn.Module:

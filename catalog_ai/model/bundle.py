@@ -31,9 +31,7 @@ from catalog_ai.model.bundle_schema import (
     BundleManifest,
     validate_manifest,
 )
-from catalog_ai.model.bundle_schema import (
-    json_kind as _json_kind,
-)
+from catalog_ai.model.bundle_schema import json_kind as _json_kind
 from catalog_ai.model.decision import Thresholds
 from catalog_ai.model.prototypes import ARRAYS as PROTOTYPE_ARRAYS
 from catalog_ai.model.prototypes import META as PROTOTYPE_META
@@ -81,6 +79,8 @@ class ModelBundle:
     # For a version derived from another (see derive_bundle): {"version": parent version id,
     # "memory_revision": the parent's prototype-memory revision it starts from, "change": what}.
     parent: dict | None = None
+    # Views averaged per photo at serving (catalog_ai.model.tta): "none", "flip", "crops", ...
+    test_time_augmentation: str = "none"
 
     @property
     def weights_path(self) -> Path:
@@ -112,6 +112,7 @@ class ModelBundle:
             "training": self.training,
             **({"extra": self.extra} if self.extra else {}),
             **({"parent": self.parent} if self.parent else {}),
+            "test_time_augmentation": self.test_time_augmentation,
         }
 
     def save_manifest(self) -> None:
@@ -145,6 +146,7 @@ class ModelBundle:
             created_at=m.created_at,
             extra=m.extra,
             parent=m.parent.model_dump() if m.parent is not None else None,
+            test_time_augmentation=m.test_time_augmentation,
         )
         if taxonomy.fingerprint() != (m.taxonomy.fingerprint or taxonomy.fingerprint()):
             raise BundleError(
@@ -224,16 +226,8 @@ def new_version_id(backbone: str, weights_file: Path) -> str:
     return f"{safe}-{stamp}-{digest}"
 
 
-_OWN_ENTRIES = {
-    MANIFEST,
-    WEIGHTS,
-    TAXONOMY,
-    PROTOTYPE_ARRAYS,
-    PROTOTYPE_META,
-    "report",
-    "checkpoints",
-    "metrics.json",
-}
+_OWN_ENTRIES = {MANIFEST, WEIGHTS, TAXONOMY, PROTOTYPE_ARRAYS, PROTOTYPE_META, "report"}
+_OWN_ENTRIES |= {"checkpoints", "metrics.json"}
 
 
 def check_output_dir(out_dir: Path) -> None:
@@ -319,6 +313,8 @@ def derive_bundle(
     metrics: dict | None = None,
     prototypes: PrototypeMemory | None = None,
     memory_revision: int | None = None,
+    image_size: int | None = None,
+    test_time_augmentation: str | None = None,
 ) -> ModelBundle:
     """A new bundle (a new version id) derived from ``parent`` with the given changes; the
     parent's files are only read. Registered bundles are never rewritten: anything that changes
@@ -327,7 +323,9 @@ def derive_bundle(
     ``prototypes``: the new version's memory (default: the parent's files as they are);
     ``memory_revision``: the parent's memory revision that memory includes. The new bundle goes
     next to the parent (a directory named after the new version) unless ``out_dir`` is given; it
-    is written under a temporary name and renamed, so a crash leaves no half bundle."""
+    is written under a temporary name and renamed, so a crash leaves no half bundle.
+    ``image_size``, ``test_time_augmentation``: serve the same weights at another input size or
+    with other test-time views (``catalog_ai.model.tta``)."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     digest = hashlib.sha256(f"{parent.version}\n{change}\n{time.time_ns()}".encode()).hexdigest()[
         :8
@@ -362,7 +360,7 @@ def derive_bundle(
             backbone=parent.backbone,
             embedding_dim=parent.embedding_dim,
             preprocessing=parent.preprocessing,
-            image_size=parent.image_size,
+            image_size=image_size or parent.image_size,
             eval_crop_pct=parent.eval_crop_pct,
             temperature=parent.temperature if temperature is None else temperature,
             thresholds=parent.thresholds if thresholds is None else thresholds,
@@ -376,7 +374,9 @@ def derive_bundle(
                 "memory_revision": memory_revision,
                 "change": change,
             },
+            test_time_augmentation=test_time_augmentation or parent.test_time_augmentation,
         )
+        validate_manifest(bundle.manifest(), tmp / MANIFEST, BundleError)  # e.g. a bad size
         _write_json_atomic(tmp / MANIFEST, bundle.manifest())
         tmp.rename(out_dir)
     except OSError as exc:

@@ -207,6 +207,8 @@ class BundleManifest(_Model):
     metrics: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
+    # Test-time views averaged per photo (catalog_ai.model.tta.TTA_MODES); absent: "none".
+    test_time_augmentation: Literal["none", "flip", "crops", "flip_crops"] = "none"
 
     @field_validator("format_version")
     @classmethod

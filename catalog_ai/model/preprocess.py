@@ -11,6 +11,12 @@ transform for every registered backbone.
 Training augmentation is not timm's: it takes random crops from a larger square decoded once
 into a cache (``training/data.py``), because decoding every photo every epoch costs more than
 the network's forward pass on a 2-core CPU.
+
+Test-time augmentation (a bundle's ``test_time_augmentation``, :func:`tta_views`) runs the network
+on several views of each photo and averages their embeddings (the head is linear, so the logits
+are averaged too): ``flip`` adds the mirrored photo; ``crops`` is the classic five-crop (centre and
+corners of a square ``1 / MULTI_CROP_PCT`` larger, i.e. the photo seen closer); ``flip_crops`` the
+ten-crop. Each view costs one more forward pass.
 """
 
 from __future__ import annotations
@@ -33,11 +39,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INTERPOLATION",
+    "MULTI_CROP_PCT",
+    "TTA_MODES",
     "center_crop",
     "data_config",
     "eval_square_size",
     "normalise",
     "square",
+    "tta_square_size",
+    "tta_views",
 ]
 
 INTERPOLATION = {
@@ -138,3 +148,32 @@ def center_crop(batch: torch.Tensor, size: int) -> torch.Tensor:
     h, w = batch.shape[-2:]
     top, left = round((h - size) / 2.0), round((w - size) / 2.0)
     return batch[..., top : top + size, left : left + size]
+
+
+TTA_MODES = ("none", "flip", "crops", "flip_crops")
+MULTI_CROP_PCT = 0.875  # the five crops' share of the larger square (timm's default crop_pct)
+
+
+def tta_square_size(image_size: int, mode: str) -> int:
+    """Side of the square a photo is prepared as: the network input itself, or for multi-crop
+    the larger square the five crops are cut from."""
+    if mode not in TTA_MODES:
+        raise ValueError(f"test_time_augmentation={mode!r} must be one of {list(TTA_MODES)}")
+    return math.floor(image_size / MULTI_CROP_PCT) if "crops" in mode else image_size
+
+
+def tta_views(batch: torch.Tensor, size: int, mode: str) -> torch.Tensor:
+    """``(B, C, H, W)`` prepared squares → ``(V * B, C, size, size)``: the ``V`` views of
+    ``mode``, view-major (view ``v`` of photo ``b`` is row ``v * B + b``)."""
+    if "crops" in mode:
+        h, w = batch.shape[-2:]
+        views = [center_crop(batch, size)] + [
+            batch[..., top : top + size, left : left + size]
+            for top in (0, h - size)
+            for left in (0, w - size)
+        ]
+    else:
+        views = [center_crop(batch, size)]
+    if "flip" in mode:
+        views += [v.flip(-1) for v in views]
+    return torch.cat(views) if len(views) > 1 else views[0]
