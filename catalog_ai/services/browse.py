@@ -23,6 +23,8 @@ from catalog_ai.services.branch_figures import (
     branch_figures,
     branch_stats,
 )
+from catalog_ai.services.review_queue import COUNT_CAP
+from catalog_ai.services.status_counts import total_status_counts
 from catalog_ai.taxonomy import SEPARATOR
 
 __all__ = [
@@ -72,10 +74,21 @@ def _branch_query(path: str | None, include_subcategories: bool) -> Select[int]:
 
 
 def count_products_in_branch(
-    session: Session, path: str | None, *, include_subcategories: bool = True
+    session: Session,
+    path: str | None,
+    *,
+    include_subcategories: bool = True,
+    cap: int | None = COUNT_CAP,
 ) -> int:
-    sub = _branch_query(path, include_subcategories).subquery()
-    return session.scalar(select(func.count()).select_from(sub)) or 0
+    """Accepted products of the category ``path`` (and below it). The whole catalogue's count
+    is exact (the kept status totals); a branch is counted up to ``cap`` (None: no cap; a
+    result equal to ``cap`` means "at least that many"), as the review queue's filtered count."""
+    if path is None:
+        return total_status_counts(session)[ProductStatus.ACCEPTED.value]
+    query = _branch_query(path, include_subcategories)
+    if cap is not None:
+        query = query.limit(cap)
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
 def products_in_branch(

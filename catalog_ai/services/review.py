@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COUNT_CAP",
+    "WHOLE_QUEUE",
     "QueueFilter",
     "QueueItem",
     "ReviewConflict",

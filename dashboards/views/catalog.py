@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from catalog_ai.services.browse import branch_stats, count_products_in_branch, products_in_branch
+from catalog_ai.services.browse import (
+    branch_figures,
+    count_products_in_branch,
+    products_in_branch,
+)
 from catalog_ai.services.history import product_history
+from catalog_ai.services.review_queue import COUNT_CAP
+from catalog_ai.settings import get_settings
 from dashboards import ui
 
 PAGE_SIZE = 24
@@ -24,9 +30,15 @@ DEFINITIONS = (
 
 
 def _tree() -> list[str]:
-    stats = ui.read(branch_stats)
+    figures = ui.read(branch_figures)
+    stats = figures.stats
     st.subheader("Category tree")
     st.caption(DEFINITIONS)
+    if not figures.live:  # a large catalogue: the summary the worker's beat refreshes
+        st.caption(
+            f"Figures as of {figures.as_of:%Y-%m-%d %H:%M:%S} UTC (refreshed every "
+            f"{get_settings().figures_interval} s by `catalog-ai worker --beat`)."
+        )
     st.dataframe(
         [
             {
@@ -86,7 +98,8 @@ def _grid(paths: list[str]) -> None:
             s, path, include_subcategories=below, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
         )
     )
-    st.caption(f"{total} products in {ui.plain(path)}" + (" and below" if below else ""))
+    shown = f"{total:,}+" if total >= COUNT_CAP else f"{total:,}"  # counted up to COUNT_CAP
+    st.caption(f"{shown} products in {ui.plain(path)}" + (" and below" if below else ""))
     ui.tile_grid(
         tiles,
         columns=6,

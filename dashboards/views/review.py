@@ -14,6 +14,8 @@ from catalog_ai.services.browse import category_paths
 from catalog_ai.services.models import list_models
 from catalog_ai.services.product_gallery import photo_paths
 from catalog_ai.services.review import (
+    COUNT_CAP,
+    WHOLE_QUEUE,
     QueueFilter,
     QueueItem,
     accept,
@@ -320,8 +322,10 @@ def render() -> None:
     if total and skip >= total:
         skip = st.session_state[_SKIP] = 0
     items = ui.read(lambda s: review_queue(s, flt=flt, limit=11, offset=skip))
+    # A filtered view is counted up to COUNT_CAP (services.review_queue.queue_count).
+    shown = f"{total:,}+" if flt != WHOLE_QUEUE and total >= COUNT_CAP else f"{total:,}"
     st.caption(
-        f"{total} waiting for review in this view, least confident first"
+        f"{shown} waiting for review in this view, least confident first"
         + (f" · skipped {skip}" if skip else "")
         + " · keys: A accept, D accept to depth, O move, N new category, X reject, S skip"
     )
