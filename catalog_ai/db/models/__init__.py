@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from catalog_ai.db.models.api_key import ApiKey, ApiScope, IdempotencyKey
-from catalog_ai.db.models.audit import Audit, AuditTally, AuditVerdict, PromotionDecision
+from catalog_ai.db.models.audit import Audit, AuditTally, AuditVerdict, PromotionRecord
 from catalog_ai.db.models.category import Category
 from catalog_ai.db.models.embedding import Embedding
 from catalog_ai.db.models.model_version import ModelVersion
@@ -47,7 +47,7 @@ __all__ = [
     "ProductStatus",
     "ProductStatusCount",
     "ProductStatusDelta",
-    "PromotionDecision",
+    "PromotionRecord",
     "PrototypeRevision",
     "Review",
     "ReviewAction",
