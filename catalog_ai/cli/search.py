@@ -94,6 +94,7 @@ def search_cmd(
                 product_id=product_id,
                 k=k,
                 text=text,
+                progress=not as_json,
             )
     if as_json:
         echo_json(
@@ -120,7 +121,8 @@ def search_cmd(
 
 @cli.group("index")
 def index_group() -> None:
-    """The similar-product search index of a model version (a cache of the stored embeddings)."""
+    """This machine's similar-product search index of a model version: a cache of the stored
+    embeddings in CATALOG_AI_INDEX_CACHE_DIR, caught up by every search."""
 
 
 _MODEL = click.option(
@@ -148,6 +150,7 @@ def _print_status(status, as_json: bool, verb: str = "") -> None:
         else f"{status.n_pending} new embeddings: run catalog-ai index update"
     )
     dead = f" ({status.n_dead} removed, awaiting compaction)" if status.n_dead else ""
+    dead += f", {status.segments} catch-up segments" if status.segments else ""
     click.echo(
         f"model {status.model_version}: {verb}{status.kind} index of {status.n_indexed} photos"
         f"{dead}, {status.descriptor} descriptors "
@@ -193,7 +196,9 @@ def index_build(
     )
     ensure_db()
     with unit_of_work() as session:
-        status = build_index(session, model, descriptor=config, config=index_config)
+        status = build_index(
+            session, model, descriptor=config, config=index_config, progress=not as_json
+        )
     _print_status(status, as_json, "built ")
 
 
@@ -201,13 +206,13 @@ def index_build(
 @_MODEL
 @_JSON
 def index_update(model: str | None, as_json: bool) -> None:
-    """Add embeddings stored since the last build or update; drop those deleted."""
+    """Catch this machine's index up: add embeddings stored since, drop those deleted."""
     from catalog_ai.db import unit_of_work
     from catalog_ai.services.search_index import update_index
 
     ensure_db()
     with unit_of_work() as session:
-        status = update_index(session, model)
+        status = update_index(session, model, progress=not as_json)
     _print_status(status, as_json, "updated ")
 
 

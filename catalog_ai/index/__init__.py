@@ -14,9 +14,14 @@ from catalog_ai.index.descriptors import (
     fit_descriptor_transform,
     l2_normalise,
 )
+from catalog_ai.index.keys import IndexKeys
+from catalog_ai.index.segments import Segment
 from catalog_ai.index.store import (
     IndexManifest,
     StoredIndex,
+    append_segment,
+    cached_stored_index,
+    forget_stored_index,
     index_dir,
     index_lock,
     load_stored_index,
@@ -41,12 +46,17 @@ __all__ = [
     "ExactIndex",
     "HNSWIndex",
     "IndexConfig",
+    "IndexKeys",
     "IndexManifest",
     "SearchError",
+    "Segment",
     "StoredIndex",
     "VectorIndex",
+    "append_segment",
+    "cached_stored_index",
     "create_index",
     "fit_descriptor_transform",
+    "forget_stored_index",
     "index_dir",
     "index_lock",
     "l2_normalise",

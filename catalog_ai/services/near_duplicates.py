@@ -35,16 +35,18 @@ def find_near_duplicates(
     vector: np.ndarray,
     exclude_product_id: int | None = None,
     threshold: float | None = None,
-    model_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    build: bool = True,
 ) -> tuple[int, float] | None:
     """The catalog product that ``vector`` (a new photo's raw embedding) most likely shows again:
     ``(product_id, cosine)`` when its best photo scores at least ``threshold`` (default: the
     index's descriptor kind in :data:`DUPLICATE_THRESHOLDS`), else None.
-    ``exclude_product_id``: the uploaded product itself, when it is already in the catalog."""
+    ``exclude_product_id``: the uploaded product itself, when it is already in the catalog.
+    ``build``: build this host's copy of the index when it has none (else a SearchError)."""
     if threshold is not None and not -1.0 <= float(threshold) <= 1.0:
         raise SearchError(f"threshold={threshold} is not a cosine; give a value in [-1, 1]")
     mv = resolve_model_version(session, model_version)
-    stored = open_index(session, mv, model_dir)
+    stored = open_index(session, mv, cache_dir, build=build)
     threshold = (
         DUPLICATE_THRESHOLDS[stored.transform.kind] if threshold is None else float(threshold)
     )
@@ -68,7 +70,9 @@ def flag_near_duplicates(
 
     Run in its own transaction after ``record`` has committed: searching the index takes time
     (loading it, reading vectors), and under ``record``'s row locks it would hold up reviewers
-    and other workers. Without an index yet (a new model, an empty catalog) nothing is marked.
+    and other workers. Without an index on this host yet (a new model, an empty catalog, a
+    worker machine that has not run ``refresh_index``) nothing is marked: building one takes
+    minutes at a million photos, too long inside a classification task.
     """
     if not candidates:
         return []
@@ -79,7 +83,11 @@ def flag_near_duplicates(
     for product_id, vector in candidates:
         try:
             twin = find_near_duplicates(
-                session, model_version=mv, vector=vector, exclude_product_id=product_id
+                session,
+                model_version=mv,
+                vector=vector,
+                exclude_product_id=product_id,
+                build=False,
             )
         except SearchError:
             break  # no index for this model version (yet)

@@ -1,7 +1,9 @@
 """Visual search: catalog products that look like a photo, or like a stored product.
 
-Queries go through the model version's search index (:mod:`catalog_ai.services.search_index`);
-results are per product: a product with several photos counts once, with its best photo.
+Queries go through this host's copy of the model version's search index, caught up with the
+database first (:func:`catalog_ai.services.search_index.open_index`); results are per product:
+a product with several photos counts once, with its best photo, and only photos that still
+exist in the database are returned.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from catalog_ai.db import Category, Embedding, ModelVersion, Product, ProductImage
 from catalog_ai.db.queries import in_chunks
-from catalog_ai.index import SearchError, StoredIndex, VectorIndex
+from catalog_ai.index import SearchError, StoredIndex
 from catalog_ai.services.models import resolve_model_version
 from catalog_ai.services.search_index import decode_rows, embedding_rows, open_index
 from catalog_ai.services.text_search import Hit, media_path, text_image_ids
@@ -51,11 +53,10 @@ def nearest_products(
 ) -> list[tuple[int, float, int]]:
     """Best ``k`` ``(product_id, score, image_id)``: max over the queries and over a product's
     photos. Over-fetches photos until ``k`` distinct products are found or the index runs out."""
-    index: VectorIndex = stored.index
-    available = len(index) if allowed is None else len(allowed)
+    available = len(stored.index) if allowed is None else len(allowed)
     fetch = min(max(4 * k, 16), max(available, 1))
     while True:
-        scores, image_ids = index.search(queries, fetch, allowed=allowed)
+        scores, image_ids = stored.search(queries, fetch, allowed=allowed)
         best: dict[int, float] = {}
         for s, i in zip(scores.ravel(), image_ids.ravel(), strict=True):
             if i >= 0 and s > best.get(int(i), -np.inf):
@@ -95,17 +96,20 @@ def similar_products(
     product_id: int | None = None,
     k: int = 10,
     text: str | None = None,
-    model_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = False,
 ) -> list[Hit]:
     """Products that look like a photo (``query_vector``: its raw embedding from this model
     version) or like a stored product (``product_id``: its photos' stored embeddings; the product
-    itself is left out). ``text`` keeps only products matching :func:`text_search`'s rule."""
+    itself is left out). ``text`` keeps only products matching :func:`text_search`'s rule.
+    ``cache_dir``: this host's index cache (default ``CATALOG_AI_INDEX_CACHE_DIR``);
+    ``progress``: a progress bar when this host has to build its copy first."""
     if (query_vector is None) == (product_id is None):
         raise SearchError("give exactly one of query_vector (a photo's embedding) or product_id")
     if k < 1:
         raise SearchError(f"k={k} must be at least 1")
     mv = resolve_model_version(session, model_version)
-    stored = open_index(session, mv, model_dir)
+    stored = open_index(session, mv, cache_dir, progress=progress)
     raw = (
         _product_vectors(session, mv, product_id)
         if product_id is not None

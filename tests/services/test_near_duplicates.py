@@ -32,7 +32,8 @@ def test_near_duplicates_are_looked_up_after_the_suggestion_is_committed(
     observer = sa.create_engine(get_settings().database_url)
     seen: list[tuple[int, int]] = []  # (product id, its suggestions visible to others)
 
-    def find(session, *, model_version, vector, exclude_product_id):
+    def find(session, *, model_version, vector, exclude_product_id, build):
+        assert build is False  # never minutes of index building inside a classification task
         with observer.connect() as connection:
             visible = connection.scalar(
                 sa.text("SELECT count(*) FROM suggestions WHERE product_id = :p"),

@@ -1,0 +1,295 @@
+"""The search index as a per-host cache of the database (issue 16 item 4): build, catch-up,
+memory, disk and search time at N random 1,280-wide embeddings in PostgreSQL.
+
+    .venv/bin/python benchmarks/vector_cache.py --n 100000
+    .venv/bin/python benchmarks/vector_cache.py --n 1000000 --keep          # keeps the database
+    .venv/bin/python benchmarks/vector_cache.py --database-url URL --skip-seed  # measure again
+
+Default database: a new one (``catalog_ai_vec_<random>``) on
+``postgresql+psycopg://postgres@127.0.0.1:5432``, migrated, seeded and dropped at the end
+(``--keep``: left, its URL printed). Rows: one product, one photo and one embedding per vector
+(a random unit float32 vector of width 1,280, like efficientnet_lite0's, through
+``Embedding.row``), written with COPY. Random vectors have no structure: the PCA descriptor
+fitted on them says nothing about retrieval quality, only about time and memory.
+
+Each measured step runs in its own process (``--phase``), so that its peak RSS
+(``ru_maxrss``) is its own: build (a fresh cache directory: the first search on a new host),
+catch-up with 0, 1,000 and 10,000 new rows (rows added between the phases), open from the cache
+on disk (a restarted process), and search p50/p95 through ``similar_products``.
+``--composite-index`` adds ``(model_version_id, id)`` on embeddings before measuring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DIM = 1280
+VERSION = "vec-bench"
+MIGRATION = "0007_shop"  # the schema these rows need (later ones add nothing they use)
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def use(url: str, home: Path) -> None:
+    from catalog_ai.db import dispose_engines
+    from catalog_ai.settings import reset_settings
+
+    for key in [k for k in os.environ if k.startswith("CATALOG_AI_")]:
+        del os.environ[key]
+    os.environ["CATALOG_AI_DATABASE_URL"] = url
+    os.environ["CATALOG_AI_HOME"] = str(home)
+    reset_settings()
+    dispose_engines()
+
+
+def new_database() -> str:
+    import sqlalchemy as sa
+
+    name = f"catalog_ai_vec_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    import sqlalchemy as sa
+
+    from catalog_ai.db import dispose_engines
+
+    dispose_engines()
+    name = sa.make_url(url).database
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def model_version_id() -> int:
+    from sqlalchemy import insert, select
+
+    from catalog_ai.db import ModelVersion, unit_of_work
+
+    with unit_of_work() as session:
+        found = session.scalar(select(ModelVersion.id).where(ModelVersion.version == VERSION))
+        if found is None:
+            session.execute(
+                insert(ModelVersion).values(
+                    version=VERSION,
+                    backbone="efficientnet_lite0",
+                    bundle_path="(vector_cache benchmark: no bundle)",
+                    metrics={},
+                    taxonomy_fingerprint="",
+                    is_active=True,
+                    activated_at=datetime.now(UTC),
+                )
+            )
+            found = session.scalar(select(ModelVersion.id).where(ModelVersion.version == VERSION))
+        return int(found or 0)
+
+
+def add_rows(url: str, n: int, *, seed: int, chunk: int = 20_000) -> float:
+    """``n`` more products, photos and embeddings (ids after the largest); seconds taken."""
+    import psycopg
+    import sqlalchemy as sa
+
+    from catalog_ai.db import Embedding
+
+    mv_id = model_version_id()
+    dsn = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    started = time.perf_counter()
+    with psycopg.connect(dsn) as conn:
+        (top,) = conn.execute("SELECT coalesce(max(id), 0) FROM products").fetchone() or (0,)
+        first = int(top) + 1
+        rng = np.random.default_rng(seed + first)
+        for start in range(first, first + n, chunk):
+            ids = range(start, min(start + chunk, first + n))
+            vectors = rng.standard_normal((len(ids), DIM), dtype=np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            with conn.cursor() as cur:
+                with cur.copy("COPY products (id, title, status, attributes) FROM STDIN") as copy:
+                    for i in ids:
+                        copy.write_row((i, f"product {i}", "accepted", "{}"))
+                with cur.copy(
+                    "COPY product_images (id, product_id, content_hash, stored_path, width, "
+                    "height, size_bytes, format) FROM STDIN"
+                ) as copy:
+                    for i in ids:
+                        copy.write_row((i, i, f"{i:064x}", f"vec/{i}.jpg", 224, 224, 1000, "JPEG"))
+                with cur.copy(
+                    "COPY embeddings (id, image_id, model_version_id, dim, vector) "
+                    "FROM STDIN (FORMAT BINARY)"
+                ) as copy:
+                    copy.set_types(["int4", "int4", "int4", "int4", "bytea"])
+                    for i, vector in zip(ids, vectors, strict=True):
+                        row = Embedding.row(vector, image_id=i, model_version_id=mv_id)
+                        copy.write_row((i, i, mv_id, row["dim"], row["vector"]))
+            conn.commit()
+        for table in ("products", "product_images", "embeddings"):
+            conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT max(id) FROM {table}))"
+            )
+        conn.execute("ANALYZE products, product_images, embeddings")
+        conn.commit()
+    return time.perf_counter() - started
+
+
+def delete_rows(n: int) -> None:
+    """Delete the products of ``n`` random photos (their embeddings go by cascade)."""
+    from sqlalchemy import delete, select
+
+    from catalog_ai.db import Product, unit_of_work
+
+    with unit_of_work() as session:
+        ids = session.scalars(select(Product.id).order_by(Product.id).limit(n * 50)).all()
+        gone = np.random.default_rng(7).choice(ids, n, replace=False).tolist()
+        session.execute(delete(Product).where(Product.id.in_(gone)))
+
+
+# --------------------------------------------------------------------------- phases
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def phase(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One measured step in this process (its peak RSS is the step's own)."""
+    import faiss
+
+    from catalog_ai.db import unit_of_work
+    from catalog_ai.services.search_index import open_index, update_index
+
+    faiss.omp_set_num_threads(args.threads)
+    out: dict[str, Any] = {"phase": name}
+    started = time.perf_counter()
+    if name in ("build", "catch-up", "open"):
+        with unit_of_work() as session:
+            if name == "open":
+                from catalog_ai.services.models import resolve_model_version
+
+                stored = open_index(session, resolve_model_version(session, VERSION))
+                out["n_indexed"] = len(stored.index)
+            else:
+                status = update_index(session, VERSION, progress=name == "build")
+                out["n_indexed"] = status.n_indexed
+                out["kind"] = status.kind
+                out["dim"] = status.dim
+    elif name == "search":
+        from catalog_ai.services.similar import similar_products
+
+        rng = np.random.default_rng(3)
+        times = []
+        with unit_of_work() as session:
+            for q in range(args.queries + 1):
+                vector = rng.standard_normal(DIM).astype(np.float32)
+                t = time.perf_counter()
+                similar_products(session, model_version=VERSION, query_vector=vector, k=10)
+                if q:  # the first one loads the index
+                    times.append((time.perf_counter() - t) * 1000)
+        cuts = statistics.quantiles(times, n=20)
+        out["p50_ms"], out["p95_ms"] = round(statistics.median(times), 2), round(cuts[18], 2)
+    out["seconds"] = round(time.perf_counter() - started, 2)
+    out["peak_rss_mib"] = round(peak_rss_mib())
+    from catalog_ai.settings import get_settings
+
+    out["cache_bytes"] = _dir_bytes(get_settings().index_cache_dir)
+    return out
+
+
+def run_phase(name: str, args: argparse.Namespace, url: str, home: Path) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--phase", name, "--database-url", url, "--home", str(home)]
+    cmd += ["--threads", str(args.threads), "--queries", str(args.queries)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"phase {name} failed")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--home", type=Path, default=None)
+    parser.add_argument("--skip-seed", action="store_true")
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--seed-only", action="store_true", help="seed, keep, measure nothing")
+    parser.add_argument("--composite-index", action="store_true")
+    parser.add_argument("--threads", type=int, default=2, help="faiss threads")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--phase", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.phase:
+        use(args.database_url, args.home)
+        print(json.dumps(phase(args.phase, args)))
+        return 0
+
+    from catalog_ai.db.migrate import upgrade
+
+    created = args.database_url is None
+    url = args.database_url or new_database()
+    home = args.home or Path(tempfile.mkdtemp(prefix="vector_cache_"))
+    use(url, home)
+    print(f"database {url}\nhome {home}", flush=True)
+    try:
+        if not args.skip_seed:
+            upgrade(revision=MIGRATION)
+            seconds = add_rows(url, args.n, seed=0)
+            print(json.dumps({"phase": "seed", "rows": args.n, "seconds": round(seconds, 1)}))
+            if args.seed_only:
+                args.keep = True
+                return 0
+        if args.composite_index:
+            import sqlalchemy as sa
+
+            engine = sa.create_engine(url)
+            with engine.begin() as c:
+                c.execute(
+                    sa.text(
+                        "CREATE INDEX IF NOT EXISTS ix_bench_embeddings_mv_id "
+                        "ON embeddings (model_version_id, id)"
+                    )
+                )
+                c.execute(sa.text("ANALYZE embeddings"))
+            engine.dispose()
+        from catalog_ai.settings import get_settings
+
+        shutil.rmtree(get_settings().index_cache_dir, ignore_errors=True)
+        run_phase("build", args, url, home)  # a fresh host: builds from the rows
+        run_phase("catch-up", args, url, home)  # nothing new
+        for k in (1_000, 10_000):
+            add_rows(url, k, seed=k)
+            run_phase("catch-up", args, url, home)
+        run_phase("open", args, url, home)  # a restarted process: the cache on disk
+        run_phase("search", args, url, home)
+    finally:
+        if created and not args.keep:
+            drop_database(url)
+            print(f"dropped {url}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
