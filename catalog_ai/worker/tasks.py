@@ -81,10 +81,10 @@ def classify_products(product_ids: list[int]) -> dict:
 
 
 @app.task(name="catalog_ai.reclassify_all", **_RETRY)
-def reclassify_all(model_version: str) -> int:
-    """Fan out chunks for every product ``model_version`` has not classified and no person has
-    labelled. Does nothing unless that version is still the active one."""
-    return pipeline.reclassify(model_version, dispatcher=_dispatcher())
+def reclassify_all(model_version: str, after_id: int = 0) -> int:
+    """One chunk of the re-classification for ``model_version`` (products after ``after_id``),
+    then the next link of the chain. Nothing unless that version is still the active one."""
+    return pipeline.reclassify(model_version, dispatcher=_dispatcher(), after_id=after_id)
 
 
 @app.task(name=SWEEP_TASK, **_RETRY)
@@ -193,8 +193,8 @@ class CeleryDispatcher:
         for start in range(0, len(ids), chunk):
             _send(classify_products, ids[start : start + chunk], what=f"{len(ids)} products")
 
-    def reclassify(self, version: str) -> None:
-        _send(reclassify_all, version, what=f"re-classification with {version}")
+    def reclassify(self, version: str, after_id: int = 0) -> None:
+        _send(reclassify_all, version, after_id, what=f"re-classification with {version}")
 
     def embed_catalogue(self, version: str) -> None:
         _send(embed_catalog, version, what=f"catalogue embedding with {version}")
