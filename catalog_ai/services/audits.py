@@ -32,7 +32,6 @@ from catalog_ai.db import (
     LabelSource,
     ModelVersion,
     Product,
-    ProductImage,
     ProductStatus,
     Review,
     ReviewAction,
@@ -41,7 +40,7 @@ from catalog_ai.db import (
     utc_now,
 )
 from catalog_ai.db.models.audit import Audit, AuditTally, AuditVerdict
-from catalog_ai.db.queries import first_photo_ids
+from catalog_ai.db.queries import first_photo_paths
 from catalog_ai.errors import CatalogAIError
 from catalog_ai.services.versions import record_review_revision
 from catalog_ai.services.webhook_payloads import emit_reviewed
@@ -149,17 +148,14 @@ def sample_audits(
     return drawn
 
 
-def _open_query() -> Select[Audit, Product, Suggestion, str, str]:
+def _open_query() -> Select[Audit, Product, Suggestion, str]:
     """Open audits of products still carrying the model's label (a product a person decided
     meanwhile is settled by that decision: see live_precision)."""
-    first_image = first_photo_ids()
     return (
-        select(Audit, Product, Suggestion, ModelVersion.version, ProductImage.stored_path)
+        select(Audit, Product, Suggestion, ModelVersion.version)
         .join(Product, Product.id == Audit.product_id)
         .join(Suggestion, Suggestion.id == Audit.suggestion_id)
         .join(ModelVersion, ModelVersion.id == Audit.model_version_id)
-        .outerjoin(first_image, first_image.c.product_id == Product.id)
-        .outerjoin(ProductImage, ProductImage.id == first_image.c.image_id)
         .where(
             Audit.resolved_at.is_(None),
             Product.status == ProductStatus.ACCEPTED,
@@ -172,12 +168,13 @@ def open_audits(session: Session, *, limit: int = 20, offset: int = 0) -> list[A
     """Open audits, oldest first (the order they were drawn in: any order that ignores the
     photo keeps the resolved ones a uniform sample)."""
     rows = session.execute(_open_query().order_by(Audit.id).limit(limit).offset(offset)).all()
+    photos = first_photo_paths(session, [p.id for _, p, _, _ in rows])
     return [
         AuditItem(
             audit_id=a.id,
             product_id=p.id,
             title=p.title,
-            image_path=stored,
+            image_path=photos.get(p.id),
             suggestion_id=s.id,
             model_version=version,
             path=s.path,
@@ -186,7 +183,7 @@ def open_audits(session: Session, *, limit: int = 20, offset: int = 0) -> list[A
             source=str(s.source),
             open_set=bool(s.open_set),
         )
-        for a, p, s, version, stored in rows
+        for a, p, s, version in rows
     ]
 
 

@@ -36,6 +36,7 @@ from catalog_ai.db import (
     Suggestion,
     conflict_insert,
 )
+from catalog_ai.services.audits import sample_audits
 from catalog_ai.services.classifiable import (
     MODEL_LABELLED,
     WAITING,
@@ -152,10 +153,11 @@ def record(
     """Store suggestions, an embedding per photo each decision used, and each product's status.
 
     ``accepted`` (category = the decision's path, ``label_source="model"``) when the decision may
-    be auto-accepted, else ``suggested``; ``failed`` with the reasons when none of its photos
-    could be used. Products finished meanwhile (by a redelivered twin of this task, or by a
-    reviewer) are left alone, and the unique (product, model version) key makes a second
-    suggestion impossible even when two workers race. ``memory_revision``: the revision of the
+    be auto-accepted (and drawn for audit at ``CATALOG_AI_AUDIT_RATE``), else ``suggested``;
+    ``failed`` with the reasons when none of its photos could be used. Products finished
+    meanwhile (by a redelivered twin of this task, or by a reviewer) are left alone, and the
+    unique (product, model version) key makes a second suggestion impossible even when two
+    workers race. ``memory_revision``: the revision of the
     version's prototype memory the decisions used, stored on each suggestion (to reproduce it).
     """
     summary = RecordSummary()
@@ -251,6 +253,9 @@ def record(
                 product.label_source = None
             summary.suggested.append(product.id)
     session.flush()
+    # A random few percent of the auto-accepts also go to a person, as audits: the product keeps
+    # its label; the verdicts measure the precision of auto-accept (services.audits).
+    sample_audits(session, summary.accepted, model_version_id=model_version_id)
     summary.new_embeddings = [
         (o.product_id, o.embedding)
         for o in decided
