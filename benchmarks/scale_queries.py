@@ -4,7 +4,13 @@
     .venv/bin/python benchmarks/scale_queries.py --home /tmp/seed10k [--runs 30] [--explain F]
 
 Reads ``<home>/seed.json`` (written by ``seed_catalog.py``) for the database URL. Each read is
-the real service function in a new session, 3 warm-up calls then ``--runs`` timed ones. The
+the real service function in a new session, 3 warm-up calls then ``--runs`` timed ones: every
+read the dashboard's review, catalogue and health pages and the API make (the review queue with
+each filter and its count, the paths and versions of the filters, a queue card's photos, the
+bulk-accept preview; the tree with its figures, a branch's grid and count, a product's history;
+pipeline status, catalogue counts, the oldest pending product; text search; a product, a page of
+products, the tree with ids). Before them, one refresh of the tree's figures summary and one
+fold of the status counts, timed (the beat's background work; ``--no-background`` skips it). The
 writes each commit: ``review.accept`` of a waiting product the model did not abstain on, and
 ``products.create_product`` with one new generated 256 x 256 JPEG; so a run changes the
 catalogue by ``--runs`` reviews and products. ``--explain F`` (PostgreSQL only) writes
@@ -42,8 +48,19 @@ def timed(fn: Callable[[], Any], runs: int, warmup: int = 3) -> list[float]:
 
 
 def reads(ctx: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+    """Every read the dashboard's pages and the API make, by page (see the module docstring)."""
     from catalog_ai.db import unit_of_work
-    from catalog_ai.services import browse, health, products_query, review, text_search
+    from catalog_ai.services import (
+        browse,
+        category_tree,
+        health,
+        history,
+        product_gallery,
+        products_query,
+        review,
+        text_search,
+    )
+    from catalog_ai.services.models import list_models
 
     def in_session(call: Callable[[Any], Any]) -> Callable[[], Any]:
         def run() -> Any:
@@ -52,32 +69,69 @@ def reads(ctx: dict[str, Any]) -> dict[str, Callable[[], Any]]:
 
         return run
 
-    branch = review.QueueFilter(branch=ctx["branch"])
-    pids = iter(ctx["product_ids"] * 1000)
-    return {
-        "review_queue (no filter)": in_session(lambda s: review.review_queue(s)),
-        "queue_count (no filter)": in_session(lambda s: review.queue_count(s)),
-        f"review_queue (branch {ctx['branch']!r})": in_session(
-            lambda s: review.review_queue(s, flt=branch)
-        ),
-        "branch_stats (tree with counts)": in_session(browse.branch_stats),
-        f"products_in_branch ({ctx['vertical']!r})": in_session(
-            lambda s: browse.products_in_branch(s, ctx["vertical"])
-        ),
-        "products_in_branch (all)": in_session(lambda s: browse.products_in_branch(s, None)),
-        "products_in_branch (smallest leaf)": in_session(
-            lambda s: browse.products_in_branch(s, ctx["small_leaf"])
-        ),
-        "product_detail": in_session(lambda s: products_query.product_detail(s, next(pids))),
-        "status_counts": in_session(health.status_counts),
-        "pipeline_status": in_session(health.pipeline_status),
-        f"text_search ({ctx['word']!r})": in_session(
-            lambda s: text_search.text_search(s, ctx["word"])
-        ),
-        f"text_search ({ctx['phrase']!r})": in_session(
-            lambda s: text_search.text_search(s, ctx["phrase"])
-        ),
+    Q = review.QueueFilter
+    filters = {
+        "no filter": Q(),
+        f"branch {ctx['branch']!r}": Q(branch=ctx["branch"]),
+        f"small branch {ctx['small_branch']!r}": Q(branch=ctx["small_branch"]),
+        f"model {ctx['model']!r}": Q(model_version=ctx["model"]),
+        "source prototype": Q(source="prototype"),
+        "source open_set": Q(source="open_set"),
+        "source abstain": Q(source="abstain"),
     }
+    pids = iter(ctx["product_ids"] * 1000)
+    out: dict[str, Callable[[], Any]] = {}
+    # The review page: paths and versions for the filters, the count, a page of 11, its photos.
+    out["review: category_paths"] = in_session(browse.category_paths)
+    out["review: list_models"] = in_session(list_models)
+    for name, flt in filters.items():
+        out[f"review_queue ({name})"] = in_session(
+            lambda s, f=flt: review.review_queue(s, flt=f, limit=11)
+        )
+        out[f"queue_count ({name})"] = in_session(lambda s, f=flt: review.queue_count(s, flt=f))
+    out["review_queue (page 10, no filter)"] = in_session(
+        lambda s: review.review_queue(s, limit=11, offset=99)
+    )
+    out["review: photo_paths"] = in_session(lambda s: product_gallery.photo_paths(s, [next(pids)]))
+    out["review: bulk_preview (>= 0.9)"] = in_session(
+        lambda s: review.bulk_preview(s, min_confidence=0.9)
+    )
+    # The catalogue page: the tree with figures, a branch's grid and count, a product's history.
+    out["branch_figures (tree with counts)"] = in_session(browse.branch_figures)
+    for label, path in (
+        (repr(ctx["vertical"]), ctx["vertical"]),
+        ("all", None),
+        ("smallest leaf", ctx["small_leaf"]),
+    ):
+        out[f"products_in_branch ({label})"] = in_session(
+            lambda s, p=path: browse.products_in_branch(s, p)
+        )
+        out[f"count_products_in_branch ({label})"] = in_session(
+            lambda s, p=path: browse.count_products_in_branch(s, p)
+        )
+    out["product_history"] = in_session(lambda s: history.product_history(s, next(pids)))
+    # The health page.
+    out["pipeline_status"] = in_session(health.pipeline_status)
+    out["catalog_counts"] = in_session(health.catalog_counts)
+    out["oldest_pending"] = in_session(health.oldest_pending)
+    out["status_counts"] = in_session(health.status_counts)
+    # The similar-products page's text search.
+    out[f"text_search ({ctx['word']!r})"] = in_session(
+        lambda s: text_search.text_search(s, ctx["word"])
+    )
+    out[f"text_search ({ctx['phrase']!r})"] = in_session(
+        lambda s: text_search.text_search(s, ctx["phrase"])
+    )
+    # The API's reads beside those: a product, a keyset page of products, the tree with ids.
+    out["api: product_detail"] = in_session(lambda s: products_query.product_detail(s, next(pids)))
+    out["api: list_products (first page)"] = in_session(
+        lambda s: products_query.list_products(s, limit=50)
+    )
+    out["api: list_products (status suggested)"] = in_session(
+        lambda s: products_query.list_products(s, limit=50, status="suggested")
+    )
+    out["api: category_tree"] = in_session(category_tree.category_tree)
+    return out
 
 
 def writes(ctx: dict[str, Any], runs: int) -> dict[str, list[float]]:
@@ -125,11 +179,32 @@ def writes(ctx: dict[str, Any], runs: int) -> dict[str, list[float]]:
     return out
 
 
+def summaries() -> dict[str, float]:
+    """Seconds of the background work the reads rely on: one refresh of the tree's figures
+    summary and one fold of the status-count deltas (each commits, as the beat's tasks do)."""
+    from catalog_ai.db import unit_of_work
+    from catalog_ai.services.branch_figures import refresh_branch_figures
+    from catalog_ai.services.status_counts import fold_status_deltas
+
+    out = {}
+    start = time.perf_counter()
+    with unit_of_work() as session:
+        refresh_branch_figures(session)
+    out["refresh_branch_figures (background)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    with unit_of_work() as session:
+        folded = fold_status_deltas(session)
+    out[f"fold_status_deltas ({folded} rows, background)"] = time.perf_counter() - start
+    for name, seconds in out.items():
+        print(f"{name}: {seconds:.2f} s")
+    return out
+
+
 def context() -> dict[str, Any]:
     """The branch, the product ids and the words the reads use, picked from the data."""
     from sqlalchemy import func, select
 
-    from catalog_ai.db import Category, Product, Suggestion, unit_of_work
+    from catalog_ai.db import Category, ModelVersion, Product, Suggestion, unit_of_work
 
     with unit_of_work() as session:
         # The biggest second-level branch among suggestions; the biggest vertical.
@@ -141,7 +216,9 @@ def context() -> dict[str, Any]:
                 key = " > ".join(parts[:2])
                 counts[key] = counts.get(key, 0) + 1
         branch = max(counts, key=lambda k: counts[k])
+        small_branch = min(counts, key=lambda k: (counts[k], k))
         vertical = branch.split(" > ")[0]
+        model = session.scalar(select(ModelVersion.version).where(ModelVersion.is_active))
         n = session.scalar(select(func.max(Product.id))) or 1
         rng = np.random.default_rng(16)
         ids = [int(i) for i in rng.integers(1, n + 1, 40)]
@@ -160,7 +237,7 @@ def context() -> dict[str, Any]:
         )
     word = "bamboo"
     return {"branch": branch, "vertical": vertical, "product_ids": ids, "word": word,
-            "small_leaf": small_leaf,
+            "small_leaf": small_leaf, "small_branch": small_branch, "model": model,
             "phrase": f"{leaf} {word}".lower()}  # fmt: skip
 
 
@@ -203,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explain-top", type=int, default=4, help="how many of the slowest")
     parser.add_argument("--json", type=Path, help="file for the figures")
     parser.add_argument("--no-writes", action="store_true")
+    parser.add_argument(
+        "--no-background", action="store_true", help="skip the summary refresh and fold timings"
+    )
     args = parser.parse_args(argv)
     seeded = json.loads((args.home / "seed.json").read_text(encoding="utf-8"))
     from catalog_ai.db import dispose_engines
@@ -215,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     reset_settings()
     dispose_engines()
     ctx = context()
+    background = summaries() if not args.no_background else {}
     figures: dict[str, list[float]] = {}
     calls = reads(ctx)
     for name, fn in calls.items():
@@ -230,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         table[name] = row
         print(f"{name:<58} {row['p50']:8.1f} {row['p95']:8.1f} {row['max']:8.1f}")
     if args.json:
-        args.json.write_text(json.dumps({"seed": seeded, "figures": table}, indent=2))
+        out = {"seed": seeded, "figures": table, "background_s": background, "runs": args.runs}
+        args.json.write_text(json.dumps(out, indent=2))
     if args.explain and seeded["database_url"].startswith("postgresql"):
         slowest = sorted(calls, key=lambda n: -table[n]["p95"])[: args.explain_top]
         lines = []

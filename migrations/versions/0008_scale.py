@@ -6,11 +6,14 @@ the review queue, its count and the tree's figures aggregate the whole suggestio
 tables on every read (5-13 s at 1M products).
 
 - ``products.suggestion_id`` / ``suggestion_confidence``: the newest suggestion, filled here
-  from the existing rows and kept by a trigger on ``suggestions`` inserts; the partial index ``ix_products_review_queue`` on
-  ``(suggestion_confidence, id) WHERE status = 'suggested'`` is the queue's order.
+  from the existing rows and kept by a trigger on ``suggestions`` inserts; the partial index
+  ``ix_products_review_queue`` on ``(suggestion_confidence, id) WHERE status = 'suggested'``
+  is the queue's order.
 - ``product_images (product_id, id)`` replaces the index on ``product_id`` alone: a product's
   first photo is the front of it.
 - ``suggestions (path varchar_pattern_ops)``: the branch filter's prefix.
+- ``embeddings (model_version_id, id)`` replaces the index on ``model_version_id`` alone: a
+  host's search-index cache catches up from the largest id it holds.
 - ``product_status_counts`` + ``product_status_deltas``: triggers on ``products`` insert a delta
   per change (statement-level with transition tables on PostgreSQL, one bulk statement = one
   delta row per status; row-level on SQLite). **A later migration that rebuilds ``products``
@@ -220,6 +223,10 @@ def upgrade() -> None:
     op.create_index(op.f("ix_product_images_product_id_id"), "product_images", ["product_id", "id"])
     op.drop_index(op.f("ix_product_images_product_id"), table_name="product_images")
     op.create_index(
+        op.f("ix_embeddings_model_version_id_id"), "embeddings", ["model_version_id", "id"]
+    )
+    op.drop_index(op.f("ix_embeddings_model_version_id"), table_name="embeddings")
+    op.create_index(
         op.f("ix_suggestions_path"),
         "suggestions",
         ["path"],
@@ -283,6 +290,8 @@ def downgrade() -> None:
     op.drop_table("product_status_deltas")
     op.drop_table("product_status_counts")
     op.drop_index(op.f("ix_suggestions_path"), table_name="suggestions")
+    op.create_index(op.f("ix_embeddings_model_version_id"), "embeddings", ["model_version_id"])
+    op.drop_index(op.f("ix_embeddings_model_version_id_id"), table_name="embeddings")
     op.create_index(op.f("ix_product_images_product_id"), "product_images", ["product_id"])
     op.drop_index(op.f("ix_product_images_product_id_id"), table_name="product_images")
     op.drop_index("ix_products_review_queue", table_name="products")
