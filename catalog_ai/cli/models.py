@@ -169,28 +169,43 @@ def models_thresholds(
 
 @models.command("list")
 def models_list() -> None:
-    """Registered model versions, the active one marked."""
+    """Registered model versions, the active one marked, with live precision (from audits and
+    reviews, 95 % intervals) and the train hold-out figure, labelled as such."""
+    from catalog_ai.cli.model_checks import live_line
     from catalog_ai.db import unit_of_work
+    from catalog_ai.services.live_precision import live_precision
     from catalog_ai.services.models import list_models
+    from catalog_ai.services.promotion import latest_promotion
 
     ensure_db()
     with unit_of_work() as session:
         models = list_models(session)
         names = {m.id: m.version for m in models}
-        rows = [
-            (
-                m.version,
-                m.is_active,
-                m.backbone,
-                (m.metrics or {}).get("held_out", {}),
-                names.get(m.parent_id) if m.parent_id is not None else None,
+        rows = []
+        for m in models:
+            promotion = latest_promotion(session, m.id)
+            rows.append(
+                (
+                    m.version,
+                    m.is_active,
+                    m.backbone,
+                    (m.metrics or {}).get("held_out", {}),
+                    names.get(m.parent_id) if m.parent_id is not None else None,
+                    live_line(live_precision(session, m.version)),
+                    None if promotion is None or promotion.promoted else promotion.reason,
+                )
             )
-            for m in models
-        ]
-    for version, active, backbone, held, parent in rows:
+    # One line per version: the live figures first (what the shop's uploads got), then the
+    # train hold-out figure, named as such (photos like the training ones flatter a model).
+    for version, active, backbone, held, parent, live, not_promoted in rows:
         acc = held.get("leaf_accuracy")
         click.echo(
-            f"{'*' if active else ' '} {version}  {backbone}"
-            + (f"  held-out leaf accuracy {acc:.3f}" if acc is not None else "")
+            f"{'*' if active else ' '} {version}  {backbone}  {live}"
+            + (f"; train hold-out leaf accuracy {acc:.3f}" if acc is not None else "")
             + (f"  (derived from {parent})" if parent else "")
+            + (f"  not promoted: {not_promoted}" if not_promoted else "")
         )
+
+
+# The commands of the models group that measure versions (compare, audits) live there.
+from catalog_ai.cli import model_checks  # noqa: E402, F401

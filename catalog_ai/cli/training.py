@@ -107,6 +107,27 @@ if TYPE_CHECKING:
     help="switch auto-accept on from photos held out of the training folder (they share its "
     "photo sessions and overstate certainty; prefer --val-data or `catalog-ai calibrate`)",
 )
+@click.option(
+    "--promote-if-better",
+    is_flag=True,
+    help="with --from-catalog: register the new version and activate it only if it beats the "
+    "active one on the most recent products people labelled (held out of this training); "
+    "else it stays registered, inactive, with the reason (catalog-ai models list)",
+)
+@click.option(
+    "--margin",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.01,
+    show_default=True,
+    help="with --promote-if-better: the leaf-accuracy gain (0.01 = one point) it must win by",
+)
+@click.option(
+    "--holdout-recent",
+    type=click.IntRange(1),
+    default=200,
+    show_default=True,
+    help="with --promote-if-better: recent person-labelled products kept out to compare on",
+)
 def train_cmd(
     data_dir,
     from_catalog,
@@ -130,6 +151,9 @@ def train_cmd(
     num_workers,
     min_photos_per_category,
     auto_accept_from_holdout,
+    promote_if_better,
+    margin,
+    holdout_recent,
 ) -> None:
     """Fine-tune a backbone into a calibrated hierarchical classifier and write a model bundle."""
     from catalog_ai.taxonomy import Taxonomy
@@ -144,6 +168,8 @@ def train_cmd(
         raise click.UsageError("give exactly one of --data DIR or --from-catalog")
     if include_model_labels and not from_catalog:
         raise click.UsageError("--include-model-labels goes with --from-catalog")
+    if promote_if_better and not from_catalog:
+        raise click.UsageError("--promote-if-better goes with --from-catalog")
     config = TrainConfig.preset(mode)
     config = dataclasses.replace(
         config,
@@ -168,11 +194,16 @@ def train_cmd(
         if value is not None:
             setattr(config, name, value)
     rare: list[Example] = []
+    compare_on: list[int] = []  # --promote-if-better: the products held out to compare on
     if from_catalog:
         ensure_db()
         taxonomy, examples, description = examples_from_catalog(
             include_model_labels=include_model_labels
         )
+        if promote_if_better:
+            from catalog_ai.cli.model_checks import hold_out_recent
+
+            examples, compare_on = hold_out_recent(examples, holdout_recent)
         click.echo(f"training on the {description}")
         examples, rare = split_rare_categories(examples, min_photos_per_category)
         if rare:
@@ -214,6 +245,10 @@ def train_cmd(
     )
     for file, reason in result.skipped:
         click.echo(f"  skipped: {file}: {reason}", err=True)
+    if promote_if_better:
+        from catalog_ai.cli.model_checks import promote_trained
+
+        promote_trained(out_dir, held_out=compare_on, margin=margin)
 
 
 @cli.command("calibrate")
@@ -268,13 +303,16 @@ def calibrate_cmd(
         # The new version starts from what the model serves now: its reviews' revisions too.
         parent, memory, revision = derivation_base(session, model_dir)
         model_dir = parent.path
+        weights: list[float] | None = None
         if from_reviews:
-            from catalog_ai.services.review import reviewed_examples
+            # Reviews and audits, each weighted by its stratum, so that the sample is not the
+            # hard photos alone (catalog_ai.inference.recalibrate explains the weights).
+            from catalog_ai.services.live_precision import weighted_review_photos
 
             assert session is not None  # --from-reviews made the catalog (ensure_db above)
-            files, labels = reviewed_examples(session)
+            files, labels, weights = weighted_review_photos(session)
     if from_reviews:
-        description = f"{len(files)} reviewed products"
+        description = f"{len(files)} reviewed and audited products, weighted by stratum"
     else:
         from catalog_ai.training.sources import load_folder_examples
 
@@ -295,6 +333,7 @@ def calibrate_cmd(
         skip_unknown=from_reviews,
         memory=memory,
         memory_revision=revision,
+        weights=weights,
     )
     click.echo(
         f"{bundle.version}: calibrated on {report['n_photos']} photos (leaf accuracy "

@@ -35,6 +35,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, aliased
@@ -62,6 +63,7 @@ __all__ = [
     "stratified_estimate",
     "stratum_weights",
     "weighted_examples",
+    "weighted_review_photos",
     "wilson_interval",
 ]
 
@@ -325,3 +327,31 @@ def weighted_examples(session: Session) -> list[tuple[int, str, float]]:
             seen.add(c.product_id)
             out.append((c.product_id, c.true_path, weights.get(c.stratum, 1.0)))
     return out
+
+
+def weighted_review_photos(session: Session) -> tuple[list[Path], list[str], list[float]]:
+    """``calibrate --from-reviews``'s sample: the first photo (a media file), the category and
+    the stratum weight of each product of :func:`weighted_examples`, in product order."""
+    from catalog_ai.db import ProductImage
+    from catalog_ai.db.queries import first_photo_ids
+    from catalog_ai.photos.store import MediaStore
+    from catalog_ai.settings import get_settings
+
+    rows = sorted(weighted_examples(session))
+    if not rows:
+        return [], [], []
+    first = first_photo_ids()
+    stored: dict[int, str] = dict(
+        session.execute(
+            select(first.c.product_id, ProductImage.stored_path)
+            .join(ProductImage, ProductImage.id == first.c.image_id)
+            .where(first.c.product_id.in_([pid for pid, _, _ in rows]))
+        ).all()
+    )
+    media = MediaStore(get_settings().media_dir)
+    kept = [(pid, path, w) for pid, path, w in rows if pid in stored]
+    return (
+        [media.path(stored[pid]) for pid, _, _ in kept],
+        [path for _, path, _ in kept],
+        [w for _, _, w in kept],
+    )

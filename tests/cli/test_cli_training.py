@@ -136,7 +136,11 @@ def test_models_register_activate_list(trained, catalog_home):
     )
     listed = invoke("models", "list").stdout
     assert re.search(
-        rf"^  {re.escape(version)}  tiny-cnn  held-out leaf accuracy \d\.\d{{3}}$", listed, re.M
+        rf"^  {re.escape(version)}  tiny-cnn  live: auto-accept precision not measured yet; "
+        rf"leaf accuracy not measured yet; 0 auto-accepted, 0 audited; "
+        rf"train hold-out leaf accuracy \d\.\d{{3}}$",
+        listed,
+        re.M,
     )
     activated = invoke("models", "activate", version)
     assert activated.exit_code == 0 and f"active model: {version}" in activated.stdout
