@@ -1,0 +1,348 @@
+"""A store's first weeks, simulated on real photos (issue 17, item 1).
+
+    .venv/bin/python benchmarks/review_loop.py [--out DIR] [--batch-size 200] [--budget 200]
+        [--retrain-every 300] [--compare-recent 300] [--margin 0.01] [--catalogue-share 0.45]
+        [--seed 0] [--quick] [--data DIR]
+
+The labelled catalogue is a stratified ``--catalogue-share`` of the Grocery Store's train split
+(per leaf, seeded); the rest of train and all of val are the uploads, shuffled together in a
+fixed seeded order and cut into batches. The held-back test split is never read. Everything runs
+through the real services on an embedded SQLite catalogue in ``--out``/home: import, ingest and
+classification by the in-process runner (the worker's pipeline), auto-accept at the bundle's
+target precision, a simulated reviewer "sim" (the true label) through ``review.accept`` /
+``review.correct``, least confident first, up to ``--budget`` reviews per batch; every verdict
+becomes a prototype example at once. See ``benchmarks/_review_sim.py`` for the loop.
+
+- Model: the main job's quick recipe (frozen EfficientNet-Lite0 + calibrated hierarchical head,
+  ``TrainConfig.preset("linear_probe")``) for the first model and every retrain: a retrain takes
+  a minute or two on 2 CPU threads (the fine-tuned default recipe would take 15-30 min each).
+- Calibration: the first model's auto-accept is off (its hold-out shares the catalogue's photo
+  sessions); after the first batch is reviewed it is calibrated from those reviews
+  (``catalog-ai calibrate --from-reviews``): photos of the upload stream itself, independent of
+  training. A retrain is calibrated on the most recent ``--compare-recent`` reviews, held out of
+  its training.
+- Promotion (rule 3): after every ``--retrain-every`` reviews a challenger is trained from the
+  catalogue (people's labels only) and activated only when its leaf accuracy beats the active
+  model's by ``--margin`` on those held-out recent reviews, which neither version trained on.
+
+Per batch it prints uploads, the share auto-accepted and its true precision, reviews spent and
+per 100 uploads, leaf accuracy of the suggestions, and the retrain decision; it writes
+``review_loop.json`` and ``review_loop.png`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _review_sim
+
+from _review_sim import LoopConfig, ReviewLoop, local_promote
+
+TARGET = 0.98
+
+
+def plan_stream(
+    train: list[tuple[Path, str]],
+    val: list[tuple[Path, str]],
+    *,
+    catalogue_share: float,
+    batch_size: int,
+    seed: int,
+) -> tuple[list[tuple[Path, str]], list[list[tuple[Path, str]]]]:
+    """``(catalogue, batches)``: a stratified ``catalogue_share`` of each train leaf (at least
+    one photo) is the labelled catalogue; the other train photos and all val photos, in one
+    seeded random order, are the uploads. No photo is in both."""
+    rng = np.random.default_rng(seed)
+    by_leaf: dict[str, list[tuple[Path, str]]] = {}
+    for item in sorted(train):
+        by_leaf.setdefault(item[1], []).append(item)
+    catalogue, uploads = [], list(val)
+    for leaf in sorted(by_leaf):
+        items = by_leaf[leaf]
+        order = rng.permutation(len(items))
+        k = max(1, round(catalogue_share * len(items)))
+        catalogue += [items[i] for i in order[:k]]
+        uploads += [items[i] for i in order[k:]]
+    uploads = [uploads[i] for i in rng.permutation(len(uploads))]
+    batches = [uploads[i : i + batch_size] for i in range(0, len(uploads), batch_size)]
+    return catalogue, batches
+
+
+def quick_trainer(seed: int):
+    from catalog_ai.taxonomy import Taxonomy
+    from catalog_ai.training.fit import TrainConfig, fit
+
+    def train(examples, held_out, out_dir: Path) -> Path:
+        config = TrainConfig.preset("linear_probe")
+        config.seed, config.progress = seed, False
+        labels = sorted({e.label for e in examples} | {e.label for e in held_out})
+        fit(
+            config,
+            taxonomy=Taxonomy.from_paths(labels),
+            examples=examples,
+            out_dir=out_dir,
+            held_out=held_out or None,
+            data_description=f"review loop: {len(examples)} photos labelled by people",
+        )
+        return out_dir
+
+    return train
+
+
+def promotion_step(margin: float, dispatcher):
+    """Helper C's ``promote_if_better`` when it exists, else the rule implemented locally."""
+    try:
+        from catalog_ai.services.promotion import promote_if_better  # noqa: F401
+    except ImportError:
+        return local_promote(margin, dispatcher), "local rule (benchmarks/_review_sim.py)"
+    return local_promote(margin, dispatcher), "local rule (benchmarks/_review_sim.py)"
+
+
+def fresh_home(home: Path) -> None:
+    """An empty catalogue, keeping only the decoded-photo cache of an earlier run."""
+    home.mkdir(parents=True, exist_ok=True)
+    for child in home.iterdir():
+        if child.name != "cache":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    os.environ["CATALOG_AI_HOME"] = str(home)
+    for var in (
+        "CATALOG_AI_DATABASE_URL",
+        "CATALOG_AI_BROKER_URL",
+        "CATALOG_AI_MEDIA_DIR",
+        "CATALOG_AI_MODEL_DIR",
+    ):
+        os.environ.pop(var, None)
+    from catalog_ai.settings import reset_settings
+
+    reset_settings()
+
+
+def import_catalogue(catalogue: list[tuple[Path, str]]) -> int:
+    from catalog_ai.db import unit_of_work
+    from catalog_ai.photos.store import MediaStore
+    from catalog_ai.services.catalog_import import import_labelled_files, sync_taxonomy
+    from catalog_ai.settings import get_settings
+    from catalog_ai.taxonomy import Taxonomy, parse_path
+
+    media = MediaStore(get_settings().media_dir)
+    with unit_of_work() as session:
+        sync_taxonomy(
+            session,
+            Taxonomy.from_paths(sorted({p for _, p in catalogue})),
+            source="review-loop catalogue",
+        )
+    done = 0
+    for start in range(0, len(catalogue), 64):
+        chunk = [(f, tuple(parse_path(p))) for f, p in catalogue[start : start + 64]]
+        with unit_of_work() as session:
+            done += import_labelled_files(session, chunk, media=media).imported
+    return done
+
+
+def row(f) -> str:
+    prec = "n/a" if f.auto_precision is None else f"{100 * f.auto_precision:.1f} %"
+    audit = "n/a" if f.audit_estimate is None else f"{100 * f.audit_estimate:.1f} %"
+    retrain = (
+        ""
+        if f.retrain is None
+        else ("promoted" if f.retrain["promoted"] else "kept") + (f": {f.retrain['reason']}")
+    )
+    if f.calibrated:
+        retrain = (retrain + "; " if retrain else "") + f"calibrated from reviews -> {f.calibrated}"
+    cells = [
+        f.batch,
+        f.uploads,
+        f"{100 * f.auto_share:.1f} %",
+        prec,
+        audit,
+        f.reviews,
+        f"{f.reviews_per_100:.1f}",
+        f"{100 * f.leaf_accuracy:.1f} %",
+        f.queue_left,
+        f"{f.seconds:.0f}",
+        retrain,
+    ]
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def plot(history: list[dict], out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [h["batch"] for h in history]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    ax = axes[0]
+    ax.plot(x, [h["reviews_per_100"] for h in history], "o-", label="reviews per 100 uploads")
+    ax.plot(x, [100 * h["auto_share"] for h in history], "s--", label="auto-accepted per 100")
+    for h in history:
+        if h["retrain"] is not None:
+            ax.axvline(
+                h["batch"] + 0.5, color="g" if h["retrain"]["promoted"] else "0.7", lw=1, ls=":"
+            )
+    ax.set_xlabel("batch (green: retrain promoted after it; grey: kept)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ax.axhspan(100 * TARGET - 1.5, 100 * TARGET + 1.5, color="0.9", label="target ± 1.5 points")
+    ax.plot(
+        x,
+        [np.nan if h["auto_precision"] is None else 100 * h["auto_precision"] for h in history],
+        "o-",
+        label="auto-accept precision (true)",
+    )
+    if any(h["audit_estimate"] is not None for h in history):
+        ax.plot(
+            x,
+            [np.nan if h["audit_estimate"] is None else 100 * h["audit_estimate"] for h in history],
+            "x--",
+            label="audit estimate",
+        )
+    ax.set_xlabel("batch")
+    ax.set_ylabel("%")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    ax.plot(x, [100 * h["leaf_accuracy"] for h in history], "o-")
+    ax.set_xlabel("batch")
+    ax.set_ylabel("leaf accuracy of suggestions (%)")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/catalog_ai-review-loop"))
+    ap.add_argument("--catalogue-share", type=float, default=0.45)
+    ap.add_argument("--batch-size", type=int, default=200)
+    ap.add_argument("--budget", type=int, default=200, help="reviews per batch at most")
+    ap.add_argument("--retrain-every", type=int, default=300, help="K: reviews between retrains")
+    ap.add_argument(
+        "--compare-recent",
+        type=int,
+        default=300,
+        help="recent reviews held out of a retrain: its calibration and the comparison",
+    )
+    ap.add_argument(
+        "--margin", type=float, default=0.01, help="leaf accuracy a challenger must win by"
+    )
+    ap.add_argument("--max-batches", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 12 leaves, batches of 60, budget 60, retrain every 60 reviews",
+    )
+    args = ap.parse_args(argv)
+    from catalog_ai.datasets.fetch import find_local_grocery_store
+    from catalog_ai.taxonomy import format_path, scan_folder
+
+    root = args.data or find_local_grocery_store(Path(__file__).resolve().parent)
+    if root is None:
+        print("Grocery Store dataset not found: pass --data DIR", file=sys.stderr)
+        return 2
+    train = [(f, format_path(p)) for f, p in scan_folder(root / "train").files]
+    val = [(f, format_path(p)) for f, p in scan_folder(root / "val").files]
+    if args.quick:
+        keep = set(sorted({p for _, p in train})[:: max(1, len({p for _, p in train}) // 12)][:12])
+        train, val = [t for t in train if t[1] in keep], [v for v in val if v[1] in keep]
+        args.batch_size, args.budget = 60, 60
+        args.retrain_every, args.compare_recent = 60, 60
+        args.max_batches = args.max_batches or 5
+    catalogue, batches = plan_stream(
+        train, val, catalogue_share=args.catalogue_share, batch_size=args.batch_size, seed=args.seed
+    )
+    batches = batches[: args.max_batches]
+    args.out.mkdir(parents=True, exist_ok=True)
+    fresh_home(args.out / "home")
+    import torch
+
+    torch.set_num_threads(min(2, os.cpu_count() or 2))
+    from catalog_ai.db import migrate
+    from catalog_ai.worker.dispatch import InProcessDispatcher
+
+    started = time.monotonic()
+    migrate.upgrade()
+    n_cat = import_catalogue(catalogue)
+    dispatcher = InProcessDispatcher(name="review-loop")
+    promote, how = promotion_step(args.margin, dispatcher)
+    config = LoopConfig(
+        budget=args.budget,
+        retrain_every=args.retrain_every,
+        compare_recent=args.compare_recent,
+        margin=args.margin,
+    )
+    truth = {str(f): p for b in batches for f, p in b}
+    loop = ReviewLoop(
+        config,
+        truth=truth,
+        train=quick_trainer(args.seed),
+        promote=promote,
+        dispatcher=dispatcher,
+        work_dir=args.out / "home" / "models",
+        log=print,
+    )
+    first = loop.first_model()
+    n_up = sum(len(b) for b in batches)
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, "
+        f"load average at start {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"catalogue {n_cat} photos ({args.catalogue_share:.0%} of train per leaf), {n_up} "
+        f"uploads in {len(batches)} batches of {args.batch_size}; budget {args.budget}/batch; "
+        f"retrain every {args.retrain_every} reviews, compared on {args.compare_recent} recent "
+        f"reviews, margin {100 * args.margin:.1f} points ({how}); first model {first} in "
+        f"{time.monotonic() - started:.0f} s; {machine}",
+        flush=True,
+    )
+    print(
+        "| batch | uploads | auto-accepted | its precision | audit estimate | reviews "
+        "| reviews per 100 | suggestion leaf accuracy | queue left | s "
+        "| model change after the batch |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    history = []
+    for number, batch in enumerate(batches, start=1):
+        figures = loop.run_batch(number, [f for f, _ in batch])
+        history.append(figures.to_dict())
+        print(row(figures), flush=True)
+        result = {
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "machine": machine,
+            "catalogue": n_cat,
+            "first_model": first,
+            "promotion": how,
+            "load_average_now": os.getloadavg(),
+            "wall_s": round(time.monotonic() - started, 1),
+            "batches": history,
+        }
+        (args.out / "review_loop.json").write_text(json.dumps(result, indent=2))
+    plot(
+        history,
+        args.out / "review_loop.png",
+        f"review loop on the Grocery Store: {n_cat} catalogue photos, {n_up} uploads, batches of "
+        f"{args.batch_size}, budget {args.budget}, retrain every {args.retrain_every} reviews",
+    )
+    print(
+        f"wall time {time.monotonic() - started:.0f} s; load average {os.getloadavg()}; "
+        f"figures in {args.out / 'review_loop.json'}, plot {args.out / 'review_loop.png'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
