@@ -172,6 +172,7 @@ def reclassify(
     (broker down) stops the chain; ``model_progress`` then shows products not yet queued, and
     activating the version again resumes (what this version did is skipped).
     """
+    started = time.perf_counter()
     with unit_of_work() as session:
         row = _active_version(session, version)
         if row is None:
@@ -188,11 +189,13 @@ def reclassify(
         if part.next_after_id is not None:
             later.reclassify(version, part.next_after_id)
     log.info(
-        "model %s: re-classification after product %d: %d products enqueued (%d marked again), %s",
+        "model %s: re-classification after product %d: %d products enqueued (%d marked again) "
+        "in %.3f s, %s",
         version,
         after_id,
         len(part.product_ids),
         part.marked,
+        time.perf_counter() - started,
         "last chunk"
         if part.next_after_id is None
         else f"next chunk after product {part.next_after_id}",
