@@ -18,11 +18,25 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy.orm import Session
 
 from catalog_ai.api.deps import DispatcherDep, ReadKey, ReviewKey, SessionDep
-from catalog_ai.api.problems import Problem, from_error, keyed_responses
+from catalog_ai.api.problems import Problem, from_error, keyed_responses, register_error
 from catalog_ai.api.schemas.products import photo_url, product_url
-from catalog_ai.api.schemas.review import QueueItemOut, QueueOut, ReviewIn, ReviewOut
+from catalog_ai.api.schemas.review import (
+    AuditIn,
+    AuditOut,
+    QueueItemOut,
+    QueueOut,
+    ReviewIn,
+    ReviewOut,
+)
 from catalog_ai.db import Review
 from catalog_ai.dispatch import Dispatcher
+from catalog_ai.services.audits import (
+    AuditConflict,
+    AuditError,
+    open_audit_count,
+    open_audits,
+    resolve_audit,
+)
 from catalog_ai.services.product_photos import first_image_ids
 from catalog_ai.services.products_query import require_product
 from catalog_ai.services.review import (
@@ -41,7 +55,10 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["review"])
 
-_SOURCES = ("head", "prototype", "abstain", "open_set")
+_SOURCES = ("head", "prototype", "abstain", "open_set", "audit")
+
+register_error(AuditConflict, 409, "review-conflict")
+register_error(AuditError, 422, "audit-refused")
 
 
 @router.get(
@@ -58,7 +75,13 @@ def queue(
     ] = None,
     model_version: Annotated[str | None, Query(max_length=255)] = None,
     source: Annotated[
-        str | None, Query(max_length=32, description="head | prototype | abstain | open_set")
+        str | None,
+        Query(
+            max_length=32,
+            description="head | prototype | abstain | open_set | audit (open audits: "
+            "auto-accepted products drawn for a person to check, oldest first; the other "
+            "filters do not apply to them)",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
@@ -70,6 +93,8 @@ def queue(
             f"source {source!r} is not one of {', '.join(_SOURCES)}; pick one",
             field="source",
         )
+    if source == "audit":
+        return _audit_queue(session, limit=limit, offset=offset)
     flt = QueueFilter(
         branch=branch.strip() if branch else None, model_version=model_version, source=source
     )
@@ -97,6 +122,74 @@ def queue(
             )
             for item in items
         ],
+    )
+
+
+def _audit_queue(session: Session, *, limit: int, offset: int) -> QueueOut:
+    audits = open_audits(session, limit=limit, offset=offset)
+    photos = first_image_ids(session, [a.product_id for a in audits])
+    return QueueOut(
+        total=open_audit_count(session),
+        items=[
+            QueueItemOut(
+                product_id=a.product_id,
+                url=product_url(a.product_id),
+                title=a.title,
+                photo_url=(
+                    photo_url(a.product_id, photos[a.product_id])
+                    if a.product_id in photos
+                    else None
+                ),
+                suggestion_id=a.suggestion_id or 0,
+                model_version=a.model_version,
+                path=a.path,
+                confidence=a.confidence,
+                levels=a.levels,
+                source=a.source,
+                open_set=a.open_set,
+                is_audit=True,
+            )
+            for a in audits
+        ],
+    )
+
+
+@router.post(
+    "/v1/products/{product_id}/audit",
+    response_model=AuditOut,
+    summary="Answer an audit: the auto-accepted category is right, or the right one",
+    responses=keyed_responses(404, 409, 422),
+)
+def audit(
+    product_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    verdict: AuditIn,
+    session: SessionDep,
+    key: ReviewKey,
+    dispatcher: DispatcherDep,
+) -> AuditOut:
+    require_product(session, product_id)
+    try:
+        done = resolve_audit(
+            session,
+            product_id,
+            reviewer=key.owner,
+            category_path=verdict.category_path,
+            note=verdict.note,
+            dispatcher=dispatcher,
+        )
+    except AuditConflict:
+        raise
+    except AuditError as exc:
+        raise from_error(exc, field="category_path" if verdict.category_path else None) from None
+    assert done.resolved_at is not None and done.verdict is not None  # resolved just now
+    return AuditOut(
+        audit_id=done.id,
+        product_id=product_id,
+        url=product_url(product_id),
+        verdict=done.verdict.value,
+        category_path=done.true_path or "",
+        reviewer=done.reviewer or key.owner,
+        resolved_at=done.resolved_at,
     )
 
 

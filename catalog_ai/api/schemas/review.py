@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from catalog_ai.api.schemas.products import CandidateRow
 
-__all__ = ["QueueItemOut", "QueueOut", "ReviewIn", "ReviewOut"]
+__all__ = ["AuditIn", "AuditOut", "QueueItemOut", "QueueOut", "ReviewIn", "ReviewOut"]
 
 
 class QueueItemOut(BaseModel):
@@ -24,6 +24,11 @@ class QueueItemOut(BaseModel):
     levels: list[list[CandidateRow]]
     source: str = Field(description="head | prototype | abstain")
     open_set: bool
+    is_audit: bool = Field(
+        default=False,
+        description="an audit: auto-accepted (path is its label now), drawn at random for a "
+        "person to check; answer with POST /v1/products/{id}/audit",
+    )
 
 
 class QueueOut(BaseModel):
@@ -58,3 +63,21 @@ class ReviewOut(BaseModel):
     reviewer: str = Field(description="the owner of the API key that reviewed")
     status: str = Field(description="accepted | rejected")
     created_at: datetime
+
+
+class AuditIn(BaseModel):
+    """The verdict on an audited product: no ``category_path`` (or the auto-accepted one): it is
+    right; another existing category: it was wrong and moves there."""
+
+    category_path: str | None = Field(default=None, min_length=1, max_length=4096)
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class AuditOut(BaseModel):
+    audit_id: int
+    product_id: int
+    url: str = Field(description="the product, now labelled by the person")
+    verdict: str = Field(description="correct | incorrect")
+    category_path: str = Field(description="the category the person gave")
+    reviewer: str = Field(description="the owner of the API key that answered")
+    resolved_at: datetime
