@@ -82,6 +82,13 @@ if TYPE_CHECKING:
     help="default 0.1; 0 keeps known categories steadier when few-shot categories are added, "
     "but the model is less accurate and less calibrated (docs/BENCHMARKS.md)",
 )
+@click.option(
+    "--weight-averaging",
+    default=None,
+    metavar="SPEC",
+    help="write the bundle with averaged weights: ema, ema<decay> (e.g. ema0.998), swa or "
+    "swa<start share> (e.g. swa0.5); default none (docs/BENCHMARKS.md)",
+)
 @click.option("--accelerator", default="auto", show_default=True, help="cpu, gpu, mps or auto")
 @click.option(
     "--devices", default="auto", show_default=True, help="number of devices, e.g. 2 for two GPUs"
@@ -144,6 +151,7 @@ def train_cmd(
     lr,
     frozen_groups,
     label_smoothing,
+    weight_averaging,
     accelerator,
     devices,
     strategy,
@@ -190,6 +198,7 @@ def train_cmd(
         ("lr", lr),
         ("frozen_groups", frozen_groups),
         ("label_smoothing", label_smoothing),
+        ("weight_averaging", weight_averaging),
     ):
         if value is not None:
             setattr(config, name, value)

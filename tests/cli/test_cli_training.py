@@ -38,6 +38,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
             32,
             "--label-smoothing",
             0.05,
+            "--weight-averaging",
+            "ema0.9",
             "--out",
             base / "model",
             "--accelerator",
@@ -59,6 +61,7 @@ def test_train_writes_a_bundle_and_says_what_it_did(trained):
     assert f"catalog-ai models register {model}" in output
     config = json.loads((model / "bundle.json").read_text())["training"]["config"]
     assert config["label_smoothing"] == 0.05 and config["backbone"] == "tiny-cnn"
+    assert config["weight_averaging"] == "ema0.9"
 
 
 def test_predict_json(trained, catalog_home, tmp_path):
