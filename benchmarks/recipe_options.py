@@ -39,13 +39,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_grocery import cross_fitted  # noqa: E402  (a sibling script)
+from train_grocery import cross_fitted
 
-from catalog_ai.datasets.fetch import find_local_grocery_store  # noqa: E402
-from catalog_ai.evaluation import evaluate_arrays  # noqa: E402
-from catalog_ai.inference.predictor import Predictor  # noqa: E402
-from catalog_ai.model.bundle import ModelBundle  # noqa: E402
-from catalog_ai.training.sources import load_folder_examples  # noqa: E402
+from catalog_ai.datasets.fetch import find_local_grocery_store
+from catalog_ai.evaluation import evaluate_arrays
+from catalog_ai.inference.predictor import Predictor
+from catalog_ai.model.bundle import ModelBundle
+from catalog_ai.training.sources import load_folder_examples
 
 
 def val_logits(predictor: Predictor, files: list[Path], labels: list[str]):
