@@ -1,5 +1,7 @@
-"""Models: every registered version with its held-out metrics and plots; activate one (which
-enqueues the re-classification of every product without a human label) and follow its progress."""
+"""Models: every registered version with its live precision (audits and reviews, headlined) and
+its train hold-out metrics and plots (labelled as such); compare two versions, activate one (which
+enqueues the re-classification of every product without a human label) or activate it only if
+it beats the active one, and follow its progress."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from catalog_ai.services.models import activate_model, list_models, model_progre
 from catalog_ai.worker.dispatch import default_dispatcher
 from dashboards import ui
 from dashboards.access import current_viewer
+from dashboards.live_figures import compare_and_promote, headline, interval, live_of
 
 REPORT_PLOTS = [
     ("reliability.png", "Reliability diagram"),
@@ -29,15 +32,20 @@ def _table(models) -> None:
     for m in models:
         h = _held_out(m.metrics or {})
         cov = h.get("coverage_at_precision") or {}
+        live = live_of(m.version)
         rows.append(
             {
                 "version": m.version,
                 "active": "active" if m.is_active else "",
                 "backbone": m.backbone,
                 "registered": f"{m.created_at:%Y-%m-%d %H:%M}" if m.created_at else "",
-                "leaf accuracy": ui.percent(h.get("leaf_accuracy")),
-                "ECE": f"{h['ece']:.3f}" if isinstance(h.get("ece"), int | float) else "–",
-                "coverage at 98 % precision": ui.percent(cov.get("0.98")),
+                "live auto-accept precision": interval(live.auto_accept),
+                "live leaf accuracy": interval(live.leaf_accuracy),
+                "train hold-out leaf accuracy": ui.percent(h.get("leaf_accuracy")),
+                "train hold-out ECE": (
+                    f"{h['ece']:.3f}" if isinstance(h.get("ece"), int | float) else "–"
+                ),
+                "train hold-out coverage at 98 % precision": ui.percent(cov.get("0.98")),
             }
         )
     st.dataframe(rows, hide_index=True, key="models-table")
@@ -168,13 +176,16 @@ def render() -> None:
         st.fragment(run_every=5)(_progress)(version)
     else:
         _progress(version)
+    headline(version, m.id)
     if not m.is_active:
         _activate(version, locked=not viewer.can_act)
+    compare_and_promote(version, versions, active, locked=not viewer.can_act)
     h = _held_out(m.metrics or {})
     if h:
+        st.markdown("**Train hold-out** (photos held out of its training set)")
         cols = st.columns(5)
         cols[0].metric("Held-out photos", h.get("n_images", "–"))
-        cols[1].metric("Leaf accuracy", ui.percent(h.get("leaf_accuracy")))
+        cols[1].metric("Train hold-out leaf accuracy", ui.percent(h.get("leaf_accuracy")))
         cols[2].metric("Top-5 accuracy", ui.percent(h.get("top5_accuracy")))
         cols[3].metric("Hierarchical F1", ui.percent(h.get("hierarchical_f1")))
         cols[4].metric("ECE", f"{h['ece']:.3f}" if isinstance(h.get("ece"), int | float) else "–")

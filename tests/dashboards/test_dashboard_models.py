@@ -12,10 +12,12 @@ from conftest import frame
 
 def test_versions_metrics_and_activation_reclassifies(catalog, open_app):
     at = open_app("models")
-    table = frame(at, "version", "leaf accuracy")
+    table = frame(at, "version", "live leaf accuracy", "train hold-out leaf accuracy")
     assert len(table) == 2 and list(table["active"]).count("active") == 1
     active = at.selectbox(key="model-version").value  # the active one is shown first
-    assert {m.label: m.value for m in at.metric}["Leaf accuracy"] == "75 %"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Train hold-out leaf accuracy"] == "75 %"
+    assert metrics["Auto-accept precision (audits)"] == "–"  # no audit resolved yet
     assert any("6 of 6 products have a suggestion from this model" in p.text for p in at.get("progress"))
     assert frame(at, "true", "predicted", "count")["count"].tolist() == [2]
 
@@ -36,3 +38,18 @@ def test_versions_metrics_and_activation_reclassifies(catalog, open_app):
     assert imported_untouched == 8
     at.run()
     assert any("6 of 6 products have a suggestion from this model" in p.text for p in at.get("progress"))
+
+
+def test_promote_if_better_keeps_a_version_that_cannot_be_shown_better(catalog, open_app):
+    at = open_app("models")
+    active = at.selectbox(key="model-version").value
+    new = next(v for v in at.selectbox(key="model-version").options if v != active)
+    at.selectbox(key="model-version").set_value(new).run()
+    at.button(key=f"compare-{new}").click().run()
+    assert any("no product labelled by a person after both" in w.value for w in at.warning)
+    at.button(key=f"promote-{new}").click().run()
+    assert any(f"{new} kept inactive" in s.value for s in at.success), [s.value for s in at.success]
+    at.run()
+    assert any(w.value.startswith("Not promoted: ") for w in at.warning)
+    with unit_of_work() as s:
+        assert s.scalar(select(ModelVersion.version).where(ModelVersion.is_active.is_(True))) == active
