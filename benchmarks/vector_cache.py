@@ -12,10 +12,13 @@ Default database: a new one (``catalog_ai_vec_<random>``) on
 ``Embedding.row``), written with COPY. Random vectors have no structure: the PCA descriptor
 fitted on them says nothing about retrieval quality, only about time and memory.
 
-Each measured step runs in its own process (``--phase``), so that its peak RSS
-(``ru_maxrss``) is its own: build (a fresh cache directory: the first search on a new host),
-catch-up with 0, 1,000 and 10,000 new rows (rows added between the phases), open from the cache
-on disk (a restarted process), and search p50/p95 through ``similar_products``.
+Two processes (``--phase``), so that each peak RSS (``ru_maxrss``) is its own: ``build`` (a
+fresh cache directory: the first search on a new host builds from the rows), then ``serve``:
+load the cache from disk (a restarted process, checksums checked), catch up with 0 new rows
+(``update_index``: ``max(id)`` and the count/sum check) and a search's probe with nothing new,
+add 1,000 and then 10,000 rows and time each catch-up, delete 100 products and time the
+catch-up (the count/sum differ: the ids below the watermark are read), and search p50/p95
+through ``similar_products`` (k=10, random queries; the probe included).
 ``--composite-index`` adds ``(model_version_id, id)`` on embeddings before measuring.
 """
 
@@ -172,47 +175,71 @@ def _dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def stored_build_seconds() -> Any:
+    """The build's own breakdown (fit, read, add, save), kept in memory by this process."""
+    from catalog_ai.index.store import _cache
+
+    return [stored.manifest.extra.get("build_seconds") for stored in _cache.values()]
+
+
+def _timed(fn, *args, **kwargs) -> tuple[float, Any]:
+    t = time.perf_counter()
+    value = fn(*args, **kwargs)
+    return round(time.perf_counter() - t, 3), value
+
+
 def phase(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """One measured step in this process (its peak RSS is the step's own)."""
     import faiss
 
     from catalog_ai.db import unit_of_work
+    from catalog_ai.services import search_index
+    from catalog_ai.services.models import resolve_model_version
     from catalog_ai.services.search_index import open_index, update_index
+    from catalog_ai.services.similar import similar_products
+    from catalog_ai.settings import get_settings
 
     faiss.omp_set_num_threads(args.threads)
     out: dict[str, Any] = {"phase": name}
-    started = time.perf_counter()
-    if name in ("build", "catch-up", "open"):
+    url = get_settings().database_url
+    if name == "build":  # a fresh host: no cache at all
         with unit_of_work() as session:
-            if name == "open":
-                from catalog_ai.services.models import resolve_model_version
-
-                stored = open_index(session, resolve_model_version(session, VERSION))
-                out["n_indexed"] = len(stored.index)
-            else:
-                status = update_index(session, VERSION, progress=name == "build")
-                out["n_indexed"] = status.n_indexed
-                out["kind"] = status.kind
-                out["dim"] = status.dim
-    elif name == "search":
-        from catalog_ai.services.similar import similar_products
-
+            out["build_s"], status = _timed(update_index, session, VERSION, progress=True)
+        out.update(n_indexed=status.n_indexed, kind=status.kind, dim=status.dim)
+        out["build_parts_s"] = stored_build_seconds()
+    else:  # a process of a host whose cache is on disk: load, catch up, search
+        with unit_of_work() as session:
+            mv = resolve_model_version(session, VERSION)
+            out["load_s"], stored = _timed(open_index, session, mv)
+            out["n_loaded"] = len(stored.index)
+            out["rss_after_load_mib"] = round(peak_rss_mib())
+            out["catch_up_0_s"], _ = _timed(update_index, session, VERSION)  # probe + totals
+            probes = [_timed(open_index, session, mv)[0] for _ in range(50)]
+            out["search_probe_0_ms"] = round(statistics.median(probes) * 1000, 2)
+        for k in (1_000, 10_000):
+            add_rows(url, k, seed=k)
+            with unit_of_work() as session:
+                out[f"catch_up_{k}_s"], status = _timed(update_index, session, VERSION)
+            out[f"n_after_{k}"] = status.n_indexed
+        delete_rows(100)
+        with unit_of_work() as session:
+            out["catch_up_100_deleted_s"], status = _timed(update_index, session, VERSION)
+        out["n_after_delete"] = status.n_indexed
+        out["segments"] = status.segments
         rng = np.random.default_rng(3)
         times = []
         with unit_of_work() as session:
-            for q in range(args.queries + 1):
+            for _ in range(args.queries):
                 vector = rng.standard_normal(DIM).astype(np.float32)
                 t = time.perf_counter()
                 similar_products(session, model_version=VERSION, query_vector=vector, k=10)
-                if q:  # the first one loads the index
-                    times.append((time.perf_counter() - t) * 1000)
+                times.append((time.perf_counter() - t) * 1000)
         cuts = statistics.quantiles(times, n=20)
-        out["p50_ms"], out["p95_ms"] = round(statistics.median(times), 2), round(cuts[18], 2)
-    out["seconds"] = round(time.perf_counter() - started, 2)
+        out["search_p50_ms"] = round(statistics.median(times), 2)
+        out["search_p95_ms"] = round(cuts[18], 2)
+        out["verify_every_s"] = search_index.VERIFY_EVERY
     out["peak_rss_mib"] = round(peak_rss_mib())
-    from catalog_ai.settings import get_settings
-
-    out["cache_bytes"] = _dir_bytes(get_settings().index_cache_dir)
+    out["cache_mib"] = round(_dir_bytes(get_settings().index_cache_dir) / 2**20, 1)
     return out
 
 
@@ -236,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-seed", action="store_true")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--seed-only", action="store_true", help="seed, keep, measure nothing")
+    parser.add_argument("--serve-only", action="store_true", help="measure on the cache built")
     parser.add_argument("--composite-index", action="store_true")
     parser.add_argument("--threads", type=int, default=2, help="faiss threads")
     parser.add_argument("--queries", type=int, default=200)
@@ -276,14 +304,10 @@ def main(argv: list[str] | None = None) -> int:
             engine.dispose()
         from catalog_ai.settings import get_settings
 
-        shutil.rmtree(get_settings().index_cache_dir, ignore_errors=True)
-        run_phase("build", args, url, home)  # a fresh host: builds from the rows
-        run_phase("catch-up", args, url, home)  # nothing new
-        for k in (1_000, 10_000):
-            add_rows(url, k, seed=k)
-            run_phase("catch-up", args, url, home)
-        run_phase("open", args, url, home)  # a restarted process: the cache on disk
-        run_phase("search", args, url, home)
+        if not args.serve_only:
+            shutil.rmtree(get_settings().index_cache_dir, ignore_errors=True)
+            run_phase("build", args, url, home)  # a fresh host: builds from the rows
+        run_phase("serve", args, url, home)  # a process started on a host with its cache
     finally:
         if created and not args.keep:
             drop_database(url)

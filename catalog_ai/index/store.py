@@ -266,11 +266,11 @@ def _load(path: Path, manifest: IndexManifest) -> StoredIndex:
 
 def _replay(stored: StoredIndex, manifest: IndexManifest) -> None:
     """Apply the segments of ``manifest`` that ``stored`` has not replayed yet."""
-    done = len(stored.manifest.segments)
-    if manifest.segments[:done] != stored.manifest.segments:
-        raise SearchError(f"{stored.path}: the segments on disk are not the ones replayed")
     target = stored.path / manifest.generation
-    with stored.guard:
+    with stored.guard:  # two threads replaying at once: the second finds nothing left to do
+        done = len(stored.manifest.segments)
+        if manifest.segments[:done] != stored.manifest.segments:
+            raise SearchError(f"{stored.path}: the segments on disk are not the ones replayed")
         for entry in manifest.segments[done:]:
             apply_segment(stored.index, stored.keys, read_segment(target, entry, stored.index.dim))
         if len(stored.keys) != len(stored.index):

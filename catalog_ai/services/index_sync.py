@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -139,22 +140,29 @@ def build_locked(
     """A new index of every row: fit the descriptor, stream the rows in id order, publish.
     The caller holds the cache's lock."""
     config = config or IndexConfig()
+    started = time.perf_counter()
     n = index_rows.totals(session, mv)
     if not n:
         raise no_embeddings(mv)
     transform, pool = _fit(session, mv, n, descriptor)
+    seconds = {"fit": time.perf_counter() - started, "read": 0.0, "add": 0.0}
     index = create_index(transform.dim, size=n, config=config)
     emb_parts, image_parts = [], []
     watermark = 0
     with progress_bar(total=n, desc=f"indexing {mv.version}", unit="photo", enable=progress) as bar:
         # Rows are streamed: a million raw embeddings (5 GB) never sit in memory at once.
+        t = time.perf_counter()
         for emb_ids, image_ids, vectors in index_rows.rows_after(session, mv, 0):
             _check_width(mv, transform.input_dim, vectors)
+            seconds["read"] += time.perf_counter() - t
+            t = time.perf_counter()
             index.add(image_ids, transform.apply(vectors))
+            seconds["add"] += time.perf_counter() - t
             emb_parts.append(emb_ids)
             image_parts.append(image_ids)
             watermark = int(emb_ids[-1])
             bar.update(len(emb_ids))
+            t = time.perf_counter()
     keys = IndexKeys(np.concatenate(emb_parts), np.concatenate(image_parts))
     built = now_iso()
     manifest = IndexManifest(
@@ -173,10 +181,19 @@ def build_locked(
         extra={"descriptor": asdict(descriptor), "fit_pool": pool},
         source=source_of(session, mv),
     )
+    t = time.perf_counter()
     manifest = save_stored_index(path, index, transform, manifest, keys)
+    seconds["save"] = time.perf_counter() - t
+    manifest.extra["build_seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     stored = StoredIndex(index=index, transform=transform, manifest=manifest, path=path, keys=keys)
     remember_stored_index(stored)
-    log.info("built the search index of %s: %d photos at %s", mv.version, len(index), path)
+    log.info(
+        "built the search index of %s: %d photos at %s (seconds: %s)",
+        mv.version,
+        len(index),
+        path,
+        manifest.extra["build_seconds"],
+    )
     return stored
 
 

@@ -168,3 +168,50 @@ def test_index_lock_is_seen_by_another_process_and_released_on_error(tmp_path):
         assert other_process_sees() == "held"
         raise RuntimeError("a writer fails half-way")
     assert other_process_sees() == "free"  # released although the block raised
+
+
+def test_a_segment_is_appended_replayed_in_place_and_checked(tmp_path):
+    from catalog_ai.index import IndexKeys, Segment, append_segment, forget_stored_index
+
+    raw, transform, index = _parts()
+    path = tmp_path / "idx"
+    keys = IndexKeys(np.arange(30) + 1000, np.arange(30) + 100)
+    save_stored_index(path, index, transform, _manifest(), keys)
+    stored = load_stored_index(path)
+    reader = load_stored_index(path, cached=False)  # another process, loaded a moment ago
+    vectors = transform.apply(raw[:2] + 0.5)
+    segment = Segment(np.array([2000, 2001]), np.array([500, 501]), vectors, np.array([100]))
+    from catalog_ai.index.segments import apply_segment
+
+    apply_segment(stored.index, stored.keys, segment)
+    manifest = append_segment(stored, segment, watermark=2001)
+    assert manifest.max_embedding_id == 2001 and len(manifest.segments) == 1
+    assert manifest.n_alive == 31 and read_manifest(path) == manifest
+    from catalog_ai.index import remember_stored_index
+
+    remember_stored_index(reader)  # the reader's process holds the older state
+    again = load_stored_index(path)
+    assert again is reader and len(reader.index) == 31 and 100 not in reader.index.ids()
+    assert reader.search(vectors[:1], 1)[1][0, 0] == 500
+    assert sorted(reader.keys.emb_ids.tolist()) == sorted([*range(1001, 1030), 2000, 2001])
+    # A fresh load replays the segment too; a segment not as written is refused.
+    forget_stored_index(path)
+    assert len(load_stored_index(path).index) == 31
+    file = path / manifest.generation / manifest.segments[0]["name"]
+    file.write_bytes(file.read_bytes() + b"x")
+    forget_stored_index(path)
+    with pytest.raises(SearchError, match="not as written"):
+        load_stored_index(path)
+
+
+def test_a_changed_generation_file_is_refused_before_faiss_reads_it(tmp_path):
+    _, transform, index = _parts()
+    path = tmp_path / "idx"
+    manifest = save_stored_index(path, index, transform, _manifest())
+    assert set(manifest.files) == {"index.json", "index.faiss", "transform.npz", "keys.npy"}
+    faiss_file = path / manifest.generation / "index.faiss"
+    data = bytearray(faiss_file.read_bytes())
+    data[-4] ^= 0xFF
+    faiss_file.write_bytes(bytes(data))
+    with pytest.raises(SearchError, match="index.faiss: missing or not as written"):
+        load_stored_index(path, cached=False)
