@@ -41,6 +41,7 @@ __all__ = [
 DescriptorKind = Literal["l2", "center_l2", "pca_whiten"]
 _KINDS = ("l2", "center_l2", "pca_whiten")
 _FORMAT = 1
+_FIT_CHUNK = 8_192  # rows per float64 chunk when fitting
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -225,8 +226,12 @@ def fit_descriptor_transform(
     if n > config.max_fit_samples:
         rng = np.random.default_rng(config.seed)
         x = x[np.sort(rng.choice(n, config.max_fit_samples, replace=False))]
-    x = l2_normalise(x).astype(np.float64)
-    mean = x.mean(axis=0)
+    # In float64 chunks: 100,000 x 1,280 values at once would be 1 GB per float64 copy.
+    chunks = range(0, len(x), _FIT_CHUNK)
+    mean = sum(
+        (l2_normalise(x[i : i + _FIT_CHUNK]).astype(np.float64).sum(axis=0) for i in chunks),
+        np.zeros(input_dim),
+    ) / len(x)
     kind: DescriptorKind = config.kind
     if kind == "pca_whiten" and n < config.min_samples:
         kind = "center_l2"  # too few photos to trust principal axes
@@ -237,8 +242,11 @@ def fit_descriptor_transform(
             mean=mean.astype(np.float32),
             info={"n_fit": len(x)},
         )
-    xc = x - mean
-    cov = xc.T @ xc / len(xc)
+    cov = np.zeros((input_dim, input_dim))
+    for i in chunks:
+        xc = l2_normalise(x[i : i + _FIT_CHUNK]).astype(np.float64) - mean
+        cov += xc.T @ xc
+    cov /= len(x)
     eigvals, eigvecs = np.linalg.eigh(cov)  # ascending
     order = np.argsort(eigvals)[::-1]
     dim = min(config.dim, input_dim, len(x) - 1)

@@ -121,11 +121,17 @@ def _fit(session: Session, mv: ModelVersion, n: int, descriptor: DescriptorConfi
     if len(pool) > descriptor.max_fit_samples:
         rng = np.random.default_rng(descriptor.seed)
         ids = np.sort(rng.choice(pool, descriptor.max_fit_samples, replace=False))
-    parts = list(index_rows.rows_by_id(session, ids))
-    if not parts:
+    vectors: np.ndarray | None = None
+    filled = 0
+    for _, _, part in index_rows.rows_by_id(session, ids):  # into one array: no second copy
+        if vectors is None:
+            vectors = np.empty((len(ids), part.shape[1]), np.float32)
+        _check_width(mv, vectors.shape[1], part)
+        vectors[filled : filled + len(part)] = part
+        filled += len(part)
+    if vectors is None:
         raise no_embeddings(mv)
-    vectors = np.concatenate([p[2] for p in parts])
-    return fit_descriptor_transform(vectors, descriptor), len(pool)
+    return fit_descriptor_transform(vectors[:filled], descriptor), len(pool)
 
 
 def build_locked(
