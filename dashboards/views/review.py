@@ -32,6 +32,7 @@ from catalog_ai.taxonomy import SEPARATOR
 from catalog_ai.worker.dispatch import default_dispatcher
 from dashboards import ui
 from dashboards.access import Viewer, current_viewer
+from dashboards.audit_review import AUDIT, render_audits
 
 ALL = "(all)"
 SOURCES = {
@@ -40,6 +41,7 @@ SOURCES = {
     "few-shot (prototype match)": "prototype",
     "abstained": "abstain",
     "possibly a new category": "open_set",
+    "audits (auto-accepted, drawn for checking)": AUDIT,
 }
 SOURCE_LABEL = {"head": "head", "prototype": "few-shot", "abstain": "abstained"}
 _SKIP = "review.skip"
@@ -317,6 +319,9 @@ def render() -> None:
     paths = ui.read(category_paths)
     versions = ui.read(lambda s: [m.version for m in reversed(list_models(s))])
     flt = _filters(paths, versions)
+    if flt.source == AUDIT:  # auto-accepted products to check: not suggestions, another view
+        render_audits(paths, viewer)
+        return
     total = ui.read(lambda s: queue_count(s, flt=flt))
     skip = st.session_state.get(_SKIP, 0)
     if total and skip >= total:
