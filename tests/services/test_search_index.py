@@ -314,3 +314,38 @@ def test_growth_switches_to_hnsw_and_refits_the_descriptor_at_powers_of_two(sqli
             cache_dir=tmp_path,
         )
     assert read_manifest(Path(other.path)).transform["sha256"] == manifest.transform["sha256"]
+
+
+def test_two_processes_sharing_a_cache_catch_up_once_between_them(search_catalog, tmp_path):
+    import subprocess
+    import sys
+
+    with unit_of_work() as session:
+        path = Path(update_index(session, VERSION, cache_dir=tmp_path).path)
+        mv = model_row(session)
+        for n in range(5):
+            add_product(session, f"new {n}", None, [CENTRES[n]], mv, tag=f"n{n}")
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from catalog_ai.db import unit_of_work\n"
+        "from catalog_ai.services.similar import similar_products\n"
+        "with unit_of_work() as s:\n"
+        "    hits = similar_products(s, model_version=sys.argv[1], query_vector=[1.0] * 16,\n"
+        "                            k=20, cache_dir=Path(sys.argv[2]))\n"
+        "print(len(hits))\n"
+    )
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, VERSION, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    assert [int(r.communicate(timeout=120)[0].strip()) for r in runs] == [13, 13]
+    manifest = read_manifest(path)
+    # One of them wrote (5 rows on 9: a new generation, not a segment); the other found it.
+    assert manifest.generation.startswith("g000002-") and not manifest.segments
+    with unit_of_work() as session:
+        assert _host_keys(session, tmp_path) == _db_keys(session)
