@@ -45,7 +45,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _review_sim
 
-from _review_sim import LoopConfig, ReviewLoop, local_promote
+from _review_models import product_promote
+from _review_sim import LoopConfig, ReviewLoop
 
 TARGET = 0.98
 
@@ -78,33 +79,24 @@ def plan_stream(
 
 
 def quick_trainer(seed: int):
+    """The main job's quick recipe (frozen EfficientNet-Lite0, calibrated head): a minute or two
+    per retrain on 2 CPU threads, where the fine-tuned default would take 15-30 min."""
     from catalog_ai.taxonomy import Taxonomy
     from catalog_ai.training.fit import TrainConfig, fit
 
-    def train(examples, held_out, out_dir: Path) -> Path:
+    def train(examples, out_dir: Path) -> Path:
         config = TrainConfig.preset("linear_probe")
         config.seed, config.progress = seed, False
-        labels = sorted({e.label for e in examples} | {e.label for e in held_out})
         fit(
             config,
-            taxonomy=Taxonomy.from_paths(labels),
+            taxonomy=Taxonomy.from_paths(sorted({e.label for e in examples})),
             examples=examples,
             out_dir=out_dir,
-            held_out=held_out or None,
             data_description=f"review loop: {len(examples)} photos labelled by people",
         )
         return out_dir
 
     return train
-
-
-def promotion_step(margin: float, dispatcher):
-    """Helper C's ``promote_if_better`` when it exists, else the rule implemented locally."""
-    try:
-        from catalog_ai.services.promotion import promote_if_better  # noqa: F401
-    except ImportError:
-        return local_promote(margin, dispatcher), "local rule (benchmarks/_review_sim.py)"
-    return local_promote(margin, dispatcher), "local rule (benchmarks/_review_sim.py)"
 
 
 def fresh_home(home: Path) -> None:
@@ -148,30 +140,80 @@ def import_catalogue(catalogue: list[tuple[Path, str]]) -> int:
     return done
 
 
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
+
+
 def row(f) -> str:
-    prec = "n/a" if f.auto_precision is None else f"{100 * f.auto_precision:.1f} %"
-    audit = "n/a" if f.audit_estimate is None else f"{100 * f.audit_estimate:.1f} %"
-    retrain = (
-        ""
-        if f.retrain is None
-        else ("promoted" if f.retrain["promoted"] else "kept") + (f": {f.retrain['reason']}")
+    a = f.audit_estimate
+    audit = (
+        "n/a"
+        if a is None
+        else f"{100 * a['estimate']:.1f} % [{100 * a['low']:.0f}, {100 * a['high']:.0f}] n={a['n']}"
     )
+    change = []
     if f.calibrated:
-        retrain = (retrain + "; " if retrain else "") + f"calibrated from reviews -> {f.calibrated}"
+        change.append(f"calibrated from reviews -> {f.calibrated}")
+    if f.retrain is not None:
+        change.append(
+            ("PROMOTED" if f.retrain["promoted"] else "kept") + f": {f.retrain['reason']}"
+        )
     cells = [
         f.batch,
         f.uploads,
-        f"{100 * f.auto_share:.1f} %",
-        prec,
-        audit,
+        _pct(f.auto_share),
+        _pct(f.auto_precision),
         f.reviews,
         f"{f.reviews_per_100:.1f}",
-        f"{100 * f.leaf_accuracy:.1f} %",
+        f.audits,
+        _pct(f.leaf_accuracy),
+        audit,
+        _pct(f.version_true_precision),
         f.queue_left,
         f"{f.seconds:.0f}",
-        retrain,
+        "; ".join(change),
     ]
     return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+HEADER = (
+    "| batch | uploads | auto-accepted | its true precision | reviews | reviews per 100 uploads "
+    "| audits | suggestion leaf accuracy | active version's audit estimate [95 %] | its true "
+    "precision so far | queue left | s | model change after the batch |\n" + "| --- " * 13 + "|"
+)
+
+
+def stream_precision(loop: ReviewLoop) -> dict:
+    """True auto-accept precision over the whole stream against the audits' estimate, each
+    version's estimate weighted by how many products it auto-accepted."""
+    per_version: dict[str, list[bool]] = {}
+    for (_, version), ok in loop.auto_events.items():
+        per_version.setdefault(version, []).append(ok)
+    total = sum(len(v) for v in per_version.values())
+    if not total:
+        return {}
+    weighted, covered, n_audits = 0.0, 0, 0
+    for version, oks in per_version.items():
+        est = loop.audit_estimate(version)
+        if est is not None:
+            weighted += len(oks) * est["estimate"]
+            covered += len(oks)
+            n_audits += est["n"]
+    return {
+        "auto_accepted": total,
+        "true_precision": sum(sum(v) for v in per_version.values()) / total,
+        "audit_estimate": weighted / covered if covered else None,
+        "audits_resolved": n_audits,
+        "auto_accepted_by_versions_with_audits": covered,
+        "per_version": {
+            v: {
+                "auto_accepted": len(oks),
+                "true_precision": sum(oks) / len(oks),
+                "audit": loop.audit_estimate(v),
+            }
+            for v, oks in per_version.items()
+        },
+    }
 
 
 def plot(history: list[dict], out: Path, title: str) -> None:
@@ -181,16 +223,19 @@ def plot(history: list[dict], out: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     x = [h["batch"] for h in history]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     ax = axes[0]
     ax.plot(x, [h["reviews_per_100"] for h in history], "o-", label="reviews per 100 uploads")
     ax.plot(x, [100 * h["auto_share"] for h in history], "s--", label="auto-accepted per 100")
+    ax.plot(
+        x, [100 * h["audits"] / max(1, h["uploads"]) for h in history], "^:", label="audits per 100"
+    )
     for h in history:
         if h["retrain"] is not None:
             ax.axvline(
-                h["batch"] + 0.5, color="g" if h["retrain"]["promoted"] else "0.7", lw=1, ls=":"
+                h["batch"] + 0.5, color="g" if h["retrain"]["promoted"] else "0.6", lw=1.2, ls=":"
             )
-    ax.set_xlabel("batch (green: retrain promoted after it; grey: kept)")
+    ax.set_xlabel("batch (dotted: a retrain after it, green = promoted)")
     ax.set_ylim(0, 105)
     ax.legend(fontsize=8)
     ax = axes[1]
@@ -199,25 +244,41 @@ def plot(history: list[dict], out: Path, title: str) -> None:
         x,
         [np.nan if h["auto_precision"] is None else 100 * h["auto_precision"] for h in history],
         "o-",
-        label="auto-accept precision (true)",
+        label="batch's auto-accepts: true precision",
     )
-    if any(h["audit_estimate"] is not None for h in history):
-        ax.plot(
+    ax.plot(
+        x,
+        [
+            np.nan if h["version_true_precision"] is None else 100 * h["version_true_precision"]
+            for h in history
+        ],
+        "s-",
+        alpha=0.6,
+        label="active version so far: true",
+    )
+    est = [h["audit_estimate"] for h in history]
+    if any(e is not None for e in est):
+        mid = [np.nan if e is None else 100 * e["estimate"] for e in est]
+        lo = [np.nan if e is None else 100 * e["low"] for e in est]
+        hi = [np.nan if e is None else 100 * e["high"] for e in est]
+        ax.errorbar(
             x,
-            [np.nan if h["audit_estimate"] is None else 100 * h["audit_estimate"] for h in history],
-            "x--",
-            label="audit estimate",
+            mid,
+            yerr=[np.subtract(mid, lo), np.subtract(hi, mid)],
+            fmt="x--",
+            capsize=3,
+            label="active version: audit estimate, 95 %",
         )
     ax.set_xlabel("batch")
-    ax.set_ylabel("%")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("auto-accept precision (%)")
+    ax.legend(fontsize=7)
     ax = axes[2]
     ax.plot(x, [100 * h["leaf_accuracy"] for h in history], "o-")
     ax.set_xlabel("batch")
     ax.set_ylabel("leaf accuracy of suggestions (%)")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
+    fig.savefig(out, dpi=80)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,16 +289,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("/tmp/catalog_ai-review-loop"))
     ap.add_argument("--catalogue-share", type=float, default=0.45)
     ap.add_argument("--batch-size", type=int, default=200)
-    ap.add_argument("--budget", type=int, default=200, help="reviews per batch at most")
+    ap.add_argument("--budget", type=int, default=200, help="queue reviews per batch at most")
     ap.add_argument("--retrain-every", type=int, default=300, help="K: reviews between retrains")
     ap.add_argument(
         "--compare-recent",
         type=int,
         default=300,
-        help="recent reviews held out of a retrain: its calibration and the comparison",
+        help="recent person-labelled products held out of a retrain (--holdout-recent)",
     )
     ap.add_argument(
         "--margin", type=float, default=0.01, help="leaf accuracy a challenger must win by"
+    )
+    ap.add_argument(
+        "--audit-rate",
+        type=float,
+        default=0.1,
+        help="share of auto-accepted products drawn for audit (CATALOG_AI_AUDIT_RATE)",
     )
     ap.add_argument("--max-batches", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -256,17 +323,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     train = [(f, format_path(p)) for f, p in scan_folder(root / "train").files]
     val = [(f, format_path(p)) for f, p in scan_folder(root / "val").files]
+    min_products = 30
     if args.quick:
-        keep = set(sorted({p for _, p in train})[:: max(1, len({p for _, p in train}) // 12)][:12])
+        leaves = sorted({p for _, p in train})
+        keep = set(leaves[:: max(1, len(leaves) // 12)][:12])
         train, val = [t for t in train if t[1] in keep], [v for v in val if v[1] in keep]
         args.batch_size, args.budget = 60, 60
         args.retrain_every, args.compare_recent = 60, 60
         args.max_batches = args.max_batches or 5
     catalogue, batches = plan_stream(
-        train, val, catalogue_share=args.catalogue_share, batch_size=args.batch_size, seed=args.seed
+        train,
+        val,
+        catalogue_share=args.catalogue_share,
+        batch_size=args.batch_size,
+        seed=args.seed,
     )
     batches = batches[: args.max_batches]
     args.out.mkdir(parents=True, exist_ok=True)
+    os.environ["CATALOG_AI_AUDIT_RATE"] = str(args.audit_rate)
     fresh_home(args.out / "home")
     import torch
 
@@ -275,10 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     from catalog_ai.worker.dispatch import InProcessDispatcher
 
     started = time.monotonic()
+    load_start = os.getloadavg()
     migrate.upgrade()
     n_cat = import_catalogue(catalogue)
     dispatcher = InProcessDispatcher(name="review-loop")
-    promote, how = promotion_step(args.margin, dispatcher)
+    promote = product_promote(
+        margin=args.margin, dispatcher=dispatcher, min_products=min_products, seed=args.seed
+    )
     config = LoopConfig(
         budget=args.budget,
         retrain_every=args.retrain_every,
@@ -293,29 +370,24 @@ def main(argv: list[str] | None = None) -> int:
         promote=promote,
         dispatcher=dispatcher,
         work_dir=args.out / "home" / "models",
-        log=print,
     )
     first = loop.first_model()
     n_up = sum(len(b) for b in batches)
     machine = (
         f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, "
-        f"load average at start {os.getloadavg()[0]:.2f}"
+        f"load average at start {load_start[0]:.2f}"
     )
     print(
         f"catalogue {n_cat} photos ({args.catalogue_share:.0%} of train per leaf), {n_up} "
         f"uploads in {len(batches)} batches of {args.batch_size}; budget {args.budget}/batch; "
-        f"retrain every {args.retrain_every} reviews, compared on {args.compare_recent} recent "
-        f"reviews, margin {100 * args.margin:.1f} points ({how}); first model {first} in "
-        f"{time.monotonic() - started:.0f} s; {machine}",
+        f"audit rate {args.audit_rate}; retrain every {args.retrain_every} reviews holding out "
+        f"{args.compare_recent} recent ones, promote_if_better margin {100 * args.margin:.1f} "
+        f"points; first model {first} in {time.monotonic() - started:.0f} s; {machine}",
         flush=True,
     )
-    print(
-        "| batch | uploads | auto-accepted | its precision | audit estimate | reviews "
-        "| reviews per 100 | suggestion leaf accuracy | queue left | s "
-        "| model change after the batch |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    print(HEADER, flush=True)
     history = []
+    result: dict = {}
     for number, batch in enumerate(batches, start=1):
         figures = loop.run_batch(number, [f for f, _ in batch])
         history.append(figures.to_dict())
@@ -324,19 +396,30 @@ def main(argv: list[str] | None = None) -> int:
             "args": {k: str(v) for k, v in vars(args).items()},
             "machine": machine,
             "catalogue": n_cat,
+            "uploads": n_up,
             "first_model": first,
-            "promotion": how,
             "load_average_now": os.getloadavg(),
             "wall_s": round(time.monotonic() - started, 1),
             "batches": history,
         }
         (args.out / "review_loop.json").write_text(json.dumps(result, indent=2))
+    result["stream"] = stream_precision(loop)
+    (args.out / "review_loop.json").write_text(json.dumps(result, indent=2))
     plot(
         history,
         args.out / "review_loop.png",
-        f"review loop on the Grocery Store: {n_cat} catalogue photos, {n_up} uploads, batches of "
-        f"{args.batch_size}, budget {args.budget}, retrain every {args.retrain_every} reviews",
+        f"review loop, Grocery Store: {n_cat} catalogue photos, {n_up} uploads in batches of "
+        f"{args.batch_size}, budget {args.budget}, audit rate {args.audit_rate}, retrain every "
+        f"{args.retrain_every} reviews (quick recipe), promote_if_better margin "
+        f"{100 * args.margin:.0f} point",
     )
+    st = result["stream"]
+    if st:
+        print(
+            f"stream: {st['auto_accepted']} auto-accepts, true precision "
+            f"{_pct(st['true_precision'])}, audit estimate {_pct(st['audit_estimate'])} from "
+            f"{st['audits_resolved']} audits"
+        )
     print(
         f"wall time {time.monotonic() - started:.0f} s; load average {os.getloadavg()}; "
         f"figures in {args.out / 'review_loop.json'}, plot {args.out / 'review_loop.png'}"
