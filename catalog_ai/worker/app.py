@@ -41,6 +41,8 @@ from catalog_ai.settings import Settings, get_settings
 __all__ = [
     "BEAT_PARENT_ENV",
     "QUEUE",
+    "RETRAIN_CHECK_S",
+    "RETRAIN_TASK",
     "SWEEP_TASK",
     "WEBHOOK_SWEEP_TASK",
     "app",
@@ -56,6 +58,9 @@ INDEX_TASK = "catalog_ai.refresh_index"
 FIGURES_TASK = "catalog_ai.refresh_figures"
 FOLD_COUNTS_TASK = "catalog_ai.fold_status_counts"
 WEBHOOK_SWEEP_TASK = "catalog_ai.sweep_webhooks"
+RETRAIN_TASK = "catalog_ai.retrain_if_due"
+#: How often the opt-in retraining checks whether enough reviews arrived (a count: cheap).
+RETRAIN_CHECK_S = 600.0
 #: Set by ``catalog-ai worker`` to its own pid: the process its beat child must not outlive.
 BEAT_PARENT_ENV = "CATALOG_AI_BEAT_PARENT_PID"
 _PR_SET_PDEATHSIG = 1
@@ -115,6 +120,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": WEBHOOK_SWEEP_TASK,
                 "schedule": float(settings.sweep_interval),
             },
+            # Opt-in (CATALOG_AI_RETRAIN_AFTER_REVIEWS): retrain and promote-if-better.
+            **(
+                {"retrain-if-due": {"task": RETRAIN_TASK, "schedule": RETRAIN_CHECK_S}}
+                if settings.retrain_after_reviews
+                else {}
+            ),
         },
         "timezone": "UTC",
         "enable_utc": True,

@@ -32,6 +32,7 @@ from catalog_ai.worker.app import (
     FIGURES_TASK,
     FOLD_COUNTS_TASK,
     INDEX_TASK,
+    RETRAIN_TASK,
     SWEEP_TASK,
     WEBHOOK_SWEEP_TASK,
     app,
@@ -49,6 +50,7 @@ __all__ = [
     "reclassify_all",
     "refresh_figures",
     "refresh_index",
+    "retrain_if_due",
     "sweep_stale",
     "sweep_webhooks",
 ]
@@ -112,6 +114,16 @@ def fold_status_counts() -> int:
     """Fold the status-count deltas into their totals (periodic, beat). Returns the rows."""
     with unit_of_work() as session:
         return fold_status_deltas(session)
+
+
+@app.task(name=RETRAIN_TASK, **_RETRY)
+def retrain_if_due() -> str | None:
+    """Opt-in (CATALOG_AI_RETRAIN_AFTER_REVIEWS, beat): retrain from the catalog once enough
+    reviews arrived, activating the new version only if it is better. Returns its reason."""
+    from catalog_ai.jobs.retrain import retrain_if_due as retrain
+
+    decision = retrain(dispatcher=_dispatcher())
+    return None if decision is None else f"{decision.candidate}: {decision.reason}"
 
 
 @app.task(name="catalog_ai.embed_catalog", **_RETRY)
