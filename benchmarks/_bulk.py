@@ -189,3 +189,41 @@ def wait_for(predicate, *, timeout: float, every: float = 1.0, what: str = "") -
         if time.monotonic() > deadline:
             raise SystemExit(f"gave up waiting for {what} after {timeout} s")
         time.sleep(every)
+
+
+class Maintenance:
+    """``VACUUM (ANALYZE)`` of the database every ``every`` seconds on a thread, as autovacuum
+    would do: the test server runs with ``autovacuum = off``, and without statistics the planner
+    takes a table that grew from empty for a tiny one (it then reads the whole status index for
+    every chunk's claim) and dead row versions pile up in every index."""
+
+    def __init__(self, url: str, every: float) -> None:
+        import threading
+
+        self.url, self.every = url, every
+        self.runs: list[float] = []  # seconds each took
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Maintenance:
+        if self.every > 0:
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        try:
+            while not self._stop.wait(self.every):
+                started = time.perf_counter()
+                with engine.connect() as connection:
+                    connection.execute(sa.text("VACUUM (ANALYZE)"))
+                self.runs.append(time.perf_counter() - started)
+        finally:
+            engine.dispose()

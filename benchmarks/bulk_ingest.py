@@ -4,7 +4,8 @@
 
 A fresh PostgreSQL database (``catalog_ai_bulk_<random>``, dropped at the end unless
 ``--keep``), Redis database 12 (flushed), and ``--workers`` real ``catalog-ai worker
---concurrency 1`` processes (the first with the beat: sweep, index refresh). The model is a
+--concurrency 1`` processes (the first with the beat: sweep, index refresh). The test server
+runs with ``autovacuum = off``: ``--vacuum-every`` (60 s) stands in for it. The model is a
 ``tiny-cnn`` bundle with random weights (``benchmarks/_bulk.py``): its forward pass costs well
 under a millisecond a photo, so the run measures the pipeline (ingest, queue, claims, records,
 webhooks and near-duplicate checks, commits), not the network; ``--backbone`` is not offered
@@ -142,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64, help="products per ingest transaction")
     parser.add_argument("--no-beat", action="store_true", help="no sweep/index refresh")
+    parser.add_argument(
+        "--vacuum-every",
+        type=float,
+        default=60.0,
+        help="VACUUM (ANALYZE) every S seconds, as autovacuum would (0: never; see _bulk.py)",
+    )
     parser.add_argument("--redis-url", default=_bulk.REDIS_URL)
     parser.add_argument("--admin-url", default=_bulk.ADMIN_URL)
     parser.add_argument("--database-url", help="an existing, empty database instead of a new one")
@@ -176,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         with unit_of_work() as s:
             version = register_model(s, bundle.path, add_categories=True).version
             activate_model(s, version, dispatcher=None)
+        maintenance = _bulk.Maintenance(url, args.vacuum_every).start()
         workers.start()
         rng = np.random.default_rng(16)
         chunk = get_settings().classify_chunk
@@ -211,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ingested {len(ids)} in {ingested - started:.0f} s", flush=True)
         _bulk.wait_for(lambda: not _unfinished(), timeout=6 * 3600, every=5.0, what="the end")
         finished = time.time()
+        maintenance.stop()
         stop.set()
         sampler.join()
         loads = os.getloadavg()
@@ -247,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         f"({len(ids) / (finished - started):.1f} /s overall; {failed} failed); "
         f"load average at the end {loads[0]:.2f} / {loads[1]:.2f} / {loads[2]:.2f}"
     )
+    if maintenance.runs:
+        print(
+            f"VACUUM (ANALYZE) every {args.vacuum_every:.0f} s: {len(maintenance.runs)} runs, "
+            f"{statistics.median(maintenance.runs):.2f} s median, {max(maintenance.runs):.2f} s max"
+        )
     print(
         "tenth  ingest/s  classified/s  ms per chunk outside the model  max queue (messages)  "
         "load average  per product: buffers  rows returned  rows read by seq scans"
@@ -276,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                     "rows_returned_per_product": [p[1] for p in per_product],
                     "seq_rows_per_product": [p[2] for p in per_product],
                     "last_over_first": ratio,
+                    "vacuum_every_s": args.vacuum_every,
+                    "vacuum_runs_s": maintenance.runs,
                     "load_start": load_start,
                     "load_end": loads,
                 },

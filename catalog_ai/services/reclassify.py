@@ -4,12 +4,14 @@ after a cursor, put back in the queue in the caller's (short) transaction.
 Why chunks and a cursor, not one pass over the catalogue: at a million products one pass is one
 transaction that locks every model-labelled row for minutes (reviewers wait on it) and one
 message of a million ids. A chunk is found by keyset (``id > after_id ORDER BY id LIMIT n``), so
-its cost does not grow with the catalogue or with how far the run got, and the caller commits it
-before the next one. The worker chains the chunks (:func:`catalog_ai.worker.pipeline.reclassify`):
-each link marks one chunk, enqueues it, and enqueues the next link behind it.
+its cost does not grow with the catalogue or with how far the run got (the range is repeated
+inside the suggestion check: :func:`~catalog_ai.services.classifiable.classifiable_in_range`),
+and the caller commits it before the next one. The worker chains the chunks
+(:func:`catalog_ai.worker.pipeline.reclassify`): each link marks one chunk, enqueues it, and
+enqueues the next link behind it.
 
 Resuming is idempotent because the rule is re-applied to every chunk
-(:func:`catalog_ai.services.classifiable.classifiable`): products this version has classified
+(:mod:`catalog_ai.services.classifiable`): products this version has classified
 already, and products a person labelled, are never in a chunk, whatever cursor a resumed or
 duplicated link starts from.
 """
@@ -23,7 +25,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from catalog_ai.db import Product, ProductStatus, utc_now
-from catalog_ai.services.classifiable import MODEL_LABELLED, classifiable
+from catalog_ai.services.classifiable import MODEL_LABELLED, classifiable_in_range
 
 __all__ = ["RECLASSIFY_CHUNK", "ReclassifyChunk", "next_chunk"]
 
@@ -52,7 +54,7 @@ def next_chunk(
     ids = list(
         session.scalars(
             select(Product.id)
-            .where(Product.id > after_id, classifiable(model_version_id))
+            .where(classifiable_in_range(model_version_id, after_id))
             .order_by(Product.id)
             .limit(size)
         )
@@ -64,10 +66,8 @@ def next_chunk(
     result = session.execute(
         update(Product)
         .where(
-            Product.id > after_id,
-            Product.id <= ids[-1],
             Product.status.in_(MODEL_LABELLED),
-            classifiable(model_version_id),
+            classifiable_in_range(model_version_id, after_id, ids[-1]),
         )
         .values(status=ProductStatus.PENDING, status_changed_at=utc_now(), attempts=0)
         .execution_options(synchronize_session=False)

@@ -225,3 +225,17 @@ def test_progress_shows_what_is_queued_and_what_is_not_yet(catalogue):
 def test_a_chunk_needs_a_size(catalogue):
     with unit_of_work() as s, pytest.raises(ValueError, match="at least one"):
         next_chunk(s, model_version_id=catalogue.new_id, size=0)
+
+
+def test_the_rule_for_an_id_range_is_the_rule_restricted_to_that_range(catalogue):
+    from catalog_ai.services.classifiable import classifiable, classifiable_in_range
+
+    ids = catalogue.ids
+    ranges = [(0, None), (ids[3], None), (ids[3], ids[17]), (ids[-1], None), (0, ids[0])]
+    with unit_of_work() as s:
+        for after, up_to in ranges:
+            plain = select(Product.id).where(Product.id > after, classifiable(catalogue.new_id))
+            if up_to is not None:
+                plain = plain.where(Product.id <= up_to)
+            ranged = select(Product.id).where(classifiable_in_range(catalogue.new_id, after, up_to))
+            assert sorted(s.scalars(ranged)) == sorted(s.scalars(plain))
