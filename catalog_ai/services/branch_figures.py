@@ -32,6 +32,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
@@ -41,6 +42,7 @@ from catalog_ai.db import (
     Category,
     LabelSource,
     Product,
+    ProductImage,
     ProductStatus,
     Review,
     ReviewAction,
@@ -59,7 +61,9 @@ __all__ = [
     "BranchStats",
     "branch_figures",
     "branch_stats",
+    "catalog_figures",
     "compute_branch_stats",
+    "fresh_summary",
     "refresh_branch_figures",
 ]
 
@@ -177,32 +181,84 @@ def refresh_branch_figures(
     refresh.refreshed_at = clock()
     refresh.seconds = round(time.perf_counter() - started, 3)
     refresh.rows = len(rows)
+    refresh.figures = _catalog_figures(session)
     session.add(refresh)
     session.flush()
     return refresh
 
 
-def _stored(session: Session) -> list[BranchStats]:
-    cats = session.execute(select(Category.path, Category.name, Category.depth)).all()
-    stored = {
-        row.path: {k: getattr(row, k) for k in _COUNTS}
-        for row in session.scalars(select(BranchFigure))
-    }
+#: The last summary read, per database: reused while neither the summary nor the categories
+#: changed (the tree page reads 10,000 rows otherwise, ~0.3 s at 10,000 categories).
+_read_cache: dict[str, tuple[tuple[Any, ...], list[BranchStats]]] = {}
+
+
+def _stored(session: Session, refresh: SummaryRefresh) -> list[BranchStats]:
+    n_categories, last_category = session.execute(
+        select(func.count(), func.max(Category.id)).select_from(Category)
+    ).one()
+    key = (refresh.refreshed_at, n_categories, last_category)
+    where = str(session.get_bind().engine.url)
+    cached = _read_cache.get(where)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    counts = [getattr(BranchFigure, k) for k in _COUNTS]
+    rows = session.execute(
+        select(Category.path, Category.name, Category.depth, *counts).outerjoin(
+            BranchFigure, BranchFigure.path == Category.path
+        )
+    ).all()
     # A category added since the refresh is listed with zeros until the next one.
-    out = [BranchStats(path=p, name=n, depth=d, **stored.get(p, {})) for p, n, d in cats]
-    return sorted(out, key=lambda b: tuple(b.path.split(SEPARATOR)))
+    out = [
+        BranchStats(path, name, depth, *(n or 0 for n in figures))
+        for path, name, depth, *figures in rows
+    ]
+    out.sort(key=lambda b: tuple(b.path.split(SEPARATOR)))
+    _read_cache[where] = (key, out)
+    return out
+
+
+def _catalog_figures(session: Session) -> dict[str, int]:
+    return {
+        "images": session.scalar(select(func.count()).select_from(ProductImage)) or 0,
+        "leaf_categories_with_products": session.scalar(
+            select(func.count(func.distinct(Product.category_id))).where(
+                Product.category_id.is_not(None)
+            )
+        )
+        or 0,
+    }
+
+
+def fresh_summary(session: Session, *, now: datetime) -> SummaryRefresh | None:
+    """The refreshed summary, when the catalogue is large enough to need it and it is fresh
+    (see the module docstring); None: compute the figures now."""
+    settings = get_settings()
+    if sum(total_status_counts(session).values()) <= settings.figures_live_below:
+        return None
+    refresh = session.get(SummaryRefresh, SUMMARY_NAME)
+    if refresh is None or now - refresh.refreshed_at > timedelta(
+        seconds=3 * settings.figures_interval
+    ):
+        return None
+    return refresh
+
+
+def catalog_figures(session: Session, *, clock: Callable[[], datetime] = utc_now) -> dict[str, Any]:
+    """Photos and categories holding products: from the fresh summary (with ``as_of``), or
+    counted now (``as_of`` None)."""
+    refresh = fresh_summary(session, now=clock())
+    if refresh is not None and refresh.figures:
+        return {**refresh.figures, "as_of": refresh.refreshed_at}
+    return {**_catalog_figures(session), "as_of": None}
 
 
 def branch_figures(session: Session, *, clock: Callable[[], datetime] = utc_now) -> BranchFigures:
     """The tree's figures: computed now for a small catalogue, else the fresh summary (see the
     module docstring)."""
-    settings = get_settings()
     now = clock()
-    if sum(total_status_counts(session).values()) > settings.figures_live_below:
-        refresh = session.get(SummaryRefresh, SUMMARY_NAME)
-        trusted = timedelta(seconds=3 * settings.figures_interval)
-        if refresh is not None and now - refresh.refreshed_at <= trusted:
-            return BranchFigures(_stored(session), refresh.refreshed_at, live=False)
+    refresh = fresh_summary(session, now=now)
+    if refresh is not None:
+        return BranchFigures(_stored(session, refresh), refresh.refreshed_at, live=False)
     return BranchFigures(compute_branch_stats(session), now, live=True)
 
 
@@ -211,4 +267,5 @@ def branch_stats(session: Session) -> list[BranchStats]:
     return branch_figures(session).stats
 
 
-assert {f.name for f in fields(BranchStats)} >= set(_COUNTS)  # the summary's columns
+# The summary's columns, in BranchStats' order (_stored builds it positionally).
+assert [f.name for f in fields(BranchStats)][3:] == list(_COUNTS)

@@ -81,13 +81,13 @@ def count_products_in_branch(
     cap: int | None = COUNT_CAP,
 ) -> int:
     """Accepted products of the category ``path`` (and below it). The whole catalogue's count
-    is exact (the kept status totals); a branch is counted up to ``cap`` (None: no cap; a
-    result equal to ``cap`` means "at least that many"), as the review queue's filtered count."""
+    is exact (the kept status totals); a branch is counted up to ``cap`` + 1 (None: no cap; a
+    result above ``cap`` means "more than that"), as the review queue's filtered count."""
     if path is None:
         return total_status_counts(session)[ProductStatus.ACCEPTED.value]
     query = _branch_query(path, include_subcategories)
     if cap is not None:
-        query = query.limit(cap)
+        query = query.limit(cap + 1)
     return session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 

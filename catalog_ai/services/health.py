@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog_ai.db import Category, Product, ProductImage, ProductStatus, utc_now
+from catalog_ai.db import Category, Product, ProductStatus, utc_now
 from catalog_ai.db.queries import in_chunks
+from catalog_ai.services.branch_figures import catalog_figures
 from catalog_ai.services.history import ProductState, product_states
 from catalog_ai.services.models import active_model
 from catalog_ai.services.status_counts import total_status_counts
@@ -85,19 +86,18 @@ def pipeline_status(session: Session, *, recent_failures: int = 5) -> dict[str, 
 
 def catalog_counts(session: Session) -> dict[str, Any]:
     """Sizes of the catalog: categories, categories holding products, products (per status),
-    photos."""
+    photos. For a large catalogue the photos and the categories holding products come from the
+    tree's refreshed summary (``as_of``: when it was computed; None: counted now), see
+    :mod:`catalog_ai.services.branch_figures`."""
     by_status = status_counts(session)
+    extra = catalog_figures(session)
     return {
         "categories": session.scalar(select(func.count()).select_from(Category)) or 0,
-        "leaf_categories_with_products": session.scalar(
-            select(func.count(func.distinct(Product.category_id))).where(
-                Product.category_id.is_not(None)
-            )
-        )
-        or 0,
+        "leaf_categories_with_products": extra["leaf_categories_with_products"],
         "products": sum(by_status.values()),
-        "images": session.scalar(select(func.count()).select_from(ProductImage)) or 0,
+        "images": extra["images"],
         "by_status": by_status,
+        "as_of": None if extra["as_of"] is None else extra["as_of"].isoformat(),
     }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from catalog_ai.db import (
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from catalog_ai.dispatch import Dispatcher
 
 __all__ = [
+    "BULK_LIMIT",
     "COUNT_CAP",
     "WHOLE_QUEUE",
     "QueueFilter",
@@ -254,21 +255,32 @@ def reject(session: Session, product_id: int, *, reviewer: str, note: str | None
     return _record(session, product_id, suggestion, reviewer, ReviewAction.REJECT, None, note)
 
 
-def bulk_preview(
-    session: Session, *, min_confidence: float, flt: QueueFilter = WHOLE_QUEUE
-) -> tuple[int, float]:
-    """How many waiting items reach ``min_confidence``, and how many of them are expected to be
-    wrong (the sum of ``1 - confidence``: confidences are calibrated probabilities)."""
-    sub = (
+#: The most one bulk accept takes (the most confident first); the preview counts as far.
+BULK_LIMIT = 1_000
+
+
+def _bulk_rows(
+    flt: QueueFilter, min_confidence: float, limit: int
+) -> Select[Product, Suggestion, str]:
+    return (
         queue_query(flt)
         .where(Product.suggestion_confidence >= min_confidence)
         .where(Suggestion.path != "")
-        .subquery()
+        .order_by(Product.suggestion_confidence.desc(), Product.id.desc())
+        .limit(limit)
     )
-    row = session.execute(
-        select(func.count(), func.coalesce(func.sum(1.0 - sub.c.suggestion_confidence), 0.0))
-    ).one()
-    return int(row[0]), float(row[1])
+
+
+def bulk_preview(
+    session: Session, *, min_confidence: float, flt: QueueFilter = WHOLE_QUEUE
+) -> tuple[int, float]:
+    """What :func:`bulk_accept` would take: how many waiting items reach ``min_confidence``
+    (counted up to ``BULK_LIMIT + 1``: more means a click takes the ``BULK_LIMIT`` most
+    confident), and how many of those it takes are expected to be wrong (the sum of
+    ``1 - confidence``: confidences are calibrated probabilities)."""
+    sub = _bulk_rows(flt, min_confidence, BULK_LIMIT + 1).subquery()
+    confidences = sorted(session.scalars(select(sub.c.suggestion_confidence)), reverse=True)
+    return len(confidences), float(sum(1.0 - c for c in confidences[:BULK_LIMIT]))
 
 
 def bulk_accept(
@@ -277,18 +289,13 @@ def bulk_accept(
     reviewer: str,
     min_confidence: float,
     flt: QueueFilter = WHOLE_QUEUE,
-    limit: int = 10_000,
+    limit: int = BULK_LIMIT,
     dispatcher: Dispatcher | None = None,
 ) -> int:
-    """Accept every waiting suggestion at or above ``min_confidence``; returns how many."""
+    """Accept the waiting suggestions at or above ``min_confidence``, the most confident
+    ``limit`` first; returns how many."""
     reviewer = _require_reviewer(reviewer)
-    rows = session.execute(
-        queue_query(flt)
-        .where(Product.suggestion_confidence >= min_confidence)
-        .where(Suggestion.path != "")
-        .order_by(Product.suggestion_confidence.desc(), Product.id.desc())
-        .limit(limit)
-    ).all()
+    rows = session.execute(_bulk_rows(flt, min_confidence, limit)).all()
     done = 0
     for product, _suggestion, _ in rows:
         try:

@@ -1,20 +1,29 @@
 """The review queue: products waiting for a person, least confident first, with filters (a
 branch, a model version, a source), and how many there are.
 
-Read from each product's current suggestion (``products.suggestion_id``, migration
-``0008_scale``) and the partial index of waiting products by confidence, so a page costs the
-same at 1,000 products as at 1,000,000 (docs/BENCHMARKS.md, issue 16).
+Read from the copy of each product's current suggestion on its own row (``products.
+suggestion_*``, kept by a trigger, migration ``0008_scale``) and the partial indexes over the
+waiting products, so that a page costs about the same at 1,000 products as at 1,000,000
+(docs/BENCHMARKS.md, issue 16). A page is found in two steps: the ids of its rows, from
+``products`` alone (the front of the queue index, or of the filter's index: source, model
+version and open set are an equality before the queue's order; a branch is its range of paths,
+sorted), then those rows with their suggestions. Filtering on the joined ``suggestions`` row
+instead made PostgreSQL misjudge the filter's selectivity by 10,000x at 1M products and sort
+65,000 rows to show 11.
+
+A filtered queue is counted up to :data:`COUNT_CAP` ("1,000+" beyond it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, false, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from catalog_ai.db import ModelVersion, Product, ProductStatus, Suggestion
-from catalog_ai.db.queries import first_photo_paths, in_branch
+from catalog_ai.db.queries import first_photo_paths
 from catalog_ai.services.status_counts import total_status_counts
 from catalog_ai.taxonomy import SEPARATOR
 
@@ -27,6 +36,9 @@ __all__ = [
     "queue_query",
     "review_queue",
 ]
+
+#: A filtered queue is counted up to this many.
+COUNT_CAP = 1_000
 
 
 @dataclass(frozen=True)
@@ -54,12 +66,54 @@ class QueueItem:
     open_set: bool
 
 
-def queue_query(flt: QueueFilter) -> Select[Product, Suggestion, str]:
-    """The waiting products that pass ``flt``, with their current suggestion and its model
-    version's name; order it and page it (see :func:`review_queue`)."""
-    # The product's current suggestion is a column of its row (``products.suggestion_id``): the
-    # first page is the front of the partial index on (suggestion_confidence, id) of waiting
-    # products, joined row by row; nothing is aggregated over the catalogue.
+def _conditions(session: Session, flt: QueueFilter) -> list[ColumnElement[bool]] | None:
+    """The filter on the waiting products' own columns; None when it selects nothing (an
+    unknown model version)."""
+    out: list[ColumnElement[bool]] = [Product.status == ProductStatus.SUGGESTED]
+    if flt.model_version:
+        version_id = session.scalar(
+            select(ModelVersion.id).where(ModelVersion.version == flt.model_version)
+        )
+        if version_id is None:
+            return None
+        out.append(Product.suggestion_model_version_id == version_id)
+    if flt.source == "open_set":
+        # The bare column: the partial index's own predicate (``IS true`` would not match it).
+        out.append(cast("ColumnElement[bool]", Product.suggestion_open_set.expression))
+    elif flt.source:
+        out.append(Product.suggestion_source == flt.source)
+    return out
+
+
+def _below(branch: str) -> ColumnElement[bool]:
+    # ``%`` and ``_`` in a category name are plain characters, not wildcards.
+    return Product.suggestion_path.startswith(branch + SEPARATOR, autoescape=True)
+
+
+def _page_keys(session: Session, flt: QueueFilter, limit: int | None, offset: int = 0) -> Select:
+    """(confidence, id) of the waiting products ``flt`` passes, in queue order, paged."""
+    where = _conditions(session, flt)
+    if where is None:
+        where = [false()]
+    keys = (Product.suggestion_confidence.label("confidence"), Product.id.label("id"))
+    if flt.branch:
+        # The category itself, and the paths below it: two ranges of the path index, each
+        # read from the index alone, merged (an OR would read the rows themselves).
+        own = select(*keys).where(*where, Product.suggestion_path == flt.branch)
+        rest = select(*keys).where(*where, _below(flt.branch))
+        both = union_all(own, rest).subquery()
+        query = select(both.c.confidence, both.c.id).order_by(both.c.confidence, both.c.id)
+    else:
+        query = select(*keys).where(*where).order_by(*keys)
+    if limit is not None:
+        query = query.limit(limit)
+    return query.offset(offset) if offset else query
+
+
+def queue_query(flt: QueueFilter = WHOLE_QUEUE) -> Select[Product, Suggestion, str]:
+    """Waiting products with their current suggestion and its model version's name (``flt``'s
+    branch, version and source applied on the copies on the product's row); order it and page
+    it, or use :func:`review_queue`."""
     q = (
         select(Product, Suggestion, ModelVersion.version)
         .join(Suggestion, Suggestion.id == Product.suggestion_id)
@@ -67,27 +121,27 @@ def queue_query(flt: QueueFilter) -> Select[Product, Suggestion, str]:
         .where(Product.status == ProductStatus.SUGGESTED)
     )
     if flt.branch:
-        q = q.where(in_branch(Suggestion.path, flt.branch, separator=SEPARATOR))
+        q = q.where(or_(Product.suggestion_path == flt.branch, _below(flt.branch)))
     if flt.model_version:
         q = q.where(ModelVersion.version == flt.model_version)
     if flt.source == "open_set":
-        q = q.where(Suggestion.open_set.is_(True))
+        q = q.where(cast("ColumnElement[bool]", Product.suggestion_open_set.expression))
     elif flt.source:
-        q = q.where(Suggestion.source == flt.source)
+        q = q.where(Product.suggestion_source == flt.source)
     return q
 
 
 def review_queue(
     session: Session, *, flt: QueueFilter = WHOLE_QUEUE, limit: int = 20, offset: int = 0
 ) -> list[QueueItem]:
-    """Products waiting for review, least confident first."""
+    """Products waiting for review, least confident first (see the module docstring)."""
+    ids = [pid for _, pid in session.execute(_page_keys(session, flt, limit, offset))]
+    if not ids:
+        return []
     rows = session.execute(
-        queue_query(flt)
-        .order_by(Product.suggestion_confidence, Product.id)
-        .limit(limit)
-        .offset(offset)
+        queue_query().where(Product.id.in_(ids)).order_by(Product.suggestion_confidence, Product.id)
     ).all()
-    images = first_photo_paths(session, [p.id for p, _, _ in rows])
+    images = first_photo_paths(session, ids)
     return [
         QueueItem(
             product_id=p.id,
@@ -105,21 +159,13 @@ def review_queue(
     ]
 
 
-#: How far :func:`queue_count` counts a filtered queue (see there).
-COUNT_CAP = 10_000
-
-
-def queue_count(
-    session: Session, *, flt: QueueFilter = WHOLE_QUEUE, cap: int | None = COUNT_CAP
-) -> int:
+def queue_count(session: Session, *, flt: QueueFilter = WHOLE_QUEUE) -> int:
     """How many products wait for review. The whole queue's count is exact (the database keeps
     the count of ``suggested`` products, :mod:`catalog_ai.services.status_counts`). A filtered
-    queue is counted up to ``cap`` (None: no cap): a result equal to ``cap`` means "at least
-    that many" (shown as "10,000+"); counting a branch of 600,000 waiting products exactly
-    would read all of them on every page view."""
+    queue is counted up to :data:`COUNT_CAP`: a result above it means "more than that" (shown
+    as "1,000+"); counting a branch of 600,000 waiting products exactly would read all of them
+    on every page view."""
     if flt == WHOLE_QUEUE:
         return total_status_counts(session)[ProductStatus.SUGGESTED.value]
-    query = queue_query(flt).with_only_columns(Product.id)
-    if cap is not None:
-        query = query.limit(cap)
-    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    keys = _page_keys(session, flt, COUNT_CAP + 1).subquery()
+    return session.scalar(select(func.count()).select_from(keys)) or 0

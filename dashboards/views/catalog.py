@@ -98,7 +98,7 @@ def _grid(paths: list[str]) -> None:
             s, path, include_subcategories=below, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
         )
     )
-    shown = f"{total:,}+" if total >= COUNT_CAP else f"{total:,}"  # counted up to COUNT_CAP
+    shown = f"{COUNT_CAP:,}+" if total > COUNT_CAP else f"{total:,}"  # counted up to COUNT_CAP
     st.caption(f"{shown} products in {ui.plain(path)}" + (" and below" if below else ""))
     ui.tile_grid(
         tiles,

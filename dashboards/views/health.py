@@ -66,8 +66,9 @@ def _panel() -> None:
     for col, (name, n) in zip(cols[1:], by_status.items(), strict=True):
         col.metric(name, n)
     st.caption(
-        f"{counts['categories']} categories · {counts['images']} photos · "
-        f"active model: {ui.plain(status['active_model'] or 'none')}"
+        f"{counts['categories']} categories · {counts['images']} photos"
+        + (f" (as of {counts['as_of'][:19].replace('T', ' ')} UTC)" if counts["as_of"] else "")
+        + f" · active model: {ui.plain(status['active_model'] or 'none')}"
     )
 
     st.subheader("Oldest pending item")

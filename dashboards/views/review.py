@@ -14,6 +14,7 @@ from catalog_ai.services.browse import category_paths
 from catalog_ai.services.models import list_models
 from catalog_ai.services.product_gallery import photo_paths
 from catalog_ai.services.review import (
+    BULK_LIMIT,
     COUNT_CAP,
     WHOLE_QUEUE,
     QueueFilter,
@@ -267,16 +268,23 @@ def _bulk(flt: QueueFilter, viewer: Viewer) -> None:
             key="bulk-threshold",
         )
         n, expected = ui.read(lambda s: bulk_preview(s, min_confidence=threshold, flt=flt))
-        rate = f" ({expected / n:.1%} of them)" if n else ""
+        taken = min(n, BULK_LIMIT)
+        rate = f" ({expected / taken:.1%} of them)" if taken else ""
+        reach = (
+            f"More than **{BULK_LIMIT:,}** suggestions in this view reach {threshold:.2f}; a "
+            f"click accepts the {BULK_LIMIT:,} most confident"
+            if n > BULK_LIMIT
+            else f"**{n}** suggestions in this view reach {threshold:.2f}"
+        )
         st.markdown(
-            f"**{n}** suggestions in this view reach {threshold:.2f}; expected to be wrong: "
-            f"**{expected:.1f}**{rate} (the sum of 1 − confidence: confidences are calibrated)."
+            f"{reach}; expected to be wrong: **{expected:.1f}**{rate} (the sum of "
+            "1 − confidence: confidences are calibrated)."
         )
         if st.button(
-            f"Accept these {n} suggestions",
+            f"Accept these {taken} suggestions",
             key="bulk-accept",
             type="primary",
-            disabled=not viewer.can_act or n == 0,
+            disabled=not viewer.can_act or taken == 0,
         ):
 
             def run(s, who) -> str:
@@ -328,7 +336,7 @@ def render() -> None:
         skip = st.session_state[_SKIP] = 0
     items = ui.read(lambda s: review_queue(s, flt=flt, limit=11, offset=skip))
     # A filtered view is counted up to COUNT_CAP (services.review_queue.queue_count).
-    shown = f"{total:,}+" if flt != WHOLE_QUEUE and total >= COUNT_CAP else f"{total:,}"
+    shown = f"{COUNT_CAP:,}+" if flt != WHOLE_QUEUE and total > COUNT_CAP else f"{total:,}"
     st.caption(
         f"{shown} waiting for review in this view, least confident first"
         + (f" · skipped {skip}" if skip else "")

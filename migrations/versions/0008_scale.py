@@ -5,13 +5,15 @@ Measured on a 1M-product PostgreSQL catalogue (docs/BENCHMARKS.md, issue 16): wi
 the review queue, its count and the tree's figures aggregate the whole suggestions and photos
 tables on every read (5-13 s at 1M products).
 
-- ``products.suggestion_id`` / ``suggestion_confidence``: the newest suggestion, filled here
-  from the existing rows and kept by a trigger on ``suggestions`` inserts; the partial index
-  ``ix_products_review_queue`` on ``(suggestion_confidence, id) WHERE status = 'suggested'``
-  is the queue's order.
+- ``products.suggestion_id`` and a copy of what the review queue orders and filters by
+  (``suggestion_confidence``, ``_path``, ``_source``, ``_open_set``, ``_model_version_id``): the
+  newest suggestion, filled here from the existing rows and kept by a trigger on
+  ``suggestions`` inserts. Partial indexes over the waiting products (``WHERE status =
+  'suggested'``): ``(suggestion_confidence, id)`` is the queue's order, and one per filter
+  (source, model version, open set: the same order after an equality; path: the branch's
+  range) give each filtered page without reading the rest of the queue.
 - ``product_images (product_id, id)`` replaces the index on ``product_id`` alone: a product's
   first photo is the front of it.
-- ``suggestions (path varchar_pattern_ops)``: the branch filter's prefix.
 - ``embeddings (model_version_id, id)`` replaces the index on ``model_version_id`` alone: a
   host's search-index cache catches up from the largest id it holds.
 - ``product_status_counts`` + ``product_status_deltas``: triggers on ``products`` insert a delta
@@ -36,6 +38,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0008_scale"
 down_revision: str | None = "0007_shop"
@@ -43,6 +46,11 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 TRIGRAM_INDEX = "ix_products_title_trgm"
+
+
+def _json() -> sa.types.TypeEngine:
+    return sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
+
 
 _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION catalog_ai_count_product_status() RETURNS trigger
@@ -100,9 +108,12 @@ CREATE OR REPLACE FUNCTION catalog_ai_current_suggestion() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE products AS p
-    SET suggestion_id = n.id, suggestion_confidence = n.confidence
+    SET suggestion_id = n.id, suggestion_confidence = n.confidence,
+        suggestion_path = n.path, suggestion_source = n.source,
+        suggestion_open_set = n.open_set, suggestion_model_version_id = n.model_version_id
     FROM (
-        SELECT DISTINCT ON (product_id) product_id, id, confidence
+        SELECT DISTINCT ON (product_id)
+            product_id, id, confidence, path, source, open_set, model_version_id
         FROM new_rows ORDER BY product_id, id DESC
     ) AS n
     WHERE p.id = n.product_id AND (p.suggestion_id IS NULL OR p.suggestion_id < n.id);
@@ -117,13 +128,15 @@ _PG_CURRENT_TRIGGER = (
 )
 _SQLITE_CURRENT_TRIGGER = (
     "CREATE TRIGGER suggestions_current AFTER INSERT ON suggestions BEGIN "
-    "UPDATE products SET suggestion_id = NEW.id, suggestion_confidence = NEW.confidence "
+    "UPDATE products SET suggestion_id = NEW.id, suggestion_confidence = NEW.confidence, "
+    "suggestion_path = NEW.path, suggestion_source = NEW.source, "
+    "suggestion_open_set = NEW.open_set, suggestion_model_version_id = NEW.model_version_id "
     "WHERE id = NEW.product_id AND (suggestion_id IS NULL OR suggestion_id < NEW.id); END"
 )
 
 
 def create_current_suggestion_trigger() -> None:
-    """The trigger that keeps ``products.suggestion_id`` / ``suggestion_confidence``."""
+    """The trigger that keeps ``products.suggestion_*`` (the current suggestion's copy)."""
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_PG_CURRENT_FUNCTION)
         op.execute(_PG_CURRENT_TRIGGER)
@@ -162,8 +175,10 @@ def drop_status_triggers() -> None:
 def _fill_current_suggestions() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
-            "UPDATE products AS p SET suggestion_id = s.id, suggestion_confidence = s.confidence "
-            "FROM (SELECT DISTINCT ON (product_id) product_id, id, confidence FROM suggestions "
+            "UPDATE products AS p SET suggestion_id = s.id, suggestion_confidence = s.confidence, "
+            "suggestion_path = s.path, suggestion_source = s.source, "
+            "suggestion_open_set = s.open_set, suggestion_model_version_id = s.model_version_id "
+            "FROM (SELECT DISTINCT ON (product_id) * FROM suggestions "
             "ORDER BY product_id, id DESC) AS s WHERE s.product_id = p.id"
         )
     else:
@@ -171,10 +186,32 @@ def _fill_current_suggestions() -> None:
             "UPDATE products SET suggestion_id = (SELECT max(s.id) FROM suggestions AS s "
             "WHERE s.product_id = products.id)"
         )
-        op.execute(
-            "UPDATE products SET suggestion_confidence = (SELECT s.confidence FROM suggestions "
-            "AS s WHERE s.id = products.suggestion_id) WHERE suggestion_id IS NOT NULL"
-        )
+        for column, source in _COPIED:
+            op.execute(
+                f"UPDATE products SET {column} = (SELECT s.{source} FROM suggestions AS s "
+                "WHERE s.id = products.suggestion_id) WHERE suggestion_id IS NOT NULL"
+            )
+
+
+_COPIED = (
+    ("suggestion_confidence", "confidence"),
+    ("suggestion_path", "path"),
+    ("suggestion_source", "source"),
+    ("suggestion_open_set", "open_set"),
+    ("suggestion_model_version_id", "model_version_id"),
+)
+_SUGGESTED = "status = 'suggested'"
+
+
+def _queue_index(name: str, columns: list[str], where: str = _SUGGESTED, **kw: object) -> None:
+    op.create_index(
+        name,
+        "products",
+        columns,
+        postgresql_where=sa.text(where),
+        sqlite_where=sa.text(where),
+        **kw,
+    )
 
 
 def _create_trigram_index() -> None:
@@ -203,6 +240,10 @@ def upgrade() -> None:
     with op.batch_alter_table("products") as batch:
         batch.add_column(sa.Column("suggestion_id", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("suggestion_confidence", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("suggestion_path", sa.String(length=1024), nullable=True))
+        batch.add_column(sa.Column("suggestion_source", sa.String(length=16), nullable=True))
+        batch.add_column(sa.Column("suggestion_open_set", sa.Boolean(), nullable=True))
+        batch.add_column(sa.Column("suggestion_model_version_id", sa.Integer(), nullable=True))
         batch.create_foreign_key(
             op.f("fk_products_suggestion_id_suggestions"),
             "suggestions",
@@ -213,12 +254,21 @@ def upgrade() -> None:
     _fill_current_suggestions()
     create_current_suggestion_trigger()
     op.create_index(op.f("ix_products_suggestion_id"), "products", ["suggestion_id"])
-    op.create_index(
-        "ix_products_review_queue",
-        "products",
+    _queue_index("ix_products_review_queue", ["suggestion_confidence", "id"])
+    _queue_index(
+        "ix_products_queue_path",
+        ["suggestion_path", "suggestion_confidence", "id"],
+        postgresql_ops={"suggestion_path": "varchar_pattern_ops"},
+    )
+    _queue_index("ix_products_queue_source", ["suggestion_source", "suggestion_confidence", "id"])
+    _queue_index(
+        "ix_products_queue_model",
+        ["suggestion_model_version_id", "suggestion_confidence", "id"],
+    )
+    _queue_index(
+        "ix_products_queue_open_set",
         ["suggestion_confidence", "id"],
-        postgresql_where=sa.text("status = 'suggested'"),
-        sqlite_where=sa.text("status = 'suggested'"),
+        where=f"{_SUGGESTED} AND suggestion_open_set",
     )
     op.create_index(op.f("ix_product_images_product_id_id"), "product_images", ["product_id", "id"])
     op.drop_index(op.f("ix_product_images_product_id"), table_name="product_images")
@@ -226,12 +276,6 @@ def upgrade() -> None:
         op.f("ix_embeddings_model_version_id_id"), "embeddings", ["model_version_id", "id"]
     )
     op.drop_index(op.f("ix_embeddings_model_version_id"), table_name="embeddings")
-    op.create_index(
-        op.f("ix_suggestions_path"),
-        "suggestions",
-        ["path"],
-        postgresql_ops={"path": "varchar_pattern_ops"},
-    )
 
     op.create_table(
         "product_status_counts",
@@ -275,6 +319,7 @@ def upgrade() -> None:
         sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("seconds", sa.Float(), nullable=False),
         sa.Column("rows", sa.Integer(), nullable=False),
+        sa.Column("figures", _json(), server_default="{}", nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_summary_refreshes")),
     )
     _create_trigram_index()
@@ -289,14 +334,21 @@ def downgrade() -> None:
     drop_current_suggestion_trigger()
     op.drop_table("product_status_deltas")
     op.drop_table("product_status_counts")
-    op.drop_index(op.f("ix_suggestions_path"), table_name="suggestions")
     op.create_index(op.f("ix_embeddings_model_version_id"), "embeddings", ["model_version_id"])
     op.drop_index(op.f("ix_embeddings_model_version_id_id"), table_name="embeddings")
     op.create_index(op.f("ix_product_images_product_id"), "product_images", ["product_id"])
     op.drop_index(op.f("ix_product_images_product_id_id"), table_name="product_images")
-    op.drop_index("ix_products_review_queue", table_name="products")
+    for name in (
+        "ix_products_queue_open_set",
+        "ix_products_queue_model",
+        "ix_products_queue_source",
+        "ix_products_queue_path",
+        "ix_products_review_queue",
+    ):
+        op.drop_index(name, table_name="products")
     op.drop_index(op.f("ix_products_suggestion_id"), table_name="products")
     with op.batch_alter_table("products") as batch:
         batch.drop_constraint(op.f("fk_products_suggestion_id_suggestions"), type_="foreignkey")
-        batch.drop_column("suggestion_confidence")
+        for column, _ in reversed(_COPIED):
+            batch.drop_column(column)
         batch.drop_column("suggestion_id")

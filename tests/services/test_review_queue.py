@@ -49,11 +49,31 @@ def test_the_newest_suggestion_orders_and_filters_the_queue(any_catalog):
         protos = [i.title for i in review_queue(s, flt=QueueFilter(source="prototype"))]
         first = review_queue(s, limit=1)[0]
         total = queue_count(s)
-        capped = queue_count(s, flt=QueueFilter(branch="Fruit"), cap=1)
-        uncapped = queue_count(s, flt=QueueFilter(branch="Fruit"), cap=None)
+        fruit_count = queue_count(s, flt=QueueFilter(branch="Fruit"))
+        apple_count = queue_count(s, flt=QueueFilter(branch="Fruit > Apple"))
+        page_two = [i.title for i in review_queue(s, limit=2, offset=2)]
+        unknown = review_queue(s, flt=QueueFilter(model_version="nope"))
     assert order == ["d", "b", "c", "a"]
     assert fruit == ["b", "a"]  # "Fruitcake" is not inside "Fruit"
     assert by_new == ["a"] and protos == ["c"]
     assert (first.product_id, first.path, first.confidence) == (ids["d"], "Fruitcake", 0.05)
     assert total == 4  # the kept count of suggested products
-    assert (capped, uncapped) == (1, 2)
+    assert (fruit_count, apple_count) == (2, 1)
+    assert page_two == ["c", "a"] and unknown == []
+
+
+def test_a_filtered_count_stops_above_the_cap(any_catalog, monkeypatch):
+    monkeypatch.setattr("catalog_ai.services.review_queue.COUNT_CAP", 3)
+    with unit_of_work() as s:
+        model = ModelVersion(
+            version="m", backbone="tiny-cnn", bundle_path="/m/m", taxonomy_fingerprint="f"
+        )
+        s.add(model)
+        products = [Product(title=f"p{i}", status=ProductStatus.SUGGESTED) for i in range(6)]
+        s.add_all(products)
+        s.flush()
+        for i, p in enumerate(products):
+            _suggest(s, p, model, "Fruit > Apple", 0.1 * i)
+    with unit_of_work() as s:
+        assert queue_count(s, flt=QueueFilter(branch="Fruit")) == 4  # "more than 3"
+        assert queue_count(s) == 6  # the whole queue: exact

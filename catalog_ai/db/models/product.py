@@ -58,19 +58,40 @@ HUMAN_SOURCES: frozenset[LabelSource] = frozenset(
 )
 
 
+_SUGGESTED = "status = 'suggested'"
+
+
+def _queue_index(name: str, *columns: str, where: str = _SUGGESTED, **kw: Any) -> Index:
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where), **kw)
+
+
 class Product(Base):
     __tablename__ = "products"
     __table_args__ = (
         # The stale-work sweep: "pending/processing for longer than N minutes".
         Index(None, "status", "status_changed_at"),
-        # The review queue, least confident first: only the waiting products are in it, so
-        # its first page is read from the front of this index whatever the catalogue's size.
-        Index(
-            "ix_products_review_queue",
+        # The review queue, least confident first, and one index per filter: only waiting
+        # products are in them, so a page is the front of one index (a branch: its range)
+        # whatever the catalogue's size (services.review_queue, migration 0008_scale).
+        _queue_index("ix_products_review_queue", "suggestion_confidence", "id"),
+        _queue_index(
+            "ix_products_queue_path",
+            "suggestion_path",
             "suggestion_confidence",
             "id",
-            postgresql_where=text("status = 'suggested'"),
-            sqlite_where=text("status = 'suggested'"),
+            postgresql_ops={"suggestion_path": "varchar_pattern_ops"},
+        ),
+        _queue_index(
+            "ix_products_queue_source", "suggestion_source", "suggestion_confidence", "id"
+        ),
+        _queue_index(
+            "ix_products_queue_model", "suggestion_model_version_id", "suggestion_confidence", "id"
+        ),
+        _queue_index(
+            "ix_products_queue_open_set",
+            "suggestion_confidence",
+            "id",
+            where=f"{_SUGGESTED} AND suggestion_open_set",
         ),
     )
     # Fetch server-set timestamps (updated_at) at flush, so they stay readable after the session.
@@ -109,13 +130,19 @@ class Product(Base):
     # the model.
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The product's current suggestion: the newest one (a re-classification supersedes older
-    # ones), and a copy of its confidence for the review queue's index. Kept by a database trigger
+    # ones), and a copy of its confidence for the review queue's indexes. Kept by a database trigger
     # on suggestion inserts (migration 0008_scale), whoever writes them; without it every queue
     # read would find each product's newest suggestion by aggregating the suggestions table.
     suggestion_id: Mapped[int | None] = mapped_column(
         ForeignKey("suggestions.id", ondelete="SET NULL", use_alter=True), index=True
     )
     suggestion_confidence: Mapped[float | None] = mapped_column(Float)
+    # ... and of what the queue filters by (the suggestion's path, source, open-set flag and
+    # model version; no foreign key: the suggestion's own row holds that one).
+    suggestion_path: Mapped[str | None] = mapped_column(String(1024))
+    suggestion_source: Mapped[str | None] = mapped_column(String(16))
+    suggestion_open_set: Mapped[bool | None]
+    suggestion_model_version_id: Mapped[int | None]
 
     category: Mapped[Category | None] = relationship()
     images: Mapped[list[ProductImage]] = relationship(

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Float, ForeignKey, Index, String, UniqueConstraint, func, text
+from sqlalchemy import Float, ForeignKey, String, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from catalog_ai.db.base import Base
@@ -31,7 +31,6 @@ class Suggestion(Base):
     __table_args__ = (
         # One suggestion per product and model: a redelivered task cannot add a second one.
         UniqueConstraint("product_id", "model_version_id"),
-        Index(None, "path", postgresql_ops={"path": "varchar_pattern_ops"}),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,8 +42,6 @@ class Suggestion(Base):
     category_id: Mapped[int | None] = mapped_column(
         ForeignKey("categories.id", ondelete="RESTRICT"), index=True
     )
-    # The review queue's branch filter (``path = X OR path LIKE 'X > %'``) reads this index;
-    # ``varchar_pattern_ops`` lets PostgreSQL use it for the prefix whatever the collation.
     path: Mapped[str] = mapped_column(String(1024), default="", server_default="")
     # Per depth, the top-k: [[{"path": "Fruit", "probability": 0.97}, ...], ...]
     levels: Mapped[list[Any]] = mapped_column(default=list)

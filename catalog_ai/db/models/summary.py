@@ -15,6 +15,7 @@ rows instead of aggregating a million.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -71,3 +72,5 @@ class SummaryRefresh(Base):
     refreshed_at: Mapped[datetime]
     seconds: Mapped[float] = mapped_column(Float)
     rows: Mapped[int] = mapped_column(default=0)
+    # Whole-catalogue figures computed with the summary (photos, categories holding products).
+    figures: Mapped[dict[str, Any]] = mapped_column(default=dict)
