@@ -58,3 +58,48 @@ def test_promote_if_better_goes_with_from_catalog(catalog_home, tmp_path) -> Non
         "train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--promote-if-better"
     )
     assert result.exit_code == 2 and "--promote-if-better goes with --from-catalog" in result.output
+
+
+def test_train_from_catalog_promote_if_better_end_to_end(catalog_home, tmp_path) -> None:
+    import time
+
+    from helpers import make_tree
+
+    train = (
+        "--backbone",
+        "tiny-cnn",
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "1",
+    )
+    assert (
+        _invoke("catalog", "import-folder", str(make_tree(tmp_path / "old", per_class=6))).exit_code
+        == 0
+    )
+    first = _invoke("train", "--from-catalog", *train, "--out", str(tmp_path / "m1"))
+    assert first.exit_code == 0, first.output
+    assert _invoke("models", "register", str(tmp_path / "m1"), "--activate").exit_code == 0
+    time.sleep(1.1)  # labelled strictly after m1's bundle was written (whole seconds)
+    new = make_tree(tmp_path / "new", per_class=3, seed=9)
+    assert _invoke("catalog", "import-folder", str(new)).exit_code == 0
+    second = _invoke(
+        "train",
+        "--from-catalog",
+        *train,
+        "--out",
+        str(tmp_path / "m2"),
+        "--promote-if-better",
+        "--margin",
+        "0.02",
+    )
+    assert second.exit_code == 0, second.output
+    assert "held out 12 recent products people labelled (12 photos)" in second.output
+    assert "registered, not active: " in second.output
+    assert "only 12 products neither version trained on" in second.output
+    listed = _invoke("models", "list").output.splitlines()
+    assert listed[0].startswith("* ") and "not promoted: only 12 products" in listed[1]
