@@ -1,7 +1,7 @@
 """``models compare``, ``models audits``/``models audit``, the live figures of ``models list``,
 and what ``train --from-catalog --promote-if-better`` does before and after training.
 
-Imported by :mod:`catalog_ai.cli.models`, whose ``models`` group these commands join.
+:mod:`catalog_ai.cli.models` adds these commands to its ``models`` group (:data:`COMMANDS`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import click
 
 from catalog_ai.cli._root import dispatching, ensure_db
-from catalog_ai.cli.models import models
 
 if TYPE_CHECKING:
     from catalog_ai.services.live_precision import LivePrecision, Proportion
@@ -109,7 +108,7 @@ def _print_comparison(c: Comparison) -> None:
     click.echo(f"  leaf accuracy {c.b} - {c.a}: {_fig(c.difference)}")
 
 
-@models.command("compare")
+@click.command("compare")
 @click.argument("a")
 @click.argument("b")
 @click.option(
@@ -138,7 +137,7 @@ def models_compare(a: str, b: str, recent: int, bootstrap: int, seed: int, as_js
         _print_comparison(comparison)
 
 
-@models.command("audits")
+@click.command("audits")
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
 def models_audits(limit: int) -> None:
     """Open audits: auto-accepted products drawn for a person to check, oldest first."""
@@ -156,7 +155,7 @@ def models_audits(limit: int) -> None:
         )
 
 
-@models.command("audit")
+@click.command("audit")
 @click.argument("product_id", type=int)
 @click.option("--reviewer", required=True, help="who checked it (recorded with the verdict)")
 @click.option(
@@ -181,3 +180,7 @@ def models_audit(product_id: int, reviewer: str, category_path: str | None) -> N
         )
         verdict, path = str(audit.verdict), audit.true_path
     click.echo(f"product {product_id}: {verdict} ({path}), labelled by {reviewer}")
+
+
+#: The commands of the ``models`` group defined here.
+COMMANDS = (models_compare, models_audits, models_audit)

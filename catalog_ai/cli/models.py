@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from catalog_ai.cli import model_checks
 from catalog_ai.cli._root import cli, dispatching, ensure_db
 
 
@@ -171,7 +172,6 @@ def models_thresholds(
 def models_list() -> None:
     """Registered model versions, the active one marked, with live precision (from audits and
     reviews, 95 % intervals) and the train hold-out figure, labelled as such."""
-    from catalog_ai.cli.model_checks import live_line
     from catalog_ai.db import unit_of_work
     from catalog_ai.services.live_precision import live_precision
     from catalog_ai.services.models import list_models
@@ -191,7 +191,7 @@ def models_list() -> None:
                     m.backbone,
                     (m.metrics or {}).get("held_out", {}),
                     names.get(m.parent_id) if m.parent_id is not None else None,
-                    live_line(live_precision(session, m.version)),
+                    model_checks.live_line(live_precision(session, m.version)),
                     None if promotion is None or promotion.promoted else promotion.reason,
                 )
             )
@@ -208,4 +208,5 @@ def models_list() -> None:
 
 
 # The commands of the models group that measure versions (compare, audits) live there.
-from catalog_ai.cli import model_checks  # noqa: E402, F401
+for _command in model_checks.COMMANDS:
+    models.add_command(_command)
