@@ -16,9 +16,10 @@ Two processes (``--phase``), so that each peak RSS (``ru_maxrss``) is its own: `
 fresh cache directory: the first search on a new host builds from the rows), then ``serve``:
 load the cache from disk (a restarted process: checksums, load, the count/sum check), catch up
 with 0 new rows (``max(id)`` and the count/sum check; then ``update_index``, which adds the
-status's two counts) and a search's probe with nothing new, add 1,000 and then 10,000 rows and
-time each search's catch-up, delete 100 products and time ``update_index`` (the count/sum
-differ: the ids below the watermark are read), and search p50/p95 through
+status's two counts) and a search's probe with nothing new; add 1,000 rows and time a search
+(``open_index``: probe, rows, segment); add 1,000 and then 10,000 rows and time each catch-up
+alone (``catch_up_locked``, no row cap); delete 100 products and time ``update_index`` (the
+count/sum differ: the ids below the watermark are read), and search p50/p95 through
 ``similar_products`` (k=10, random queries; the probe included).
 ``--composite-index`` adds ``(model_version_id, id)`` on embeddings before measuring.
 """
@@ -224,12 +225,19 @@ def phase(name: str, args: argparse.Namespace) -> dict[str, Any]:
             out["update_0_s"], _ = _timed(update_index, session, VERSION)  # both
             probes = [_timed(open_index, session, mv)[0] for _ in range(50)]
             out["search_probe_0_ms"] = round(statistics.median(probes) * 1000, 2)
+        add_rows(url, 1_000, seed=1)
+        with unit_of_work() as session:  # a search's catch-up: probe, new rows, segment
+            mv = resolve_model_version(session, VERSION)
+            out["search_catch_up_1000_s"], stored = _timed(open_index, session, mv)
+        out["n_after_1000"] = len(stored.index)
         for k in (1_000, 10_000):
             add_rows(url, k, seed=k)
-            with unit_of_work() as session:  # a search's catch-up: new rows only
+            with unit_of_work() as session, search_index._locked(path, None):
                 mv = resolve_model_version(session, VERSION)
-                out[f"search_catch_up_{k}_s"], stored = _timed(open_index, session, mv)
-            out[f"n_after_{k}"] = len(stored.index)
+                out[f"catch_up_{k}_s"], (stored, _) = _timed(
+                    catch_up_locked, session, mv, path, verify=False
+                )
+            out[f"n_after_{k}_more"] = len(stored.index)
         delete_rows(100)
         with unit_of_work() as session:
             out["update_100_deleted_s"], status = _timed(update_index, session, VERSION)

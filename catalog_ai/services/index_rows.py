@@ -74,10 +74,16 @@ def newest_id(session: Session, mv: ModelVersion) -> int:
 
 
 def rows_after(
-    session: Session, mv: ModelVersion, after: int, *, upto: int | None = None, page: int = PAGE
+    session: Session,
+    mv: ModelVersion,
+    after: int,
+    *,
+    upto: int | None = None,
+    page: int | None = None,
 ) -> Iterator[Rows]:
     """Pages of the rows with ``after < id (<= upto)``, in id order (keyset: each page is one
-    range read of the ids after the last one seen)."""
+    range read of the ids after the last one seen); ``page`` rows each (default :data:`PAGE`)."""
+    page = page or PAGE
     while True:
         where = [Embedding.model_version_id == mv.id, Embedding.id > after]
         if upto is not None:

@@ -243,12 +243,20 @@ def _usable(session: Session, mv: ModelVersion, path: Path) -> StoredIndex | Non
 
 # --------------------------------------------------------------------------- catch up
 def catch_up_locked(
-    session: Session, mv: ModelVersion, path: Path, *, verify: bool, progress: bool = False
-) -> StoredIndex:
-    """Bring this host's index in line with the rows (the caller holds the cache's lock)."""
+    session: Session,
+    mv: ModelVersion,
+    path: Path,
+    *,
+    verify: bool,
+    progress: bool = False,
+    max_rows: int | None = None,
+) -> tuple[StoredIndex, bool]:
+    """Bring this host's index in line with the rows (the caller holds the cache's lock);
+    ``(index, more)``: ``more`` when ``max_rows`` new rows were read and others may follow
+    (a search bounds its own wait so; the rest is for the next call)."""
     stored = _usable(session, mv, path)
     if stored is None:
-        return build_locked(session, mv, path, progress=progress)
+        return build_locked(session, mv, path, progress=progress), False
     manifest = stored.manifest
     descriptor = DescriptorConfig(**manifest.extra.get("descriptor", asdict(DEFAULT_DESCRIPTOR)))
     watermark = manifest.max_embedding_id
@@ -257,18 +265,27 @@ def catch_up_locked(
     late: list[index_rows.Rows] = []
     if verify or newest < watermark:
         removed, late = _reconcile(session, mv, stored, watermark)
-    fresh = list(index_rows.rows_after(session, mv, watermark)) if newest > watermark else []
+    fresh: list[index_rows.Rows] = []
+    more = False
+    if newest > watermark:
+        for part in index_rows.rows_after(session, mv, watermark):
+            fresh.append(part)
+            if max_rows is not None and sum(len(p[0]) for p in fresh) >= max_rows:
+                more = True
+                break
     parts = late + fresh
     if not parts and not len(removed):
-        return stored
+        return stored, False
     if any(p[2].shape[1] != stored.transform.input_dim for p in parts if len(p[0])):
         log.warning("embeddings of %s changed width; rebuilding its index", mv.version)
-        return build_locked(session, mv, path, descriptor, stored.index.config, progress=progress)
+        config = stored.index.config
+        return build_locked(session, mv, path, descriptor, config, progress=progress), False
     n = len(stored.keys) - len(removed) + sum(len(p[0]) for p in parts)
     fitted = int(manifest.extra.get("fit_pool", 0))
     if _pool_size(n) > fitted and fitted < descriptor.max_fit_samples:
         log.info("the catalogue of %s reached %d photos: refitting its descriptor", mv.version, n)
-        return build_locked(session, mv, path, descriptor, stored.index.config, progress=progress)
+        config = stored.index.config
+        return build_locked(session, mv, path, descriptor, config, progress=progress), False
     segment = _segment(stored.transform, parts, removed)
     with stored.guard:  # searches of this process wait while the index changes
         before = stored.index
@@ -282,7 +299,7 @@ def catch_up_locked(
     except OSError as exc:  # the copy in memory is right, the disk is behind: reload next time
         forget_stored_index(path)
         log.warning("could not save the search index cache at %s (%s)", path, exc)
-    return stored
+    return stored, more
 
 
 def _reconcile(

@@ -5,8 +5,9 @@ The ``embeddings`` table is the truth; each host keeps its own copy of the index
 is shared between machines. :func:`build_index` makes it from scratch, :func:`update_index`
 catches it up (rows added above its watermark, rows deleted or committed late below it; see
 :mod:`catalog_ai.services.index_sync`), :func:`open_index` is what a search calls: it catches
-up too, waiting at most :data:`SEARCH_WAIT` for another process of the host that is doing so,
-else searches the copy it has and logs how far behind it is.
+up too, reading at most :data:`SEARCH_CATCH_UP` new rows and waiting at most
+:data:`SEARCH_WAIT` for another process of the host that is doing so; otherwise it searches the
+copy it has and logs how far behind it is.
 What searches it: :mod:`catalog_ai.services.similar` and
 :mod:`catalog_ai.services.near_duplicates`.
 """
@@ -48,7 +49,9 @@ from catalog_ai.services.index_sync import (
 from catalog_ai.services.models import resolve_model_version
 
 __all__ = [
+    "SEARCH_CATCH_UP",
     "SEARCH_WAIT",
+    "UPDATE_BATCH",
     "VERIFY_EVERY",
     "IndexStatus",
     "build_index",
@@ -70,6 +73,11 @@ SEARCH_WAIT = 2.0
 #: search (one ``max(id)``); a deleted product never shows in results meanwhile (hits are
 #: joined to the photos that exist).
 VERIFY_EVERY = 60.0
+#: New rows one search reads and adds at most (at a million photos, adding 5,000 to the HNSW
+#: graph takes seconds); a host further behind catches up over the next searches.
+SEARCH_CATCH_UP = 5_000
+#: New rows per batch of an update (the beat's refresh_index, ``catalog-ai index update``).
+UPDATE_BATCH = 50_000
 
 
 @dataclass(frozen=True)
@@ -171,7 +179,12 @@ def update_index(
     mv = resolve_model_version(session, model_version)
     path = cache_path(session, mv, cache_dir)
     with _locked(path, None):
-        catch_up_locked(session, mv, path, verify=True, progress=progress)
+        more, verify = True, True
+        while more:  # in batches: a bulk import's million new rows never sit in memory at once
+            _, more = catch_up_locked(
+                session, mv, path, verify=verify, progress=progress, max_rows=UPDATE_BATCH
+            )
+            verify = False
         _verified[path] = time.monotonic()
     return index_status(session, mv, cache_dir=cache_dir)
 
@@ -261,12 +274,22 @@ def open_index(
         raise _no_index(session, mv)
     try:
         with _locked(path, SEARCH_WAIT):
-            stored = catch_up_locked(session, mv, path, verify=due, progress=progress)
+            stored, more = catch_up_locked(
+                session, mv, path, verify=due, progress=progress, max_rows=SEARCH_CATCH_UP
+            )
             if due:
                 _verified[path] = time.monotonic()
-            return stored
     except Timeout:
         return _stale(session, mv, path, hit)
+    if more:
+        log.warning(
+            "search of %s: this host's index read %d new embeddings and is still %d behind the "
+            "database; later searches read more (catalog-ai index update reads them all)",
+            mv.version,
+            SEARCH_CATCH_UP,
+            _pending(session, mv, stored.manifest.max_embedding_id),
+        )
+    return stored
 
 
 def read_manifest_safely(path: Path):

@@ -349,3 +349,25 @@ def test_two_processes_sharing_a_cache_catch_up_once_between_them(search_catalog
     assert manifest.generation.startswith("g000002-") and not manifest.segments
     with unit_of_work() as session:
         assert _host_keys(session, tmp_path) == _db_keys(session)
+
+
+def test_a_search_reads_a_bounded_number_of_new_rows_and_says_how_far_behind(
+    search_catalog, tmp_path, monkeypatch, caplog
+):
+    from catalog_ai.services import index_rows
+
+    with unit_of_work() as session:
+        update_index(session, VERSION, cache_dir=tmp_path)
+        mv = model_row(session)
+        for n in range(5):
+            add_product(session, f"new {n}", None, [CENTRES[n]], mv, tag=f"n{n}")
+    monkeypatch.setattr(index_rows, "PAGE", 2)
+    monkeypatch.setattr(search_index, "SEARCH_CATCH_UP", 2)
+    with caplog.at_level(logging.WARNING, logger="catalog_ai.services.search_index"):
+        assert len(similar_on(tmp_path, query_vector=CENTRES[0], k=20)) == 8 + 2
+    assert "read 2 new embeddings and is still 3 behind" in caplog.text
+    assert len(similar_on(tmp_path, query_vector=CENTRES[0], k=20)) == 8 + 4
+    monkeypatch.setattr(search_index, "UPDATE_BATCH", 2)  # an update reads them all, in batches
+    with unit_of_work() as session:
+        status = update_index(session, VERSION, cache_dir=tmp_path)
+    assert (status.n_indexed, status.up_to_date) == (14, True)
