@@ -7,6 +7,7 @@ them. Nothing here commits.
 - :func:`find_model_version` / :func:`model_version_by_name`: a registered version by name;
 - :func:`first_photo_ids` / :func:`first_photo_paths`: a product's first photo (its lowest id);
 - :func:`newest_suggestion_outcomes`: outcomes over each product's current suggestion;
+- :func:`categories_stamp`: what changes when the category tree does;
 - :func:`in_branch`: a category path inside a branch, ``%`` and ``_`` taken literally.
 """
 
@@ -19,12 +20,21 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 from sqlalchemy.sql.selectable import Subquery
 
-from catalog_ai.db.models import ModelVersion, Product, ProductImage, Review, Suggestion
+from catalog_ai.db.models import (
+    Category,
+    ModelVersion,
+    Product,
+    ProductImage,
+    Review,
+    Suggestion,
+    TaxonomyVersion,
+)
 from catalog_ai.errors import CatalogAIError
 
 __all__ = [
     "IN_CHUNK",
     "ModelVersionNotFound",
+    "categories_stamp",
     "find_model_version",
     "first_photo_id",
     "first_photo_ids",
@@ -137,6 +147,20 @@ def newest_suggestion_outcomes(key: Any) -> Select[Any, Any, Any, Any, int]:
         .outerjoin(last_review, last_review.id == verdict.c.rid)
         .group_by(key, Product.status, Product.label_source, last_review.action)
     )
+
+
+# --------------------------------------------------------------------------- categories
+def categories_stamp(session: Session) -> tuple[Any, ...]:
+    """What changes whenever the category tree does (a category added, a taxonomy synced):
+    the key under which a process may reuse what it read of the tree (10,000 rows)."""
+    row = session.execute(
+        select(
+            func.count(Category.id),
+            func.max(Category.id),
+            select(func.max(TaxonomyVersion.id)).scalar_subquery(),
+        )
+    ).one()
+    return (str(session.get_bind().engine.url), *row)
 
 
 # --------------------------------------------------------------------------- branches

@@ -50,7 +50,7 @@ from catalog_ai.db import (
     SummaryRefresh,
     utc_now,
 )
-from catalog_ai.db.queries import newest_suggestion_outcomes
+from catalog_ai.db.queries import categories_stamp, newest_suggestion_outcomes
 from catalog_ai.services.status_counts import total_status_counts
 from catalog_ai.settings import get_settings
 from catalog_ai.taxonomy import SEPARATOR
@@ -193,11 +193,9 @@ _read_cache: dict[str, tuple[tuple[Any, ...], list[BranchStats]]] = {}
 
 
 def _stored(session: Session, refresh: SummaryRefresh) -> list[BranchStats]:
-    n_categories, last_category = session.execute(
-        select(func.count(), func.max(Category.id)).select_from(Category)
-    ).one()
-    key = (refresh.refreshed_at, n_categories, last_category)
-    where = str(session.get_bind().engine.url)
+    stamp = categories_stamp(session)
+    key = (refresh.refreshed_at, *stamp)
+    where = stamp[0]
     cached = _read_cache.get(where)
     if cached is not None and cached[0] == key:
         return cached[1]

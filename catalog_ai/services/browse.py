@@ -6,6 +6,7 @@ accepted products of a branch. Every function takes a session and never commits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -16,7 +17,7 @@ from catalog_ai.db import (
     Product,
     ProductStatus,
 )
-from catalog_ai.db.queries import first_photo_paths, in_branch
+from catalog_ai.db.queries import categories_stamp, first_photo_paths, in_branch
 from catalog_ai.services.branch_figures import (
     BranchFigures,
     BranchStats,
@@ -49,10 +50,19 @@ class ProductTile:
     image_path: str | None  # relative to the media store
 
 
+_paths_cache: dict[str, tuple[tuple[Any, ...], list[str]]] = {}
+
+
 def category_paths(session: Session) -> list[str]:
-    """Every category path, in tree order (a parent right before its children)."""
-    paths = session.scalars(select(Category.path)).all()
-    return sorted(paths, key=lambda p: tuple(p.split(SEPARATOR)))
+    """Every category path, in tree order (a parent right before its children); reused while
+    the tree is unchanged (:func:`catalog_ai.db.queries.categories_stamp`)."""
+    stamp = categories_stamp(session)
+    cached = _paths_cache.get(stamp[0])
+    if cached is not None and cached[0] == stamp:
+        return list(cached[1])
+    paths = sorted(session.scalars(select(Category.path)), key=lambda p: tuple(p.split(SEPARATOR)))
+    _paths_cache[stamp[0]] = (stamp, paths)
+    return list(paths)
 
 
 def _branch_query(path: str | None, include_subcategories: bool) -> Select[int]:

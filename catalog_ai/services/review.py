@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, Select, func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from catalog_ai.db import (
@@ -38,7 +38,7 @@ from catalog_ai.services.review_queue import (
     QueueFilter,
     QueueItem,
     queue_count,
-    queue_query,
+    queue_keys,
     review_queue,
 )
 from catalog_ai.services.versions import record_review_revision
@@ -259,18 +259,6 @@ def reject(session: Session, product_id: int, *, reviewer: str, note: str | None
 BULK_LIMIT = 1_000
 
 
-def _bulk_rows(
-    flt: QueueFilter, min_confidence: float, limit: int
-) -> Select[Product, Suggestion, str]:
-    return (
-        queue_query(flt)
-        .where(Product.suggestion_confidence >= min_confidence)
-        .where(Suggestion.path != "")
-        .order_by(Product.suggestion_confidence.desc(), Product.id.desc())
-        .limit(limit)
-    )
-
-
 def bulk_preview(
     session: Session, *, min_confidence: float, flt: QueueFilter = WHOLE_QUEUE
 ) -> tuple[int, float]:
@@ -278,9 +266,11 @@ def bulk_preview(
     (counted up to ``BULK_LIMIT + 1``: more means a click takes the ``BULK_LIMIT`` most
     confident), and how many of those it takes are expected to be wrong (the sum of
     ``1 - confidence``: confidences are calibrated probabilities)."""
-    sub = _bulk_rows(flt, min_confidence, BULK_LIMIT + 1).subquery()
-    confidences = sorted(session.scalars(select(sub.c.suggestion_confidence)), reverse=True)
-    return len(confidences), float(sum(1.0 - c for c in confidences[:BULK_LIMIT]))
+    keys = queue_keys(
+        session, flt, BULK_LIMIT + 1, most_confident_first=True, min_confidence=min_confidence
+    )
+    confidences = [float(c or 0.0) for c, _ in session.execute(keys)]
+    return len(confidences), sum(1.0 - c for c in confidences[:BULK_LIMIT])
 
 
 def bulk_accept(
@@ -295,14 +285,14 @@ def bulk_accept(
     """Accept the waiting suggestions at or above ``min_confidence``, the most confident
     ``limit`` first; returns how many."""
     reviewer = _require_reviewer(reviewer)
-    rows = session.execute(_bulk_rows(flt, min_confidence, limit)).all()
+    keys = queue_keys(session, flt, limit, most_confident_first=True, min_confidence=min_confidence)
     done = 0
-    for product, _suggestion, _ in rows:
+    for _, product_id in session.execute(keys).all():
         try:
             with session.begin_nested():
                 accept(
                     session,
-                    product.id,
+                    product_id,
                     reviewer=reviewer,
                     note=f"bulk accept at >= {min_confidence:.2f}",
                     dispatcher=dispatcher,

@@ -6,8 +6,9 @@ suggestion_*``, kept by a trigger, migration ``0008_scale``) and the partial ind
 waiting products, so that a page costs about the same at 1,000 products as at 1,000,000
 (docs/BENCHMARKS.md, issue 16). A page is found in two steps: the ids of its rows, from
 ``products`` alone (the front of the queue index, or of the filter's index: source, model
-version and open set are an equality before the queue's order; a branch is its range of paths,
-sorted), then those rows with their suggestions. Filtering on the joined ``suggestions`` row
+version and open set are an equality before the queue's order; a branch is a walk down the
+queue index, which holds the path, or for a rare branch its range of the path index, sorted),
+then those rows with their suggestions. Filtering on the joined ``suggestions`` row
 instead made PostgreSQL misjudge the filter's selectivity by 10,000x at 1M products and sort
 65,000 rows to show 11.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import ColumnElement, Select, false, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from catalog_ai.db import ModelVersion, Product, ProductStatus, Suggestion
@@ -33,6 +34,7 @@ __all__ = [
     "QueueFilter",
     "QueueItem",
     "queue_count",
+    "queue_keys",
     "queue_query",
     "review_queue",
 ]
@@ -90,21 +92,32 @@ def _below(branch: str) -> ColumnElement[bool]:
     return Product.suggestion_path.startswith(branch + SEPARATOR, autoescape=True)
 
 
-def _page_keys(session: Session, flt: QueueFilter, limit: int | None, offset: int = 0) -> Select:
-    """(confidence, id) of the waiting products ``flt`` passes, in queue order, paged."""
+def queue_keys(
+    session: Session,
+    flt: QueueFilter,
+    limit: int | None,
+    offset: int = 0,
+    *,
+    ordered: bool = True,
+    most_confident_first: bool = False,
+    min_confidence: float | None = None,
+) -> Select[float | None, int]:
+    """``(confidence, id)`` of the waiting products ``flt`` passes, in queue order (or the most
+    confident first), from ``products`` alone; ``min_confidence`` leaves out the less confident
+    and the abstentions (nothing to accept)."""
     where = _conditions(session, flt)
     if where is None:
         where = [false()]
-    keys = (Product.suggestion_confidence.label("confidence"), Product.id.label("id"))
+    if min_confidence is not None:
+        where += [Product.suggestion_confidence >= min_confidence, Product.suggestion_path != ""]
+    keys = (Product.suggestion_confidence, Product.id)
     if flt.branch:
-        # The category itself, and the paths below it: two ranges of the path index, each
-        # read from the index alone, merged (an OR would read the rows themselves).
-        own = select(*keys).where(*where, Product.suggestion_path == flt.branch)
-        rest = select(*keys).where(*where, _below(flt.branch))
-        both = union_all(own, rest).subquery()
-        query = select(both.c.confidence, both.c.id).order_by(both.c.confidence, both.c.id)
-    else:
-        query = select(*keys).where(*where).order_by(*keys)
+        # The queue index holds the path too: a common branch is a walk down it that reads the
+        # index alone; a rare one is its range of the path index, sorted (PostgreSQL picks).
+        where.append(or_(Product.suggestion_path == flt.branch, _below(flt.branch)))
+    query = select(*keys).where(*where)
+    if ordered:
+        query = query.order_by(*(k.desc() for k in keys) if most_confident_first else keys)
     if limit is not None:
         query = query.limit(limit)
     return query.offset(offset) if offset else query
@@ -135,7 +148,7 @@ def review_queue(
     session: Session, *, flt: QueueFilter = WHOLE_QUEUE, limit: int = 20, offset: int = 0
 ) -> list[QueueItem]:
     """Products waiting for review, least confident first (see the module docstring)."""
-    ids = [pid for _, pid in session.execute(_page_keys(session, flt, limit, offset))]
+    ids = [pid for _, pid in session.execute(queue_keys(session, flt, limit, offset))]
     if not ids:
         return []
     rows = session.execute(
@@ -167,5 +180,5 @@ def queue_count(session: Session, *, flt: QueueFilter = WHOLE_QUEUE) -> int:
     on every page view."""
     if flt == WHOLE_QUEUE:
         return total_status_counts(session)[ProductStatus.SUGGESTED.value]
-    keys = _page_keys(session, flt, COUNT_CAP + 1).subquery()
+    keys = queue_keys(session, flt, COUNT_CAP + 1, ordered=False).subquery()
     return session.scalar(select(func.count()).select_from(keys)) or 0

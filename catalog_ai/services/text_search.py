@@ -3,8 +3,12 @@
 Portable SQL (``ILIKE`` on PostgreSQL, ``lower() LIKE`` on SQLite): every word of the query must
 occur, as a substring, in the product's title or the path of its accepted category. Substrings
 suit short product titles ("juice" finds "Orange-Juice") and need no extra tables or triggers on
-either database; the cost is a scan of the products table (timed in ``benchmarks/search.py``).
-SQLite folds case for ASCII letters only. Results are per product.
+either database. On PostgreSQL a trigram index on titles (migration ``0008_scale``) finds rare
+words without a scan. A common word can match a tenth of a large catalogue: so the ranking is
+done over the :data:`CANDIDATES` newest matching products (found by walking the newest products
+first, or through the index, whichever PostgreSQL judges cheaper), not over every match: 0.5-2 s
+at 1M products became tens of ms (docs/BENCHMARKS.md, issue 16). SQLite folds case for ASCII
+letters only. Results are per product.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ class Hit:
         return asdict(self)
 
 
+#: How many of the newest matching products a search ranks.
+CANDIDATES = 2_000
+
+
 def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text.casefold())
 
@@ -71,7 +79,7 @@ def text_search(session: Session, text: str, *, limit: int = 20) -> list[Hit]:
     """Products whose title or category path contains every word of ``text`` (any case).
 
     Score: the share of the words found in the title itself (the rest matched the category);
-    ties newest first.
+    ties newest first; ranked over the :data:`CANDIDATES` newest matches (module docstring).
     """
     words = _words(text)
     if not words:
@@ -82,10 +90,17 @@ def text_search(session: Session, text: str, *, limit: int = 20) -> list[Hit]:
         (sa.case((Product.title.ilike(_like(w), escape="\\"), 1), else_=0) for w in words),
         sa.literal(0),
     )
+    newest = (
+        select(Product.id)
+        .where(_text_condition(session, words))
+        .order_by(Product.id.desc())
+        .limit(max(CANDIDATES, limit))
+        .subquery()
+    )
     rows = session.execute(
         select(Product.id, Product.title, Category.path, in_title.label("in_title"))
+        .join(newest, newest.c.id == Product.id)
         .outerjoin(Category, Product.category_id == Category.id)
-        .where(_text_condition(session, words))
         .order_by(sa.desc("in_title"), Product.id.desc())
         .limit(limit)
     ).all()

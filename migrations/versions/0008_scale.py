@@ -9,7 +9,8 @@ tables on every read (5-13 s at 1M products).
   (``suggestion_confidence``, ``_path``, ``_source``, ``_open_set``, ``_model_version_id``): the
   newest suggestion, filled here from the existing rows and kept by a trigger on
   ``suggestions`` inserts. Partial indexes over the waiting products (``WHERE status =
-  'suggested'``): ``(suggestion_confidence, id)`` is the queue's order, and one per filter
+  'suggested'``): ``(suggestion_confidence, id, suggestion_path)`` is the queue's order (a
+  common branch is a walk down it that reads the index alone), and one per filter
   (source, model version, open set: the same order after an equality; path: the branch's
   range) give each filtered page without reading the rest of the queue.
 - ``product_images (product_id, id)`` replaces the index on ``product_id`` alone: a product's
@@ -254,7 +255,8 @@ def upgrade() -> None:
     _fill_current_suggestions()
     create_current_suggestion_trigger()
     op.create_index(op.f("ix_products_suggestion_id"), "products", ["suggestion_id"])
-    _queue_index("ix_products_review_queue", ["suggestion_confidence", "id"])
+    # The path last: a branch filter walks this index reading the index alone.
+    _queue_index("ix_products_review_queue", ["suggestion_confidence", "id", "suggestion_path"])
     _queue_index(
         "ix_products_queue_path",
         ["suggestion_path", "suggestion_confidence", "id"],

@@ -15,6 +15,7 @@ from catalog_ai.services.branch_figures import (
     compute_branch_stats,
     refresh_branch_figures,
 )
+from catalog_ai.services.browse import category_paths
 from catalog_ai.services.review import accept
 from catalog_ai.settings import reset_settings
 
@@ -82,3 +83,23 @@ def test_a_category_added_after_the_refresh_reads_zeros(reviewed_catalog, large)
         read = branch_figures(s, clock=lambda: now)
     leek = next(b for b in read.stats if b.path == "Veg > Leek")
     assert read.live is False and (leek.products, leek.classified, leek.reviewed) == (0, 0, 0)
+
+
+def test_the_category_paths_read_again_once_the_tree_changed(reviewed_catalog):
+    with unit_of_work() as s:
+        before = category_paths(s)
+        assert category_paths(s) == before  # reused
+        veg = s.scalar(select(Category).where(Category.path == "Veg"))
+        s.add(
+            Category(
+                path="Veg > Kale",
+                name="Kale",
+                depth=2,
+                parent_id=veg.id,
+                source="import",
+                taxonomy_version=veg.taxonomy_version,
+            )
+        )
+        s.flush()
+        after = category_paths(s)
+    assert after == sorted([*before, "Veg > Kale"], key=lambda p: tuple(p.split(" > ")))

@@ -73,7 +73,7 @@ class Product(Base):
         # The review queue, least confident first, and one index per filter: only waiting
         # products are in them, so a page is the front of one index (a branch: its range)
         # whatever the catalogue's size (services.review_queue, migration 0008_scale).
-        _queue_index("ix_products_review_queue", "suggestion_confidence", "id"),
+        _queue_index("ix_products_review_queue", "suggestion_confidence", "id", "suggestion_path"),
         _queue_index(
             "ix_products_queue_path",
             "suggestion_path",
