@@ -47,14 +47,22 @@ from catalog_ai.inference.predictor import Predictor
 from catalog_ai.model.bundle import ModelBundle
 from catalog_ai.training.sources import load_folder_examples
 
+_SQUARES: dict[tuple[str, int], list[np.ndarray]] = {}
+
 
 def val_logits(predictor: Predictor, files: list[Path], labels: list[str]):
-    """Raw leaf logits and label rows of the val photos (every photo is readable here)."""
+    """Raw leaf logits and label rows of the val photos (every photo is readable here). The
+    prepared squares are kept per bundle and side: weight variants and views share one decode."""
     rows_of = predictor.bundle.taxonomy.node_index
-    logits = []
-    for i in range(0, len(files), predictor.batch_size):
-        squares = [predictor.prepare(f) for f in files[i : i + predictor.batch_size]]
-        logits.append(predictor.embed_logits(squares)[1].float().cpu())
+    key = (str(predictor.bundle.path), predictor.input_side)
+    if key not in _SQUARES:
+        _SQUARES.clear()  # one side at a time: a few hundred MB at most
+        _SQUARES[key] = [predictor.prepare(f) for f in files]
+    squares, logits = _SQUARES[key], []
+    for i in range(0, len(squares), predictor.batch_size):
+        logits.append(
+            predictor.embed_logits(squares[i : i + predictor.batch_size])[1].float().cpu()
+        )
     return torch.cat(logits), torch.tensor([rows_of[label] for label in labels])
 
 
@@ -137,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         "--weights", default=None, help="weight variant the options use (default: the bundle's)"
     )
     parser.add_argument("--no-variants", action="store_true", help="skip the weight variants")
+    parser.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="photos/s only (e.g. a bundle with an untrained head: the same cost)",
+    )
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 2))
     parser.add_argument("--seconds", type=float, default=8.0, help="per speed measurement")
     parser.add_argument("--repeats", type=int, default=2)
@@ -167,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         from safetensors.torch import load_file
 
-        if not args.no_variants and variants:
+        if not args.no_variants and not args.speed_only and variants:
             predictor = Predictor(bundle, freeze=False)
             for name, file in variants.items():
                 predictor.network.load_state_dict(load_file(str(file)))
@@ -183,8 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
         state = load_file(str(variants[args.weights])) if args.weights else None
-        results, speeds = {}, {o: [] for o in args.options}
-        for option in args.options:
+        results: dict[str, dict] = {o: {} for o in args.options}
+        speeds: dict[str, list] = {o: [] for o in args.options}
+        for option in [] if args.speed_only else args.options:
             predictor = Predictor(with_option(bundle, option), freeze=False)
             if state is not None:
                 predictor.network.load_state_dict(state)
@@ -196,12 +210,14 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 json.dumps({"bundle": path.name, "option": option, **results[option]}), flush=True
             )
+        served = {o: Predictor(with_option(bundle, o)) for o in args.options}  # frozen as served
+        for predictor in served.values():
+            if state is not None:
+                predictor.network.load_state_dict(state)
         for _ in range(args.repeats):  # interleaved: a machine that gets busier shows as a spread
-            for option in args.options:
-                predictor = Predictor(with_option(bundle, option))  # frozen as served
-                if state is not None:
-                    predictor.network.load_state_dict(state)
+            for option, predictor in served.items():
                 speeds[option].append(speed(predictor, files, args.seconds))
+        del served
         for option in args.options:
             e2e = sorted(round(e, 1) for e, _ in speeds[option])
             net = sorted(round(n, 1) for _, n in speeds[option])
