@@ -63,6 +63,8 @@ def test_readme_defaults_are_the_settings_defaults():
                 assert value is {"0": False, "1": True}[expected], (name, cell)
             elif isinstance(value, int):
                 assert value == int(expected), (name, cell, value)
+            elif isinstance(value, float):
+                assert value == float(expected), (name, cell, value)
             elif isinstance(value, Path):
                 assert value == Path(expected).resolve(), (name, cell, value)
             else:
