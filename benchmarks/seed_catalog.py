@@ -33,7 +33,10 @@ What it writes, and what is synthetic:
 Bulk Core inserts, one commit per chunk of products (all their rows), ids given explicitly.
 Resumable: run it again with the same ``--database-url`` (or ``--sqlite``) and ``--home`` and
 it continues after the last committed chunk; a chunk's rows depend only on ``--seed``,
-``--chunk`` and the chunk's number (ids continue from the tables' largest).
+``--chunk`` and the chunk's number (ids continue from the tables' largest). What the
+database keeps by itself (migration ``0008_scale``) is kept as the rows land, as for any other
+writer: each product's copy of its current suggestion (the review queue's columns) and the
+status counts' deltas (the last chunk's are folded by the first ``fold_status_deltas``).
 """
 
 from __future__ import annotations
