@@ -214,7 +214,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="a smoke run: 12 leaves, batches of 60, budget 60, retrain every 60 reviews",
     )
+    ap.add_argument(
+        "--replot",
+        type=Path,
+        default=None,
+        help="only draw the figure of a review_loop.json (a run cut short too)",
+    )
     args = ap.parse_args(argv)
+    if args.replot is not None:
+        done = json.loads(args.replot.read_text())
+        out = args.out if args.out.suffix == ".png" else args.replot.with_suffix(".png")
+        plot(done["batches"], out, done.get("title", "review loop, Grocery Store"))
+        print(f"plot {out}")
+        return 0
     from catalog_ai.datasets.fetch import find_local_grocery_store
     from catalog_ai.taxonomy import format_path, scan_folder
 
@@ -287,6 +299,12 @@ def main(argv: list[str] | None = None) -> int:
         f"points; first model {first} in {time.monotonic() - started:.0f} s; {machine}",
         flush=True,
     )
+    title = (
+        f"review loop, Grocery Store: {n_cat} catalogue photos, {n_up} uploads in batches of "
+        f"{args.batch_size}, budget {args.budget}, audit rate {args.audit_rate}, retrain every "
+        f"{args.retrain_every} reviews (quick recipe), promote_if_better margin "
+        f"{100 * args.margin:.0f} point"
+    )
     print(HEADER, flush=True)
     history = []
     result: dict = {}
@@ -297,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "args": {k: str(v) for k, v in vars(args).items()},
             "machine": machine,
+            "title": title,
             "catalogue": n_cat,
             "uploads": n_up,
             "first_model": first,
@@ -308,14 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "review_loop.json").write_text(json.dumps(result, indent=2))
     result["stream"] = stream_precision(loop)
     (args.out / "review_loop.json").write_text(json.dumps(result, indent=2))
-    plot(
-        history,
-        args.out / "review_loop.png",
-        f"review loop, Grocery Store: {n_cat} catalogue photos, {n_up} uploads in batches of "
-        f"{args.batch_size}, budget {args.budget}, audit rate {args.audit_rate}, retrain every "
-        f"{args.retrain_every} reviews (quick recipe), promote_if_better margin "
-        f"{100 * args.margin:.0f} point",
-    )
+    plot(history, args.out / "review_loop.png", title)
     st = result["stream"]
     if st:
         print(

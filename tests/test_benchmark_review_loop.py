@@ -178,3 +178,39 @@ def test_a_promoted_challenger_classifies_the_next_batch(tmp_path):
     for batch, r in retrains:
         if batch < len(loop.history):
             assert loop.history[batch].model == r["challenger"]
+
+
+@pytest.mark.slow
+def test_the_probe_embedding_cache_changes_no_number(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from catalog_ai.taxonomy import Taxonomy
+    from catalog_ai.training import probe
+    from catalog_ai.training.data import Example
+    from catalog_ai.training.fit import fit
+
+    # Restored after the test: the cache replaces the class's method for the process.
+    monkeypatch.setattr(probe._Embedder, "predict_step", probe._Embedder.predict_step)
+    examples = [Example(f, p) for f, p in _photos(tmp_path / "photos", 8, 0)]
+    taxonomy = Taxonomy.from_paths(sorted({e.label for e in examples}))
+
+    def train(name: str) -> dict:
+        fit(
+            tiny_config(mode="linear_probe", epochs=3),
+            taxonomy=taxonomy,
+            examples=examples,
+            out_dir=tmp_path / name,
+        )
+        return load_file(tmp_path / name / "model.safetensors")
+
+    with isolated_home(tmp_path / "home"):
+        plain = train("plain")
+        stats = review_loop.cache_probe_embeddings()
+        first = train("first")
+        assert stats["embedded"] > 0 and stats["from_cache"] == 0
+        second = train("second")
+        assert stats["from_cache"] == stats["embedded"]  # the second training embedded nothing
+    for weights in (first, second):
+        assert weights.keys() == plain.keys()
+        for key, value in plain.items():
+            assert np.allclose(weights[key].numpy(), value.numpy(), atol=1e-5), key
