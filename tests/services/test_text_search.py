@@ -40,3 +40,14 @@ def test_text_search_matches_every_word_in_title_or_category(search_catalog):
         assert len(titles("juice", limit=2)) == 2
         with pytest.raises(SearchError, match="no words"):
             text_search(session, " -- ")
+
+
+def test_the_ranking_is_over_the_newest_matches_only(search_catalog, monkeypatch):
+    # "apple" matches three products: the title one is the oldest of them. Ranked over every
+    # match it comes first; over the two newest only, the category matches are all there is.
+    with unit_of_work() as session:
+        best_two = [h.title for h in text_search(session, "apple", limit=2)]
+        monkeypatch.setattr("catalog_ai.services.text_search.CANDIDATES", 2)
+        newest_two = [h.title for h in text_search(session, "apple", limit=2)]
+    assert best_two[0] == "Bravo apple juice 100%"
+    assert set(newest_two) == {"Granny Smith", "Pink Lady"}
