@@ -24,6 +24,9 @@ Two figures per version, both from people's verdicts, never from the training ph
   resolved audit leaves leaf accuracy unknown (None) rather than quietly describing only the
   hard photos.
 
+A version that auto-accepted before audits existed (no tally) has its auto-accepts counted in the
+review bands they fall in, unreviewed: they borrow a less confident band (pessimistic again).
+
 An open audit whose product a person decided otherwise (after a later model sent it to review)
 counts with that person's label, so that dropping it cannot bias the sample.
 :func:`weighted_examples` gives the same weights to ``calibrate --from-reviews``.
