@@ -81,6 +81,20 @@ def _set_sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
+def _plan_each_statement(dbapi_connection: Any, connection_record: Any) -> None:
+    # psycopg prepares a statement on the server after 5 runs, and PostgreSQL may then keep one
+    # generic plan for it, blind to its parameters: a branch's ``LIKE 'A > B > %'`` can no longer
+    # use the path index's range, nor a small filter its partial index. At 100,000 products the
+    # review queue's count for a small branch took 100 ms with the generic plan, 0.3 ms with a
+    # plan made for its values (docs/BENCHMARKS.md, issue 16). Planning costs well under 1 ms.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+    finally:
+        cursor.close()
+    dbapi_connection.commit()
+
+
 def _sqlite_file(url: URL) -> Path | None:
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
@@ -137,6 +151,8 @@ def new_engine(url: str, **kwargs: Any) -> Engine:
         )
     if sqlite:
         event.listen(engine, "connect", _set_sqlite_pragmas)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _plan_each_statement)
     return engine
 
 
