@@ -13,6 +13,7 @@ tables on every read (5-13 s at 1M products).
   common branch is a walk down it that reads the index alone), and one per filter
   (source, model version, open set: the same order after an equality; path: the branch's
   range) give each filtered page without reading the rest of the queue.
+- ``products (status, id)``: a page of one status in id order (the API's keyset pages).
 - ``product_images (product_id, id)`` replaces the index on ``product_id`` alone: a product's
   first photo is the front of it.
 - ``embeddings (model_version_id, id)`` replaces the index on ``model_version_id`` alone: a
@@ -255,6 +256,7 @@ def upgrade() -> None:
     _fill_current_suggestions()
     create_current_suggestion_trigger()
     op.create_index(op.f("ix_products_suggestion_id"), "products", ["suggestion_id"])
+    op.create_index(op.f("ix_products_status_id"), "products", ["status", "id"])
     # The path last: a branch filter walks this index reading the index alone.
     _queue_index("ix_products_review_queue", ["suggestion_confidence", "id", "suggestion_path"])
     _queue_index(
@@ -349,6 +351,7 @@ def downgrade() -> None:
     ):
         op.drop_index(name, table_name="products")
     op.drop_index(op.f("ix_products_suggestion_id"), table_name="products")
+    op.drop_index(op.f("ix_products_status_id"), table_name="products")
     with op.batch_alter_table("products") as batch:
         batch.drop_constraint(op.f("fk_products_suggestion_id_suggestions"), type_="foreignkey")
         for column, _ in reversed(_COPIED):
