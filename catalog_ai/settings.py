@@ -164,10 +164,10 @@ class Settings(BaseSettings):
     sweep_interval: PositiveInt = 60
     index_interval: PositiveInt = 300
     # The catalogue tree's figures: refreshed by the beat every figures_interval seconds;
-    # computed on every read instead while the catalogue holds at most figures_live_below
-    # products (or when the summary is missing or older than three intervals).
+    # computed on every read instead while that takes under figures_live_ms (or when the
+    # summary is missing or older than three intervals).
     figures_interval: PositiveInt = 300
-    figures_live_below: NonNegativeInt = 50_000
+    figures_live_ms: NonNegativeInt = 50
     max_attempts: PositiveInt = 5
     torch_threads: PositiveInt | None = None  # None: torch's own (workers: cores / concurrency)
     freeze_network: bool = True

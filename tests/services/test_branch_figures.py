@@ -22,8 +22,8 @@ from catalog_ai.settings import reset_settings
 
 @pytest.fixture
 def large(monkeypatch):
-    """Treat the 11-product test catalogue as large: the summary is what pages read."""
-    monkeypatch.setenv("CATALOG_AI_FIGURES_LIVE_BELOW", "0")
+    """Treat the 11-product test catalogue's figures as costly: the summary is what pages read."""
+    monkeypatch.setenv("CATALOG_AI_FIGURES_LIVE_MS", "0")
     monkeypatch.setenv("CATALOG_AI_FIGURES_INTERVAL", "60")
     reset_settings()
 
@@ -54,14 +54,19 @@ def test_the_summary_is_read_while_fresh_and_computed_once_stale(reviewed_catalo
     assert stale.live is True and stale.stats == live
 
 
-def test_small_catalogues_and_missing_summaries_are_computed_live(reviewed_catalog, monkeypatch):
-    with unit_of_work() as s:
-        figures = branch_figures(s)  # the default: live below 50,000 products
-        assert figures.live is True and figures.stats == compute_branch_stats(s)
-    monkeypatch.setenv("CATALOG_AI_FIGURES_LIVE_BELOW", "0")
+def test_cheap_figures_and_missing_summaries_are_computed_live(reviewed_catalog, monkeypatch):
+    monkeypatch.setenv("CATALOG_AI_FIGURES_LIVE_MS", "60000")  # any refresh here is cheaper
     reset_settings()
+    now = utc_now()
     with unit_of_work() as s:
         assert branch_figures(s).live is True  # no summary yet
+        refresh_branch_figures(s, clock=lambda: now)
+        figures = branch_figures(s, clock=lambda: now)
+        assert figures.live is True and figures.stats == compute_branch_stats(s)
+    monkeypatch.setenv("CATALOG_AI_FIGURES_LIVE_MS", "0")
+    reset_settings()
+    with unit_of_work() as s:
+        assert branch_figures(s, clock=lambda: now).live is False
 
 
 def test_a_category_added_after_the_refresh_reads_zeros(reviewed_catalog, large):
