@@ -138,7 +138,8 @@ def plot(history: list[dict], out: Path, title: str) -> None:
         ax.errorbar(
             x,
             mid,
-            yerr=[np.subtract(mid, lo), np.subtract(hi, mid)],
+            # Wilson bounds can sit a rounding error inside the estimate at 100 %.
+            yerr=np.clip([np.subtract(mid, lo), np.subtract(hi, mid)], 0, None),
             fmt="x--",
             capsize=3,
             label="active version: audit estimate, 95 %",

@@ -43,7 +43,7 @@ Promote = Callable[..., dict]
 class LoopConfig:
     budget: int = 200  # queue reviews per batch (at most); audits are resolved besides
     retrain_every: int = 300  # K: reviews between retrains
-    compare_recent: int = 200  # recent person-labelled products held out of a retrain
+    compare_recent: int = 300  # recent person-labelled products held out of a retrain
     margin: float = 0.01  # leaf accuracy a challenger must win by (0.01 = 1 point)
     min_calibration: int = 50  # labelled products needed to calibrate on
     reviewer: str = "sim"

@@ -1,7 +1,7 @@
 """A store's first weeks, simulated on real photos (issue 17, item 1).
 
     .venv/bin/python benchmarks/review_loop.py [--out DIR] [--batch-size 200] [--budget 200]
-        [--retrain-every 300] [--compare-recent 200] [--margin 0.01] [--catalogue-share 0.45]
+        [--retrain-every 300] [--compare-recent 300] [--margin 0.01] [--catalogue-share 0.45]
         [--seed 0] [--quick] [--data DIR]
 
 The labelled catalogue is a stratified ``--catalogue-share`` of the Grocery Store's train split
