@@ -65,21 +65,23 @@ def category_paths(session: Session) -> list[str]:
     return list(paths)
 
 
-def _branch_query(path: str | None, include_subcategories: bool) -> Select[int]:
-    q = (
-        select(Product.id)
-        .join(Category, Category.id == Product.category_id)
-        .where(Product.status == ProductStatus.ACCEPTED)
-    )
+def _branch_query(session: Session, path: str | None, include_subcategories: bool) -> Select[int]:
+    q = select(Product.id).where(Product.status == ProductStatus.ACCEPTED)
     if path:
-        q = q.where(
-            in_branch(
-                Category.path,
-                path,
-                separator=SEPARATOR,
-                include_subcategories=include_subcategories,
+        # The branch's categories first (the small table), then their products by category id:
+        # a small leaf's few products are found through the category index, not by walking
+        # every accepted product newest first (SQLite: 183 ms at 100,000 products).
+        ids = session.scalars(
+            select(Category.id).where(
+                in_branch(
+                    Category.path,
+                    path,
+                    separator=SEPARATOR,
+                    include_subcategories=include_subcategories,
+                )
             )
-        )
+        ).all()
+        q = q.where(Product.category_id.in_(ids))
     return q
 
 
@@ -95,7 +97,7 @@ def count_products_in_branch(
     result above ``cap`` means "more than that"), as the review queue's filtered count."""
     if path is None:
         return total_status_counts(session)[ProductStatus.ACCEPTED.value]
-    query = _branch_query(path, include_subcategories)
+    query = _branch_query(session, path, include_subcategories)
     if cap is not None:
         query = query.limit(cap + 1)
     return session.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -111,7 +113,7 @@ def products_in_branch(
 ) -> list[ProductTile]:
     """Accepted products of the category ``path`` (and below it), newest first."""
     ids = session.scalars(
-        _branch_query(path, include_subcategories)
+        _branch_query(session, path, include_subcategories)
         .order_by(Product.id.desc())
         .limit(limit)
         .offset(offset)
