@@ -151,7 +151,49 @@ def plot(history: list[dict], out: Path, title: str) -> None:
     ax = axes[2]
     ax.plot(x, [100 * h["leaf_accuracy"] for h in history], "o-")
     ax.set_xlabel("batch")
+    ax.set_ylim(50, 100)
     ax.set_ylabel("leaf accuracy of suggestions (%)")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=80)
+
+
+def by_source(db: Path, root: Path) -> dict:
+    """Uploads by where their photo came from (``train`` folds, shot in the catalogue's photo
+    sessions, or ``val``, other sessions): how many, the leaf accuracy of their first suggestion
+    (the one made at upload) and the share a reviewer was shown. Read from the run's catalogue
+    (SQLite) after the run; photos are matched by content hash."""
+    import hashlib
+    import sqlite3
+
+    split_of = {
+        hashlib.sha256(f.read_bytes()).hexdigest(): (
+            split,
+            " > ".join(f.relative_to(root / split).parent.parts),
+        )
+        for split in ("train", "val")
+        for f in (root / split).rglob("*.jpg")
+    }
+    rows = (
+        sqlite3.connect(db)
+        .execute(
+            """select pi.content_hash,
+             (select s.path from suggestions s where s.product_id = p.id order by s.id limit 1),
+             (select count(*) from reviews r where r.product_id = p.id and r.id not in
+                (select review_id from audits where review_id is not null))
+           from products p join product_images pi on pi.product_id = p.id
+           where p.label_source is null or p.label_source != 'import'"""
+        )
+        .fetchall()
+    )
+    out: dict[str, dict] = {}
+    for digest, first, reviewed in rows:
+        split, truth = split_of[digest]
+        s = out.setdefault(split, {"uploads": 0, "leaf_right": 0, "reviewed": 0})
+        s["uploads"] += 1
+        s["leaf_right"] += first == truth
+        s["reviewed"] += reviewed > 0
+    for s in out.values():
+        s["leaf_accuracy"] = s.pop("leaf_right") / s["uploads"]
+        s["reviewed_share"] = s.pop("reviewed") / s["uploads"]
+    return out

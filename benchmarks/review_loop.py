@@ -50,7 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _review_sim
 
 from _review_models import product_promote
-from _review_report import HEADER, pct, plot, row, stream_precision
+from _review_report import HEADER, by_source, pct, plot, row, stream_precision
 from _review_sim import LoopConfig, ReviewLoop
 
 
@@ -182,6 +182,15 @@ def import_catalogue(catalogue: list[tuple[Path, str]]) -> int:
     return done
 
 
+def _title(a: dict, n_cat: int, n_up: int) -> str:
+    return (
+        f"review loop, Grocery Store (seed {a['seed']}): {n_cat} catalogue photos, {n_up} uploads "
+        f"in batches of {a['batch_size']}, budget {a['budget']}, audit rate {a['audit_rate']}, "
+        f"retrain every {a['retrain_every']} reviews (quick recipe), promote_if_better margin "
+        f"{100 * float(a['margin']):.0f} point"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -221,14 +230,24 @@ def main(argv: list[str] | None = None) -> int:
         help="only draw the figure of a review_loop.json (a run cut short too)",
     )
     args = ap.parse_args(argv)
+    from catalog_ai.datasets.fetch import find_local_grocery_store
+    from catalog_ai.taxonomy import format_path, scan_folder
+
     if args.replot is not None:
         done = json.loads(args.replot.read_text())
         out = args.out if args.out.suffix == ".png" else args.replot.with_suffix(".png")
-        plot(done["batches"], out, done.get("title", "review loop, Grocery Store"))
+        a = done["args"]
+        plot(
+            done["batches"], out, done.get("title") or _title(a, done["catalogue"], done["uploads"])
+        )
         print(f"plot {out}")
+        db = args.replot.parent / "home" / "catalog.db"
+        if db.is_file() and "source" not in done:
+            root = args.data or find_local_grocery_store(Path(__file__).resolve().parent)
+            done["source"] = by_source(db, root)
+            args.replot.write_text(json.dumps(done, indent=2))
+        print(json.dumps(done.get("source"), indent=2))
         return 0
-    from catalog_ai.datasets.fetch import find_local_grocery_store
-    from catalog_ai.taxonomy import format_path, scan_folder
 
     root = args.data or find_local_grocery_store(Path(__file__).resolve().parent)
     if root is None:
@@ -299,12 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         f"points; first model {first} in {time.monotonic() - started:.0f} s; {machine}",
         flush=True,
     )
-    title = (
-        f"review loop, Grocery Store: {n_cat} catalogue photos, {n_up} uploads in batches of "
-        f"{args.batch_size}, budget {args.budget}, audit rate {args.audit_rate}, retrain every "
-        f"{args.retrain_every} reviews (quick recipe), promote_if_better margin "
-        f"{100 * args.margin:.0f} point"
-    )
+    title = _title({k: str(v) for k, v in vars(args).items()}, n_cat, n_up)
     print(HEADER, flush=True)
     history = []
     result: dict = {}
@@ -326,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         (args.out / "review_loop.json").write_text(json.dumps(result, indent=2))
     result["stream"] = stream_precision(loop)
+    result["source"] = by_source(args.out / "home" / "catalog.db", root)
     (args.out / "review_loop.json").write_text(json.dumps(result, indent=2))
     plot(history, args.out / "review_loop.png", title)
     st = result["stream"]
