@@ -146,22 +146,36 @@ def retrain(loop: ReviewLoop) -> dict:
 
 
 def product_promote(
-    *, margin: float, dispatcher, min_products: int = 30, seed: int = 0
+    *,
+    margin: float,
+    dispatcher,
+    min_products: int = 30,
+    seed: int = 0,
+    precision_clause: bool = True,
 ) -> Callable[..., dict]:
-    """Helper C's ``promote_if_better`` (rule 3), as the loop's one promotion call."""
+    """Helper C's ``promote_if_better`` (rule 3), as the loop's one promotion call.
+
+    ``precision_clause=False`` is a counterfactual, not the product's rule: the same comparison
+    and :func:`promotion_rule` with the auto-accept precision figures left out (its clause 4),
+    to measure what that clause costs; the decision is recorded the same way."""
     from catalog_ai.services.promotion import promote_if_better
 
     def promote(session, candidate: str, *, held_out: list[int]) -> dict:
-        decision = promote_if_better(
-            session,
-            candidate,
-            margin=margin,
-            dispatcher=dispatcher,
-            held_out=held_out,
-            n_recent=len(held_out) or 500,
-            seed=seed,
-            min_products=min_products,
-        )
+        if precision_clause:
+            decision = promote_if_better(
+                session,
+                candidate,
+                margin=margin,
+                dispatcher=dispatcher,
+                held_out=held_out,
+                n_recent=len(held_out) or 500,
+                seed=seed,
+                min_products=min_products,
+            )
+        else:
+            decision = _promote_without_precision_clause(
+                session, candidate, margin, dispatcher, held_out, seed, min_products
+            )
         c = decision.comparison
         return {
             "promoted": decision.promoted,
@@ -173,3 +187,34 @@ def product_promote(
         }
 
     return promote
+
+
+def _promote_without_precision_clause(session, candidate, margin, dispatcher, held_out, seed, n):
+    import dataclasses
+
+    from catalog_ai.services import promotion
+    from catalog_ai.services.model_compare import Figure
+
+    def rule(comparison, *, margin: float, min_products: int = n):
+        blind = dataclasses.replace(
+            comparison,
+            auto_accept_precision_a=Figure(None, None, None),
+            auto_accept_precision_b=Figure(None, None, None),
+        )
+        return original(blind, margin=margin, min_products=min_products)
+
+    original = promotion.promotion_rule
+    promotion.promotion_rule = rule
+    try:
+        return promotion.promote_if_better(
+            session,
+            candidate,
+            margin=margin,
+            dispatcher=dispatcher,
+            held_out=held_out,
+            n_recent=len(held_out) or 500,
+            seed=seed,
+            min_products=n,
+        )
+    finally:
+        promotion.promotion_rule = original

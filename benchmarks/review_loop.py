@@ -188,6 +188,11 @@ def _title(a: dict, n_cat: int, n_up: int) -> str:
         f"in batches of {a['batch_size']}, budget {a['budget']}, audit rate {a['audit_rate']}, "
         f"retrain every {a['retrain_every']} reviews (quick recipe), promote_if_better margin "
         f"{100 * float(a['margin']):.0f} point"
+        + (
+            " - COUNTERFACTUAL: without its precision clause"
+            if a.get("no_precision_clause") == "True"
+            else ""
+        )
     )
 
 
@@ -215,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.1,
         help="share of auto-accepted products drawn for audit (CATALOG_AI_AUDIT_RATE)",
+    )
+    ap.add_argument(
+        "--no-precision-clause",
+        action="store_true",
+        help="COUNTERFACTUAL: promote on the leaf-accuracy clauses of the rule only",
     )
     ap.add_argument("--max-batches", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -287,7 +297,11 @@ def main(argv: list[str] | None = None) -> int:
     n_cat = import_catalogue(catalogue)
     dispatcher = InProcessDispatcher(name="review-loop")
     promote = product_promote(
-        margin=args.margin, dispatcher=dispatcher, min_products=min_products, seed=args.seed
+        margin=args.margin,
+        dispatcher=dispatcher,
+        min_products=min_products,
+        seed=args.seed,
+        precision_clause=not args.no_precision_clause,
     )
     config = LoopConfig(
         budget=args.budget,

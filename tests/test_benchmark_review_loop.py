@@ -86,7 +86,15 @@ def _always(dispatcher):
     return promote
 
 
-def _run(tmp_path: Path, *, margin: float, budget: int, batches: int = 3, rule: bool = True):
+def _run(
+    tmp_path: Path,
+    *,
+    margin: float,
+    budget: int,
+    batches: int = 3,
+    rule: bool = True,
+    precision_clause: bool = True,
+):
     from sqlalchemy import func, select
 
     from catalog_ai.db import PrototypeRevision, Review, migrate, unit_of_work
@@ -112,7 +120,12 @@ def _run(tmp_path: Path, *, margin: float, budget: int, batches: int = 3, rule: 
             config,
             truth=truth,
             train=_trainer,
-            promote=models.product_promote(margin=margin, dispatcher=dispatcher, min_products=4)
+            promote=models.product_promote(
+                margin=margin,
+                dispatcher=dispatcher,
+                min_products=4,
+                precision_clause=precision_clause,
+            )
             if rule
             else _always(dispatcher),
             dispatcher=dispatcher,
@@ -155,8 +168,15 @@ def test_the_loop_keeps_its_budget_and_order_and_every_verdict_teaches(tmp_path)
 
 
 @pytest.mark.slow
-def test_a_challenger_is_judged_by_the_rule_on_products_neither_version_trained_on(tmp_path):
-    *_, active, loop = _run(tmp_path, margin=2.0, budget=10)
+@pytest.mark.parametrize("precision_clause", [True, False])
+def test_a_challenger_is_judged_by_the_rule_on_products_neither_version_trained_on(
+    tmp_path, precision_clause
+):
+    from catalog_ai.services import promotion
+
+    rule = promotion.promotion_rule
+    *_, active, loop = _run(tmp_path, margin=2.0, budget=10, precision_clause=precision_clause)
+    assert promotion.promotion_rule is rule  # the counterfactual puts the product's rule back
     retrains = [f.retrain for f in loop.history if f.retrain]
     assert retrains and not any(r["promoted"] for r in retrains)  # nobody wins by 200 points
     assert active not in {r["challenger"] for r in retrains}
