@@ -68,6 +68,8 @@ log = logging.getLogger(__name__)
 # this many segments); then it writes a whole new generation (a million vectors: ~0.8 GB).
 SEGMENT_SHARE = 0.25
 MAX_SEGMENTS = 32
+# Ids per bucket when the totals differ: the buckets whose count/sum differ are read id by id.
+BUCKET = 65_536
 
 
 def cache_path(session: Session, mv: ModelVersion, cache_dir: Path | None = None) -> Path:
@@ -309,9 +311,18 @@ def _reconcile(
     keys = stored.keys
     if index_rows.totals_upto(session, mv, watermark) == (len(keys), keys.id_sum):
         return np.empty(0, np.int64), []
-    db_emb, _ = index_rows.keys_upto(session, mv, watermark)
-    gone = np.setdiff1d(keys.emb_ids, db_emb)
-    missing = np.setdiff1d(db_emb, keys.emb_ids)
+    theirs = index_rows.bucket_totals(session, mv, watermark, BUCKET)
+    mine = _bucket_totals(keys.emb_ids)
+    gone_parts, missing_parts = [], []
+    for bucket in sorted(set(theirs) | set(mine)):
+        if theirs.get(bucket) == mine.get(bucket):
+            continue
+        db_ids = index_rows.ids_in_bucket(session, mv, bucket, BUCKET, watermark)
+        held = keys.emb_ids[keys.emb_ids // BUCKET == bucket]
+        gone_parts.append(np.setdiff1d(held, db_ids))
+        missing_parts.append(np.setdiff1d(db_ids, held))
+    gone = np.concatenate(gone_parts) if gone_parts else np.empty(0, np.int64)
+    missing = np.concatenate(missing_parts) if missing_parts else np.empty(0, np.int64)
     log.info(
         "search index of %s: %d rows gone from the database, %d committed below the watermark",
         mv.version,
@@ -319,6 +330,18 @@ def _reconcile(
         len(missing),
     )
     return keys.images_of(gone), list(index_rows.rows_by_id(session, missing))
+
+
+def _bucket_totals(emb_ids: np.ndarray) -> dict[int, tuple[int, int]]:
+    """:func:`index_rows.bucket_totals` of the ids this index holds (exact int64 sums)."""
+    if not len(emb_ids):
+        return {}
+    ids = np.sort(emb_ids)
+    buckets = ids // BUCKET
+    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+    counts = np.diff(np.r_[starts, len(ids)])
+    sums = np.add.reduceat(ids, starts)
+    return {int(b): (int(c), int(t)) for b, c, t in zip(buckets[starts], counts, sums, strict=True)}
 
 
 def _segment(

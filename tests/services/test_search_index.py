@@ -89,7 +89,12 @@ def _db_keys(session) -> set[int]:
     return set(session.scalars(select(Embedding.id)).all())
 
 
-def test_two_hosts_each_catch_up_exactly_the_rows_added_and_deleted(search_catalog, tmp_path):
+def test_two_hosts_each_catch_up_exactly_the_rows_added_and_deleted(
+    search_catalog, tmp_path, monkeypatch
+):
+    from catalog_ai.services import index_sync
+
+    monkeypatch.setattr(index_sync, "BUCKET", 4)  # the deletion is found among several buckets
     hosts = [tmp_path / "host-a", tmp_path / "host-b"]
     with unit_of_work() as session:
         for host in hosts:
