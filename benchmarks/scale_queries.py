@@ -72,9 +72,10 @@ def reads(ctx: dict[str, Any]) -> dict[str, Callable[[], Any]]:
     Q = review.QueueFilter
     filters = {
         "no filter": Q(),
-        f"branch {ctx['branch']!r}": Q(branch=ctx["branch"]),
-        f"small branch {ctx['small_branch']!r}": Q(branch=ctx["small_branch"]),
-        f"model {ctx['model']!r}": Q(model_version=ctx["model"]),
+        # Stable names across catalogue sizes (the branches themselves are in the JSON's ctx).
+        "big branch": Q(branch=ctx["branch"]),
+        "small branch": Q(branch=ctx["small_branch"]),
+        "active model": Q(model_version=ctx["model"]),
         "source prototype": Q(source="prototype"),
         "source open_set": Q(source="open_set"),
         "source abstain": Q(source="abstain"),
@@ -295,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     reset_settings()
     dispose_engines()
     ctx = context()
+    print("reads use:", {k: v for k, v in ctx.items() if k != "product_ids"})
     background = summaries() if not args.no_background else {}
     figures: dict[str, list[float]] = {}
     calls = reads(ctx)
@@ -311,7 +313,13 @@ def main(argv: list[str] | None = None) -> int:
         table[name] = row
         print(f"{name:<58} {row['p50']:8.1f} {row['p95']:8.1f} {row['max']:8.1f}")
     if args.json:
-        out = {"seed": seeded, "figures": table, "background_s": background, "runs": args.runs}
+        out = {
+            "seed": seeded,
+            "figures": table,
+            "background_s": background,
+            "runs": args.runs,
+            "ctx": {k: v for k, v in ctx.items() if k != "product_ids"},
+        }
         args.json.write_text(json.dumps(out, indent=2))
     if args.explain and seeded["database_url"].startswith("postgresql"):
         slowest = sorted(calls, key=lambda n: -table[n]["p95"])[: args.explain_top]
