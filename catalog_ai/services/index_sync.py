@@ -55,6 +55,7 @@ from catalog_ai.index import (
     remember_stored_index,
     save_stored_index,
 )
+from catalog_ai.index.segments import apply_segment
 from catalog_ai.index.store import now_iso
 from catalog_ai.progress import progress_bar
 from catalog_ai.services import index_rows
@@ -295,8 +296,6 @@ def catch_up_locked(
     segment = _segment(stored.transform, parts, removed)
     with stored.guard:  # searches of this process wait while the index changes
         before = stored.index
-        from catalog_ai.index.segments import apply_segment
-
         apply_segment(stored.index, stored.keys, segment)
         new_watermark = max([watermark, *(int(p[0].max()) for p in fresh)])
         _grow_or_compact(stored)

@@ -30,6 +30,7 @@ from catalog_ai.index import (
     DEFAULT_DESCRIPTOR,
     DescriptorConfig,
     IndexConfig,
+    IndexManifest,
     SearchError,
     StoredIndex,
     cached_stored_index,
@@ -267,10 +268,13 @@ def open_index(
         if manifest is not None and manifest.max_embedding_id == newest:
             if manifest.state == hit.manifest.state:
                 return hit
-            fresh = load_stored_index(path)  # another process appended: replay its segments
+            try:  # another process of the host appended segments or wrote a generation
+                fresh = load_stored_index(path)
+            except SearchError:
+                fresh = None  # unreadable: the catch-up below logs it and rebuilds
             if fresh is not None:
                 return fresh
-    if not build and hit is None and read_manifest_safely(path) is None:
+    if not build and hit is None and _manifest_or_none(path) is None:
         raise _no_index(session, mv)
     try:
         with _locked(path, SEARCH_WAIT):
@@ -292,7 +296,7 @@ def open_index(
     return stored
 
 
-def read_manifest_safely(path: Path):
+def _manifest_or_none(path: Path) -> IndexManifest | None:
     try:
         return read_manifest(path)
     except SearchError:
