@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 # this many rows or this many segments; then it writes a whole new generation (a million
 # vectors: 0.8 GB, 7 s). The row bound keeps a restarted process's replay short: it inserts
 # every segment row into the HNSW graph again (about 2 ms a row on the shared benchmark
-# machine, 24,000 rows: 27 s).
+# machine: 12,000 rows took 27 s to load at a million).
 SEGMENT_SHARE = 0.25
 SEGMENT_ROWS = 10_000
 MAX_SEGMENTS = 32
