@@ -376,3 +376,24 @@ def test_a_search_reads_a_bounded_number_of_new_rows_and_says_how_far_behind(
     with unit_of_work() as session:
         status = update_index(session, VERSION, cache_dir=tmp_path)
     assert (status.n_indexed, status.up_to_date) == (14, True)
+
+
+def test_a_cache_made_from_another_database_is_rebuilt_not_trusted(
+    search_catalog, tmp_path, caplog
+):
+    import json
+
+    with unit_of_work() as session:
+        path = Path(update_index(session, VERSION, cache_dir=tmp_path).path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["source"]["model_version_id"] += 1  # as after the database was dropped and made again
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    forget_stored_index(path)
+    with (
+        caplog.at_level(logging.WARNING, logger="catalog_ai.services.index_sync"),
+        unit_of_work() as session,
+    ):
+        assert not index_status(session, VERSION, cache_dir=tmp_path).exists
+        status = update_index(session, VERSION, cache_dir=tmp_path)
+    assert "made from another database or model row" in caplog.text
+    assert (status.exists, status.n_indexed, status.up_to_date) == (True, 9, True)
