@@ -16,8 +16,6 @@ tables on every read (5-13 s at 1M products).
 - ``products (status, id)``: a page of one status in id order (the API's keyset pages).
 - ``product_images (product_id, id)`` replaces the index on ``product_id`` alone: a product's
   first photo is the front of it.
-- ``embeddings (model_version_id, id)`` replaces the index on ``model_version_id`` alone: a
-  host's search-index cache catches up from the largest id it holds.
 - ``product_status_counts`` + ``product_status_deltas``: triggers on ``products`` insert a delta
   per change (statement-level with transition tables on PostgreSQL, one bulk statement = one
   delta row per status; row-level on SQLite). **A later migration that rebuilds ``products``
@@ -276,10 +274,6 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_product_images_product_id_id"), "product_images", ["product_id", "id"])
     op.drop_index(op.f("ix_product_images_product_id"), table_name="product_images")
-    op.create_index(
-        op.f("ix_embeddings_model_version_id_id"), "embeddings", ["model_version_id", "id"]
-    )
-    op.drop_index(op.f("ix_embeddings_model_version_id"), table_name="embeddings")
 
     op.create_table(
         "product_status_counts",
@@ -338,8 +332,6 @@ def downgrade() -> None:
     drop_current_suggestion_trigger()
     op.drop_table("product_status_deltas")
     op.drop_table("product_status_counts")
-    op.create_index(op.f("ix_embeddings_model_version_id"), "embeddings", ["model_version_id"])
-    op.drop_index(op.f("ix_embeddings_model_version_id_id"), table_name="embeddings")
     op.create_index(op.f("ix_product_images_product_id"), "product_images", ["product_id"])
     op.drop_index(op.f("ix_product_images_product_id_id"), table_name="product_images")
     for name in (

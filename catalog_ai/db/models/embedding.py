@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, UniqueConstraint, func
+from sqlalchemy import ForeignKey, LargeBinary, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from catalog_ai.db.base import Base
@@ -70,18 +70,15 @@ def decode_vectors(
 
 class Embedding(Base):
     __tablename__ = "embeddings"
-    __table_args__ = (
-        UniqueConstraint("image_id", "model_version_id"),
-        # One model's embeddings in id order: a host's search-index cache catches up from the
-        # largest id it holds (``id > ?``) and checks for deletions (count and sum of ids up to
-        # it) without reading the other rows (issue 16).
-        Index(None, "model_version_id", "id"),
-    )
+    __table_args__ = (UniqueConstraint("image_id", "model_version_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("product_images.id", ondelete="CASCADE"))
+    # Indexed on its own: loading every embedding of one model builds the search index. (A
+    # (model_version_id, id) index was measured for the per-host index cache's catch-up at 1M
+    # embeddings and did not help: docs/BENCHMARKS.md, issue 16.)
     model_version_id: Mapped[int] = mapped_column(
-        ForeignKey("model_versions.id", ondelete="CASCADE")
+        ForeignKey("model_versions.id", ondelete="CASCADE"), index=True
     )
     dim: Mapped[int]
     vector: Mapped[bytes] = mapped_column(LargeBinary)
