@@ -17,7 +17,7 @@ def test_keys_follow_the_index_and_round_trip(tmp_path):
     assert sorted(keys.images_of(np.array([3, 7, 1]))) == [20, 30]
     keys.save(tmp_path)
     back = IndexKeys.load(tmp_path)
-    assert sorted(zip(back.emb_ids, back.image_ids)) == [(3, 30), (7, 20)]
+    assert sorted(zip(back.emb_ids, back.image_ids, strict=True)) == [(3, 30), (7, 20)]
     with pytest.raises(SearchError, match="as many"):
         keys.add(np.array([1, 2]), np.array([5]))
     np.save(tmp_path / "keys.npy", np.zeros(3))

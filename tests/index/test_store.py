@@ -213,5 +213,5 @@ def test_a_changed_generation_file_is_refused_before_faiss_reads_it(tmp_path):
     data = bytearray(faiss_file.read_bytes())
     data[-4] ^= 0xFF
     faiss_file.write_bytes(bytes(data))
-    with pytest.raises(SearchError, match="index.faiss: missing or not as written"):
+    with pytest.raises(SearchError, match=r"index\.faiss: missing or not as written"):
         load_stored_index(path, cached=False)
