@@ -12,13 +12,13 @@ from catalog_ai.db.models.product_image import ProductImage
 from catalog_ai.db.models.prototype_revision import PrototypeRevision
 from catalog_ai.db.models.review import Review, ReviewAction
 from catalog_ai.db.models.sign_in_throttle import SignInThrottle
+from catalog_ai.db.models.suggestion import Suggestion, SuggestionSource
 from catalog_ai.db.models.summary import (
     BranchFigure,
     ProductStatusCount,
     ProductStatusDelta,
     SummaryRefresh,
 )
-from catalog_ai.db.models.suggestion import Suggestion, SuggestionSource
 from catalog_ai.db.models.taxonomy_version import TaxonomyVersion
 from catalog_ai.db.models.webhook import (
     DeliveryStatus,
