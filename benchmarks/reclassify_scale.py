@@ -171,50 +171,59 @@ def main(argv: list[str] | None = None) -> int:
         env={**os.environ, **env},
     )
     workers = _bulk.Workers(env, run, args.workers)
-    workers.start()
-    time.sleep(20)  # the baseline: the queue read while the workers idle
-    load0 = os.getloadavg()
-    print(
-        f"{seeded['products']} seeded products; tiny-cnn {version}; {args.workers} workers; "
-        f"{os.cpu_count()} cores, load average {load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f}",
-        flush=True,
-    )
-    started = time.time()
-    activate(version)
-    progress: list[tuple[float, int, int, int, float]] = []  # (t, suggested, remaining, queued, s)
-    killed_at = None
-    print("     s  suggested  remaining  queued   /s   model_progress ms", flush=True)
-    while True:
-        t0 = time.perf_counter()
-        with unit_of_work() as s:
-            p = model_progress(s, version)
-        took = time.perf_counter() - t0
-        now = time.time()
-        rate = (
-            (p.suggested - progress[-1][1]) / (now - progress[-1][0]) if progress else float("nan")
-        )
-        progress.append((now, p.suggested, p.remaining, p.queued, took))
+    # SIGTERM ends the run through the ``finally``: workers and the reader stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        workers.start()
+        time.sleep(20)  # the baseline: the queue read while the workers idle
+        load0 = os.getloadavg()
         print(
-            f"{now - started:6.0f} {p.suggested:10d} {p.remaining:10d} {p.queued:7d} "
-            f"{rate:5.0f} {1000 * took:10.0f}",
+            f"{seeded['products']} seeded products; tiny-cnn {version}; {args.workers} workers; "
+            f"{os.cpu_count()} cores, load average "
+            f"{load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f}",
             flush=True,
         )
-        if p.remaining == 0 or now - started > args.seconds:
-            break
-        if args.kill_after and killed_at is None and now - started > args.kill_after:
-            killed_at = now
-            workers.kill(signal.SIGKILL)
-            print(f"killed the workers (SIGKILL) at {now - started:.0f} s", flush=True)
-            if args.resume == "reactivate":
-                broker.flushdb()  # the queue is lost too
-                activate(version)
-                print("queue flushed; the version activated again", flush=True)
-            workers.start()
-        time.sleep(args.progress_every)
-    finished = time.time()
-    workers.kill()
-    reader.send_signal(signal.SIGTERM)
-    reader.wait(timeout=30)
+        started = time.time()
+        activate(version)
+        progress: list[
+            tuple[float, int, int, int, float]
+        ] = []  # (t, suggested, remaining, queued, s)
+        killed_at = None
+        print("     s  suggested  remaining  queued   /s   model_progress ms", flush=True)
+        while True:
+            t0 = time.perf_counter()
+            with unit_of_work() as s:
+                p = model_progress(s, version)
+            took = time.perf_counter() - t0
+            now = time.time()
+            rate = (
+                (p.suggested - progress[-1][1]) / (now - progress[-1][0])
+                if progress
+                else float("nan")
+            )
+            progress.append((now, p.suggested, p.remaining, p.queued, took))
+            print(
+                f"{now - started:6.0f} {p.suggested:10d} {p.remaining:10d} {p.queued:7d} "
+                f"{rate:5.0f} {1000 * took:10.0f}",
+                flush=True,
+            )
+            if p.remaining == 0 or now - started > args.seconds:
+                break
+            if args.kill_after and killed_at is None and now - started > args.kill_after:
+                killed_at = now
+                workers.kill(signal.SIGKILL)
+                print(f"killed the workers (SIGKILL) at {now - started:.0f} s", flush=True)
+                if args.resume == "reactivate":
+                    broker.flushdb()  # the queue is lost too
+                    activate(version)
+                    print("queue flushed; the version activated again", flush=True)
+                workers.start()
+            time.sleep(args.progress_every)
+        finished = time.time()
+    finally:
+        workers.kill()
+        reader.send_signal(signal.SIGTERM)
+        reader.wait(timeout=30)
     loads = os.getloadavg()
     reads = [tuple(map(float, line.split())) for line in reader_log.read_text().splitlines()]
     base = [r for r in reads if r[0] < started]
