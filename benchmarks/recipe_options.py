@@ -240,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
                 name,
                 p,
                 probs,
-                float(np.median([e for e, _ in speeds[args.options[0]]])),
+                float(np.median([e for e, _ in speeds[args.options[0]]]))
+                if speeds[args.options[0]]
+                else 0.0,
             )
     if len(ensemble) > 1:
         first = ensemble[0][1]
@@ -254,9 +256,12 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "ensemble": [n for n, _, _, _ in ensemble],
                     **accuracy(first, logits.float(), rows_t, labels, args.seed),
+                    # None when speeds were not measured (--repeats 0)
                     "estimated_end_to_end_photos_per_s": round(
-                        1 / sum(1 / s for _, _, _, s in ensemble if s), 1
-                    ),
+                        1 / sum(1 / s for _, _, _, s in ensemble), 1
+                    )
+                    if all(s for _, _, _, s in ensemble)
+                    else None,
                 }
             ),
             flush=True,
