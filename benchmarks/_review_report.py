@@ -197,3 +197,35 @@ def by_source(db: Path, root: Path) -> dict:
         s["leaf_accuracy"] = s.pop("leaf_right") / s["uploads"]
         s["reviewed_share"] = s.pop("reviewed") / s["uploads"]
     return out
+
+
+def plot_runs(runs: list[tuple[str, list[dict]]], out: Path) -> None:
+    """Several runs on one figure: reviews per 100 uploads, and each batch's true auto-accept
+    precision against the target band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    axes[1].axhspan(100 * TARGET - 1.5, 100 * TARGET + 1.5, color="0.9", label="98 % ± 1.5")
+    for label, history in runs:
+        x = [h["batch"] for h in history]
+        (line,) = axes[0].plot(x, [h["reviews_per_100"] for h in history], "o-", label=label)
+        for h in history:
+            if h["retrain"] is not None and h["retrain"]["promoted"]:
+                axes[0].axvline(h["batch"] + 0.5, color=line.get_color(), lw=1, ls=":")
+        prec = [
+            np.nan if h["auto_precision"] is None else 100 * h["auto_precision"] for h in history
+        ]
+        axes[1].plot(x, prec, "o-", color=line.get_color(), label=label)
+    axes[0].set_xlabel("batch of 200 uploads (dotted: a promotion after it)")
+    axes[0].set_ylabel("reviews per 100 uploads")
+    axes[0].set_ylim(0, 105)
+    axes[0].legend(fontsize=8)
+    axes[1].set_xlabel("batch")
+    axes[1].set_ylabel("true precision of the batch's auto-accepts (%)")
+    axes[1].set_ylim(90, 100.5)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)

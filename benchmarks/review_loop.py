@@ -50,7 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _review_sim
 
 from _review_models import product_promote
-from _review_report import HEADER, by_source, pct, plot, row, stream_precision
+from _review_report import HEADER, by_source, pct, plot, plot_runs, row, stream_precision
 from _review_sim import LoopConfig, ReviewLoop
 
 
@@ -254,7 +254,22 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="only draw the figure of a review_loop.json (a run cut short too)",
     )
+    ap.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="LABEL=JSON",
+        default=None,
+        help="only draw several runs' reviews per 100 and precision on one figure (--out PNG)",
+    )
     args = ap.parse_args(argv)
+    if args.compare:
+        runs = [
+            (item.split("=", 1)[0], json.loads(Path(item.split("=", 1)[1]).read_text())["batches"])
+            for item in args.compare
+        ]
+        plot_runs(runs, args.out)
+        print(f"plot {args.out}")
+        return 0
     from catalog_ai.datasets.fetch import find_local_grocery_store
     from catalog_ai.taxonomy import format_path, scan_folder
 
