@@ -49,7 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _review_sim
 
-from _review_models import product_promote
+from _review_models import cache_probe_embeddings, product_promote, seed_audit_draws
 from _review_report import HEADER, by_source, pct, plot, plot_runs, row, stream_precision
 from _review_sim import LoopConfig, ReviewLoop
 
@@ -100,60 +100,6 @@ def quick_trainer(seed: int):
         return out_dir
 
     return train
-
-
-def cache_probe_embeddings() -> dict[str, int]:
-    """Embed each training photo once for the whole run, not once per retrain.
-
-    The quick recipe trains a head on embeddings of a frozen pretrained backbone, the same
-    network in every retrain here, so a photo's (and its mirror image's) embedding never
-    changes; ``train_linear_probe`` recomputes them on each call (two forward passes per photo
-    per retrain, the bulk of a retrain's time on a CPU). This wraps its embedding step with a
-    cache keyed by the decoded image's bytes (benchmark only; the numbers are the same
-    network's). Returns hit counts."""
-    import hashlib
-
-    import torch
-
-    from catalog_ai.training import probe
-
-    original = probe._Embedder.predict_step
-    cache: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
-    stats = {"embedded": 0, "from_cache": 0}
-
-    def predict_step(self, batch, batch_idx: int):
-        images, rows = batch
-        keys = [hashlib.blake2b(i.cpu().numpy().tobytes(), digest_size=16).digest() for i in images]
-        todo = [k for k, key in enumerate(keys) if key not in cache]
-        if todo:
-            plain, mirrored, _ = original(self, (images[todo], rows[todo]), batch_idx)
-            for j, k in enumerate(todo):
-                cache[keys[k]] = (plain[j], mirrored[j])
-        stats["embedded"] += len(todo)
-        stats["from_cache"] += len(keys) - len(todo)
-        return (
-            torch.stack([cache[key][0] for key in keys]),
-            torch.stack([cache[key][1] for key in keys]),
-            rows.cpu(),
-        )
-
-    probe._Embedder.predict_step = predict_step  # type: ignore[method-assign]
-    return stats
-
-
-def seed_audit_draws(seed: int) -> None:
-    """Audit draws from a seeded generator, so that a run repeats draw for draw.
-
-    The product draws with the operating system's randomness (``random.SystemRandom``, so that
-    nobody can predict which auto-accept will be audited); in a benchmark that made two runs of
-    the same seed differ from their first audit on (benchmark only)."""
-    import random
-    import types
-
-    from catalog_ai.services import audits
-
-    draws = random.Random(seed)
-    audits.random = types.SimpleNamespace(SystemRandom=lambda: draws, Random=random.Random)  # type: ignore[assignment]
 
 
 def fresh_home(home: Path) -> None:

@@ -225,7 +225,7 @@ def test_the_probe_embedding_cache_changes_no_number(tmp_path, monkeypatch):
 
     with isolated_home(tmp_path / "home"):
         plain = train("plain")
-        stats = review_loop.cache_probe_embeddings()
+        stats = models.cache_probe_embeddings()
         first = train("first")
         assert stats["embedded"] > 0 and stats["from_cache"] == 0
         second = train("second")
