@@ -6,7 +6,8 @@
 Each argument is ``LABEL:FILE``, a ``--json`` file written by ``benchmarks/scale_queries.py``;
 files of one label are one curve per call. The slope is the least-squares fit of
 ``log10(p95)`` on ``log10(products)`` over that label's sizes: 0 = flat (cost independent of the
-catalogue's size), 1 = linear. It prints a Markdown table (call, p95 per size, slope) and writes
+catalogue's size), 1 = linear. It prints a Markdown table (call, p50 / p95 per size, the slope
+of p95) and writes
 one PNG: a panel per page (review, catalogue, health and search, API, writes), a line per call.
 """
 
@@ -40,6 +41,10 @@ def panel_of(call: str) -> str:
     return "other"
 
 
+#: (label, products) -> call -> p50 ms, for the table.
+P50: dict[tuple[str, int], dict[str, float]] = {}
+
+
 def load(specs: list[str]) -> dict[str, dict[int, dict[str, float]]]:
     """label -> products -> call -> p95 ms."""
     out: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
@@ -48,6 +53,7 @@ def load(specs: list[str]) -> dict[str, dict[int, dict[str, float]]]:
         data = json.loads(Path(file).read_text(encoding="utf-8"))
         n = int(data["seed"]["products"])
         out[label][n] = {call: row["p95"] for call, row in data["figures"].items()}
+        P50[(label, n)] = {call: row["p50"] for call, row in data["figures"].items()}
     return out
 
 
@@ -64,12 +70,15 @@ def table(curves: dict[str, dict[int, dict[str, float]]]) -> str:
     for label, by_n in curves.items():
         sizes = sorted(by_n)
         calls = [c for c in by_n[sizes[-1]] if all(c in by_n[n] for n in sizes)]
-        head = " | ".join(f"p95 ms at {n:,}" for n in sizes)
+        head = " | ".join(f"p50 / p95 ms at {n:,}" for n in sizes)
         lines += [f"**{label}**", "", f"| call | {head} | slope |", "|---" * (len(sizes) + 2) + "|"]
         for call in calls:
             points = [(n, by_n[n][call]) for n in sizes]
             s = slope(points)
-            cells = " | ".join(f"**{v:.1f}**" if v > 100 else f"{v:.1f}" for _, v in points)
+            cells = " | ".join(
+                f"{P50[(label, n)][call]:.1f} / " + (f"**{v:.1f}**" if v > 100 else f"{v:.1f}")
+                for n, v in points
+            )
             lines.append(f"| `{call}` | {cells} | {'' if s is None else f'{s:+.2f}'} |")
         lines.append("")
     return "\n".join(lines)
@@ -103,7 +112,7 @@ def plot(curves: dict[str, dict[int, dict[str, float]]], out: Path) -> None:
             ax.axhline(100, color="red", linewidth=0.8)
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_ylim(1, 3000)
+            ax.set_ylim(0.3, 3000)
             ax.set_title(f"{label}: {panel}")
             ax.set_xlabel("products")
             ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)
