@@ -11,8 +11,16 @@ minus the active version's and ``[low, high]`` its paired-bootstrap 95 % interva
    active version (a switch re-classifies every product no person labelled, and is not worth a
    difference nobody would notice);
 3. ``low > 0``: the win is not chance;
-4. where both auto-accept on these products, the candidate's auto-accept precision is not below
-   the active one's by more than ``margin``: a store manager trusts auto-accept first.
+4. where the candidate auto-accepts on these products, its auto-accept precision there is not
+   below its own target (the bundle's ``auto_accept_target``, 98 % by default) by more than
+   ``margin``: a store manager trusts auto-accept first. It is compared with the promise, not
+   with the active version's figure on the same products: those are its own reviews and audits,
+   so its auto-accepts there are the ones a person already confirmed, right by construction
+   (1.000 in ``benchmarks/review_loop.py``, which kept three challengers 3-4 points better);
+5. the candidate does not switch auto-accept off: when the active version auto-accepts some of
+   these products and the candidate none (a fresh training has auto-accept off until it is
+   calibrated on independent photos), it is kept inactive with that reason: calibrate it first
+   (``catalog-ai calibrate --from-reviews``, which derives a new version) and compare again.
 
 Promoted: it is activated with :func:`catalog_ai.services.models.activate_model` (re-
 classification and embedding enqueued after the commit). Otherwise it stays registered and
@@ -69,10 +77,15 @@ def _pts(x: float) -> str:
 
 
 def promotion_rule(
-    comparison: Comparison, *, margin: float, min_products: int = MIN_PRODUCTS
+    comparison: Comparison,
+    *,
+    margin: float,
+    min_products: int = MIN_PRODUCTS,
+    target_precision: float = 0.98,
 ) -> tuple[bool, str]:
     """Whether ``comparison.b`` (the candidate) should replace ``comparison.a``, and why, in
-    words a store manager reads (see the module docstring for the rule)."""
+    words a store manager reads (see the module docstring for the rule); ``target_precision``:
+    the candidate's auto-accept target."""
     d = comparison.difference
     if comparison.n < min_products:
         return False, (
@@ -87,15 +100,26 @@ def promotion_rule(
         return False, f"{span}: less than the {100 * margin:.1f}-point margin; kept inactive"
     if d.low <= 0:
         return False, f"{span}: the interval reaches zero, the win may be chance; kept inactive"
-    pa, pb = (
-        comparison.auto_accept_precision_a.estimate,
-        comparison.auto_accept_precision_b.estimate,
-    )
-    if pa is not None and pb is not None and pb < pa - margin:
+    pb = comparison.auto_accept_precision_b.estimate
+    if pb is not None and pb < target_precision - margin:
         return False, (
-            f"{span}, but auto-accept precision falls from {pa:.3f} to {pb:.3f}; kept inactive"
+            f"{span}, but its auto-accept precision there is {pb:.3f}, below its "
+            f"{target_precision:.2f} target by more than the margin; kept inactive"
+        )
+    ca, cb = comparison.coverage_a.estimate, comparison.coverage_b.estimate
+    if ca and not cb:
+        return False, (
+            f"{span}, but it auto-accepts none of them where the active version auto-accepts "
+            f"{100 * ca:.0f} %: its auto-accept is off until calibrated on independent photos "
+            "(catalog-ai calibrate --from-reviews); kept inactive"
         )
     return True, f"{span}: wins by at least the {100 * margin:.1f}-point margin; activated"
+
+
+def _target_precision(bundle_path: str) -> float:
+    from catalog_ai.model.bundle import ModelBundle
+
+    return float(ModelBundle.load(bundle_path).thresholds.auto_accept_target)
 
 
 def holdout_for_training(session: Session, n_recent: int) -> list[tuple[int, tuple[str, ...]]]:
@@ -162,7 +186,12 @@ def promote_if_better(
         except CompareError as exc:
             promoted, reason = False, f"{exc}; kept inactive"
         else:
-            promoted, reason = promotion_rule(comparison, margin=margin, min_products=min_products)
+            promoted, reason = promotion_rule(
+                comparison,
+                margin=margin,
+                min_products=min_products,
+                target_precision=_target_precision(row.bundle_path),
+            )
     if promoted:
         activate_model(session, candidate, dispatcher=dispatcher)
     record.promoted = promoted
