@@ -42,6 +42,7 @@ from catalog_ai.db import (
 from catalog_ai.db.models.audit import Audit, AuditTally, AuditVerdict
 from catalog_ai.db.queries import first_photo_paths
 from catalog_ai.errors import CatalogAIError
+from catalog_ai.services.review_queue import card_fields
 from catalog_ai.services.versions import record_review_revision
 from catalog_ai.services.webhook_payloads import emit_reviewed
 from catalog_ai.settings import get_settings
@@ -170,19 +171,7 @@ def open_audits(session: Session, *, limit: int = 20, offset: int = 0) -> list[A
     rows = session.execute(_open_query().order_by(Audit.id).limit(limit).offset(offset)).all()
     photos = first_photo_paths(session, [p.id for _, p, _, _ in rows])
     return [
-        AuditItem(
-            audit_id=a.id,
-            product_id=p.id,
-            title=p.title,
-            image_path=photos.get(p.id),
-            suggestion_id=s.id,
-            model_version=version,
-            path=s.path,
-            confidence=s.confidence,
-            levels=s.levels,
-            source=str(s.source),
-            open_set=bool(s.open_set),
-        )
+        AuditItem(audit_id=a.id, **card_fields(p, s, version, photos.get(p.id)))
         for a, p, s, version in rows
     ]
 

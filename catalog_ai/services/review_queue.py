@@ -18,7 +18,7 @@ A filtered queue is counted up to :data:`COUNT_CAP` ("1,000+" beyond it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.orm import Session
@@ -33,6 +33,7 @@ __all__ = [
     "WHOLE_QUEUE",
     "QueueFilter",
     "QueueItem",
+    "card_fields",
     "queue_count",
     "queue_keys",
     "queue_query",
@@ -155,21 +156,26 @@ def review_queue(
         queue_query().where(Product.id.in_(ids)).order_by(Product.suggestion_confidence, Product.id)
     ).all()
     images = first_photo_paths(session, ids)
-    return [
-        QueueItem(
-            product_id=p.id,
-            title=p.title,
-            image_path=images.get(p.id),
-            suggestion_id=s.id,
-            model_version=version,
-            path=s.path,
-            confidence=s.confidence,
-            levels=s.levels,
-            source=str(s.source),
-            open_set=bool(s.open_set),
-        )
-        for p, s, version in rows
-    ]
+    return [QueueItem(**card_fields(p, s, version, images.get(p.id))) for p, s, version in rows]
+
+
+def card_fields(
+    product: Product, suggestion: Suggestion, version: str, image_path: str | None
+) -> dict[str, Any]:
+    """What a review card shows of a product and its suggestion (:class:`QueueItem`'s fields;
+    the audit queue's items add their audit's id)."""
+    return {
+        "product_id": product.id,
+        "title": product.title,
+        "image_path": image_path,
+        "suggestion_id": suggestion.id,
+        "model_version": version,
+        "path": suggestion.path,
+        "confidence": suggestion.confidence,
+        "levels": suggestion.levels,
+        "source": str(suggestion.source),
+        "open_set": bool(suggestion.open_set),
+    }
 
 
 def queue_count(session: Session, *, flt: QueueFilter = WHOLE_QUEUE) -> int:
