@@ -195,13 +195,13 @@ def _promote_without_precision_clause(session, candidate, margin, dispatcher, he
     from catalog_ai.services import promotion
     from catalog_ai.services.model_compare import Figure
 
-    def rule(comparison, *, margin: float, min_products: int = n):
+    def rule(comparison, *, margin: float, min_products: int = n, **rest):
         blind = dataclasses.replace(
             comparison,
             auto_accept_precision_a=Figure(None, None, None),
             auto_accept_precision_b=Figure(None, None, None),
         )
-        return original(blind, margin=margin, min_products=min_products)
+        return original(blind, margin=margin, min_products=min_products, **rest)
 
     original = promotion.promotion_rule
     promotion.promotion_rule = rule

@@ -297,7 +297,7 @@ def write_bundle(
         taxonomy=taxonomy,
         metrics=metrics,
         training=training,
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="microseconds"),
     )
     bundle.save_manifest()
     return bundle
@@ -367,7 +367,7 @@ def derive_bundle(
             taxonomy=parent.taxonomy,
             metrics=dict(parent.metrics if metrics is None else metrics),
             training=dict(parent.training),
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            created_at=datetime.now(UTC).isoformat(timespec="microseconds"),
             extra=dict(parent.extra),
             parent={
                 "version": parent.version,

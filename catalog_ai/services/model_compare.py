@@ -102,13 +102,16 @@ class Comparison:
 
 
 def cutoff(row: ModelVersion) -> datetime:
-    """When ``row``'s training data and memory were fixed: its bundle's ``created_at`` (ISO
-    seconds, so the next second), else when it was registered."""
+    """When ``row``'s training data and memory were fixed: its bundle's ``created_at`` (to the
+    microsecond; a bundle written before that was kept to the second: then the next second),
+    else when it was registered."""
     from catalog_ai.model.bundle import BundleError, ModelBundle
 
     try:
         text = ModelBundle.load(row.bundle_path).created_at
-        made = datetime.fromisoformat(text) + timedelta(seconds=1) if text else None
+        made = datetime.fromisoformat(text) if text else None
+        if made is not None and "." not in text:
+            made += timedelta(seconds=1)
     except (BundleError, ValueError, OSError):
         made = None
     when = made or row.created_at
