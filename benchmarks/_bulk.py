@@ -11,13 +11,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from _databases import ADMIN_URL, drop_database, new_database  # noqa: F401 (used by both)
 
-ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/12"
 
 
@@ -31,30 +30,6 @@ def use(env: dict[str, str]) -> None:
     os.environ.update(env)
     reset_settings()
     dispose_engines()
-
-
-def new_database(admin_url: str = ADMIN_URL, prefix: str = "catalog_ai_bulk") -> str:
-    import sqlalchemy as sa
-
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(url: str, admin_url: str = ADMIN_URL) -> None:
-    import sqlalchemy as sa
-
-    from catalog_ai.db import dispose_engines
-
-    dispose_engines()
-    name = sa.make_url(url).database
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def png(rng: np.random.Generator, side: int = 16) -> bytes:

@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.environ["CATALOG_AI_OFFLINE"] = "1"
     home = Path(tempfile.mkdtemp(prefix="catalog-ai-bulk-"))
-    url = args.database_url or _bulk.new_database(args.admin_url)
+    url = args.database_url or _bulk.new_database("catalog_ai_bulk", args.admin_url)
     env = {
         "CATALOG_AI_HOME": str(home),
         "CATALOG_AI_DATABASE_URL": url,

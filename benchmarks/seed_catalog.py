@@ -44,11 +44,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,10 +55,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
+from _databases import new_database, use_catalogue  # noqa: E402
 from shopify_taxonomy import write_text  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "grocery-store"
-ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DIM = 1280
 BRANCHING = (16, 8, 8, 9)  # 16 + 128 + 1,024 + 9,216 = 10,384 categories
 VERTICALS = (
@@ -119,29 +117,6 @@ def generate_tree() -> list[tuple[str, list[str]]]:
 
 
 # --- the database ---------------------------------------------------------------------------------
-
-
-def new_postgres_database() -> str:
-    import sqlalchemy as sa
-
-    name = f"catalog_ai_seed_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def use(url: str, home: Path) -> None:
-    from catalog_ai.db import dispose_engines
-    from catalog_ai.settings import reset_settings
-
-    for key in [k for k in os.environ if k.startswith("CATALOG_AI_")]:
-        del os.environ[key]
-    os.environ["CATALOG_AI_DATABASE_URL"] = url
-    os.environ["CATALOG_AI_HOME"] = str(home)
-    reset_settings()
-    dispose_engines()
 
 
 def import_tree(home: Path) -> float:
@@ -376,7 +351,7 @@ def seed(args: argparse.Namespace, url: str, home: Path) -> dict[str, Any]:
     from catalog_ai.db.models.product import Product
     from catalog_ai.progress import progress_bar
 
-    use(url, home)
+    use_catalogue(url, home)
     start = time.perf_counter()
     migrate.upgrade()
     tree_s = import_tree(home)
@@ -454,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sqlite:
         url = f"sqlite:///{args.sqlite.resolve()}"
     else:
-        url = args.database_url or new_postgres_database()
+        url = args.database_url or new_database("catalog_ai_seed")
     home = (args.home or Path(tempfile.mkdtemp(prefix="catalog_ai_seed_"))).resolve()
     home.mkdir(parents=True, exist_ok=True)
     summary = seed(args, url, home)

@@ -36,15 +36,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _databases import drop_database, new_database, use_catalogue
 
 REPO = Path(__file__).resolve().parents[1]
-ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DIM = 1280
 VERSION = "vec-bench"
 MIGRATION = "0007_shop"  # the schema these rows need (later ones add nothing they use)
@@ -52,42 +51,6 @@ MIGRATION = "0007_shop"  # the schema these rows need (later ones add nothing th
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def use(url: str, home: Path) -> None:
-    from catalog_ai.db import dispose_engines
-    from catalog_ai.settings import reset_settings
-
-    for key in [k for k in os.environ if k.startswith("CATALOG_AI_")]:
-        del os.environ[key]
-    os.environ["CATALOG_AI_DATABASE_URL"] = url
-    os.environ["CATALOG_AI_HOME"] = str(home)
-    reset_settings()
-    dispose_engines()
-
-
-def new_database() -> str:
-    import sqlalchemy as sa
-
-    name = f"catalog_ai_vec_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(url: str) -> None:
-    import sqlalchemy as sa
-
-    from catalog_ai.db import dispose_engines
-
-    dispose_engines()
-    name = sa.make_url(url).database
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def model_version_id() -> int:
@@ -292,16 +255,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.phase:
-        use(args.database_url, args.home)
+        use_catalogue(args.database_url, args.home)
         print(json.dumps(phase(args.phase, args)))
         return 0
 
     from catalog_ai.db.migrate import upgrade
 
     created = args.database_url is None
-    url = args.database_url or new_database()
+    url = args.database_url or new_database("catalog_ai_vec")
     home = args.home or Path(tempfile.mkdtemp(prefix="vector_cache_"))
-    use(url, home)
+    use_catalogue(url, home)
     print(f"database {url}\nhome {home}", flush=True)
     try:
         if not args.skip_seed:
